@@ -1,0 +1,216 @@
+package mute
+
+// H.264 frames (Constrained Baseline, CAVLC, Annex B): an IDR picture whose
+// every pixel is black and a P picture that repeats it. The top-left
+// macroblock of the IDR is I_PCM with Y=16 and Cb=Cr=128 (intra prediction
+// has no neighbours there); every other macroblock is Intra 16x16 with no
+// residual, predicting horizontally along the top row and vertically below
+// it, so black propagates from the I_PCM macroblock.
+
+// Parameter set ids of the black frames. They are the largest a Constrained
+// Baseline stream allows for the SPS, and far from the 0 that encoders use,
+// so the black frames never overwrite a publisher's parameter sets in a
+// subscriber's decoder.
+const (
+	H264SPSID = 31
+	H264PPSID = 31
+)
+
+const (
+	h264NALSPS = 0x67 // nal_ref_idc 3, nal_unit_type 7
+	h264NALPPS = 0x68 // nal_ref_idc 3, nal_unit_type 8
+	h264NALIDR = 0x65 // nal_ref_idc 3, nal_unit_type 5
+	h264NALP   = 0x01 // nal_ref_idc 0, nal_unit_type 1: non-reference
+
+	h264ProfileBaseline = 66
+	// h264Constraints sets constraint_set0..2: the stream conforms to
+	// Baseline, Main and Extended, i.e. Constrained Baseline (42e0xx).
+	h264Constraints = 0xE0
+
+	h264MbTypeIPCM = 25
+	h264MbTypeI16V = 1 // I_16x16_0_0_0: vertical prediction, no residual
+	h264MbTypeI16H = 2 // I_16x16_1_0_0: horizontal prediction, no residual
+)
+
+// h264Levels lists level_idc with the largest frame in macroblocks (MaxFS)
+// of H.264 Table A-1, skipping levels that do not raise MaxFS.
+var h264Levels = [...]struct {
+	idc   uint32
+	maxFS int
+}{
+	{10, 99}, {11, 396}, {21, 792}, {22, 1620}, {31, 3600}, {32, 5120},
+	{40, 8192}, {42, 8704}, {50, 22080}, {51, 36864},
+}
+
+// h264Level returns the smallest level whose MaxFS covers a frame of
+// mbw×mbh macroblocks, also within the limit of A.3.1 on each side
+// (at most sqrt(8*MaxFS) macroblocks).
+func h264Level(mbw, mbh int) uint32 {
+	for _, l := range h264Levels {
+		if mbw*mbh <= l.maxFS && mbw*mbw <= 8*l.maxFS && mbh*mbh <= 8*l.maxFS {
+			return l.idc
+		}
+	}
+	return h264Levels[len(h264Levels)-1].idc
+}
+
+// h264SPS returns the SPS RBSP for a w×h picture.
+func h264SPS(w, h int) []byte {
+	mbw, mbh := (w+15)/16, (h+15)/16
+	var b bitWriter
+	b.u(8, h264ProfileBaseline)
+	b.u(8, h264Constraints)
+	b.u(8, h264Level(mbw, mbh))
+	b.ue(H264SPSID)
+	b.ue(0)   // log2_max_frame_num_minus4
+	b.ue(2)   // pic_order_cnt_type: output order is decoding order
+	b.ue(1)   // max_num_ref_frames
+	b.u(1, 0) // gaps_in_frame_num_value_allowed_flag
+	b.ue(uint32(mbw - 1))
+	b.ue(uint32(mbh - 1))
+	b.u(1, 1) // frame_mbs_only_flag
+	b.u(1, 1) // direct_8x8_inference_flag
+	cropRight, cropBottom := (16*mbw-w)/2, (16*mbh-h)/2
+	b.flag(cropRight != 0 || cropBottom != 0)
+	if cropRight != 0 || cropBottom != 0 {
+		b.ue(0) // left, in units of 2 pixels for 4:2:0
+		b.ue(uint32(cropRight))
+		b.ue(0) // top
+		b.ue(uint32(cropBottom))
+	}
+	b.u(1, 1) // vui_parameters_present_flag
+	b.u(1, 0) // aspect_ratio_info_present_flag
+	b.u(1, 0) // overscan_info_present_flag
+	b.u(1, 0) // video_signal_type_present_flag
+	b.u(1, 0) // chroma_loc_info_present_flag
+	b.u(1, 0) // timing_info_present_flag
+	b.u(1, 0) // nal_hrd_parameters_present_flag
+	b.u(1, 0) // vcl_hrd_parameters_present_flag
+	b.u(1, 0) // pic_struct_present_flag
+	b.u(1, 1) // bitstream_restriction_flag: lets decoders output at once
+	b.u(1, 1) // motion_vectors_over_pic_boundaries_flag
+	b.ue(0)   // max_bytes_per_pic_denom
+	b.ue(0)   // max_bits_per_mb_denom
+	b.ue(16)  // log2_max_mv_length_horizontal
+	b.ue(16)  // log2_max_mv_length_vertical
+	b.ue(0)   // max_num_reorder_frames
+	b.ue(1)   // max_dec_frame_buffering
+	return b.trailing()
+}
+
+// h264PPS returns the PPS RBSP: CAVLC, one slice group, one reference,
+// QP 26, deblocking controllable from the slice header.
+func h264PPS() []byte {
+	var b bitWriter
+	b.ue(H264PPSID)
+	b.ue(H264SPSID)
+	b.u(1, 0) // entropy_coding_mode_flag: CAVLC
+	b.u(1, 0) // bottom_field_pic_order_in_frame_present_flag
+	b.ue(0)   // num_slice_groups_minus1
+	b.ue(0)   // num_ref_idx_l0_default_active_minus1
+	b.ue(0)   // num_ref_idx_l1_default_active_minus1
+	b.u(1, 0) // weighted_pred_flag
+	b.u(2, 0) // weighted_bipred_idc
+	b.se(0)   // pic_init_qp_minus26
+	b.se(0)   // pic_init_qs_minus26
+	b.se(0)   // chroma_qp_index_offset
+	b.u(1, 1) // deblocking_filter_control_present_flag
+	b.u(1, 0) // constrained_intra_pred_flag
+	b.u(1, 0) // redundant_pic_cnt_present_flag
+	return b.trailing()
+}
+
+// h264KeyFrame returns SPS, PPS and a black IDR slice for a w×h picture.
+func h264KeyFrame(w, h int) []byte {
+	mbw, mbh := (w+15)/16, (h+15)/16
+	var b bitWriter
+	// Six bits per macroblock, a little more next to the I_PCM one.
+	b.buf = make([]byte, 0, mbw*mbh*6/8+450)
+	b.ue(0) // first_mb_in_slice
+	b.ue(7) // slice_type: I, and so are all slices of the picture
+	b.ue(H264PPSID)
+	b.u(4, 0) // frame_num
+	b.ue(0)   // idr_pic_id
+	b.u(1, 0) // no_output_of_prior_pics_flag
+	b.u(1, 0) // long_term_reference_flag
+	b.se(0)   // slice_qp_delta
+	b.ue(1)   // disable_deblocking_filter_idc: off, nothing to smooth
+
+	b.ue(h264MbTypeIPCM)
+	b.alignZero()
+	var pcm [384]byte
+	for i := range pcm {
+		if i < 256 {
+			pcm[i] = 16 // luma
+		} else {
+			pcm[i] = 128 // Cb, then Cr
+		}
+	}
+	b.bytes(pcm[:])
+	for i := 1; i < mbw*mbh; i++ {
+		x, y := i%mbw, i/mbw
+		if y == 0 {
+			b.ue(h264MbTypeI16H)
+		} else {
+			b.ue(h264MbTypeI16V)
+		}
+		b.ue(0) // intra_chroma_pred_mode: DC
+		b.se(0) // mb_qp_delta
+		h264EmptyDC(&b, x, y)
+	}
+	sps, pps, idr := h264SPS(w, h), h264PPS(), b.trailing()
+	out := make([]byte, 0, 15+len(sps)+len(pps)+len(idr)+len(idr)/64)
+	out = appendNAL(out, h264NALSPS, sps)
+	out = appendNAL(out, h264NALPPS, pps)
+	return appendNAL(out, h264NALIDR, idr)
+}
+
+// h264EmptyDC writes the coeff_token of an empty Intra16x16DCLevel block
+// (TotalCoeff 0, TrailingOnes 0) for the macroblock at x, y. Its table
+// depends on nC, the coefficient counts of the neighbouring blocks (H.264
+// section 9.2.1): 16 for the I_PCM macroblock at 0,0 and 0 for all others.
+func h264EmptyDC(b *bitWriter, x, y int) {
+	n := func(nx, ny int) int {
+		if nx == 0 && ny == 0 {
+			return 16
+		}
+		return 0
+	}
+	var nC int
+	switch {
+	case x > 0 && y > 0:
+		nC = (n(x-1, y) + n(x, y-1) + 1) >> 1
+	case x > 0:
+		nC = n(x-1, y)
+	case y > 0:
+		nC = n(x, y-1)
+	}
+	switch {
+	case nC < 2:
+		b.u(1, 0b1)
+	case nC < 4:
+		b.u(2, 0b11)
+	case nC < 8:
+		b.u(4, 0b1111)
+	default:
+		b.u(6, 0b000011)
+	}
+}
+
+// h264RepeatFrame returns a non-reference P slice in which every one of the
+// mbw×mbh macroblocks is skipped: it shows the black IDR again. Because it
+// is not a reference, frame_num stays 1 and the same bytes can be sent
+// again and again.
+func h264RepeatFrame(mbw, mbh int) []byte {
+	var b bitWriter
+	b.ue(0) // first_mb_in_slice
+	b.ue(5) // slice_type: P, and so are all slices of the picture
+	b.ue(H264PPSID)
+	b.u(4, 1) // frame_num: the IDR's plus one
+	b.u(1, 0) // num_ref_idx_active_override_flag
+	b.u(1, 0) // ref_pic_list_modification_flag_l0
+	b.se(0)   // slice_qp_delta
+	b.ue(1)   // disable_deblocking_filter_idc
+	b.ue(uint32(mbw * mbh))
+	return appendNAL(nil, h264NALP, b.trailing())
+}
