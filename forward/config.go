@@ -1,0 +1,178 @@
+package forward
+
+import (
+	"fmt"
+	"math/bits"
+	"time"
+
+	"github.com/callcore/callcore/transport"
+)
+
+// Kind is a track's media kind.
+type Kind uint8
+
+// Media kinds.
+const (
+	Audio Kind = iota + 1
+	Video
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Audio:
+		return "audio"
+	case Video:
+		return "video"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Extension is a negotiated RTP header extension: its ID on one peer's
+// connection and its URI.
+type Extension struct {
+	ID  uint8
+	URI string
+}
+
+// URITransportCC is the transport-wide congestion control extension. Its
+// sequence numbers belong to one connection and never pass through the core.
+const URITransportCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
+// Clock gives monotonic time in nanoseconds. Tests inject a manual clock.
+type Clock interface {
+	Nanotime() int64
+}
+
+// SystemClock is the default Clock: monotonic time since it was created.
+type SystemClock struct{ start time.Time }
+
+// NewSystemClock returns a clock that starts at zero now.
+func NewSystemClock() *SystemClock { return &SystemClock{start: time.Now()} }
+
+// Nanotime returns the monotonic nanoseconds since the clock was created.
+func (c *SystemClock) Nanotime() int64 { return int64(time.Since(c.start)) }
+
+// TrackConfig configures a published track.
+type TrackConfig struct {
+	// Kind is Audio or Video. Required.
+	Kind Kind
+	// ClockRate is the RTP clock rate in Hz (48000 for Opus, 90000 for
+	// video). Required.
+	ClockRate uint32
+	// PayloadType is the publisher's payload type for this track's codec.
+	// Packets with any other payload type are dropped.
+	PayloadType uint8
+	// SSRC is the publisher's SSRC. Zero adopts the first packet's.
+	SSRC uint32
+	// Extensions are the header extensions negotiated with the publisher.
+	Extensions []Extension
+	// ReorderWindow is how many sequence numbers behind the newest a
+	// reordered packet may arrive: a power of two from 64 to 8192.
+	// Default 512.
+	ReorderWindow int
+	// MaxDropout is the largest forward sequence jump taken as loss; a
+	// larger one must be confirmed by the next packet (RFC 3550 A.1).
+	// Default 3000; at most 32768 - ReorderWindow.
+	MaxDropout int
+	// MaxPacketSize is the largest RTP packet accepted, in bytes.
+	// Default 1500; at most 65535.
+	MaxPacketSize int
+	// Clock is the time source for splices. Default NewSystemClock().
+	Clock Clock
+}
+
+func (c *TrackConfig) setDefaults() {
+	if c.ReorderWindow == 0 {
+		c.ReorderWindow = 512
+	}
+	if c.MaxDropout == 0 {
+		c.MaxDropout = 3000
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = 1500
+	}
+	if c.Clock == nil {
+		c.Clock = NewSystemClock()
+	}
+}
+
+// Validate reports whether the config, with defaults applied for zero
+// fields, is usable. Errors wrap ErrInvalidConfig.
+func (c TrackConfig) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.Kind != Audio && c.Kind != Video:
+		return fmt.Errorf("%w: kind %v", ErrInvalidConfig, c.Kind)
+	case c.ClockRate == 0:
+		return fmt.Errorf("%w: clock rate 0", ErrInvalidConfig)
+	case c.PayloadType > 127:
+		return fmt.Errorf("%w: payload type %d", ErrInvalidConfig, c.PayloadType)
+	case c.ReorderWindow < 64 || c.ReorderWindow > 8192 || bits.OnesCount(uint(c.ReorderWindow)) != 1:
+		return fmt.Errorf("%w: reorder window %d", ErrInvalidConfig, c.ReorderWindow)
+	case c.MaxDropout < 1 || c.MaxDropout > 32768-c.ReorderWindow:
+		return fmt.Errorf("%w: max dropout %d", ErrInvalidConfig, c.MaxDropout)
+	case c.MaxPacketSize < 12 || c.MaxPacketSize > 65535:
+		return fmt.Errorf("%w: max packet size %d", ErrInvalidConfig, c.MaxPacketSize)
+	}
+	return validateExtensions(c.Extensions)
+}
+
+// SubscriberConfig configures one subscriber's output stream.
+type SubscriberConfig struct {
+	// Writer takes the rewritten packets. Required.
+	Writer transport.RTPWriter
+	// SSRC is the SSRC the subscriber sees. Required, nonzero.
+	SSRC uint32
+	// PayloadType is the payload type negotiated with the subscriber.
+	PayloadType uint8
+	// Extensions are the header extensions negotiated with the subscriber.
+	// A publisher's extension whose URI is not listed here is stripped.
+	Extensions []Extension
+	// FirstSeq and FirstTimestamp are the first output sequence number and
+	// timestamp. Zero values are used as they are; callers wanting RFC
+	// 3550's random start pass random values.
+	FirstSeq       uint16
+	FirstTimestamp uint32
+}
+
+// Validate reports whether the config is usable. Errors wrap
+// ErrInvalidConfig.
+func (c SubscriberConfig) Validate() error {
+	switch {
+	case c.Writer == nil:
+		return fmt.Errorf("%w: nil writer", ErrInvalidConfig)
+	case c.SSRC == 0:
+		return fmt.Errorf("%w: SSRC 0", ErrInvalidConfig)
+	case c.PayloadType > 127:
+		return fmt.Errorf("%w: payload type %d", ErrInvalidConfig, c.PayloadType)
+	}
+	return validateExtensions(c.Extensions)
+}
+
+func validateExtensions(exts []Extension) error {
+	seen := map[uint8]bool{}
+	for _, e := range exts {
+		if e.ID == 0 || e.URI == "" || seen[e.ID] {
+			return fmt.Errorf("%w: extension %d %q", ErrInvalidConfig, e.ID, e.URI)
+		}
+		seen[e.ID] = true
+	}
+	return nil
+}
+
+// remapTable maps a publisher's extension IDs to a subscriber's, 0 meaning
+// strip. The transport-wide sequence number is always stripped.
+func remapTable(pub, sub []Extension) [256]uint8 {
+	var t [256]uint8
+	for _, p := range pub {
+		if p.URI == URITransportCC {
+			continue
+		}
+		for _, s := range sub {
+			if s.URI == p.URI {
+				t[p.ID] = s.ID
+			}
+		}
+	}
+	return t
+}
