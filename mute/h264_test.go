@@ -1,0 +1,158 @@
+package mute
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// splitAnnexB splits an Annex B byte stream into NAL units, without start
+// codes.
+func splitAnnexB(b []byte) [][]byte {
+	var nals [][]byte
+	for {
+		i := bytes.Index(b, []byte{0, 0, 1})
+		if i < 0 {
+			break
+		}
+		b = b[i+3:]
+		j := bytes.Index(b, []byte{0, 0, 1})
+		if j < 0 {
+			nals = append(nals, b)
+			break
+		}
+		end := j
+		if end > 0 && b[end-1] == 0 { // 4-byte start code
+			end--
+		}
+		nals = append(nals, b[:end])
+		b = b[j:]
+	}
+	return nals
+}
+
+var h264Sizes = [][2]int{
+	{16, 16}, {18, 18}, {32, 16}, {16, 32}, {176, 144}, {320, 180},
+	{322, 182}, {640, 360}, {1280, 720}, {1920, 1080}, {1080, 1920},
+	{4096, 2304}, {2304, 4096}, {4096, 16},
+}
+
+func TestH264Structure(t *testing.T) {
+	for _, s := range h264Sizes {
+		key, err := BlackKeyFrame(MimeTypeH264, s[0], s[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		nals := splitAnnexB(key)
+		if len(nals) != 3 || nals[0][0] != 0x67 || nals[1][0] != 0x68 || nals[2][0] != 0x65 {
+			t.Fatalf("%v: key frame NAL units %d, want SPS, PPS, IDR", s, len(nals))
+		}
+		w, h, ok := H264SPSSize(nals[0])
+		if !ok || w != s[0] || h != s[1] {
+			t.Errorf("H264SPSSize = %d×%d %v, want %d×%d", w, h, ok, s[0], s[1])
+		}
+		rep, err := RepeatFrame(MimeTypeH264, s[0], s[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nals := splitAnnexB(rep); len(nals) != 1 || nals[0][0] != 0x01 {
+			t.Fatalf("%v: repeat frame is not one non-reference slice", s)
+		}
+	}
+}
+
+func TestH264Level(t *testing.T) {
+	for _, c := range []struct {
+		w, h int
+		want uint32
+	}{
+		{16, 16, 10}, {176, 144, 10}, {320, 180, 11}, {352, 288, 11},
+		{640, 360, 22}, {480, 270, 21}, {1280, 720, 31}, {1920, 1080, 40},
+		{2048, 1088, 42}, {2560, 1440, 50}, {3840, 2160, 51}, {4096, 2304, 51},
+		{4096, 16, 40}, // 256 macroblocks wide needs 8*MaxFS >= 256*256
+	} {
+		if got := h264Level((c.w+15)/16, (c.h+15)/16); got != c.want {
+			t.Errorf("level for %d×%d = %d, want %d", c.w, c.h, got, c.want)
+		}
+		key, _ := BlackKeyFrame(MimeTypeH264, c.w, c.h)
+		if got := splitAnnexB(key)[0][3]; uint32(got) != c.want {
+			t.Errorf("level_idc in SPS for %d×%d = %d, want %d", c.w, c.h, got, c.want)
+		}
+	}
+}
+
+func TestH264SPSSizeRejects(t *testing.T) {
+	key, _ := BlackKeyFrame(MimeTypeH264, 640, 360)
+	nals := splitAnnexB(key)
+	for i, nal := range [][]byte{nil, {0x67}, {0x67, 66, 0, 30}, nals[1], nals[2], {0xE7, 66, 0, 30, 0xff}} {
+		if w, h, ok := H264SPSSize(nal); ok {
+			t.Errorf("case %d: H264SPSSize = %d×%d, true", i, w, h)
+		}
+	}
+	// With a start code in front it still parses.
+	if w, h, ok := H264SPSSize(append([]byte{0, 0, 0, 1}, nals[0]...)); !ok || w != 640 || h != 360 {
+		t.Errorf("with start code: %d×%d %v", w, h, ok)
+	}
+}
+
+// Known SPSs of other encoders.
+func TestH264SPSSizeKnown(t *testing.T) {
+	for _, c := range []struct {
+		sps  []byte
+		w, h int
+	}{
+		// x264 High 4:2:0 1920×1080 (1088 cropped by 8).
+		{[]byte{0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xc8, 0x3c, 0x60, 0xc6, 0x58}, 1920, 1080},
+	} {
+		w, h, ok := H264SPSSize(c.sps)
+		if !ok || w != c.w || h != c.h {
+			t.Errorf("H264SPSSize(% x) = %d×%d %v, want %d×%d", c.sps[:4], w, h, ok, c.w, c.h)
+		}
+	}
+}
+
+func TestBitWriterReaderRoundTrip(t *testing.T) {
+	var w bitWriter
+	vals := []uint32{0, 1, 2, 3, 7, 8, 255, 256, 65535, 1<<31 - 1, 1<<32 - 2}
+	for _, v := range vals {
+		w.ue(v)
+	}
+	for _, v := range []int32{0, 1, -1, 2, -2, 1000, -1000} {
+		w.se(v)
+	}
+	w.u(13, 0x1abc)
+	r := &bitReader{b: w.trailing()}
+	for _, v := range vals {
+		if got := r.ue(); got != v {
+			t.Fatalf("ue = %d, want %d", got, v)
+		}
+	}
+	for _, v := range []int32{0, 1, -1, 2, -2, 1000, -1000} {
+		if got := r.se(); got != v {
+			t.Fatalf("se = %d, want %d", got, v)
+		}
+	}
+	if got := r.u(13); got != 0x1abc || r.failed {
+		t.Fatalf("u(13) = %#x, failed %v", got, r.failed)
+	}
+}
+
+func TestEmulationPrevention(t *testing.T) {
+	rbsp := []byte{0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0x80}
+	nal := appendNAL(nil, 0x67, rbsp)[4:]
+	if bytes.Contains(nal, []byte{0, 0, 0}) || bytes.Contains(nal, []byte{0, 0, 1}) ||
+		bytes.Contains(nal, []byte{0, 0, 2}) {
+		t.Fatalf("start code emulation left in % x", nal)
+	}
+	if got := unescapeRBSP(nal[1:]); !bytes.Equal(got, rbsp) {
+		t.Fatalf("unescape = % x, want % x", got, rbsp)
+	}
+}
+
+func ExampleH264SPSSize() {
+	key, _ := BlackKeyFrame(MimeTypeH264, 1280, 720)
+	sps := splitAnnexB(key)[0]
+	w, h, ok := H264SPSSize(sps)
+	fmt.Println(w, h, ok)
+	// Output: 1280 720 true
+}
