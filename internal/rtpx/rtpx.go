@@ -218,6 +218,9 @@ func RewriteExtensions(dst, src []byte, profile uint16, remap *[256]uint8) int {
 		dst[w] = 0
 		w++
 	}
+	if twoByte {
+		profile = ProfileTwoByte // appbits are not ours to pass on
+	}
 	binary.BigEndian.PutUint16(dst, profile)
 	binary.BigEndian.PutUint16(dst[2:], uint16((w-4)/4))
 	return w

@@ -61,7 +61,7 @@ func (c PipeConfig) Validate() error {
 type Pipe struct {
 	cfg    PipeConfig
 	closed atomic.Bool
-	n      atomic.Uint64 // RTP packets written
+	n      atomic.Uint64 // RTP packets given to the hook
 
 	mu   sync.Mutex // guards held; never held while calling the far end
 	held []heldPacket
@@ -88,7 +88,6 @@ func (p *Pipe) WriteRTP(header, payload []byte) error {
 	if p.closed.Load() {
 		return transport.ErrClosed
 	}
-	n := p.n.Add(1) - 1
 	if p.cfg.Hook == nil {
 		if p.cfg.Batch != nil {
 			p.cfg.Batch.queue(p, header, payload)
@@ -96,6 +95,7 @@ func (p *Pipe) WriteRTP(header, payload []byte) error {
 		}
 		return p.cfg.RTP.WriteRTP(header, payload)
 	}
+	n := p.n.Add(1) - 1
 	pkt := append(append(make([]byte, 0, len(header)+len(payload)), header...), payload...)
 	a := p.cfg.Hook(n, pkt)
 	var due []heldPacket

@@ -1,0 +1,48 @@
+//go:build !race
+
+package forward_test
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/transport/memory"
+)
+
+// TestFanoutAllocatesNothing sends one packet to 100 subscribers per run,
+// with header extensions remapped, padding withheld and a gate toggled.
+func TestFanoutAllocatesNothing(t *testing.T) {
+	tr := newTrack(t, nil, forward.Extension{ID: 3, URI: forward.URITransportCC}, forward.Extension{ID: 4, URI: uriMID})
+	sinks := make([]*memory.Counter, 100)
+	var subs []*forward.Subscriber
+	for i := range sinks {
+		sinks[i] = &memory.Counter{}
+		pipe, err := memory.NewPipe(memory.PipeConfig{RTP: sinks[i]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := tr.Subscribe(forward.SubscriberConfig{Writer: pipe, SSRC: uint32(i + 1), Extensions: []forward.Extension{{ID: 1, URI: uriMID}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	pkt := packet(t, 0, 0, make([]byte, 1000), map[uint8][]byte{3: {0, 1}, 4: []byte("a")})
+	seq := uint16(0)
+	allocs := testing.AllocsPerRun(2000, func() {
+		seq++
+		binary.BigEndian.PutUint16(pkt[2:], seq)
+		binary.BigEndian.PutUint32(pkt[4:], uint32(seq)*3000)
+		subs[seq%100].SetOpen(seq%7 != 0)
+		if err := tr.HandleRTP(pkt); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per packet, want 0", allocs)
+	}
+	if sinks[0].Packets == 0 {
+		t.Fatal("nothing delivered")
+	}
+}
