@@ -1,11 +1,12 @@
 package mute
 
 // H.264 frames (Constrained Baseline, CAVLC, Annex B): an IDR picture whose
-// every pixel is black and a P picture that repeats it. The top-left
-// macroblock of the IDR is I_PCM with Y=16 and Cb=Cr=128 (intra prediction
-// has no neighbours there); every other macroblock is Intra 16x16 with no
-// residual, predicting horizontally along the top row and vertically below
-// it, so black propagates from the I_PCM macroblock.
+// every pixel is black and a P picture that repeats it. Every macroblock of
+// the IDR is Intra 16x16 without AC or chroma residual. The top-left one
+// has no neighbours: its DC prediction is 128 for luma and chroma, and one
+// luma DC level takes luma down to 16. The rest of the top row predicts
+// horizontally and every other macroblock vertically, so black propagates
+// from the top-left macroblock with no residual at all.
 
 // Parameter set ids of the black frames. They are the largest a Constrained
 // Baseline stream allows for the SPS, and far from the 0 that encoders use,
@@ -27,9 +28,17 @@ const (
 	// Baseline, Main and Extended, i.e. Constrained Baseline (42e0xx).
 	h264Constraints = 0xE0
 
-	h264MbTypeIPCM = 25
-	h264MbTypeI16V = 1 // I_16x16_0_0_0: vertical prediction, no residual
-	h264MbTypeI16H = 2 // I_16x16_1_0_0: horizontal prediction, no residual
+	h264MbTypeI16V  = 1 // I_16x16_0_0_0: vertical prediction, no AC, no chroma
+	h264MbTypeI16H  = 2 // I_16x16_1_0_0: horizontal prediction
+	h264MbTypeI16DC = 3 // I_16x16_2_0_0: DC prediction
+
+	// h264SliceQP is the QP of the IDR (26 + slice_qp_delta). At QP 51 the
+	// luma DC level -8 dequantizes to (-8*16*14)<<2 = -7168 in every 4x4
+	// block (the inverse Hadamard transform of a lone first level is flat),
+	// and the inverse transform adds (-7168+32)>>6 = -112 to every pixel:
+	// 128-112 = 16. The other macroblocks have no residual, so QP does not
+	// matter to them, and deblocking is off.
+	h264SliceQP = 51
 )
 
 // h264Levels lists level_idc with the largest frame in macroblocks (MaxFS)
@@ -129,34 +138,23 @@ func h264KeyFrame(w, h int) []byte {
 	b.ue(0) // first_mb_in_slice
 	b.ue(7) // slice_type: I, and so are all slices of the picture
 	b.ue(H264PPSID)
-	b.u(4, 0) // frame_num
-	b.ue(0)   // idr_pic_id
-	b.u(1, 0) // no_output_of_prior_pics_flag
-	b.u(1, 0) // long_term_reference_flag
-	b.se(0)   // slice_qp_delta
-	b.ue(1)   // disable_deblocking_filter_idc: off, nothing to smooth
+	b.u(4, 0)              // frame_num
+	b.ue(0)                // idr_pic_id
+	b.u(1, 0)              // no_output_of_prior_pics_flag
+	b.u(1, 0)              // long_term_reference_flag
+	b.se(h264SliceQP - 26) // slice_qp_delta
+	b.ue(1)                // disable_deblocking_filter_idc: off, nothing to smooth
 
-	b.ue(h264MbTypeIPCM)
-	b.alignZero()
-	var pcm [384]byte
-	for i := range pcm {
-		if i < 256 {
-			pcm[i] = 16 // luma
-		} else {
-			pcm[i] = 128 // Cb, then Cr
-		}
-	}
-	b.bytes(pcm[:])
+	h264TopLeftMB(&b)
 	for i := 1; i < mbw*mbh; i++ {
-		x, y := i%mbw, i/mbw
-		if y == 0 {
+		if i < mbw {
 			b.ue(h264MbTypeI16H)
 		} else {
 			b.ue(h264MbTypeI16V)
 		}
-		b.ue(0) // intra_chroma_pred_mode: DC
-		b.se(0) // mb_qp_delta
-		h264EmptyDC(&b, x, y)
+		b.ue(0)     // intra_chroma_pred_mode: DC
+		b.se(0)     // mb_qp_delta
+		b.u(1, 0b1) // Intra16x16DCLevel coeff_token: TotalCoeff 0 (nC 0)
 	}
 	sps, pps, idr := h264SPS(w, h), h264PPS(), b.trailing()
 	out := make([]byte, 0, 15+len(sps)+len(pps)+len(idr)+len(idr)/64)
@@ -165,36 +163,22 @@ func h264KeyFrame(w, h int) []byte {
 	return appendNAL(out, h264NALIDR, idr)
 }
 
-// h264EmptyDC writes the coeff_token of an empty Intra16x16DCLevel block
-// (TotalCoeff 0, TrailingOnes 0) for the macroblock at x, y. Its table
-// depends on nC, the coefficient counts of the neighbouring blocks (H.264
-// section 9.2.1): 16 for the I_PCM macroblock at 0,0 and 0 for all others.
-func h264EmptyDC(b *bitWriter, x, y int) {
-	n := func(nx, ny int) int {
-		if nx == 0 && ny == 0 {
-			return 16
-		}
-		return 0
-	}
-	var nC int
-	switch {
-	case x > 0 && y > 0:
-		nC = (n(x-1, y) + n(x, y-1) + 1) >> 1
-	case x > 0:
-		nC = n(x-1, y)
-	case y > 0:
-		nC = n(x, y-1)
-	}
-	switch {
-	case nC < 2:
-		b.u(1, 0b1)
-	case nC < 4:
-		b.u(2, 0b11)
-	case nC < 8:
-		b.u(4, 0b1111)
-	default:
-		b.u(6, 0b000011)
-	}
+// h264TopLeftMB writes the top-left macroblock of the IDR: Intra 16x16 DC
+// prediction (128, no neighbours) with a single luma DC level of -8 that
+// makes every luma sample 16 at QP h264SliceQP (H.264 sections 8.5.10 and
+// 8.5.12). Its neighbours' coefficient counts (nC) stay 0: the DC block
+// does not count towards the 4x4 blocks (section 9.2.1).
+func h264TopLeftMB(b *bitWriter) {
+	b.ue(h264MbTypeI16DC)
+	b.ue(0) // intra_chroma_pred_mode: DC, 128 without neighbours
+	b.se(0) // mb_qp_delta
+	// Intra16x16DCLevel, CAVLC (section 9.2) with nC 0:
+	b.u(6, 0b000101) // coeff_token: TotalCoeff 1, TrailingOnes 0
+	// level_prefix 13, no suffix: levelCode 13+2 = 15 (the first level
+	// after fewer than three trailing ones is coded minus 2), levelVal
+	// (-15-1)>>1 = -8.
+	b.u(14, 1)
+	b.u(1, 0b1) // total_zeros 0 (TotalCoeff 1)
 }
 
 // h264RepeatFrame returns a non-reference P slice in which every one of the

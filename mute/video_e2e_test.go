@@ -19,6 +19,10 @@ func checkAllBlack(t testing.TB, frames [][]byte, n, w, h int) {
 		if off := checkBlackYUV(f, w, h); off >= 0 {
 			t.Fatalf("frame %d of %d×%d: byte %d is %d, not black", i, w, h, off, f[off])
 		}
+		// Closer than the tolerance: the frames are exactly 16, 128, 128.
+		if bytes.Count(f[:w*h], []byte{16}) != w*h || bytes.Count(f[w*h:], []byte{128}) != len(f)-w*h {
+			t.Fatalf("frame %d of %d×%d is black but not exactly Y=16, Cb=Cr=128", i, w, h)
+		}
 	}
 }
 
