@@ -146,15 +146,16 @@ func h264KeyFrame(w, h int) []byte {
 	b.ue(1)                // disable_deblocking_filter_idc: off, nothing to smooth
 
 	h264TopLeftMB(&b)
+	// The other macroblocks: mb_type ue(2) "011" along the top row, ue(1)
+	// "010" below it; intra_chroma_pred_mode ue(0) "1" (DC); mb_qp_delta
+	// se(0) "1"; Intra16x16DCLevel coeff_token "1" (TotalCoeff 0, nC 0).
+	const horizontal, vertical = 0b011_1_1_1, 0b010_1_1_1
 	for i := 1; i < mbw*mbh; i++ {
 		if i < mbw {
-			b.ue(h264MbTypeI16H)
+			b.u(6, horizontal)
 		} else {
-			b.ue(h264MbTypeI16V)
+			b.u(6, vertical)
 		}
-		b.ue(0)     // intra_chroma_pred_mode: DC
-		b.se(0)     // mb_qp_delta
-		b.u(1, 0b1) // Intra16x16DCLevel coeff_token: TotalCoeff 0 (nC 0)
 	}
 	sps, pps, idr := h264SPS(w, h), h264PPS(), b.trailing()
 	out := make([]byte, 0, 15+len(sps)+len(pps)+len(idr)+len(idr)/64)
