@@ -162,3 +162,31 @@ func ExampleSilentFrame() {
 	// f8 ff fe
 	// 160 bytes of 0xff
 }
+
+// TestG711SilenceFFmpeg decodes the G.711 frames with FFmpeg: μ-law
+// silence is exactly 0, A-law silence the smallest magnitude, +8.
+func TestG711SilenceFFmpeg(t *testing.T) {
+	e2e.LookPath(t, "ffmpeg")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		mime, format string
+		want         int16
+	}{{MimeTypePCMU, "mulaw", 0}, {MimeTypePCMA, "alaw", 8}} {
+		frame, err := SilentFrame(c.mime, 20*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := writeFile(t, dir, c.format+".raw", bytes.Repeat(frame, 5))
+		out := filepath.Join(dir, c.format+".pcm")
+		ffmpeg(t, "-f", c.format, "-ar", "8000", "-ac", "1", "-i", in, "-f", "s16le", out)
+		raw := readFile(t, out)
+		if len(raw) != 2*5*160 {
+			t.Fatalf("%s: decoded %d bytes, want %d", c.mime, len(raw), 2*5*160)
+		}
+		for i := 0; i < len(raw); i += 2 {
+			if v := int16(binary.LittleEndian.Uint16(raw[i:])); v != c.want {
+				t.Fatalf("%s: sample %d is %d, want %d", c.mime, i/2, v, c.want)
+			}
+		}
+	}
+}
