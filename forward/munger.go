@@ -20,8 +20,8 @@ type munger struct {
 	segStart uint64 // first input sequence number of the segment
 	lastIn   uint64 // newest input sequence number seen in the segment
 	lastOut  uint64 // output sequence number of lastIn, or of the newest sent
-	lastTS   uint64 // output timestamp of the newest packet sent
-	lastWall int64  // clock reading when the newest packet was sent
+	lastTS   uint64 // highest output timestamp sent
+	lastWall int64  // clock reading when lastTS was first sent
 
 	seqOff uint64 // out = in + seqOff (mod 2^64) for in >= the newest change
 	tsOff  uint64 // outTS = inTS + tsOff (mod 2^64) in this segment
@@ -63,20 +63,24 @@ func (m *munger) next(in, ts uint64, now int64, clockRate uint32) (out, outTS ui
 	if in > m.lastIn {
 		out = in + m.seqOff
 		outTS = ts + m.tsOff
-		m.lastIn, m.lastOut, m.lastTS, m.lastWall = in, out, outTS, now
+		m.lastIn, m.lastOut = in, out
+		if outTS > m.lastTS {
+			m.lastTS, m.lastWall = outTS, now
+		}
 		return out, outTS, true
 	}
 	off, ok := m.offsetAt(in)
 	if !ok {
 		return 0, 0, false
 	}
-	out = in + off
-	if out > m.lastOut {
-		// The newest input was withheld after this packet's place had
-		// been numbered; a splice must start after it.
-		m.lastOut = out
+	out, outTS = in+off, ts+m.tsOff
+	// When the newest input was withheld after this packet's place had been
+	// numbered, a splice must start after it, in number and in time.
+	m.lastOut = max(m.lastOut, out)
+	if outTS > m.lastTS {
+		m.lastTS, m.lastWall = outTS, now
 	}
-	return out, ts + m.tsOff, true
+	return out, outTS, true
 }
 
 // startSegment splices: the packet (in, ts) is sent right after the last

@@ -59,6 +59,13 @@ func (s *Subscriber) SwitchTo(t *Track) error {
 		return nil
 	}
 	if old != nil {
+		// A handoff still settling must finish before it is replaced, or
+		// its track could deliver alongside the new one.
+		if h := s.handoff.Load(); h != nil {
+			for !h.from.quiescent(h.gen) {
+				runtime.Gosched()
+			}
+		}
 		g := old.remove(s)
 		s.handoff.Store(&handoff{from: old, gen: g})
 	}

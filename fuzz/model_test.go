@@ -1,0 +1,194 @@
+package fuzz
+
+// The reference model of FuzzMunger, written from the definitions:
+//
+//   - A track accepts a packet unless it repeats one it has, falls behind
+//     its 512-number window, or jumps 3000 or more ahead without the next
+//     packet confirming the jump (RFC 3550 A.1); a confirmed jump goes on
+//     from the highest number with no gap.
+//   - A timestamp is the nearest 64-bit value to the highest packet's; an
+//     in-order one that goes back, or runs ahead of wall time by more than
+//     5 s, is replaced by the highest timestamp plus the wall time elapsed.
+//   - A subscriber's output is a list of segments. A segment starts at the
+//     first packet after a join, a reopened gate or a switch; its numbers
+//     follow the highest number sent so far, and its first timestamp follows
+//     the highest timestamp sent by the wall time since that timestamp was
+//     first sent. Inside it, a packet's number is
+//     its distance from the segment's first packet, less the packets with
+//     no media left out while they were the newest (the set W), which is
+//     what "no gap" means. Its timestamp keeps its distance from the first
+//     packet's.
+//
+// The model uses maps and plain integers; it shares no code with forward.
+
+const (
+	clockRate  = 90000
+	window     = 512
+	maxDropout = 3000
+)
+
+func ticks(then, now int64) int64 {
+	d := now - then
+	if d <= 0 {
+		return 1
+	}
+	if t := d / 1000 * clockRate / 1_000_000; t > 0 {
+		return t
+	}
+	return 1
+}
+
+type trackModel struct {
+	started  bool
+	rawHigh  uint16
+	high     int64
+	seen     map[int64]int64 // ext -> ext timestamp
+	badSeq   int
+	rawTS    uint32 // raw timestamp of the highest packet
+	tsHigh   int64
+	wallHigh int64
+}
+
+func newTrackModel() *trackModel { return &trackModel{seen: map[int64]int64{}, badSeq: -1} }
+
+// push returns the packet's extended number and timestamp when accepted.
+func (m *trackModel) push(seq uint16, ts uint32, now int64) (int64, int64, bool) {
+	if !m.started {
+		m.started = true
+		m.rawHigh, m.high, m.rawTS, m.tsHigh, m.wallHigh = seq, 1<<20, ts, 1<<40, now
+		m.seen[m.high] = m.tsHigh
+		return m.high, m.tsHigh, true
+	}
+	ahead := int(uint16(seq - m.rawHigh))
+	behind := 65536 - ahead
+	switch {
+	case ahead == 0:
+		return 0, 0, false
+	case ahead < maxDropout:
+		m.badSeq = -1
+		return m.advance(m.high+int64(ahead), seq, ts, now, false)
+	case behind < window:
+		ext := m.high - int64(behind)
+		if _, dup := m.seen[ext]; dup {
+			return 0, 0, false
+		}
+		extTS := m.tsHigh + int64(int32(ts-m.rawTS))
+		if !m.fits(ext, extTS) {
+			return 0, 0, false
+		}
+		m.seen[ext] = extTS
+		return ext, extTS, true
+	case int(seq) == m.badSeq:
+		m.badSeq = -1
+		return m.advance(m.high+1, seq, ts, now, true)
+	default:
+		m.badSeq = int(seq + 1)
+		return 0, 0, false
+	}
+}
+
+func (m *trackModel) advance(ext int64, seq uint16, ts uint32, now int64, rebase bool) (int64, int64, bool) {
+	extTS := m.tsHigh + int64(int32(ts-m.rawTS))
+	limit := m.tsHigh + clockRate*5 + ticks(m.wallHigh, now)
+	if rebase || extTS < m.tsHigh || extTS > limit {
+		extTS = m.tsHigh + ticks(m.wallHigh, now)
+	}
+	for e := range m.seen {
+		if e <= ext-window {
+			delete(m.seen, e)
+		}
+	}
+	m.rawHigh, m.high, m.rawTS, m.tsHigh, m.wallHigh = seq, ext, ts, extTS, now
+	m.seen[ext] = extTS
+	return ext, extTS, true
+}
+
+// fits: between the nearest received neighbours' timestamps.
+func (m *trackModel) fits(ext, extTS int64) bool {
+	for e := ext - 1; e > m.high-window; e-- {
+		if t, ok := m.seen[e]; ok {
+			if t > extTS {
+				return false
+			}
+			break
+		}
+	}
+	for e := ext + 1; e <= m.high; e++ {
+		if t, ok := m.seen[e]; ok {
+			return t >= extTS
+		}
+	}
+	return true
+}
+
+type outPkt struct {
+	seq uint16
+	ts  uint32
+	id  uint32
+}
+
+type subModel struct {
+	open   bool
+	splice bool
+
+	maxOut   int64 // highest output number used
+	lastTS   int64 // highest output timestamp sent
+	lastWall int64 // when lastTS was first sent
+	started  bool
+
+	segStart, segBase, newest int64
+	tsOff                     int64
+	withheld                  map[int64]bool
+
+	out []outPkt
+}
+
+func newSubModel(firstSeq uint16, firstTS uint32) *subModel {
+	return &subModel{open: true, splice: true, maxOut: int64(firstSeq) - 1 + 1<<16, lastTS: int64(firstTS)}
+}
+
+func (s *subModel) switched() { s.splice = true }
+
+func (s *subModel) deliver(ext, extTS int64, padding bool, id uint32, now int64) {
+	if !s.open {
+		s.splice = true
+		return
+	}
+	if s.splice {
+		if padding {
+			return // nothing numbered yet: left out for free
+		}
+		s.splice = false
+		outTS := s.lastTS
+		if s.started {
+			outTS += ticks(s.lastWall, now)
+		}
+		s.started = true
+		s.segStart, s.segBase, s.newest = ext, s.maxOut+1, ext-1
+		s.tsOff = outTS - extTS
+		s.withheld = map[int64]bool{}
+	}
+	if ext < s.segStart {
+		return
+	}
+	if padding && ext > s.newest {
+		s.withheld[ext] = true
+		s.newest = ext
+		return
+	}
+	n := ext - s.segStart
+	for w := range s.withheld {
+		if w < ext {
+			n--
+		}
+	}
+	out := s.segBase + n
+	if ext > s.newest {
+		s.newest = ext
+	}
+	s.maxOut = max(s.maxOut, out)
+	if extTS+s.tsOff > s.lastTS {
+		s.lastTS, s.lastWall = extTS+s.tsOff, now
+	}
+	s.out = append(s.out, outPkt{seq: uint16(out), ts: uint32(extTS + s.tsOff), id: id})
+}
