@@ -3,7 +3,10 @@ package mute
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"testing"
+
+	"github.com/callcore/callcore/internal/e2e"
 )
 
 // splitAnnexB splits an Annex B byte stream into NAL units, without start
@@ -155,4 +158,109 @@ func ExampleH264SPSSize() {
 	w, h, ok := H264SPSSize(sps)
 	fmt.Println(w, h, ok)
 	// Output: 1280 720 true
+}
+
+// TestH264SPSSizeX264FFmpeg reads the SPS of real x264 streams: High
+// profiles with 4:2:0, 4:2:2 and 4:4:4 chroma (whose crop units differ),
+// interlacing and picture order count type 0.
+func TestH264SPSSizeX264FFmpeg(t *testing.T) {
+	e2e.LookPath(t, "ffmpeg")
+	cases := []struct {
+		w, h          int
+		pixFmt, extra string
+	}{
+		{1920, 1080, "yuv420p", ""},
+		{642, 362, "yuv422p", ""},
+		{641, 361, "yuv444p", ""},
+		{640, 360, "yuv420p", "interlaced=1"},
+		{1280, 720, "yuv420p", "bframes=2:ref=4"},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%dx%d-%s-%s", c.w, c.h, c.pixFmt, c.extra), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			out := filepath.Join(dir, "x.h264")
+			args := []string{"-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=%dx%d:rate=30", c.w, c.h),
+				"-frames:v", "1", "-c:v", "libx264", "-pix_fmt", c.pixFmt}
+			if c.extra != "" {
+				args = append(args, "-x264-params", c.extra)
+			}
+			ffmpeg(t, append(args, "-f", "h264", out)...)
+			var found bool
+			for _, nal := range splitAnnexB(readFile(t, out)) {
+				if nal[0]&0x1f != 7 {
+					continue
+				}
+				found = true
+				if w, h, ok := H264SPSSize(nal); !ok || w != c.w || h != c.h {
+					t.Errorf("H264SPSSize = %d×%d %v, want %d×%d", w, h, ok, c.w, c.h)
+				}
+			}
+			if !found {
+				t.Fatal("no SPS")
+			}
+		})
+	}
+}
+
+// TestH264SPSSizeScalingLists parses a High 4:4:4 SPS with explicit
+// sequence scaling lists (x264 puts its matrices in the PPS), separate
+// colour planes, picture order count type 1 and field coding.
+func TestH264SPSSizeScalingLists(t *testing.T) {
+	var b bitWriter
+	b.u(8, 244) // High 4:4:4 Predictive
+	b.u(16, 0x0033)
+	b.ue(3)   // seq_parameter_set_id
+	b.ue(3)   // chroma_format_idc 4:4:4
+	b.u(1, 1) // separate_colour_plane_flag: ChromaArrayType 0
+	b.ue(2)   // bit_depth_luma_minus8
+	b.ue(2)   // bit_depth_chroma_minus8
+	b.u(1, 0) // qpprime_y_zero_transform_bypass_flag
+	b.u(1, 1) // seq_scaling_matrix_present_flag
+	for i := 0; i < 12; i++ {
+		b.u(1, uint32(i%2)) // seq_scaling_list_present_flag
+		if i%2 == 0 {
+			continue
+		}
+		n := 16
+		if i >= 6 {
+			n = 64
+		}
+		if i == 7 {
+			b.se(-8) // next scale 0: use the default list, stop
+			continue
+		}
+		for j := 0; j < n; j++ {
+			b.se(int32(j%5) - 2)
+		}
+	}
+	b.ue(2)   // log2_max_frame_num_minus4
+	b.ue(1)   // pic_order_cnt_type 1
+	b.u(1, 0) // delta_pic_order_always_zero_flag
+	b.se(-2)  // offset_for_non_ref_pic
+	b.se(1)   // offset_for_top_to_bottom_field
+	b.ue(3)   // num_ref_frames_in_pic_order_cnt_cycle
+	b.se(2)
+	b.se(2)
+	b.se(-4)
+	b.ue(4)   // max_num_ref_frames
+	b.u(1, 0) // gaps
+	b.ue(44)  // 45 macroblocks: 720
+	b.ue(14)  // 15 map units of 2 macroblocks: 480
+	b.u(1, 0) // frame_mbs_only_flag
+	b.u(1, 1) // mb_adaptive_frame_field_flag
+	b.u(1, 1) // direct_8x8_inference_flag
+	b.u(1, 1) // frame_cropping_flag; crop units 1 and 2
+	b.ue(1)
+	b.ue(2)
+	b.ue(3)
+	b.ue(4)
+	b.u(1, 0) // vui_parameters_present_flag
+	sps := appendNAL(nil, 0x67, b.trailing())
+	if w, h, ok := H264SPSSize(sps); !ok || w != 720-3 || h != 480-2*7 {
+		t.Fatalf("H264SPSSize = %d×%d %v, want %d×%d", w, h, ok, 720-3, 480-14)
+	}
+	for n := 0; n < len(sps)-1; n++ {
+		H264SPSSize(sps[:n]) // truncated: must not panic
+	}
 }

@@ -65,16 +65,26 @@ func H264SPSSize(nal []byte) (w, h int, ok bool) {
 	if r.failed {
 		return 0, 0, false
 	}
+	chromaArrayType := chromaFormat
+	if separate {
+		chromaArrayType = 0
+	}
+	return croppedSize(chromaArrayType, frameMbsOnly, wMbs, hMapUnits, crop)
+}
+
+// croppedSize applies frame cropping (H.264 section 7.4.2.1.1) to a picture
+// of wMbs macroblocks by hMapUnits map units.
+func croppedSize(chromaArrayType uint32, frameMbsOnly bool, wMbs, hMapUnits int64, crop [4]int64) (w, h int, ok bool) {
 	fieldFactor := int64(1)
 	if !frameMbsOnly {
 		fieldFactor = 2
 	}
 	cropX, cropY := int64(1), fieldFactor
-	if !separate && chromaFormat != 0 {
-		if chromaFormat != 3 {
+	if chromaArrayType != 0 {
+		if chromaArrayType != 3 {
 			cropX = 2 // SubWidthC of 4:2:0 and 4:2:2
 		}
-		if chromaFormat == 1 {
+		if chromaArrayType == 1 {
 			cropY = 2 * fieldFactor // SubHeightC of 4:2:0
 		}
 	}
