@@ -141,7 +141,7 @@ func TestWrapLossAndReorder(t *testing.T) {
 		if n == 3 {
 			return memory.Action{Drop: true}
 		}
-		if n%5 == 0 && n < 15 {
+		if n%5 == 0 && n > 0 && n < 15 {
 			return memory.Action{After: 1}
 		}
 		return memory.Action{}

@@ -100,11 +100,20 @@ func (p *Pipe) WriteRTP(header, payload []byte) error {
 	a := p.cfg.Hook(n, pkt)
 	var due []heldPacket
 	p.mu.Lock()
-	for i := range p.held { // this packet passes the ones held behind it
-		if !p.held[i].timed && p.held[i].after > 0 {
-			p.held[i].after--
+	// This packet passes the ones held behind it; those it was the last to
+	// pass go right after it.
+	var passed []heldPacket
+	keep := p.held[:0]
+	for _, h := range p.held {
+		if !h.timed && h.after > 0 {
+			if h.after--; h.after == 0 {
+				passed = append(passed, h)
+				continue
+			}
 		}
+		keep = append(keep, h)
 	}
+	p.held = keep
 	if !a.Drop {
 		h := heldPacket{pkt: pkt, hl: len(header), after: a.After}
 		if a.Delay > 0 && p.cfg.Now != nil {
@@ -114,6 +123,7 @@ func (p *Pipe) WriteRTP(header, payload []byte) error {
 			p.held = append(p.held, h)
 		}
 	}
+	p.held = append(p.held, passed...)
 	due = p.takeDue(due)
 	p.mu.Unlock()
 	return p.deliver(due)
