@@ -53,18 +53,12 @@ func (w *bitWriter) se(v int32) {
 	}
 }
 
-// aligned reports whether the writer is at a byte boundary.
-func (w *bitWriter) aligned() bool { return w.nCur == 0 }
-
 // alignZero writes zero bits up to the next byte boundary.
 func (w *bitWriter) alignZero() {
 	if w.nCur > 0 {
 		w.u(8-w.nCur, 0)
 	}
 }
-
-// bytes appends whole bytes; the writer must be aligned.
-func (w *bitWriter) bytes(b []byte) { w.buf = append(w.buf, b...) }
 
 // trailing writes rbsp_trailing_bits and returns the RBSP.
 func (w *bitWriter) trailing() []byte {

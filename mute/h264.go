@@ -133,8 +133,8 @@ func h264PPS() []byte {
 func h264KeyFrame(w, h int) []byte {
 	mbw, mbh := (w+15)/16, (h+15)/16
 	var b bitWriter
-	// Six bits per macroblock, a little more next to the I_PCM one.
-	b.buf = make([]byte, 0, mbw*mbh*6/8+450)
+	// Six bits per macroblock, plus the slice header and the top-left one.
+	b.buf = make([]byte, 0, mbw*mbh*6/8+64)
 	b.ue(0) // first_mb_in_slice
 	b.ue(7) // slice_type: I, and so are all slices of the picture
 	b.ue(H264PPSID)
