@@ -27,8 +27,9 @@ type ingest struct {
 
 	badSeq int32 // RFC 3550 probation: the sequence number that confirms a jump; -1 none
 
-	seen []uint64 // bitset over the window: slot present
-	ts   []uint64 // extended timestamp per slot
+	seen    []uint64 // bitset over the window: slot present
+	ts      []uint64 // extended timestamp per slot
+	tsFloor uint64   // highest timestamp of the packets that left the window
 }
 
 // maxTSLead is how far, in seconds, a timestamp may run ahead of wall time.
@@ -109,8 +110,8 @@ func (g *ingest) advance(raw uint64, ts uint32, now int64) (uint64, uint64, verd
 		g.rebaseTS(ts, now)
 		extTS = g.unwrapTS(ts)
 	}
-	for s, n := g.high+1, uint64(0); s < ext && n < g.window; s, n = s+1, n+1 {
-		g.clear(s)
+	for s, n := g.high+1, uint64(0); s <= ext && n < g.window; s, n = s+1, n+1 {
+		g.evict(s)
 	}
 	g.rawHigh, g.high = raw, ext
 	g.rawTSHigh, g.tsHigh, g.wallHigh = extTS-g.tsAdj, extTS, now
@@ -138,13 +139,15 @@ func (g *ingest) fits(ext, extTS uint64) bool {
 	if g.high >= g.window {
 		lo = g.high - g.window + 1
 	}
+	below := g.tsFloor // the packets that left the window are all lower
 	for s := ext - 1; s >= lo && s < ext; s-- {
 		if g.has(s) {
-			if g.ts[s&(g.window-1)] > extTS {
-				return false
-			}
+			below = g.ts[s&(g.window-1)]
 			break
 		}
+	}
+	if below > extTS {
+		return false
 	}
 	for s := ext + 1; s <= g.high; s++ {
 		if g.has(s) {
@@ -165,7 +168,12 @@ func (g *ingest) mark(s, ts uint64) {
 	g.ts[i] = ts
 }
 
-func (g *ingest) clear(s uint64) {
+// evict frees s's slot for s, folding the timestamp of the packet that
+// leaves the window into tsFloor.
+func (g *ingest) evict(s uint64) {
 	i := s & (g.window - 1)
+	if g.seen[i/64]&(1<<(i%64)) != 0 {
+		g.tsFloor = max(g.tsFloor, g.ts[i])
+	}
 	g.seen[i/64] &^= 1 << (i % 64)
 }

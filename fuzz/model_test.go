@@ -6,6 +6,8 @@ package fuzz
 //     its 512-number window, or jumps 3000 or more ahead without the next
 //     packet confirming the jump (RFC 3550 A.1); a confirmed jump goes on
 //     from the highest number with no gap.
+//   - A reordered packet is accepted only if its timestamp lies between
+//     those of the nearest accepted packets below and above it.
 //   - A timestamp is the nearest 64-bit value to the highest packet's; an
 //     in-order one that goes back, or runs ahead of wall time by more than
 //     5 s, is replaced by the highest timestamp plus the wall time elapsed.
@@ -42,7 +44,8 @@ type trackModel struct {
 	started  bool
 	rawHigh  uint16
 	high     int64
-	seen     map[int64]int64 // ext -> ext timestamp
+	seen     map[int64]int64 // ext -> ext timestamp, inside the window
+	floor    int64           // highest timestamp of packets that left the window
 	badSeq   int
 	rawTS    uint32 // raw timestamp of the highest packet
 	tsHigh   int64
@@ -93,8 +96,9 @@ func (m *trackModel) advance(ext int64, seq uint16, ts uint32, now int64, rebase
 	if rebase || extTS < m.tsHigh || extTS > limit {
 		extTS = m.tsHigh + ticks(m.wallHigh, now)
 	}
-	for e := range m.seen {
+	for e, t := range m.seen {
 		if e <= ext-window {
+			m.floor = max(m.floor, t)
 			delete(m.seen, e)
 		}
 	}
@@ -105,13 +109,15 @@ func (m *trackModel) advance(ext int64, seq uint16, ts uint32, now int64, rebase
 
 // fits: between the nearest received neighbours' timestamps.
 func (m *trackModel) fits(ext, extTS int64) bool {
+	below := m.floor
 	for e := ext - 1; e > m.high-window; e-- {
 		if t, ok := m.seen[e]; ok {
-			if t > extTS {
-				return false
-			}
+			below = t
 			break
 		}
+	}
+	if below > extTS {
+		return false
 	}
 	for e := ext + 1; e <= m.high; e++ {
 		if t, ok := m.seen[e]; ok {
