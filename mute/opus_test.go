@@ -61,13 +61,13 @@ func TestSilentFrameErrors(t *testing.T) {
 	}
 }
 
-// decodeOpus decodes Opus packets with ffmpeg's decoder dec to mono
-// 48 kHz s16 samples.
-func decodeOpus(t testing.TB, dir, dec string, packets [][]byte, samples []int) []int16 {
+// decodeOpus decodes Opus packets with ffmpeg's decoder dec to 48 kHz s16
+// samples, interleaved when channels is 2.
+func decodeOpus(t testing.TB, dir, dec string, channels int, packets [][]byte, samples []int) []int16 {
 	t.Helper()
 	in := writeFile(t, dir, "in.ogg", oggOpus(packets, samples))
 	out := filepath.Join(dir, "out.pcm")
-	ffmpeg(t, "-c:a", dec, "-i", in, "-f", "s16le", "-ac", "1", "-ar", "48000", out)
+	ffmpeg(t, "-c:a", dec, "-i", in, "-f", "s16le", "-ac", fmt.Sprint(channels), "-ar", "48000", out)
 	raw := readFile(t, out)
 	pcm := make([]int16, len(raw)/2)
 	for i := range pcm {
@@ -104,9 +104,10 @@ func TestOpusSilenceDecodesToZeroFFmpeg(t *testing.T) {
 				for i := range packets {
 					packets[i], samples[i] = frame, per
 				}
-				pcm := decodeOpus(t, t.TempDir(), dec, packets, samples)
-				if len(pcm) != n*per {
-					t.Fatalf("decoded %d samples, want %d", len(pcm), n*per)
+				// Stereo output, as a subscriber's decoder would use.
+				pcm := decodeOpus(t, t.TempDir(), dec, 2, packets, samples)
+				if len(pcm) != 2*n*per {
+					t.Fatalf("decoded %d samples, want %d", len(pcm), 2*n*per)
 				}
 				if i := firstNonZero(pcm, 0); i >= 0 {
 					t.Fatalf("sample %d is %d, want 0", i, pcm[i])
@@ -136,7 +137,7 @@ func TestOpusSilenceAfterSpeechFFmpeg(t *testing.T) {
 		packets, samples = append(packets, silent), append(samples, 960)
 	}
 	for _, dec := range []string{"opus", "libopus"} {
-		pcm := decodeOpus(t, dir, dec, packets, samples)
+		pcm := decodeOpus(t, dir, dec, 1, packets, samples)
 		if firstNonZero(pcm, 0) < 0 {
 			t.Fatalf("%s: the tone decoded to silence", dec)
 		}
