@@ -88,17 +88,26 @@ func TestVP8DecodesBlackFFmpeg(t *testing.T) {
 	}
 }
 
-// TestH264MuteUnmuteFFmpeg plays a publisher's stream (x264, Constrained
-// Baseline, parameter set id 0), then the black frames, then the
-// publisher's next IDR without its SPS and PPS: the black frames must not
-// have replaced the publisher's parameter sets.
+// TestH264MuteUnmuteFFmpeg plays a publisher's stream (x264, parameter set
+// id 0, Constrained Baseline or High with CABAC), then the black frames,
+// then the publisher's next IDR without its SPS and PPS: the black frames
+// must not have replaced the publisher's parameter sets.
 func TestH264MuteUnmuteFFmpeg(t *testing.T) {
 	e2e.LookPath(t, "ffmpeg")
+	for _, profile := range []string{"baseline", "high"} {
+		t.Run(profile, func(t *testing.T) {
+			t.Parallel()
+			testH264MuteUnmute(t, profile)
+		})
+	}
+}
+
+func testH264MuteUnmute(t *testing.T, profile string) {
 	const w, h = 320, 180
 	dir := t.TempDir()
 	pub := filepath.Join(dir, "pub.h264")
 	ffmpeg(t, "-f", "lavfi", "-i", fmt.Sprintf("testsrc=size=%dx%d:rate=30", w, h),
-		"-frames:v", "1", "-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
+		"-frames:v", "1", "-c:v", "libx264", "-profile:v", profile, "-pix_fmt", "yuv420p",
 		"-bsf:v", "filter_units=remove_types=6", "-f", "h264", pub)
 	pubAU := readFile(t, pub)
 	var idr []byte
