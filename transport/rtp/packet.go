@@ -1,0 +1,97 @@
+package rtp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
+
+	"github.com/callcore/callcore/transport"
+)
+
+// isRTCP reports whether a datagram on an rtcp-mux port is RTCP: RFC 5761
+// tells them apart by the second byte (marker and payload type), 192 to 223
+// for RTCP.
+func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 }
+
+// validRTP reports whether b can be an RTP packet: version 2 and a whole
+// fixed header. The core checks the rest.
+func validRTP(b []byte) bool { return len(b) >= 12 && b[0]>>6 == 2 }
+
+// validRTCP reports whether b is a well-formed compound RTCP packet: each
+// part has version 2, an RTCP packet type and a length that fits, and the
+// parts fill b exactly.
+func validRTCP(b []byte) bool {
+	if len(b) < 8 {
+		return false
+	}
+	for len(b) > 0 {
+		if len(b) < 4 || b[0]>>6 != 2 || !isRTCP(b) {
+			return false
+		}
+		n := (int(binary.BigEndian.Uint16(b[2:])) + 1) * 4
+		if n > len(b) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// countSend counts the outcome of one send of n bytes.
+func (c *counters) countSend(err error, n int, sent *atomic.Uint64) error {
+	switch err {
+	case nil:
+		sent.Add(1)
+		c.bytesOut.Add(uint64(n))
+		return nil
+	case ErrWouldBlock:
+		c.wouldBlock.Add(1)
+	case transport.ErrClosed:
+	default:
+		c.sendErrors.Add(1)
+	}
+	return err
+}
+
+// protectRTCP copies pkt into buf and, with ctx, protects it there as
+// SRTCP, which adds over bytes (index and tag).
+func protectRTCP(ctx *srtp.Context, hdr *rtcp.Header, over int, buf, pkt []byte) ([]byte, error) {
+	if !validRTCP(pkt) {
+		return nil, fmt.Errorf("%w: not a compound RTCP packet", ErrMalformed)
+	}
+	if len(pkt)+over > len(buf) {
+		return nil, fmt.Errorf("%w: %d bytes", ErrOversized, len(pkt)+over)
+	}
+	b := buf[:len(pkt)]
+	copy(b, pkt)
+	if ctx == nil {
+		return b, nil
+	}
+	out, err := ctx.EncryptRTCP(b, b, hdr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProtect, err)
+	}
+	return out, nil
+}
+
+// countProtectError counts a packet refused before it was sent.
+func (c *counters) countProtectError(err error) {
+	if errors.Is(err, ErrOversized) {
+		c.oversized.Add(1)
+		return
+	}
+	c.malformed.Add(1)
+}
+
+// rtcpOverhead is what SRTCP with keys k adds to a packet: the tag and the
+// 4-byte index.
+func rtcpOverhead(k *Keys) int {
+	if k == nil {
+		return 0
+	}
+	return k.Profile.Overhead() + 4
+}
