@@ -150,9 +150,9 @@ func (h *harness) must(err error) {
 	}
 }
 
-// drain returns the events queued for user, and the subscription's end
-// ("" while it goes on).
-func (h *harness) drain(user string) ([]Event, string) {
+// drain returns the events queued for user, and why the subscription
+// ended (nil while it goes on).
+func (h *harness) drain(user string) ([]Event, error) {
 	var evs []Event
 	sub := h.subs[user]
 	for {
@@ -160,11 +160,11 @@ func (h *harness) drain(user string) ([]Event, string) {
 		case ev, ok := <-sub.C():
 			if !ok {
 				_, err := sub.Next(context.Background())
-				return evs, err.Error()
+				return evs, err
 			}
 			evs = append(evs, ev)
 		default:
-			return evs, ""
+			return evs, nil
 		}
 	}
 }
