@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // boundaryRecorder records the calls a channel makes across the Media
@@ -115,6 +116,8 @@ type harness struct {
 	rec   *boundaryRecorder
 	notes *notifyRecorder
 	subs  map[string]*Subscription
+	// deadline bounds polling loops (seqWithin).
+	deadline time.Time
 }
 
 func newHarness(t testing.TB, cfg Config, opts CreateOptions) *harness {
