@@ -130,8 +130,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	// The key and salt of RFC 3711's AES-CM test vectors, as ffmpeg takes
-	// them in -srtp_out_params.
+	// An SDP a=crypto key parameter, with its lifetime.
 	k, err := rtp.ParseKeys(rtp.ProfileAESCM128SHA1_80, "inline:4W8CxJo5vfD0OVGIaJAyuLyOexK0D7VUxVFbF0Ym|2^31")
 	if err != nil {
 		t.Fatal(err)
