@@ -68,3 +68,36 @@ func TestPacketPathsAllocateNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestSenderAllocatesNothing queues a packet for a Target, flushes it with
+// sendmmsg and sends RTCP, and counts the allocations of both ends.
+func TestSenderAllocatesNothing(t *testing.T) {
+	for _, k := range []*rtp.Keys{nil, keys(t, rtp.ProfileAEADAES128GCM)} {
+		in, deadline := make(signal, 1), time.NewTimer(time.Hour)
+		ing := newIngest(t, rtp.IngestConfig{RTP: in, RTCP: in, SRTP: k})
+		s := newSender(t, rtp.SenderConfig{Addr: "127.0.0.1:0"})
+		tg := newTarget(t, s, rtp.TargetConfig{Remote: ing.Addr(), SRTP: k})
+		hdr := rtpPacket(0, 5, nil)[:12]
+		payload := make([]byte, 1200)
+		seq := uint16(0)
+		roundTrip := func() {
+			seq++
+			hdr[2], hdr[3] = byte(seq>>8), byte(seq)
+			if err := tg.WriteRTP(hdr, payload); err != nil {
+				t.Fatal(err)
+			}
+			if err := tg.Batch().Flush(); err != nil {
+				t.Fatal(err)
+			}
+			in.wait(t, deadline)
+			if err := tg.WriteRTCP(pli); err != nil {
+				t.Fatal(err)
+			}
+			in.wait(t, deadline)
+		}
+		roundTrip()
+		if a := testing.AllocsPerRun(500, roundTrip); a != 0 {
+			t.Fatalf("%v allocations per round trip, want 0", a)
+		}
+	}
+}

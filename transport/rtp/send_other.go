@@ -11,6 +11,9 @@ import (
 	"github.com/callcore/callcore/transport"
 )
 
+// dontWait is the flag for sends that must not wait, where there is one.
+const dontWait = 0
+
 // sender sends datagrams on one socket. Without raw non-blocking sends on
 // this platform a full send buffer may make it wait.
 type sender struct {

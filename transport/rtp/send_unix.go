@@ -11,6 +11,9 @@ import (
 	"github.com/callcore/callcore/transport"
 )
 
+// dontWait makes sendmmsg return at once when the socket is full.
+const dontWait = syscall.MSG_DONTWAIT
+
 // sender sends datagrams on one socket without ever waiting: a full send
 // buffer drops the datagram. It is not safe for concurrent use; its owner
 // serialises calls.
