@@ -115,12 +115,13 @@ type Ingest struct {
 	peer     atomic.Pointer[netip.AddrPort] // the sender's RTP address; set once by the RTP reader
 	rtcpPeer atomic.Pointer[netip.AddrPort] // the sender's RTCP address; set once by a reader
 
-	mu      sync.Mutex // guards out, outBuf, outCtx, outHdr: the RTCP send path
-	out     sender
-	outBuf  []byte
-	outCtx  *srtp.Context // nil for plain RTP
-	outHdr  rtcp.Header
-	readers []*reader
+	readers []*reader // one per socket, each owned by its read goroutine
+
+	mu     sync.Mutex // guards out, outBuf, outCtx, outHdr: the RTCP send path
+	out    sender
+	outBuf []byte
+	outCtx *srtp.Context // nil for plain RTP
+	outHdr rtcp.Header
 }
 
 // reader is the state of one socket's read goroutine, owned by it.
@@ -203,15 +204,20 @@ func (in *Ingest) read(r *reader) {
 			in.cnt.readErrors.Add(1)
 			continue
 		}
-		b := r.buf[:n]
-		switch {
-		case n > in.cfg.MaxPacketSize:
-			in.cnt.oversized.Add(1)
-		case r.rtcp || (in.cfg.RTCPMux && isRTCP(b)):
-			in.handleRTCP(r, b, from)
-		default:
-			in.handleRTP(r, b, from)
-		}
+		in.handle(r, r.buf[:n], from)
+	}
+}
+
+// handle takes one datagram read by r. Every datagram is counted once in
+// RTPIn, RTCPIn or one of the drop counters.
+func (in *Ingest) handle(r *reader, b []byte, from netip.AddrPort) {
+	switch {
+	case len(b) > in.cfg.MaxPacketSize:
+		in.cnt.oversized.Add(1)
+	case r.rtcp || (in.cfg.RTCPMux && isRTCP(b)):
+		in.handleRTCP(r, b, from)
+	default:
+		in.handleRTP(r, b, from)
 	}
 }
 
