@@ -79,6 +79,43 @@ type TrackConfig struct {
 	MaxPacketSize int
 	// Clock is the time source for splices. Default NewSystemClock().
 	Clock Clock
+
+	// MimeType names the codec ("video/VP8", "video/H264", "video/VP9",
+	// "video/AV1", "audio/opus", ...), compared case-insensitively. Key
+	// frames are found in VP8, VP9, H.264 and AV1; every packet of an audio
+	// or unknown format is a place a subscriber can start.
+	MimeType string
+	// RTX is the publisher's retransmission stream (RFC 4588), unwrapped
+	// into the track on the way in. Nil when not negotiated.
+	RTX *RTX
+	// Feedback takes the RTCP the track sends its publisher (key-frame
+	// requests). Nil drops it.
+	Feedback transport.RTCPWriter
+	// FeedbackSSRC is the sender SSRC of that RTCP. Default 1.
+	FeedbackSSRC uint32
+	// CacheSize is how many packets the retransmission cache keeps: a power
+	// of two from 16 to 8192. Default 512.
+	CacheSize int
+	// KeyFrameInterval is the least time between two key-frame requests to
+	// the publisher, unless a key frame arrived in between; a request is
+	// repeated at this interval while none comes. Default 500 ms.
+	KeyFrameInterval time.Duration
+	// ReplayAge is the age under which a joining subscriber is given the
+	// cached run from the last key frame at once, instead of waiting for a
+	// new key frame. Default 1 s; negative disables replay.
+	ReplayAge time.Duration
+	// Pool, when set, spreads the deliveries of one packet over its
+	// workers once the track has ParallelThreshold subscribers or more.
+	Pool *Pool
+	// ParallelThreshold is the subscriber count from which Pool is used.
+	// Default 256.
+	ParallelThreshold int
+}
+
+// RTX names a retransmission stream: its SSRC and payload type.
+type RTX struct {
+	SSRC        uint32
+	PayloadType uint8
 }
 
 func (c *TrackConfig) setDefaults() {
@@ -93,6 +130,21 @@ func (c *TrackConfig) setDefaults() {
 	}
 	if c.Clock == nil {
 		c.Clock = NewSystemClock()
+	}
+	if c.FeedbackSSRC == 0 {
+		c.FeedbackSSRC = 1
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 512
+	}
+	if c.KeyFrameInterval == 0 {
+		c.KeyFrameInterval = 500 * time.Millisecond
+	}
+	if c.ReplayAge == 0 {
+		c.ReplayAge = time.Second
+	}
+	if c.ParallelThreshold == 0 {
+		c.ParallelThreshold = 256
 	}
 }
 
@@ -113,6 +165,14 @@ func (c TrackConfig) Validate() error {
 		return fmt.Errorf("%w: max dropout %d", ErrInvalidConfig, c.MaxDropout)
 	case c.MaxPacketSize < 12 || c.MaxPacketSize > 65535:
 		return fmt.Errorf("%w: max packet size %d", ErrInvalidConfig, c.MaxPacketSize)
+	case c.CacheSize < 16 || c.CacheSize > 8192 || bits.OnesCount(uint(c.CacheSize)) != 1:
+		return fmt.Errorf("%w: cache size %d", ErrInvalidConfig, c.CacheSize)
+	case c.KeyFrameInterval < 0:
+		return fmt.Errorf("%w: key-frame interval %v", ErrInvalidConfig, c.KeyFrameInterval)
+	case c.ParallelThreshold < 1:
+		return fmt.Errorf("%w: parallel threshold %d", ErrInvalidConfig, c.ParallelThreshold)
+	case c.RTX != nil && (c.RTX.PayloadType > 127 || c.RTX.PayloadType == c.PayloadType || c.RTX.SSRC == 0):
+		return fmt.Errorf("%w: RTX %+v", ErrInvalidConfig, *c.RTX)
 	}
 	return validateExtensions(c.Extensions)
 }
@@ -133,6 +193,9 @@ type SubscriberConfig struct {
 	// 3550's random start pass random values.
 	FirstSeq       uint16
 	FirstTimestamp uint32
+	// RTX is the retransmission stream negotiated with the subscriber.
+	// Nil sends retransmissions on the media SSRC.
+	RTX *RTX
 }
 
 // Validate reports whether the config is usable. Errors wrap
@@ -145,6 +208,8 @@ func (c SubscriberConfig) Validate() error {
 		return fmt.Errorf("%w: SSRC 0", ErrInvalidConfig)
 	case c.PayloadType > 127:
 		return fmt.Errorf("%w: payload type %d", ErrInvalidConfig, c.PayloadType)
+	case c.RTX != nil && (c.RTX.PayloadType > 127 || c.RTX.SSRC == 0 || c.RTX.SSRC == c.SSRC):
+		return fmt.Errorf("%w: RTX %+v", ErrInvalidConfig, *c.RTX)
 	}
 	return validateExtensions(c.Extensions)
 }

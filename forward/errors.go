@@ -23,6 +23,9 @@ var (
 	// ErrTimestamp is returned for a reordered packet whose timestamp does
 	// not fit between its neighbours'.
 	ErrTimestamp = errors.New("forward: timestamp out of order")
+	// ErrNoMedia is returned for an RTX packet that carries no original
+	// packet (bandwidth probing), which is counted and dropped.
+	ErrNoMedia = errors.New("forward: no media in packet")
 	// ErrClosed is returned by operations on a closed track or subscriber.
 	ErrClosed = errors.New("forward: closed")
 	// ErrAttached is returned when attaching a subscriber that already has

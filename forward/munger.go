@@ -126,9 +126,16 @@ func (m *munger) withhold(in uint64) bool {
 	if in <= m.lastIn {
 		return false
 	}
-	// Runs of withheld packets share one change: those between the last
-	// change's start and in were all withheld.
-	if m.nchg > 0 && m.changes[m.nchg-1].from == m.lastIn+1 && in == m.lastIn+1 {
+	m.closeOver(in, m.lastIn+1)
+	m.lastIn = in
+	return true
+}
+
+// closeOver lowers the offset of every packet after in, which is left out
+// of the numbering. run is the first input of the run of packets left out
+// that in ends, when they share one change.
+func (m *munger) closeOver(in, run uint64) {
+	if m.nchg > 0 && m.changes[m.nchg-1].from == run && in == run {
 		m.changes[m.nchg-1].from = in + 1
 	} else {
 		if m.nchg == maxChanges {
@@ -140,8 +147,44 @@ func (m *munger) withhold(in uint64) bool {
 		m.nchg++
 	}
 	m.seqOff--
-	m.lastIn = in
+}
+
+// unsend takes back the newest packet, numbered out, which its subscriber
+// could not take: it is left out of the numbering as a withheld packet is.
+// A packet that was not the newest keeps its number (a gap).
+func (m *munger) unsend(in, out uint64) bool {
+	if in != m.lastIn || out != m.lastOut {
+		return false
+	}
+	m.closeOver(in, in)
+	m.lastOut--
 	return true
+}
+
+// inverse maps an output sequence number of the current segment back to
+// its input. Numbers before the segment, past the newest, or older than
+// the offsets remembered have none.
+func (m *munger) inverse(out uint64) (uint64, bool) {
+	if !m.started || m.splice || out > m.lastOut {
+		return 0, false
+	}
+	off := m.seqOff
+	for i := m.nchg - 1; i >= -1; i-- {
+		start := m.segStart
+		if i >= 0 {
+			start = m.changes[i].from
+		} else if m.lost != 0 {
+			start = m.lost
+		}
+		if in := out - off; in >= start && in >= m.segStart && in <= m.lastIn {
+			return in, true
+		}
+		if i < 0 {
+			break
+		}
+		off = m.changes[i].off
+	}
+	return 0, false
 }
 
 // offsetAt returns the offset that applied to in when it was the newest.

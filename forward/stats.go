@@ -14,6 +14,12 @@ type TrackStats struct {
 	Duplicate    uint64
 	OutOfWindow  uint64
 	BadTimestamp uint64
+
+	RTXIn               uint64 // packets unwrapped from the publisher's RTX stream
+	RTXPadding          uint64 // RTX packets with no original in them (probing)
+	KeyFrames           uint64 // key frames that arrived
+	KeyFrameRequestsIn  uint64 // PLI and FIR from subscribers
+	KeyFrameRequestsOut uint64 // requests sent upstream after merging
 }
 
 // Dropped is the number of packets refused for any reason.
@@ -25,6 +31,8 @@ type trackCounters struct {
 	packetsIn, bytesIn, padding                  atomic.Uint64
 	malformed, oversized, unknownSSRC, unknownPT atomic.Uint64
 	duplicate, outOfWindow, badTimestamp         atomic.Uint64
+	rtxIn, rtxPadding, keyFrames                 atomic.Uint64
+	keyFrameRequestsIn, keyFrameRequestsOut      atomic.Uint64
 }
 
 // Stats returns the track's counters. It takes no lock.
@@ -35,6 +43,8 @@ func (t *Track) Stats() TrackStats {
 		Malformed: c.malformed.Load(), Oversized: c.oversized.Load(),
 		UnknownSSRC: c.unknownSSRC.Load(), UnknownPT: c.unknownPT.Load(),
 		Duplicate: c.duplicate.Load(), OutOfWindow: c.outOfWindow.Load(), BadTimestamp: c.badTimestamp.Load(),
+		RTXIn: c.rtxIn.Load(), RTXPadding: c.rtxPadding.Load(), KeyFrames: c.keyFrames.Load(),
+		KeyFrameRequestsIn: c.keyFrameRequestsIn.Load(), KeyFrameRequestsOut: c.keyFrameRequestsOut.Load(),
 	}
 }
 
@@ -46,12 +56,25 @@ type SubscriberStats struct {
 	DropGate    uint64 // packets not sent while the gate was closed
 	DropStale   uint64 // late packets of an earlier segment
 	DropHandoff uint64 // packets skipped while a switch of source settled
-	DropWrite   uint64 // packets the writer refused
+	DropWrite   uint64 // packets the writer refused (a slow or closed transport)
+	DropWaitKey uint64 // packets skipped while waiting for a key frame
+
+	Replayed         uint64 // cached packets sent at a start, from the last key frame
+	NACKs            uint64 // sequence numbers NACKed
+	Retransmits      uint64 // of those, sent again from the cache
+	NACKTooOld       uint64 // NACKed before the key frame it started on, or unknown
+	CacheMiss        uint64 // NACKed but not in the cache (lost upstream or too old)
+	NACKOverflow     uint64 // NACK entries beyond what one RTCP packet may carry here
+	KeyFrameRequests uint64 // PLI and FIR it sent
+	BadRTCP          uint64 // malformed RTCP it sent
 }
 
 type subCounters struct {
 	packets, bytes, withheld                    atomic.Uint64
 	dropGate, dropStale, dropHandoff, dropWrite atomic.Uint64
+	dropWaitKey, replayed, nacks, retransmits   atomic.Uint64
+	nackTooOld, cacheMiss, nackOverflow         atomic.Uint64
+	keyFrameRequests, badRTCP                   atomic.Uint64
 }
 
 // Stats returns the subscriber's counters. It takes no lock.
@@ -60,6 +83,9 @@ func (s *Subscriber) Stats() SubscriberStats {
 	return SubscriberStats{
 		Packets: c.packets.Load(), Bytes: c.bytes.Load(), Withheld: c.withheld.Load(),
 		DropGate: c.dropGate.Load(), DropStale: c.dropStale.Load(),
-		DropHandoff: c.dropHandoff.Load(), DropWrite: c.dropWrite.Load(),
+		DropHandoff: c.dropHandoff.Load(), DropWrite: c.dropWrite.Load(), DropWaitKey: c.dropWaitKey.Load(),
+		Replayed: c.replayed.Load(), NACKs: c.nacks.Load(), Retransmits: c.retransmits.Load(),
+		NACKTooOld: c.nackTooOld.Load(), CacheMiss: c.cacheMiss.Load(), NACKOverflow: c.nackOverflow.Load(),
+		KeyFrameRequests: c.keyFrameRequests.Load(), BadRTCP: c.badRTCP.Load(),
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/callcore/callcore/internal/rtcpx"
 )
 
 // Subscriber is one subscriber's output stream of one track: its own SSRC,
-// payload type, extension IDs, sequence numbers and timestamps. It is fed by
-// the ingest goroutine of the track it is attached to, and can be switched
-// to another track (a splice) with its numbering continuous.
+// payload type, extension IDs, sequence numbers and timestamps. It is fed in
+// the exclusive section of the track it is attached to, and can be switched
+// to another track (a splice) with its numbering continuous. It starts, and
+// starts again after a pause or a switch, on a key frame.
 type Subscriber struct {
 	cfg SubscriberConfig
 
@@ -17,15 +20,25 @@ type Subscriber struct {
 	src atomic.Pointer[Track] // the track feeding it, nil when detached
 
 	// handoff, when set, names the track that fed the subscriber before the
-	// current one and the generation to wait out: until that packet is
-	// done, the new track leaves the subscriber alone.
+	// current one and the generation to wait out: until that track has
+	// left the exclusive section it was in, the new track leaves the
+	// subscriber alone.
 	handoff atomic.Pointer[handoff]
-	open    atomic.Bool // the gate: closed means nothing is sent
+	prof    atomic.Pointer[profile] // its extension mapping in the current snapshot
+	open    atomic.Bool             // the gate: closed means nothing is sent
 	shut    atomic.Bool
 
-	m       munger // owned by the feeding track's ingest goroutine
-	wasShut bool   // owned likewise: the gate was closed at the last packet
-	cnt     subCounters
+	// Owned by the feeding track's exclusive section:
+	m       munger
+	wasShut bool   // the gate was closed at the last packet
+	waitKey bool   // nothing is sent until a key frame starts
+	rtxSeq  uint16 // next sequence number on the RTX stream
+
+	// Owned by the goroutine calling HandleRTCP:
+	feedback rtcpx.Feedback
+	nackBuf  [maxNACKs]rtcpx.NACK
+
+	cnt subCounters
 }
 
 type handoff struct {
@@ -38,16 +51,17 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Subscriber{cfg: cfg}
+	s := &Subscriber{cfg: cfg, waitKey: true}
 	s.m.init(cfg.FirstSeq, cfg.FirstTimestamp)
 	s.open.Store(true)
 	return s, nil
 }
 
 // SwitchTo attaches the subscriber to t, detaching it from its current
-// track. The next packet it gets starts a new segment: its sequence number
-// follows the last one sent, and its timestamp advances by the wall time
-// since then. Neither track's packet path is blocked.
+// track. It starts on t's next key frame (or the cached run from the last
+// one): its sequence number follows the last one sent, and its timestamp
+// advances by the wall time since then. Neither track's packet path is
+// blocked.
 func (s *Subscriber) SwitchTo(t *Track) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -78,8 +92,8 @@ func (s *Subscriber) SwitchTo(t *Track) error {
 }
 
 // SetOpen opens or closes the subscriber's gate. While it is closed nothing
-// is sent; when it opens again, the stream resumes with a splice, so the
-// subscriber sees no gap.
+// is sent; when it opens again, the stream resumes on a key frame with a
+// splice, so the subscriber sees no gap.
 func (s *Subscriber) SetOpen(open bool) { s.open.Store(open) }
 
 // Open reports whether the gate is open.
@@ -102,16 +116,22 @@ func (s *Subscriber) Close() error {
 	return nil
 }
 
+// restart makes the next packet start a new segment, on a key frame.
+func (s *Subscriber) restart() {
+	s.m.requestSplice()
+	s.waitKey = true
+}
+
 // deliver rewrites one packet for the subscriber and hands it to its
-// writer. It runs on the feeding track's ingest goroutine.
-func (s *Subscriber) deliver(p *profile, payload []byte, ext, extTS uint64, noMedia bool, now int64, clockRate uint32) {
+// writer, in the feeding track's exclusive section.
+func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 	if h := s.handoff.Load(); h != nil {
 		if !h.from.quiescent(h.gen) {
 			s.cnt.dropHandoff.Add(1)
 			return
 		}
 		s.handoff.Store(nil)
-		s.m.requestSplice()
+		s.restart()
 	}
 	if !s.open.Load() {
 		s.wasShut = true
@@ -120,23 +140,52 @@ func (s *Subscriber) deliver(p *profile, payload []byte, ext, extTS uint64, noMe
 	}
 	if s.wasShut {
 		s.wasShut = false
-		s.m.requestSplice()
+		s.restart()
 	}
-	if noMedia && s.m.withhold(ext) {
+	if s.waitKey && !s.start(t, fc, p) {
+		return
+	}
+	if p.noMedia && s.m.withhold(p.ext) {
 		s.cnt.withheld.Add(1)
 		return
 	}
-	out, outTS, ok := s.m.next(ext, extTS, now, clockRate)
+	out, outTS, ok := s.m.next(p.ext, p.extTS, p.now, t.cfg.ClockRate)
 	if !ok {
 		s.cnt.dropStale.Add(1)
 		return
 	}
-	hdr := p.buf[:p.n]
+	hdr := fc.hdrs[prof][:fc.lens[prof]]
 	putHeader(hdr, s.cfg.PayloadType, uint16(out), uint32(outTS), s.cfg.SSRC)
-	if err := s.cfg.Writer.WriteRTP(hdr, payload); err != nil {
-		s.cnt.dropWrite.Add(1)
+	if err := s.cfg.Writer.WriteRTP(hdr, p.payload); err != nil {
+		s.writeFailed(t, p.ext, out)
 		return
 	}
 	s.cnt.packets.Add(1)
-	s.cnt.bytes.Add(uint64(len(hdr) + len(payload)))
+	s.cnt.bytes.Add(uint64(len(hdr) + len(p.payload)))
+}
+
+// start reports whether a waiting subscriber starts with packet p: on a
+// key frame, or after the cached run from the last key frame is replayed.
+// Otherwise it asks for a key frame.
+func (s *Subscriber) start(t *Track, fc *fanCtx, p *pktInfo) bool {
+	if p.key || (!p.noMedia && t.replay(s, fc, p)) {
+		s.waitKey = false
+		return true
+	}
+	s.cnt.dropWaitKey.Add(1)
+	t.kf.wanted.Store(true)
+	return false
+}
+
+// writeFailed handles a writer that could not take a packet: the number is
+// taken back so the stream stays continuous, and video waits for a key
+// frame, since the frames after a lost one cannot be decoded. Audio loses
+// that one packet.
+func (s *Subscriber) writeFailed(t *Track, in, out uint64) {
+	s.cnt.dropWrite.Add(1)
+	s.m.unsend(in, out)
+	if t.codec != codecOther {
+		s.restart()
+		t.kf.wanted.Store(true)
+	}
 }

@@ -7,30 +7,50 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/callcore/callcore/internal/rtcpx"
 	"github.com/callcore/callcore/internal/rtpx"
 	"github.com/callcore/callcore/transport"
 )
 
 // Track is one published stream fanned out to its subscribers.
 //
-// HandleRTP is the packet path. It must be called from one goroutine at a
-// time (the publisher transport's read loop, the ingest goroutine), which
-// owns the fields marked "ingest". Subscribers are added and removed from
-// any goroutine without blocking it: the subscriber set is an immutable
-// snapshot behind an atomic pointer, replaced whole under mu.
+// Everything that changes a track's media state runs in the track's
+// exclusive section: HandleRTP (the publisher transport's read loop),
+// and a subscriber's NACK and key-frame requests. The section is entered
+// with one compare-and-swap; the packet path never contends with another
+// track or subscriber, and subscribers are added and removed without
+// entering it: the subscriber set is an immutable snapshot behind an atomic
+// pointer, replaced whole under mu.
 type Track struct {
 	cfg   TrackConfig
+	codec codec
 	clock Clock
 
 	mu   sync.Mutex             // guards replacing subs; never held on the packet path
-	subs atomic.Pointer[subSet] // read by the ingest goroutine without locks
-	gen  atomic.Uint64          // odd while HandleRTP runs: lets a detach wait out an in-flight packet
+	subs atomic.Pointer[subSet] // read in the exclusive section without locks
+	gen  atomic.Uint64          // odd while a goroutine is in the exclusive section
 	shut atomic.Bool            // set by Close
-	cnt  trackCounters          // written by the ingest goroutine, read by anyone
+	cnt  trackCounters          // written in the exclusive section, read by anyone
 
-	in   ingest      // ingest
-	ssrc uint32      // ingest: the publisher's SSRC once known
-	hdr  rtpx.Header // ingest: scratch for Parse
+	// Owned by the exclusive section:
+	in     ingest
+	ssrc   uint32      // the publisher's SSRC once known
+	hdr    rtpx.Header // scratch for Parse
+	cache  *cache
+	unwrap []byte  // scratch for a packet unwrapped from RTX
+	main   *fanCtx // scratch of the goroutine that runs the section
+	cur    pktInfo // the packet being fanned out
+	kf     keyFrames
+	par    parallel // parallel fan-out state
+}
+
+// keyFrames is a track's key-frame state, owned by the exclusive section.
+type keyFrames struct {
+	last    uint64 // extended sequence number of the newest key-frame start; 0 none
+	lastAt  int64
+	wanted  atomic.Bool // a subscriber waits for a key frame (set by fan-out workers too)
+	askedAt int64       // when the last request went upstream
+	asked   bool        // a request went upstream and no key frame came since
 }
 
 // subSet is one immutable snapshot of a track's subscribers.
@@ -42,15 +62,21 @@ type subSet struct {
 
 type subEntry struct {
 	sub  *Subscriber
-	prof *profile
+	prof int // index into profiles
 }
 
-// profile is a header layout shared by the subscribers that negotiated the
-// same extension IDs. buf is written only by the ingest goroutine.
+// profile is a header-extension mapping shared by the subscribers that
+// negotiated the same IDs.
 type profile struct {
 	remap [256]uint8
-	buf   []byte
-	n     int // header length in buf for the current packet
+}
+
+// pktInfo is what the core learnt of the packet being fanned out.
+type pktInfo struct {
+	ext, extTS   uint64
+	noMedia, key bool
+	now          int64
+	payload      []byte
 }
 
 // NewTrack returns a track with no subscribers.
@@ -60,10 +86,14 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 	}
 	cfg.setDefaults()
 	t := &Track{
-		cfg:   cfg,
-		clock: cfg.Clock,
-		ssrc:  cfg.SSRC,
-		in:    newIngest(cfg.ReorderWindow, uint16(cfg.MaxDropout), cfg.ClockRate),
+		cfg:    cfg,
+		codec:  codecOf(cfg.MimeType),
+		clock:  cfg.Clock,
+		ssrc:   cfg.SSRC,
+		in:     newIngest(cfg.ReorderWindow, uint16(cfg.MaxDropout), cfg.ClockRate),
+		cache:  newCache(cfg.CacheSize, cfg.MaxPacketSize),
+		unwrap: make([]byte, cfg.MaxPacketSize),
+		main:   newFanCtx(cfg.MaxPacketSize),
 	}
 	t.subs.Store(&subSet{})
 	return t, nil
@@ -72,68 +102,134 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 // Config returns the track's configuration with defaults applied.
 func (t *Track) Config() TrackConfig { return t.cfg }
 
+// enter takes the track's exclusive section. It spins only while another
+// goroutine handles one RTCP request or one packet of this track.
+func (t *Track) enter() {
+	for {
+		if g := t.gen.Load(); g%2 == 0 && t.gen.CompareAndSwap(g, g+1) {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+func (t *Track) exit() { t.gen.Add(1) }
+
+// quiescent reports whether the section held when gen read g was left.
+func (t *Track) quiescent(g uint64) bool { return g%2 == 0 || t.gen.Load() != g }
+
 // HandleRTP takes one RTP packet from the publisher and hands it, rewritten,
 // to every subscriber. pkt is not retained. Packets that are refused are
 // counted and reported with an error wrapping one of the package's
 // sentinels; nothing is forwarded for them.
 func (t *Track) HandleRTP(pkt []byte) error {
-	t.gen.Add(1)
-	defer t.gen.Add(1)
 	if t.shut.Load() {
 		return ErrClosed
 	}
+	t.enter()
+	err, ask := t.handle(pkt)
+	t.exit()
+	if ask {
+		t.sendPLI()
+	}
+	return err
+}
+
+// handle is HandleRTP inside the exclusive section. It reports whether a
+// key-frame request is to go upstream.
+func (t *Track) handle(pkt []byte) (error, bool) {
 	t.cnt.packetsIn.Add(1)
-	if err := t.admit(pkt); err != nil {
-		return err
+	pkt, err := t.admit(pkt)
+	if err != nil {
+		return err, false
 	}
 	h := &t.hdr
 	now := t.clock.Nanotime()
 	ext, extTS, v := t.in.push(h.Seq, h.Timestamp, now)
 	if v != accepted {
-		return t.refuse(v)
+		return t.refuse(v), false
 	}
 	t.cnt.bytesIn.Add(uint64(len(pkt)))
-	noMedia := h.PayloadLen(pkt) == 0
-	if noMedia {
+	p := &t.cur
+	*p = pktInfo{ext: ext, extTS: extTS, now: now, payload: pkt[h.HeaderLen:]}
+	p.noMedia = h.PayloadLen(pkt) == 0
+	if p.noMedia {
 		t.cnt.padding.Add(1)
 	}
-	set := t.subs.Load()
-	for _, p := range set.profiles {
-		p.n = buildHeader(p, pkt, h)
+	p.key = !p.noMedia && (t.codec == codecOther || startsKeyFrame(t.codec, pkt[h.HeaderLen:len(pkt)-h.PaddingLen]))
+	if p.key && t.codec != codecOther && ext > t.kf.last {
+		t.kf.last, t.kf.lastAt, t.kf.asked = ext, now, false
+		t.cnt.keyFrames.Add(1)
 	}
-	payload := pkt[h.HeaderLen:]
-	for i := range set.entries {
-		e := &set.entries[i]
-		e.sub.deliver(e.prof, payload, ext, extTS, noMedia, now, t.cfg.ClockRate)
+	t.cache.put(ext, extTS, now, p.key, p.noMedia, pkt)
+	set := t.subs.Load()
+	if t.par.use(t, set) {
+		t.fanoutParallel(set, pkt, p)
+	} else {
+		t.main.fanout(t, set, 0, len(set.entries), pkt, p)
 	}
 	for _, f := range set.flushers {
 		_ = f.Flush()
 	}
-	return nil
+	return nil, t.keyFrameDue(now)
 }
 
-// admit parses and checks a packet against the track's configuration.
-func (t *Track) admit(pkt []byte) error {
+// admit parses and checks a packet against the track's configuration, and
+// unwraps it when it comes on the RTX stream. It returns the packet to
+// forward, parsed into t.hdr.
+func (t *Track) admit(pkt []byte) ([]byte, error) {
 	if len(pkt) > t.cfg.MaxPacketSize {
 		t.cnt.oversized.Add(1)
-		return fmt.Errorf("%w: %d bytes", ErrOversized, len(pkt))
+		return nil, fmt.Errorf("%w: %d bytes", ErrOversized, len(pkt))
 	}
 	if err := rtpx.Parse(pkt, &t.hdr); err != nil {
 		t.cnt.malformed.Add(1)
-		return fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if r := t.cfg.RTX; r != nil && t.hdr.SSRC == r.SSRC {
+		return t.unwrapRTX(pkt)
 	}
 	if t.ssrc == 0 {
 		t.ssrc = t.hdr.SSRC
 	}
 	if t.hdr.SSRC != t.ssrc {
 		t.cnt.unknownSSRC.Add(1)
-		return ErrUnknownSSRC
+		return nil, ErrUnknownSSRC
 	}
 	if t.hdr.PayloadType != t.cfg.PayloadType {
 		t.cnt.unknownPT.Add(1)
-		return ErrUnknownPayloadType
+		return nil, ErrUnknownPayloadType
 	}
-	return nil
+	return pkt, nil
+}
+
+// unwrapRTX rebuilds the original packet from an RFC 4588 retransmission:
+// the original sequence number is the payload's first two bytes.
+func (t *Track) unwrapRTX(pkt []byte) ([]byte, error) {
+	h := &t.hdr
+	if h.PayloadType != t.cfg.RTX.PayloadType {
+		t.cnt.unknownPT.Add(1)
+		return nil, ErrUnknownPayloadType
+	}
+	body := pkt[h.HeaderLen : len(pkt)-h.PaddingLen]
+	if len(body) < 2 || t.ssrc == 0 {
+		t.cnt.rtxPadding.Add(1) // probing padding, or nothing to attach it to
+		return nil, ErrNoMedia
+	}
+	t.cnt.rtxIn.Add(1)
+	osn := binary.BigEndian.Uint16(body)
+	b := t.unwrap[:0]
+	b = append(b, pkt[:h.HeaderLen]...)
+	b[0] &^= 0x20 // the RTX packet's padding is its own
+	b[1] = b[1]&0x80 | t.cfg.PayloadType
+	binary.BigEndian.PutUint16(b[2:], osn)
+	binary.BigEndian.PutUint32(b[8:], t.ssrc)
+	b = append(b, body[2:]...)
+	if err := rtpx.Parse(b, &t.hdr); err != nil {
+		t.cnt.malformed.Add(1)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return b, nil
 }
 
 func (t *Track) refuse(v verdict) error {
@@ -150,24 +246,63 @@ func (t *Track) refuse(v verdict) error {
 	}
 }
 
-// buildHeader writes into p.buf the header the profile's subscribers get,
-// before their own SSRC, payload type, sequence number and timestamp are
-// patched in, and returns its length.
-func buildHeader(p *profile, pkt []byte, h *rtpx.Header) int {
-	fixed := 12 + 4*int(h.CSRCCount)
-	copy(p.buf, pkt[:fixed])
-	if h.ExtProfile == 0 {
-		return fixed
+// keyFrameDue merges the key-frame needs of the subscribers into one
+// request upstream: at most one per KeyFrameInterval unless a key frame
+// came in between, and the request is repeated at that interval until one
+// comes, so a lost request leaves nobody frozen.
+func (t *Track) keyFrameDue(now int64) bool {
+	k := &t.kf
+	if t.codec == codecOther { // audio: every packet is a place to start
+		k.wanted.Store(false)
+		return false
 	}
-	n := rtpx.RewriteExtensions(p.buf[fixed:], pkt[h.ExtStart:h.ExtEnd], h.ExtProfile, &p.remap)
-	if n == 0 {
-		p.buf[0] &^= 0x10
+	if k.asked { // outstanding: repeat it until a key frame comes
+		k.wanted.Store(false)
+		if now-k.askedAt < int64(t.cfg.KeyFrameInterval) {
+			return false
+		}
+		k.askedAt = now
+		return true
 	}
-	return fixed + n
+	if !k.wanted.Swap(false) {
+		return false
+	}
+	k.asked, k.askedAt = true, now
+	return true
 }
 
-// quiescent reports whether a packet in flight when gen read g has finished.
-func (t *Track) quiescent(g uint64) bool { return g%2 == 0 || t.gen.Load() != g }
+// sendPLI sends a key-frame request upstream, outside the section.
+func (t *Track) sendPLI() {
+	t.cnt.keyFrameRequestsOut.Add(1)
+	if t.cfg.Feedback == nil {
+		return
+	}
+	var buf [12]byte
+	ssrc := t.cfg.SSRC
+	if ssrc == 0 {
+		ssrc = t.publisherSSRC()
+	}
+	_ = t.cfg.Feedback.WriteRTCP(rtcpx.AppendPLI(buf[:0], t.cfg.FeedbackSSRC, ssrc))
+}
+
+// publisherSSRC reads the learnt SSRC inside the section.
+func (t *Track) publisherSSRC() uint32 {
+	t.enter()
+	defer t.exit()
+	return t.ssrc
+}
+
+// RequestKeyFrame asks the publisher for a key frame, merged with and
+// throttled like the subscribers' requests.
+func (t *Track) RequestKeyFrame() {
+	t.enter()
+	t.kf.wanted.Store(true)
+	ask := t.keyFrameDue(t.clock.Nanotime())
+	t.exit()
+	if ask {
+		t.sendPLI()
+	}
+}
 
 // Subscribe creates a subscriber and attaches it to the track.
 func (t *Track) Subscribe(cfg SubscriberConfig) (*Subscriber, error) {
@@ -214,24 +349,23 @@ func (t *Track) remove(s *Subscriber) uint64 {
 }
 
 // index builds a snapshot with the distinct profiles and flushers of subs.
-// Profiles are new in every snapshot, so the ingest goroutine never shares
-// a header buffer with a snapshot it is not using.
 func (t *Track) index(subs []*Subscriber) *subSet {
 	set := &subSet{entries: make([]subEntry, len(subs))}
 	for i, s := range subs {
 		e := &set.entries[i]
-		e.sub = s
+		e.sub, e.prof = s, -1
 		remap := remapTable(t.cfg.Extensions, s.cfg.Extensions)
-		for _, p := range set.profiles {
+		for j, p := range set.profiles {
 			if p.remap == remap {
-				e.prof = p
+				e.prof = j
 				break
 			}
 		}
-		if e.prof == nil {
-			e.prof = &profile{remap: remap, buf: make([]byte, t.cfg.MaxPacketSize+8)}
-			set.profiles = append(set.profiles, e.prof)
+		if e.prof < 0 {
+			e.prof = len(set.profiles)
+			set.profiles = append(set.profiles, &profile{remap: remap})
 		}
+		s.prof.Store(set.profiles[e.prof])
 		if b, ok := s.cfg.Writer.(transport.Batcher); ok {
 			f := b.Batch()
 			known := false
@@ -267,7 +401,9 @@ func (t *Track) Close() error {
 // Subscribers returns how many subscribers are attached.
 func (t *Track) Subscribers() int { return len(t.subs.Load().entries) }
 
-var _ transport.RTPHandler = (*Track)(nil)
+var (
+	_ transport.RTPHandler = (*Track)(nil)
+)
 
 func putHeader(b []byte, pt uint8, seq uint16, ts, ssrc uint32) {
 	b[1] = b[1]&0x80 | pt

@@ -20,8 +20,16 @@ package transport
 
 import "errors"
 
-// ErrClosed is returned by writers and handlers after Close.
-var ErrClosed = errors.New("transport: closed")
+// Errors shared by transports. Match them with errors.Is.
+var (
+	// ErrClosed is returned by writers and handlers after Close.
+	ErrClosed = errors.New("transport: closed")
+	// ErrBufferFull is returned by a writer that cannot take a packet now
+	// because its queue is full: its peer cannot keep up. The packet is
+	// dropped; the core then drops that subscriber's video up to the next
+	// key frame.
+	ErrBufferFull = errors.New("transport: buffer full")
+)
 
 // RTPWriter takes rewritten RTP packets for one subscriber. The packet is
 // header followed by payload; they are passed apart so that the payload,

@@ -45,12 +45,24 @@ type PipeConfig struct {
 	// Batch, when set, queues packets until its Flush, as a socket that
 	// sends a whole fan-out in one system call would.
 	Batch *Batch
+	// Queue, when above 0, makes the pipe deliver from a goroutine of its
+	// own through a queue of that many packets of up to 1500 bytes (the one
+	// being delivered included). A full
+	// queue refuses packets with transport.ErrBufferFull, as a socket
+	// whose peer cannot keep up does; WriteRTP never blocks.
+	Queue int
 }
 
 // Validate reports whether the config is usable.
 func (c PipeConfig) Validate() error {
 	if c.RTP == nil {
 		return fmt.Errorf("%w: nil RTP far end", ErrInvalidConfig)
+	}
+	if c.Queue < 0 || c.Queue > 1<<16 {
+		return fmt.Errorf("%w: queue %d", ErrInvalidConfig, c.Queue)
+	}
+	if c.Queue > 0 && c.Batch != nil {
+		return fmt.Errorf("%w: a pipe has a queue or a batch, not both", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -65,6 +77,8 @@ type Pipe struct {
 
 	mu   sync.Mutex // guards held; never held while calling the far end
 	held []heldPacket
+
+	q *queue // nil without Queue
 }
 
 type heldPacket struct {
@@ -80,7 +94,23 @@ func NewPipe(cfg PipeConfig) (*Pipe, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Pipe{cfg: cfg}, nil
+	p := &Pipe{cfg: cfg}
+	if cfg.Queue > 0 {
+		p.q = newQueue(cfg.Queue, cfg.RTP)
+	}
+	return p, nil
+}
+
+// far hands one packet on: to the queue, the batch or the far end.
+func (p *Pipe) far(header, payload []byte) error {
+	switch {
+	case p.q != nil:
+		return p.q.put(header, payload)
+	case p.cfg.Batch != nil:
+		p.cfg.Batch.queue(p, header, payload)
+		return nil
+	}
+	return p.cfg.RTP.WriteRTP(header, payload)
 }
 
 // WriteRTP carries one packet to the far end, as the hook decides.
@@ -89,11 +119,7 @@ func (p *Pipe) WriteRTP(header, payload []byte) error {
 		return transport.ErrClosed
 	}
 	if p.cfg.Hook == nil {
-		if p.cfg.Batch != nil {
-			p.cfg.Batch.queue(p, header, payload)
-			return nil
-		}
-		return p.cfg.RTP.WriteRTP(header, payload)
+		return p.far(header, payload)
 	}
 	n := p.n.Add(1) - 1
 	pkt := append(append(make([]byte, 0, len(header)+len(payload)), header...), payload...)
@@ -161,12 +187,7 @@ func (p *Pipe) takeDue(due []heldPacket) []heldPacket {
 func (p *Pipe) deliver(due []heldPacket) error {
 	var first error
 	for _, h := range due {
-		var err error
-		if p.cfg.Batch != nil {
-			p.cfg.Batch.queue(p, h.pkt[:h.hl], h.pkt[h.hl:])
-		} else {
-			err = p.cfg.RTP.WriteRTP(h.pkt[:h.hl], h.pkt[h.hl:])
-		}
+		err := p.far(h.pkt[:h.hl], h.pkt[h.hl:])
 		if first == nil {
 			first = err
 		}
@@ -197,12 +218,17 @@ func (p *Pipe) Batch() transport.Flusher {
 	return p.cfg.Batch
 }
 
-// Close makes the pipe refuse packets and drops those it holds.
+// Close makes the pipe refuse packets and drops those it holds. With a
+// queue, it waits for the delivering goroutine, which first finishes the
+// packet it is delivering.
 func (p *Pipe) Close() error {
 	p.closed.Store(true)
 	p.mu.Lock()
 	p.held = nil
 	p.mu.Unlock()
+	if p.q != nil {
+		p.q.close()
+	}
 	return nil
 }
 

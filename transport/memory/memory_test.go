@@ -1,6 +1,7 @@
 package memory_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -31,6 +32,50 @@ func TestConformanceConditioned(t *testing.T) {
 		}
 		return transporttest.Endpoints{RTP: p, RTCP: p, Close: p.Close}
 	})
+}
+
+func TestConformanceQueued(t *testing.T) {
+	transporttest.Run(t, func(t *testing.T, rtp transport.RTPWriter, rtcp transport.RTCPWriter) transporttest.Endpoints {
+		p, err := memory.NewPipe(memory.PipeConfig{RTP: rtp, RTCP: rtcp, Queue: 512})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return transporttest.Endpoints{RTP: p, RTCP: p, Close: p.Close}
+	})
+}
+
+// A queue whose far end is stuck fills up and then refuses packets at
+// once, without blocking the writer.
+func TestQueueFullRefuses(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	stuck := transport.RTPWriterFunc(func(_, _ []byte) error {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	})
+	p, err := memory.NewPipe(memory.PipeConfig{RTP: stuck, Queue: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, p, 0)
+	<-entered // the first packet is with the stuck far end
+	full := 0
+	for i := 1; i < 20; i++ {
+		if err := p.WriteRTP([]byte{0x80, 96, 0, byte(i), 0, 0, 0, 0, 0, 0, 0, 1}, nil); errors.Is(err, transport.ErrBufferFull) {
+			full++
+		}
+	}
+	// The queue holds four: the one being delivered and three waiting.
+	if full != 16 {
+		t.Fatalf("%d of 19 refused, want 16", full)
+	}
+	close(release)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func seqs(s *memory.Sink) []byte {

@@ -1,0 +1,48 @@
+package forward
+
+// cache is a track's retransmission cache: the last size packets, copied
+// once on arrival into one preallocated block, shared by every subscriber.
+// It is owned by whoever holds the track's exclusive section.
+type cache struct {
+	mask  uint64
+	slots []slot
+}
+
+// slot holds one packet as it arrived, with what the core learnt of it.
+type slot struct {
+	ext     uint64 // extended sequence number + 1; 0 when empty
+	extTS   uint64
+	at      int64 // clock reading on arrival
+	key     bool  // starts a key frame
+	noMedia bool
+	n       int
+	buf     []byte
+}
+
+func newCache(size, maxPacket int) *cache {
+	block := make([]byte, size*maxPacket)
+	c := &cache{mask: uint64(size - 1), slots: make([]slot, size)}
+	for i := range c.slots {
+		c.slots[i].buf = block[i*maxPacket : (i+1)*maxPacket : (i+1)*maxPacket]
+	}
+	return c
+}
+
+// put stores pkt unless its slot holds a newer packet.
+func (c *cache) put(ext, extTS uint64, at int64, key, noMedia bool, pkt []byte) {
+	s := &c.slots[ext&c.mask]
+	if s.ext > ext+1 {
+		return // a late packet older than the cache
+	}
+	s.ext, s.extTS, s.at, s.key, s.noMedia = ext+1, extTS, at, key, noMedia
+	s.n = copy(s.buf, pkt)
+}
+
+// get returns the cached packet ext, or nil.
+func (c *cache) get(ext uint64) *slot {
+	s := &c.slots[ext&c.mask]
+	if s.ext != ext+1 {
+		return nil
+	}
+	return s
+}
