@@ -132,7 +132,7 @@ func NewEgress(cfg EgressConfig) (*Egress, error) {
 
 func (e *Egress) setup() error {
 	rc := e.rtcpConn()
-	e.in = reader{conn: rc, buf: make([]byte, e.cfg.MaxPacketSize+1), rtcp: true}
+	e.in = reader{conn: rc, buf: make([]byte, e.cfg.MaxPacketSize+1)}
 	if err := e.out.init(e.rtpc); err != nil {
 		return err
 	}
@@ -184,12 +184,10 @@ func (e *Egress) WriteRTP(header, payload []byte) error {
 	}
 	b := e.buf[:n]
 	copy(b[copy(b, header):], payload)
-	if e.ctx != nil {
-		var err error
-		if b, err = e.ctx.EncryptRTP(b, b, &e.hdr); err != nil {
-			e.cnt.malformed.Add(1)
-			return fmt.Errorf("%w: %w", ErrProtect, err)
-		}
+	b, err := protectRTP(e.ctx, &e.hdr, b)
+	if err != nil {
+		e.cnt.malformed.Add(1)
+		return err
 	}
 	return e.cnt.countSend(e.out.send(b), len(b), &e.cnt.rtpOut)
 }
@@ -236,25 +234,8 @@ func (e *Egress) handleRTCP(r *reader, b []byte) {
 		e.cnt.malformed.Add(1)
 		return
 	}
-	n := len(b)
-	if r.ctx != nil {
-		var err error
-		if b, err = r.ctx.DecryptRTCP(b, b, &r.chdr); err != nil {
-			e.cnt.countUnprotectError(err)
-			return
-		}
-	}
-	if !validRTCP(b) {
-		e.cnt.malformed.Add(1)
-		return
-	}
-	e.cnt.rtcpIn.Add(1)
-	e.cnt.bytesIn.Add(uint64(n))
-	if e.cfg.RTCP == nil {
-		return
-	}
-	if err := e.cfg.RTCP.HandleRTCP(b); err != nil {
-		e.cnt.refused.Add(1)
+	if pkt, ok := e.cnt.takeRTCP(r, b); ok {
+		e.cnt.deliverRTCP(e.cfg.RTCP, pkt, len(b))
 	}
 }
 

@@ -1,6 +1,7 @@
 package rtp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -183,7 +184,7 @@ func (in *Ingest) setup() error {
 		}
 		in.outCtx = ctx
 	}
-	return in.out.init(conns[len(conns)-1])
+	return in.out.init(conns[len(conns)-1]) // RTCP goes out of the RTCP socket
 }
 
 func (in *Ingest) closeSockets() {
@@ -231,7 +232,7 @@ func (in *Ingest) handleRTP(r *reader, b []byte, from netip.AddrPort) {
 		in.cnt.unknownSource.Add(1)
 		return
 	}
-	if in.cfg.SSRC != 0 && uint32(b[8])<<24|uint32(b[9])<<16|uint32(b[10])<<8|uint32(b[11]) != in.cfg.SSRC {
+	if in.cfg.SSRC != 0 && binary.BigEndian.Uint32(b[8:]) != in.cfg.SSRC {
 		in.cnt.unknownSSRC.Add(1)
 		return
 	}
@@ -265,30 +266,15 @@ func (in *Ingest) handleRTCP(r *reader, b []byte, from netip.AddrPort) {
 		in.cnt.unknownSource.Add(1)
 		return
 	}
-	n := len(b)
-	if r.ctx != nil {
-		var err error
-		if b, err = r.ctx.DecryptRTCP(b, b, &r.chdr); err != nil {
-			in.cnt.countUnprotectError(err)
-			return
-		}
-	}
-	if !validRTCP(b) {
-		in.cnt.malformed.Add(1)
+	pkt, ok := in.cnt.takeRTCP(r, b)
+	if !ok {
 		return
 	}
 	if src.IsValid() && in.rtcpPeer.Load() == nil {
 		p := from
 		in.rtcpPeer.Store(&p)
 	}
-	in.cnt.rtcpIn.Add(1)
-	in.cnt.bytesIn.Add(uint64(n))
-	if in.cfg.RTCP == nil {
-		return
-	}
-	if err := in.cfg.RTCP.HandleRTCP(b); err != nil {
-		in.cnt.refused.Add(1)
-	}
+	in.cnt.deliverRTCP(in.cfg.RTCP, pkt, len(b))
 }
 
 // WriteRTCP sends one compound RTCP packet (PLI, FIR, NACK, receiver

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/rtcp"
+	pionrtp "github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 
 	"github.com/callcore/callcore/transport"
@@ -76,6 +77,49 @@ func protectRTCP(ctx *srtp.Context, hdr *rtcp.Header, over int, buf, pkt []byte)
 		return nil, fmt.Errorf("%w: %w", ErrProtect, err)
 	}
 	return out, nil
+}
+
+// protectRTP protects the RTP packet in b in place with ctx, when there is
+// one; b must have room for the tag.
+func protectRTP(ctx *srtp.Context, hdr *pionrtp.Header, b []byte) ([]byte, error) {
+	if ctx == nil {
+		return b, nil
+	}
+	out, err := ctx.EncryptRTP(b, b, hdr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProtect, err)
+	}
+	return out, nil
+}
+
+// takeRTCP unprotects (with r.ctx) and checks one RTCP datagram in place.
+// It counts a datagram it refuses and reports false.
+func (c *counters) takeRTCP(r *reader, b []byte) ([]byte, bool) {
+	if r.ctx != nil {
+		var err error
+		if b, err = r.ctx.DecryptRTCP(b, b, &r.chdr); err != nil {
+			c.countUnprotectError(err)
+			return nil, false
+		}
+	}
+	if !validRTCP(b) {
+		c.malformed.Add(1)
+		return nil, false
+	}
+	return b, true
+}
+
+// deliverRTCP counts one RTCP datagram of n bytes and hands the packet to
+// h, if any.
+func (c *counters) deliverRTCP(h transport.RTCPHandler, pkt []byte, n int) {
+	c.rtcpIn.Add(1)
+	c.bytesIn.Add(uint64(n))
+	if h == nil {
+		return
+	}
+	if err := h.HandleRTCP(pkt); err != nil {
+		c.refused.Add(1)
+	}
 }
 
 // countProtectError counts a packet refused before it was sent.

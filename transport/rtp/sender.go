@@ -144,7 +144,8 @@ type Target struct {
 	hdr    pionrtp.Header
 	rctx   *srtp.Context // guarded by s.mu
 	rhdr   rtcp.Header
-	over   int
+	keys   *Keys // nil for plain RTP
+	over   int   // bytes SRTP adds to RTP
 }
 
 // Target adds a receiver.
@@ -152,7 +153,7 @@ func (s *Sender) Target(cfg TargetConfig) (*Target, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Target{s: s, to: net.UDPAddrFromAddrPort(cfg.Remote), rtcpTo: rtcpPort(cfg.Remote, cfg.RTCPMux)}
+	t := &Target{s: s, to: net.UDPAddrFromAddrPort(cfg.Remote), rtcpTo: rtcpPort(cfg.Remote, cfg.RTCPMux), keys: cfg.SRTP}
 	if cfg.SRTP != nil {
 		var err error
 		if t.ctx, err = newContext(cfg.SRTP); err != nil {
@@ -186,12 +187,10 @@ func (t *Target) WriteRTP(header, payload []byte) error {
 	}
 	b := s.bufs[s.n][:n]
 	copy(b[copy(b, header):], payload)
-	if t.ctx != nil {
-		var perr error
-		if b, perr = t.ctx.EncryptRTP(b, b, &t.hdr); perr != nil {
-			s.cnt.malformed.Add(1)
-			return fmt.Errorf("%w: %w", ErrProtect, perr)
-		}
+	b, perr := protectRTP(t.ctx, &t.hdr, b)
+	if perr != nil {
+		s.cnt.malformed.Add(1)
+		return perr
 	}
 	s.iov[s.n] = b
 	s.msgs[s.n].Addr = t.to
@@ -207,7 +206,7 @@ func (t *Target) WriteRTCP(pkt []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, err := protectRTCP(t.rctx, &t.rhdr, t.over+4, s.rbuf, pkt)
+	b, err := protectRTCP(t.rctx, &t.rhdr, rtcpOverhead(t.keys), s.rbuf, pkt)
 	if err != nil {
 		s.cnt.countProtectError(err)
 		return err
