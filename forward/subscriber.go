@@ -189,3 +189,6 @@ func (s *Subscriber) writeFailed(t *Track, in, out uint64) {
 		t.kf.wanted.Store(true)
 	}
 }
+
+// Config returns the subscriber's configuration.
+func (s *Subscriber) Config() SubscriberConfig { return s.cfg }
