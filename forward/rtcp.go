@@ -31,7 +31,9 @@ func (s *Subscriber) HandleRTCP(pkt []byte) error {
 	}
 	t.enter()
 	ask := false
-	if s.src.Load() == t && s.handoff.Load() == nil {
+	// A subscriber paused by its gate gets nothing, retransmissions
+	// included; one switching source has no segment to answer from yet.
+	if s.src.Load() == t && s.handoff.Load() == nil && s.open.Load() {
 		if fb.KeyFrame {
 			s.cnt.keyFrameRequests.Add(1)
 			t.cnt.keyFrameRequestsIn.Add(1)

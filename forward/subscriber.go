@@ -32,6 +32,7 @@ type Subscriber struct {
 	m       munger
 	wasShut bool   // the gate was closed at the last packet
 	waitKey bool   // nothing is sent until a key frame starts
+	stalled bool   // its writer refused the last packet: no replay until one passes
 	rtxSeq  uint16 // next sequence number on the RTX stream
 
 	// Owned by the goroutine calling HandleRTCP:
@@ -160,6 +161,7 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 		s.writeFailed(t, p.ext, out)
 		return
 	}
+	s.stalled = false
 	s.cnt.packets.Add(1)
 	s.cnt.bytes.Add(uint64(len(hdr) + len(p.payload)))
 }
@@ -168,7 +170,7 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 // key frame, or after the cached run from the last key frame is replayed.
 // Otherwise it asks for a key frame.
 func (s *Subscriber) start(t *Track, fc *fanCtx, p *pktInfo) bool {
-	if p.key || (!p.noMedia && t.replay(s, fc, p)) {
+	if p.key || (!p.noMedia && !s.stalled && t.replay(s, fc, p)) {
 		s.waitKey = false
 		return true
 	}
@@ -183,6 +185,7 @@ func (s *Subscriber) start(t *Track, fc *fanCtx, p *pktInfo) bool {
 // that one packet.
 func (s *Subscriber) writeFailed(t *Track, in, out uint64) {
 	s.cnt.dropWrite.Add(1)
+	s.stalled = true
 	s.m.unsend(in, out)
 	if t.codec != codecOther {
 		s.restart()

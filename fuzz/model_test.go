@@ -24,6 +24,7 @@ package fuzz
 // The model uses maps and plain integers; it shares no code with forward.
 
 const (
+	cacheSize  = 512
 	clockRate  = 90000
 	window     = 512
 	maxDropout = 3000
@@ -131,11 +132,16 @@ type outPkt struct {
 	seq uint16
 	ts  uint32
 	id  uint32
+
+	outExt, inExt int64
+	seg           int  // the segment it was sent in
+	rtx           bool // a retransmission
 }
 
 type subModel struct {
-	open   bool
-	splice bool
+	open    bool
+	wasShut bool // a packet came while the gate was closed
+	splice  bool
 
 	maxOut   int64 // highest output number used
 	lastTS   int64 // highest output timestamp sent
@@ -145,8 +151,10 @@ type subModel struct {
 	segStart, segBase, newest int64
 	tsOff                     int64
 	withheld                  map[int64]bool
+	seg                       int
 
-	out []outPkt
+	fail bool     // the next write fails
+	out  []outPkt // what the subscriber's writer takes, in order
 }
 
 func newSubModel(firstSeq uint16, firstTS uint32) *subModel {
@@ -157,8 +165,11 @@ func (s *subModel) switched() { s.splice = true }
 
 func (s *subModel) deliver(ext, extTS int64, padding bool, id uint32, now int64) {
 	if !s.open {
-		s.splice = true
+		s.wasShut = true
 		return
+	}
+	if s.wasShut { // the segment ends at the first packet after reopening
+		s.wasShut, s.splice = false, true
 	}
 	if s.splice {
 		if padding {
@@ -170,6 +181,7 @@ func (s *subModel) deliver(ext, extTS int64, padding bool, id uint32, now int64)
 			outTS += ticks(s.lastWall, now)
 		}
 		s.started = true
+		s.seg++
 		s.segStart, s.segBase, s.newest = ext, s.maxOut+1, ext-1
 		s.tsOff = outTS - extTS
 		s.withheld = map[int64]bool{}
@@ -189,12 +201,54 @@ func (s *subModel) deliver(ext, extTS int64, padding bool, id uint32, now int64)
 		}
 	}
 	out := s.segBase + n
-	if ext > s.newest {
-		s.newest = ext
-	}
-	s.maxOut = max(s.maxOut, out)
 	if extTS+s.tsOff > s.lastTS {
 		s.lastTS, s.lastWall = extTS+s.tsOff, now
 	}
-	s.out = append(s.out, outPkt{seq: uint16(out), ts: uint32(extTS + s.tsOff), id: id})
+	if s.fail {
+		// The writer refused it: the newest is left out of the numbering
+		// as a withheld packet is; an older one keeps its number.
+		s.fail = false
+		if ext > s.newest {
+			s.withheld[ext] = true
+			s.newest = ext
+			s.maxOut = max(s.maxOut, out-1)
+		} else {
+			s.maxOut = max(s.maxOut, out)
+		}
+		return
+	}
+	s.newest = max(s.newest, ext)
+	s.maxOut = max(s.maxOut, out)
+	s.out = append(s.out, outPkt{seq: uint16(out), ts: uint32(extTS + s.tsOff), id: id, outExt: out, inExt: ext, seg: s.seg})
+}
+
+// nack answers a NACK for seq: the packet whose input has that number in
+// the current segment (a withheld packet has none), while the input is
+// still in the track's cache, and while the gate is open and no splice is
+// pending. inputs holds the track's accepted packets; cached says whether
+// one is still in the cache.
+func (s *subModel) nack(seq uint16, cached func(int64) bool, inputs map[int64]outPkt) {
+	if !s.open || s.splice || !s.started {
+		return
+	}
+	target := s.maxOut + int64(int16(seq-uint16(s.maxOut)))
+	out := s.segBase
+	for ext := s.segStart; ext <= s.newest; ext++ {
+		if s.withheld[ext] {
+			continue
+		}
+		if out == target {
+			in, ok := inputs[ext]
+			if !ok || !cached(ext) {
+				return // lost upstream, or no longer cached
+			}
+			if s.fail {
+				s.fail = false
+				return
+			}
+			s.out = append(s.out, outPkt{seq: seq, ts: uint32(in.inExt + s.tsOff), id: in.id, rtx: true})
+			return
+		}
+		out++
+	}
 }

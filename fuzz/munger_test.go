@@ -7,17 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/clocktest"
+	"github.com/callcore/callcore/transport"
 	"github.com/callcore/callcore/transport/memory"
 )
 
 // FuzzMunger runs operation sequences against two tracks and up to four
 // subscribers: arrivals in order, with loss, reordering, duplicates,
 // padding, sequence jumps (RFC 3550 probation) and wraps, packets older
-// than the window, gate toggles, switches of source and joins. The oracle
+// than the window, gate toggles, switches of source, joins, NACKs (answered
+// from the shared cache) and writers that refuse a packet (a slow
+// subscriber). The oracle
 // is a reference model (model.go) written from the definitions rather than
 // the implementation's data structures; every subscriber must get exactly
 // the model's packets, and the properties are checked again directly.
@@ -32,7 +36,7 @@ func FuzzMunger(f *testing.F) {
 		}
 		w := newWorld(t, ops)
 		for i := 0; i+1 < len(ops); i += 2 {
-			w.step(ops[i]%11, ops[i+1])
+			w.step(ops[i]%13, ops[i+1])
 		}
 		w.check()
 	})
@@ -46,18 +50,35 @@ type world struct {
 	gens   [2]*generator
 	models [2]*trackModel
 	subs   []*subWorld
-	sent   map[uint32]int // arrivals per packet id
+	sent   map[uint32]int      // arrivals per packet id
+	inputs [2]map[int64]outPkt // per track, accepted packets by extended number: id and timestamp (in inExt)
+	slots  [2]map[int64]int64  // per track, the packet in each of the cache's slots
+}
+
+// cached reports whether the track's cache of cacheSize slots still holds
+// ext: a slot keeps the newest packet stored in it.
+func (w *world) cached(tr int) func(int64) bool {
+	return func(ext int64) bool { return w.slots[tr][ext%cacheSize] == ext }
+}
+
+func (w *world) store(tr int, ext int64) {
+	if old, ok := w.slots[tr][ext%cacheSize]; !ok || old < ext {
+		w.slots[tr][ext%cacheSize] = ext
+	}
 }
 
 type subWorld struct {
 	sub   *forward.Subscriber
 	sink  *memory.Sink
+	fail  *failing
+	fails int
 	model *subModel
 	track int
 }
 
 func newWorld(t *testing.T, ops []byte) *world {
-	w := &world{t: t, clk: &clocktest.Clock{}, sent: map[uint32]int{}}
+	w := &world{t: t, clk: &clocktest.Clock{}, sent: map[uint32]int{},
+		inputs: [2]map[int64]outPkt{{}, {}}, slots: [2]map[int64]int64{{}, {}}}
 	for i := range w.tracks {
 		tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: clockRate, PayloadType: 96, Clock: w.clk})
 		if err != nil {
@@ -82,12 +103,13 @@ func (w *world) join(track int) {
 		return
 	}
 	sink := &memory.Sink{}
+	fail := &failing{to: sink}
 	first := uint16(len(w.subs) * 20000)
-	s, err := w.tracks[track].Subscribe(forward.SubscriberConfig{Writer: sink, SSRC: uint32(len(w.subs) + 1), FirstSeq: first, FirstTimestamp: 1000})
+	s, err := w.tracks[track].Subscribe(forward.SubscriberConfig{Writer: fail, SSRC: uint32(len(w.subs) + 1), FirstSeq: first, FirstTimestamp: 1000})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.subs = append(w.subs, &subWorld{sub: s, sink: sink, model: newSubModel(first, 1000), track: track})
+	w.subs = append(w.subs, &subWorld{sub: s, sink: sink, fail: fail, model: newSubModel(first, 1000), track: track})
 }
 
 func (w *world) step(op, arg byte) {
@@ -140,6 +162,31 @@ func (w *world) step(op, arg byte) {
 		p := g.create(false)
 		p.seq -= 600 + uint16(arg)
 		w.send(tr, p)
+	case 11: // a subscriber NACKs one of its recent numbers
+		if len(w.subs) > 0 {
+			s := w.subs[int(arg>>1)%len(w.subs)]
+			seq := uint16(s.model.maxOut) - uint16(arg%48)
+			b, err := rtcp.Marshal([]rtcp.Packet{&rtcp.TransportLayerNack{SenderSSRC: 1, MediaSSRC: s.sub.Config().SSRC,
+				Nacks: []rtcp.NackPair{{PacketID: seq}}}})
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			if err := s.sub.HandleRTCP(b); err != nil {
+				w.t.Fatal(err)
+			}
+			s.model.nack(seq, w.cached(s.track), w.inputs[s.track])
+		}
+	case 12: // a subscriber's writer refuses the next packet
+		// At most 6 a subscriber: with the 24 paddings, the munger's 32
+		// remembered offset changes always suffice.
+		if len(w.subs) > 0 {
+			s := w.subs[int(arg>>1)%len(w.subs)]
+			if s.fails < 6 {
+				s.fails++
+				s.fail.next = true
+				s.model.fail = true
+			}
+		}
 	}
 }
 
@@ -154,6 +201,8 @@ func (w *world) send(tr int, p pkt) {
 	if !ok {
 		return
 	}
+	w.inputs[tr][ext] = outPkt{id: p.id, inExt: ts}
+	w.store(tr, ext)
 	for _, s := range w.subs {
 		if s.track == tr {
 			s.model.deliver(ext, ts, p.padding, p.id, now)
@@ -178,7 +227,13 @@ func (w *world) check() {
 					n, i, p.SequenceNumber, p.Timestamp, id, want[i].seq, want[i].ts, want[i].id)
 			}
 		}
-		checkProperties(w.t, want, w.sent)
+		var sent []outPkt
+		for _, p := range want {
+			if !p.rtx {
+				sent = append(sent, p)
+			}
+		}
+		checkProperties(w.t, sent, w.sent)
 	}
 }
 
@@ -211,6 +266,21 @@ func checkProperties(t *testing.T, out []outPkt, arrivals map[uint32]int) {
 			t.Fatalf("timestamp went back at seq %d: %d after %d", b.seq, b.ts, a.ts)
 		}
 	}
+}
+
+// failing passes packets to a sink, refusing one when told to, as a
+// transport with a full queue does.
+type failing struct {
+	to   *memory.Sink
+	next bool
+}
+
+func (f *failing) WriteRTP(h, p []byte) error {
+	if f.next {
+		f.next = false
+		return transport.ErrBufferFull
+	}
+	return f.to.WriteRTP(h, p)
 }
 
 // pkt is one packet the generator made; id is unique per packet.
