@@ -190,22 +190,26 @@ func (c *Channel) do(op func() error) error {
 // ErrInvalid, ErrNotMember (removed), ErrExists (already active, or a
 // request pending), ErrKindNotAllowed, ErrFull, ErrClosed.
 func (c *Channel) Join(ctx context.Context, actor string, tracks []TrackInfo) (*Subscription, error) {
-	if err := checkID("user id", actor); err != nil {
-		return nil, err
-	}
-	if err := checkTracks(tracks, 0); err != nil {
-		return nil, err
-	}
-	var sub *Subscription
-	var req *joinRequest
-	err := c.do(func() (err error) {
-		sub, req, err = c.join(actor, tracks)
-		return err
-	})
+	sub, req, err := c.startJoin(actor, tracks)
 	if err != nil || req == nil {
 		return sub, err
 	}
 	return c.await(ctx, req)
+}
+
+// startJoin joins, or files a join request without waiting for it.
+func (c *Channel) startJoin(actor string, tracks []TrackInfo) (sub *Subscription, req *joinRequest, err error) {
+	if err := checkID("user id", actor); err != nil {
+		return nil, nil, err
+	}
+	if err := checkTracks(tracks, 0); err != nil {
+		return nil, nil, err
+	}
+	err = c.do(func() (err error) {
+		sub, req, err = c.join(actor, tracks)
+		return err
+	})
+	return sub, req, err
 }
 
 func (c *Channel) join(actor string, tracks []TrackInfo) (*Subscription, *joinRequest, error) {
