@@ -65,7 +65,9 @@ func TestEgressErrors(t *testing.T) {
 	gone := udp(t, "127.0.0.1:0")
 	to := addrOf(gone)
 	gone.Close()
-	e := newEgress(t, rtp.EgressConfig{Remote: to, RTCPMux: true, SRTP: keys(t, rtp.ProfileAEADAES128GCM)})
+	// Without rtcp-mux nothing reads the RTP socket, so the error reaches
+	// a send (with mux the read goroutine may take it first).
+	e := newEgress(t, rtp.EgressConfig{Remote: to, SRTP: keys(t, rtp.ProfileAEADAES128GCM)})
 	h := rtpPacket(1, 5, nil)[:12]
 	if err := e.WriteRTP(h, make([]byte, 1500-12-16+1)); !errors.Is(err, rtp.ErrOversized) {
 		t.Fatalf("oversized: %v", err)
