@@ -16,11 +16,11 @@ func (c *Channel) emit(ev Event, extra ...*member) {
 	ev.Seq = c.seq
 	ev.Channel = c.id
 	for _, m := range c.active {
-		c.deliver(m, ev)
+		c.deliver(m, &ev)
 	}
 	for _, m := range extra {
 		if !m.active {
-			c.deliver(m, ev)
+			c.deliver(m, &ev)
 		}
 	}
 }
@@ -32,12 +32,12 @@ func (c *Channel) emitAdmins(ev Event) {
 	ev.Channel = c.id
 	for _, m := range c.active {
 		if m.id == c.owner || m.mode.Has(permission.Admin) {
-			c.deliver(m, ev)
+			c.deliver(m, &ev)
 		}
 	}
 }
 
-func (c *Channel) deliver(m *member, ev Event) {
+func (c *Channel) deliver(m *member, ev *Event) {
 	if m.sub == nil || m.sub.ended {
 		return
 	}

@@ -107,14 +107,14 @@ type Event struct {
 // ErrSlowConsumer (its buffer filled up: it was disconnected). Events are
 // buffered; a Subscription owns no goroutine and needs no closing.
 type Subscription struct {
-	q chan Event
+	q chan *Event // one shared *Event per event, for every subscriber
 	// err is written once, before q is closed, and read after.
 	err error
 	// ended is guarded by the channel's mu.
 	ended bool
 }
 
-func newSubscription(n int) *Subscription { return &Subscription{q: make(chan Event, n)} }
+func newSubscription(n int) *Subscription { return &Subscription{q: make(chan *Event, n)} }
 
 // Next returns the next event, blocking until there is one, the
 // subscription ends (its reason) or ctx is done (ctx.Err()).
@@ -124,19 +124,20 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 		if !ok {
 			return Event{}, s.err
 		}
-		return ev, nil
+		return *ev, nil
 	case <-ctx.Done():
 		return Event{}, ctx.Err()
 	}
 }
 
-// C returns the events as a Go channel, closed after the last one; Next
-// then returns why the subscription ended.
-func (s *Subscription) C() <-chan Event { return s.q }
+// C returns the events as a Go channel, for select loops, closed after the
+// last one; Next then returns why the subscription ended. Every subscriber
+// receives the same *Event: read it, do not modify it.
+func (s *Subscription) C() <-chan *Event { return s.q }
 
 // push queues ev without blocking; false when the buffer is full. The
 // channel's mu is held.
-func (s *Subscription) push(ev Event) bool {
+func (s *Subscription) push(ev *Event) bool {
 	if s.ended {
 		return true
 	}

@@ -366,7 +366,7 @@ func (r *fuzzRun) drain() {
 					done = true
 					break
 				}
-				r.got[u] = append(r.got[u], ev)
+				r.got[u] = append(r.got[u], *ev)
 			default:
 				done = true
 			}

@@ -165,7 +165,7 @@ func (h *harness) drain(user string) ([]Event, error) {
 				_, err := sub.Next(context.Background())
 				return evs, err
 			}
-			evs = append(evs, ev)
+			evs = append(evs, *ev)
 		default:
 			return evs, nil
 		}
