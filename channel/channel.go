@@ -31,10 +31,7 @@ type Channel struct {
 	idleGen   uint64                      // bumped whenever idle closing is armed or cancelled
 	idleTimer Timer
 	fx        []effect // Media, Notifier and timer calls to make, in order
-	fxQueued  uint64   // effects ever queued
-	fxDone    uint64   // effects ever made
-	draining  bool     // a goroutine is making effects
-	fxWake    chan struct{}
+	draining  bool     // a goroutine is making effects (flush)
 }
 
 // member is a member's state. Its fields are guarded by the channel's mu.
@@ -81,7 +78,6 @@ func newChannel(r *Registry, id string, cfg CallConfig, owner string) *Channel {
 		active:  make(map[string]*member),
 		pending: make(map[string]*joinRequest),
 		gates:   make(map[string]*permission.Gate),
-		fxWake:  make(chan struct{}),
 	}
 }
 
@@ -176,9 +172,8 @@ func (c *Channel) do(op func() error) error {
 	}
 	err := op()
 	c.settle()
-	ticket := c.fxQueued
 	c.mu.Unlock()
-	c.flush(ticket)
+	c.flush()
 	return err
 }
 
@@ -272,9 +267,8 @@ func (c *Channel) await(ctx context.Context, req *joinRequest) (*Subscription, e
 		delete(c.pending, req.user)
 		c.stopRequestTimer(req)
 	}
-	ticket := c.fxQueued
 	c.mu.Unlock()
-	c.flush(ticket)
+	c.flush()
 	if withdrawn {
 		return nil, ctx.Err()
 	}
@@ -302,9 +296,8 @@ func (c *Channel) expire(req *joinRequest) {
 	if c.pending[req.user] == req {
 		c.answer(req, nil, fmt.Errorf("%w: join request expired", ErrNotMember))
 	}
-	ticket := c.fxQueued
 	c.mu.Unlock()
-	c.flush(ticket)
+	c.flush()
 }
 
 // activate makes m an active user: first the event announcing it (user:join
@@ -417,9 +410,8 @@ func (c *Channel) shutdown(sender, reason string) {
 	if !c.closed {
 		c.close(sender, reason)
 	}
-	ticket := c.fxQueued
 	c.mu.Unlock()
-	c.flush(ticket)
+	c.flush()
 }
 
 // idleFire closes the channel if it is still idle since gen.
@@ -429,7 +421,6 @@ func (c *Channel) idleFire(gen uint64) {
 		c.idleTimer = nil
 		c.close("", "idle")
 	}
-	ticket := c.fxQueued
 	c.mu.Unlock()
-	c.flush(ticket)
+	c.flush()
 }

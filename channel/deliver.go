@@ -101,38 +101,48 @@ type effect struct {
 	timer        Timer
 }
 
-func (c *Channel) addFx(e effect) {
-	c.fx = append(c.fx, e)
-	c.fxQueued++
-}
+func (c *Channel) addFx(e effect) { c.fx = append(c.fx, e) }
 
-// flush returns once the first ticket effects have been made. Effects are
-// made outside mu, in queue order, by one goroutine at a time: whoever
-// finds no one making them makes every queued one; the others wait.
-func (c *Channel) flush(ticket uint64) {
+// flush makes the queued effects, outside mu, in queue order, by one
+// goroutine at a time: if another goroutine is making them (or this one,
+// when Media calls back into the channel), it will make these too before it
+// returns; otherwise this one makes every effect queued until none is
+// left. If Media panics, the effects not yet made stay queued for the next
+// flush.
+func (c *Channel) flush() {
 	c.mu.Lock()
-	for c.fxDone < ticket {
-		if c.draining {
-			wake := c.fxWake
-			c.mu.Unlock()
-			<-wake
-			c.mu.Lock()
-			continue
-		}
+	if c.draining {
+		c.mu.Unlock()
+		return
+	}
+	c.draining = true
+	defer func() {
+		c.draining = false
+		c.mu.Unlock()
+	}()
+	for len(c.fx) > 0 {
 		batch := c.fx
 		c.fx = nil
-		c.draining = true
 		c.mu.Unlock()
 		for i := range batch {
-			c.run(&batch[i])
+			c.runOne(batch, i)
 		}
 		c.mu.Lock()
-		c.fxDone += uint64(len(batch))
-		c.draining = false
-		close(c.fxWake)
-		c.fxWake = make(chan struct{})
 	}
-	c.mu.Unlock()
+}
+
+// runOne makes batch[i]; if it panics, the rest of batch is queued again
+// (ahead of anything queued since) and mu is taken for flush's cleanup.
+func (c *Channel) runOne(batch []effect, i int) {
+	ok := false
+	defer func() {
+		if !ok {
+			c.mu.Lock()
+			c.fx = append(batch[i+1:len(batch):len(batch)], c.fx...)
+		}
+	}()
+	c.run(&batch[i])
+	ok = true
 }
 
 // run makes one effect. No lock is held.

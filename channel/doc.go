@@ -12,8 +12,8 @@
 //
 // # Checks, in order
 //
-// Every operation checks, and refuses with the first that fails: the
-// channel is open (ErrClosed); its arguments (ErrInvalid); the actor's
+// Every operation checks, and refuses with the first that fails: its
+// arguments (ErrInvalid); the channel is open (ErrClosed); the actor's
 // right to act, then each target's in argument order (ErrUnauthorized,
 // ErrNotMember); the state the operation needs (ErrExists, ErrNotFound,
 // the admin mute that muteTracks cannot lift); the channel's kind
@@ -35,7 +35,7 @@
 // Effects on the forwarding plane go through the consumer-side [Media]
 // interface (and newcall notifications through [Notifier]): they are queued
 // under the lock in event order and made after it is released, by one
-// goroutine per channel at a time, before the operation returns. The
+// goroutine per channel at a time (see [Media] for when). The
 // packet path reads each user's permission.Gate ([Channel.Gate]) with one
 // atomic load.
 //

@@ -38,10 +38,11 @@ type TrackInfo struct {
 
 // Media is what a channel needs from the forwarding plane. Calls are made
 // outside channel locks, in the channel's event order, from one goroutine
-// per channel at a time; an operation returns after its calls are made.
-// Media must not call a channel operation that changes state from inside
-// these methods (read-only ones, GetUsers and Gate, are fine): it would wait
-// for itself.
+// per channel at a time. An operation's calls are made before it returns,
+// unless another goroutine is making this channel's calls at that moment:
+// that goroutine then makes them, before its own operation returns. Media
+// may call the channel back, operations included: their calls are queued
+// behind the current ones.
 //
 // A user Media has not heard of, or has been told is gone, receives
 // (recv on); ReceiveChanged(false) follows a join without the recv bit.

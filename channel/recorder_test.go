@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -12,7 +13,11 @@ import (
 // boundary, and the state they imply, for assertions. It is not a model of
 // a forwarding plane.
 type boundaryRecorder struct {
-	mu    sync.Mutex           // guards calls, mute, recv, gone
+	// inside counts calls in progress; overlaps counts calls that found
+	// another in progress (one channel must make one call at a time).
+	inside, overlaps atomic.Int32
+
+	mu    sync.Mutex           // guards calls, mute, recv
 	calls []string             // every call, formatted
 	mute  map[string]MuteState // "ch/user/track" -> last state told (absent: no such track)
 	recv  map[string]bool      // "ch/user" -> last recv told (absent: on)
@@ -24,7 +29,15 @@ func newBoundaryRecorder() *boundaryRecorder {
 
 func (r *boundaryRecorder) add(s string) { r.calls = append(r.calls, s) }
 
+func (r *boundaryRecorder) enter() func() {
+	if r.inside.Add(1) != 1 {
+		r.overlaps.Add(1)
+	}
+	return func() { r.inside.Add(-1) }
+}
+
 func (r *boundaryRecorder) TrackAdded(ch, user string, t TrackInfo, s MuteState) {
+	defer r.enter()()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.add(fmt.Sprintf("TrackAdded %s %s %s %v %v", ch, user, t.Name, t.Kind, s))
@@ -32,6 +45,7 @@ func (r *boundaryRecorder) TrackAdded(ch, user string, t TrackInfo, s MuteState)
 }
 
 func (r *boundaryRecorder) TrackRemoved(ch, user, track string) {
+	defer r.enter()()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.add(fmt.Sprintf("TrackRemoved %s %s %s", ch, user, track))
@@ -39,6 +53,7 @@ func (r *boundaryRecorder) TrackRemoved(ch, user, track string) {
 }
 
 func (r *boundaryRecorder) MuteChanged(ch, user, track string, s MuteState) {
+	defer r.enter()()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.add(fmt.Sprintf("MuteChanged %s %s %s %v", ch, user, track, s))
@@ -46,6 +61,7 @@ func (r *boundaryRecorder) MuteChanged(ch, user, track string, s MuteState) {
 }
 
 func (r *boundaryRecorder) ReceiveChanged(ch, user string, on bool) {
+	defer r.enter()()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.add(fmt.Sprintf("ReceiveChanged %s %s %v", ch, user, on))
@@ -53,6 +69,7 @@ func (r *boundaryRecorder) ReceiveChanged(ch, user string, on bool) {
 }
 
 func (r *boundaryRecorder) UserGone(ch, user string) {
+	defer r.enter()()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.add(fmt.Sprintf("UserGone %s %s", ch, user))

@@ -73,9 +73,8 @@ func (r *Registry) Create(actor, id string, opts CreateOptions) (*Channel, *Subs
 	r.mu.Unlock()
 	sub := c.start(opts)
 	c.settle()
-	ticket := c.fxQueued
 	c.mu.Unlock()
-	c.flush(ticket)
+	c.flush()
 	return c, sub, nil
 }
 
@@ -119,8 +118,7 @@ func (r *Registry) Len() int {
 }
 
 // Close closes every channel (as a delete with reason "registry closed" and
-// no sender) and refuses further creates. It returns when their Media
-// calls are made.
+// no sender) and refuses further creates.
 func (r *Registry) Close() {
 	r.mu.Lock()
 	r.closed = true

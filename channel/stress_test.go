@@ -120,6 +120,9 @@ func TestStress(t *testing.T) {
 			startReader("own", sub)
 		}
 		checkMediaMatches(t, h)
+		if n := h.rec.overlaps.Load(); n != 0 {
+			t.Errorf("%d Media calls overlapped another", n)
+		}
 		h.must(h.c.Delete("own", "done"))
 		readers.Wait()
 		checkOneOrder(t, views)
@@ -232,4 +235,90 @@ func (h *harness) seqWithin(t *testing.T, d time.Duration) uint64 {
 		t.Fatal("condition not met before the deadline")
 	}
 	return h.seq()
+}
+
+// callbackMedia calls the channel back from inside Media calls.
+type callbackMedia struct {
+	NopMedia
+	c     *Channel
+	calls []string // made from one goroutine at a time
+}
+
+func (m *callbackMedia) MuteChanged(ch, user, track string, s MuteState) {
+	m.calls = append(m.calls, fmt.Sprintf("%s/%s=%v", user, track, s))
+	if s == MuteSelf {
+		// A forwarding plane that escalates self mutes to admin mutes.
+		if err := m.c.MuteUser("own", user, Audio, Mute, "escalated"); err != nil {
+			panic(err)
+		}
+		if _, err := m.c.GetUsers("own"); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// TestMediaCallsBack: Media may call channel operations; their calls are
+// made after the current ones, and nothing deadlocks.
+func TestMediaCallsBack(t *testing.T) {
+	media := &callbackMedia{}
+	reg, err := NewRegistry(Config{Media: media})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := reg.Create("own", "room", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	media.c = c
+	if _, err := c.Join(context.Background(), "ann", []TrackInfo{mic}); err != nil {
+		t.Fatal(err)
+	}
+	guard(t, 10*time.Second, func() {
+		if err := c.MuteTracks("ann", []string{"mic"}, Mute); err != nil {
+			t.Fatal(err)
+		}
+	})
+	eq(t, "calls", media.calls, []string{"ann/mic=self", "ann/mic=admin"})
+	reg.Close()
+}
+
+type panicMedia struct {
+	NopMedia
+	armed bool
+	gone  []string
+}
+
+func (m *panicMedia) UserGone(ch, user string) {
+	if m.armed {
+		m.armed = false
+		panic("media failed")
+	}
+	m.gone = append(m.gone, user)
+}
+
+// TestMediaPanics: a panic in Media reaches the caller, and the calls after
+// it are made by the next operation.
+func TestMediaPanics(t *testing.T) {
+	media := &panicMedia{}
+	reg, _ := NewRegistry(Config{Media: media})
+	c, _, _ := reg.Create("own", "room", CreateOptions{})
+	for _, u := range []string{"a", "b"} {
+		if _, err := c.Join(context.Background(), u, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	media.armed = true
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("no panic")
+			}
+		}()
+		_ = c.DelUsers("own", []string{"a", "b"})
+	}()
+	if err := c.Leave("own"); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "gone", media.gone, []string{"b", "own"})
+	reg.Close()
 }
