@@ -196,11 +196,6 @@ func (r *fuzzRun) same(op string, got, want error) {
 
 // step performs one operation on both the channel and the model.
 func (r *fuzzRun) step(o, a, b, x byte) string {
-	c, m := r.c, r.m
-	actor, target := fuzzUser(a), fuzzUser(b)
-	action := MuteAction(x&128 != 0)
-	var got, want error
-	var op string
 	code := o % 20
 	switch code {
 	case 15, 16:
@@ -218,11 +213,28 @@ func (r *fuzzRun) step(o, a, b, x byte) string {
 	case code == 13 && b%4 != 0:
 		code = 6 // idle seldom
 	}
-	switch code {
-	case 0:
+	actor, target := fuzzUser(a), fuzzUser(b)
+	var op string
+	var got, want error
+	switch {
+	case code == 0:
 		ts := fuzzTracks(int(x%3), b, x)
-		op = fmt.Sprintf("join(%q, %v)", actor, ts)
-		return r.join(op, actor, ts)
+		return r.join(fmt.Sprintf("join(%q, %v)", actor, ts), actor, ts)
+	case code <= 2 || code >= 12:
+		op, got, want = r.stepLife(code, actor, b)
+	case code <= 7:
+		op, got, want = r.stepUsers(code, actor, target, b, x)
+	default:
+		op, got, want = r.stepTracks(code, actor, target, b, x)
+	}
+	r.same(op, got, want)
+	return op
+}
+
+// stepLife: leave, delete, timeouts, withdrawing a request.
+func (r *fuzzRun) stepLife(code byte, actor string, b byte) (op string, got, want error) {
+	c, m := r.c, r.m
+	switch code {
 	case 1:
 		op = fmt.Sprintf("leave(%q)", actor)
 		got, want = c.Leave(actor), r.valid(refValidID(actor), func() error { return m.leave(actor) })
@@ -231,13 +243,40 @@ func (r *fuzzRun) step(o, a, b, x byte) string {
 		op = fmt.Sprintf("delete(%q, %d bytes)", actor, len(reason))
 		got = c.Delete(actor, reason)
 		want = r.valid(refValidID(actor) && len(reason) <= 256, func() error { return m.deleteCall(actor, reason) })
+	case 12:
+		op = "request timeout"
+		r.clock.fire(fuzzRequest)
+		m.expireAll()
+	case 13:
+		op = "idle timeout"
+		r.clock.fire(fuzzIdle)
+		m.idle()
+	case 14:
+		op = fmt.Sprintf("withdraw(%q)", actor)
+		if req := r.reqs[actor]; req != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			delete(r.reqs, actor)
+			_, err := c.await(ctx, req)
+			r.answers[actor] = err
+		}
+		m.withdraw(actor)
+	}
+	return op, got, want
+}
+
+// stepUsers: addUsers, delUsers, modUsers, getUsers, configure.
+func (r *fuzzRun) stepUsers(code byte, actor, target string, b, x byte) (op string, got, want error) {
+	c, m := r.c, r.m
+	switch code {
 	case 3, 4:
 		ids := fuzzIDs(b)
+		ok := refValidID(actor) && refValidIDs(ids)
 		op = fmt.Sprintf("users(%d, %q, %q)", code, actor, ids)
 		if code == 3 {
-			got, want = c.AddUsers(actor, ids), r.valid(refValidID(actor) && refValidIDs(ids), func() error { return m.addUsers(actor, ids) })
+			got, want = c.AddUsers(actor, ids), r.valid(ok, func() error { return m.addUsers(actor, ids) })
 		} else {
-			got, want = c.DelUsers(actor, ids), r.valid(refValidID(actor) && refValidIDs(ids), func() error { return m.delUsers(actor, ids) })
+			got, want = c.DelUsers(actor, ids), r.valid(ok, func() error { return m.delUsers(actor, ids) })
 		}
 	case 5:
 		us := []UserMode{{target, permission.Mode(x % 9)}}
@@ -258,6 +297,15 @@ func (r *fuzzRun) step(o, a, b, x byte) string {
 		op = fmt.Sprintf("configure(%q, %+v)", actor, cfg)
 		got = c.Configure(actor, cfg)
 		want = r.valid(refValidID(actor) && refValidConfig(cfg), func() error { return m.configure(actor, cfg) })
+	}
+	return op, got, want
+}
+
+// stepTracks: addTracks, removeTracks, muteTracks, muteUser.
+func (r *fuzzRun) stepTracks(code byte, actor, target string, b, x byte) (op string, got, want error) {
+	c, m := r.c, r.m
+	action := MuteAction(x&128 != 0)
+	switch code {
 	case 8:
 		ts := fuzzTracks(1+int(x%2), b, x)
 		op = fmt.Sprintf("addTracks(%q, %v)", actor, ts)
@@ -282,27 +330,8 @@ func (r *fuzzRun) step(o, a, b, x byte) string {
 		got = c.MuteUser(actor, target, kind, action, reason)
 		ok := refValidID(actor) && refValidID(target) && (kind == Audio || kind == Video) && len(reason) <= 256
 		want = r.valid(ok, func() error { return m.muteUser(actor, target, kind, bool(action), reason) })
-	case 12:
-		op = "request timeout"
-		r.clock.fire(fuzzRequest)
-		m.expireAll()
-	case 13:
-		op = "idle timeout"
-		r.clock.fire(fuzzIdle)
-		m.idle()
-	case 14:
-		op = fmt.Sprintf("withdraw(%q)", actor)
-		if req := r.reqs[actor]; req != nil {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			delete(r.reqs, actor)
-			_, err := c.await(ctx, req)
-			r.answers[actor] = err
-		}
-		m.withdraw(actor)
 	}
-	r.same(op, got, want)
-	return op
+	return op, got, want
 }
 
 // valid returns ErrInvalid for bad arguments, else runs the model.

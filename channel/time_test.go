@@ -112,13 +112,16 @@ func TestJoinRequest(t *testing.T) {
 		}
 		eq(t, "newcall", h.notes.take(), []string{"room own can"})
 
-		// Delete fails pending requests.
-		last := h.request(t.Context(), "last")
-		h.must(h.c.Delete("own", ""))
-		if a, ok := answered(t, last); !ok || !errors.Is(a.err, ErrClosed) {
-			t.Errorf("request on a deleted channel: %v %v", ok, a.err)
-		}
+		checkDeleteFailsRequests(t, h)
 	})
+}
+
+func checkDeleteFailsRequests(t *testing.T, h *harness) {
+	last := h.request(t.Context(), "last")
+	h.must(h.c.Delete("own", ""))
+	if a, ok := answered(t, last); !ok || !errors.Is(a.err, ErrClosed) {
+		t.Errorf("request on a deleted channel: %v %v", ok, a.err)
+	}
 }
 
 func TestIdleClose(t *testing.T) {
