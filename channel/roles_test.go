@@ -167,3 +167,32 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("track with a %d-byte name: %v", MaxIDLen, err)
 	}
 }
+
+// TestActingForSomeoneElse: an operation acts as its actor only; reaching
+// another user's tracks or membership needs the admin rights for it.
+func TestActingForSomeoneElse(t *testing.T) {
+	h := newHarness(t, Config{}, CreateOptions{})
+	h.join("ann", TrackInfo{"screen", Video})
+	h.join("bob")
+	seq := h.seq()
+	h.rec.take()
+	for name, err := range map[string]error{
+		"removeTracks of ann's track": h.c.RemoveTracks("bob", []string{"screen"}),
+		"muteTracks of ann's track":   h.c.MuteTracks("bob", []string{"screen"}, Mute),
+		"muteUser":                    h.c.MuteUser("bob", "ann", Video, Mute, ""),
+		"modUsers":                    h.c.ModUsers("bob", []UserMode{{"ann", 0}}),
+		"delUsers":                    h.c.DelUsers("bob", []string{"ann"}),
+		"delete":                      h.c.Delete("bob", ""),
+	} {
+		want := ErrUnauthorized
+		if strings.HasSuffix(name, "track") {
+			want = ErrNotFound
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", name, err, want)
+		}
+	}
+	if h.seq() != seq || len(h.rec.take()) != 0 {
+		t.Error("refusals changed something")
+	}
+}

@@ -216,6 +216,7 @@ func TestNoGoroutineAfterDelete(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := h.c.Join(context.Background(), "waiting", nil); done <- err }()
 	for h.seqWithin(t, 5*time.Second) < 23 { // until cnl:req is out
+		runtime.Gosched()
 	}
 	h.must(h.c.Delete("own", ""))
 	readers.Wait()
