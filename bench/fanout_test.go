@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -36,6 +37,9 @@ func newSource(b *testing.B) *source {
 	for i := range p.Payload {
 		p.Payload[i] = byte(i)
 	}
+	// A VP8 payload descriptor with S set, then a key-frame tag: every
+	// packet could start a subscriber (payload[0] is overwritten per packet
+	// with values that keep S set and PID 0).
 	if err := p.SetExtension(3, []byte{0, 0}); err != nil {
 		b.Fatal(err)
 	}
@@ -54,7 +58,8 @@ func newSource(b *testing.B) *source {
 func (s *source) next(i int) []byte {
 	binary.BigEndian.PutUint16(s.pkt[2:], uint16(firstSeq+i))
 	binary.BigEndian.PutUint32(s.pkt[4:], uint32(firstTS+3000*i))
-	s.pkt[len(s.pkt)-payloadSize] = byte(i)
+	s.pkt[len(s.pkt)-payloadSize] = byte(i)&0xE8 | 0x10 // VP8 descriptor: S=1, PID=0
+	s.pkt[len(s.pkt)-payloadSize+1] = 0            // key-frame tag
 	s.pkt[len(s.pkt)-1] = byte(i >> 8)
 	return s.pkt
 }
@@ -62,15 +67,15 @@ func (s *source) next(i int) []byte {
 // expect is the checksum a subscriber's Counter must hold after n packets:
 // output sequence numbers from 0, timestamps from 0, 3000 apart.
 func expect(n int, ssrc uint32, hdrLen int) uint64 {
-	hdr := make([]byte, 12)
+	hdr := make([]byte, hdrLen)
 	payload := make([]byte, payloadSize)
 	var sum uint64
 	for i := range n {
 		binary.BigEndian.PutUint16(hdr[2:], uint16(i))
 		binary.BigEndian.PutUint32(hdr[4:], uint32(3000*i))
 		binary.BigEndian.PutUint32(hdr[8:], ssrc)
-		payload[0], payload[payloadSize-1] = byte(i), byte(i>>8)
-		sum += memory.Fold(append(hdr, make([]byte, hdrLen-12)...), payload)
+		payload[0], payload[payloadSize-1] = byte(i)&0xE8|0x10, byte(i>>8)
+		sum += memory.Fold(hdr, payload)
 	}
 	return sum
 }
@@ -98,16 +103,33 @@ func report(b *testing.B, subs int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs), "ns/delivery")
 }
 
+// newTrack makes the benchmarks' video track. From 256 subscribers on, with
+// more than one CPU (-cpu), its deliveries are spread over a pool of
+// GOMAXPROCS-1 workers plus the publisher's goroutine.
+func newTrack(b *testing.B, subs int) *forward.Track {
+	cfg := forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: pubPT, Extensions: pubExts, MimeType: "video/VP8"}
+	if w := runtime.GOMAXPROCS(0) - 1; w > 0 && subs >= 256 {
+		pool, err := forward.NewPool(w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { pool.Close() })
+		cfg.Pool = pool
+	}
+	tr, err := forward.NewTrack(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tr.Close() })
+	return tr
+}
+
 // BenchmarkFanout sends packets through the real forward path to subscribers
 // on the memory transport. One op is one packet to every subscriber.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range subCounts {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: pubPT, Extensions: pubExts})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tr.Close()
+			tr := newTrack(b, n)
 			sinks := make([]*memory.Counter, n)
 			for i := range sinks {
 				sinks[i] = &memory.Counter{}

@@ -161,7 +161,9 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 		s.writeFailed(t, p.ext, out)
 		return
 	}
-	s.stalled = false
+	if s.stalled {
+		s.stalled = false
+	}
 	s.cnt.packets.Add(1)
 	s.cnt.bytes.Add(uint64(len(hdr) + len(p.payload)))
 }

@@ -75,6 +75,8 @@ type Pipe struct {
 	closed atomic.Bool
 	n      atomic.Uint64 // RTP packets given to the hook
 
+	scratch []byte // the packet shown to the hook; owned by the writing goroutine
+
 	mu   sync.Mutex // guards held; never held while calling the far end
 	held []heldPacket
 
@@ -122,10 +124,19 @@ func (p *Pipe) WriteRTP(header, payload []byte) error {
 		return p.far(header, payload)
 	}
 	n := p.n.Add(1) - 1
-	pkt := append(append(make([]byte, 0, len(header)+len(payload)), header...), payload...)
-	a := p.cfg.Hook(n, pkt)
-	var due []heldPacket
+	p.scratch = append(append(p.scratch[:0], header...), payload...)
+	a := p.cfg.Hook(n, p.scratch)
 	p.mu.Lock()
+	if a.Extra == 0 && a.After == 0 && a.Delay == 0 && len(p.held) == 0 {
+		// Nothing held, nothing to hold: no copy.
+		p.mu.Unlock()
+		if a.Drop {
+			return nil
+		}
+		return p.far(header, payload)
+	}
+	pkt := append([]byte(nil), p.scratch...)
+	var due []heldPacket
 	// This packet passes the ones held behind it; those it was the last to
 	// pass go right after it.
 	var passed []heldPacket
