@@ -59,7 +59,7 @@ func (s *source) next(i int) []byte {
 	binary.BigEndian.PutUint16(s.pkt[2:], uint16(firstSeq+i))
 	binary.BigEndian.PutUint32(s.pkt[4:], uint32(firstTS+3000*i))
 	s.pkt[len(s.pkt)-payloadSize] = byte(i)&0xE8 | 0x10 // VP8 descriptor: S=1, PID=0
-	s.pkt[len(s.pkt)-payloadSize+1] = 0            // key-frame tag
+	s.pkt[len(s.pkt)-payloadSize+1] = 0                 // key-frame tag
 	s.pkt[len(s.pkt)-1] = byte(i >> 8)
 	return s.pkt
 }
