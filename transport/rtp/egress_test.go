@@ -90,6 +90,9 @@ func TestEgressErrors(t *testing.T) {
 	if s.Oversized != 1 || s.SendErrors == 0 || s.Malformed != 2 {
 		t.Fatalf("stats %+v", s)
 	}
+	if !errors.Is(rtp.ErrWouldBlock, transport.ErrBufferFull) {
+		t.Error("ErrWouldBlock does not match transport.ErrBufferFull")
+	}
 	e.Close()
 	if err := e.WriteRTCP(pli); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("RTCP after close: %v", err)

@@ -1,6 +1,11 @@
 package rtp
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/callcore/callcore/transport"
+)
 
 // Errors returned by the rtp package. Match them with errors.Is. Writes
 // after Close return transport.ErrClosed.
@@ -16,8 +21,9 @@ var (
 	// ErrMalformed is returned for a packet that is not RTP or RTCP.
 	ErrMalformed = errors.New("rtp: malformed packet")
 	// ErrWouldBlock is returned when the socket's send buffer is full: the
-	// packet was dropped rather than wait.
-	ErrWouldBlock = errors.New("rtp: send would block, packet dropped")
+	// packet was dropped rather than wait. It wraps transport.ErrBufferFull,
+	// on which the core drops the subscriber's video up to a key frame.
+	ErrWouldBlock = fmt.Errorf("rtp: send would block, packet dropped: %w", transport.ErrBufferFull)
 	// ErrSend is wrapped when the kernel refused a datagram, for instance
 	// because the far end's port is closed (ICMP port unreachable).
 	ErrSend = errors.New("rtp: send failed")
