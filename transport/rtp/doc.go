@@ -16,6 +16,14 @@
 // and hands it to an optional [transport.RTCPHandler], the core's
 // subscriber.
 //
+// The core and the transports point at each other (a track's Feedback is
+// its Ingest; an Egress's RTCP handler is the subscriber writing to it):
+// [LateWriter] and [LateHandler] are set once both exist.
+//
+// A [Sender] is one socket shared by many receivers' [Target]s; it is a
+// [transport.Batcher], so the core's Flush after a fan-out sends every
+// queued datagram with one sendmmsg.
+//
 // SRTP uses github.com/pion/srtp/v3 with keys given by configuration
 // ([Keys], [ParseKeys] for ffmpeg's and SDP's base64 "inline" form), in two
 // profiles: AES_CM_128_HMAC_SHA1_80, which ffmpeg speaks, and
