@@ -205,7 +205,8 @@ func (in *Ingest) read(r *reader) {
 			in.cnt.readErrors.Add(1)
 			continue
 		}
-		in.handle(r, r.buf[:n], from)
+		// A dual-stack socket reports IPv4 senders as ::ffff:a.b.c.d.
+		in.handle(r, r.buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
 	}
 }
 

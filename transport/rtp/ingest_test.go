@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -76,6 +77,23 @@ func TestIngestFilters(t *testing.T) {
 	send(t, b, in.Addr(), rtpPacket(3, 9, nil))
 	eventually(t, "the packet that passes", func() bool { return h.n.Load() == 1 })
 	waitStats(t, in, "refusals", func(s rtp.Stats) bool { return s.UnknownSource == 1 && s.UnknownSSRC == 1 })
+}
+
+// TestIngestDualStack checks that an ingest on a dual-stack socket takes
+// an IPv4 Source as the same address the kernel reports as ::ffff:a.b.c.d.
+func TestIngestDualStack(t *testing.T) {
+	a := udp(t, "127.0.0.1:0")
+	var h handler
+	in, err := rtp.NewIngest(rtp.IngestConfig{Addr: "[::]:0", RTP: &h, Source: addrOf(a)})
+	if err != nil {
+		t.Skipf("no dual-stack socket here: %v", err)
+	}
+	defer in.Close()
+	send(t, a, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), in.Addr().Port()), rtpPacket(1, 5, nil))
+	eventually(t, "the packet", func() bool { return h.n.Load() == 1 })
+	if err := in.WriteRTCP(pli); err != nil {
+		t.Fatalf("RTCP back to an IPv4 sender from a dual-stack socket: %v", err)
+	}
 }
 
 // srtpContext returns a pion SRTP context for the test's side of a link.
