@@ -110,6 +110,8 @@ type TrackConfig struct {
 	// ParallelThreshold is the subscriber count from which Pool is used.
 	// Default 256.
 	ParallelThreshold int
+	// Mute sets the empty media of a muted track.
+	Mute MuteConfig
 }
 
 // RTX names a retransmission stream: its SSRC and payload type.
@@ -146,6 +148,7 @@ func (c *TrackConfig) setDefaults() {
 	if c.ParallelThreshold == 0 {
 		c.ParallelThreshold = 256
 	}
+	c.Mute.setDefaults()
 }
 
 // Validate reports whether the config, with defaults applied for zero
@@ -173,6 +176,14 @@ func (c TrackConfig) Validate() error {
 		return fmt.Errorf("%w: parallel threshold %d", ErrInvalidConfig, c.ParallelThreshold)
 	case c.RTX != nil && (c.RTX.PayloadType > 127 || c.RTX.PayloadType == c.PayloadType || c.RTX.SSRC == 0):
 		return fmt.Errorf("%w: RTX %+v", ErrInvalidConfig, *c.RTX)
+	case c.Mute.VideoRate < 1 || c.Mute.VideoRate > 30:
+		return fmt.Errorf("%w: mute video rate %d", ErrInvalidConfig, c.Mute.VideoRate)
+	case c.Mute.AudioFrame < 10*time.Millisecond || c.Mute.AudioFrame > 60*time.Millisecond:
+		return fmt.Errorf("%w: mute audio frame %v", ErrInvalidConfig, c.Mute.AudioFrame)
+	case c.Mute.Width < 16 || c.Mute.Height < 16 || c.Mute.Width > 4096 || c.Mute.Height > 4096:
+		return fmt.Errorf("%w: mute size %d×%d", ErrInvalidConfig, c.Mute.Width, c.Mute.Height)
+	case c.Mute.Flush < 0:
+		return fmt.Errorf("%w: mute flush %v", ErrInvalidConfig, c.Mute.Flush)
 	}
 	return validateExtensions(c.Extensions)
 }

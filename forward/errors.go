@@ -26,6 +26,9 @@ var (
 	// ErrNoMedia is returned for an RTX packet that carries no original
 	// packet (bandwidth probing), which is counted and dropped.
 	ErrNoMedia = errors.New("forward: no media in packet")
+	// ErrUnsupported is returned when the muter has no empty frames for a
+	// track's codec.
+	ErrUnsupported = errors.New("forward: unsupported codec")
 	// ErrClosed is returned by operations on a closed track or subscriber.
 	ErrClosed = errors.New("forward: closed")
 	// ErrAttached is returned when attaching a subscriber that already has

@@ -37,8 +37,12 @@ func (s *Subscriber) HandleRTCP(pkt []byte) error {
 		if fb.KeyFrame {
 			s.cnt.keyFrameRequests.Add(1)
 			t.cnt.keyFrameRequestsIn.Add(1)
-			t.kf.wanted.Store(true)
-			ask = t.keyFrameDue(t.clock.Nanotime())
+			if t.mt.onGen && !t.mt.unmuting {
+				t.mt.wantKey.Store(true) // muted: a black key frame at the next due time
+			} else {
+				t.kf.wanted.Store(true)
+				ask = t.keyFrameDue(t.clock.Nanotime())
+			}
 		}
 		for _, n := range fb.NACKs {
 			s.nack(t, n.PID)

@@ -20,6 +20,11 @@ type TrackStats struct {
 	KeyFrames           uint64 // key frames that arrived
 	KeyFrameRequestsIn  uint64 // PLI and FIR from subscribers
 	KeyFrameRequestsOut uint64 // requests sent upstream after merging
+
+	MutedDrop           uint64 // publisher packets not forwarded because the track is muted
+	Generated           uint64 // empty-media packets sent
+	ParameterSetsResent uint64 // H.264 SPS and PPS sent again before an IDR at unmute
+	NoEmptyMedia        uint64 // times the muter had no empty frames for the codec
 }
 
 // Dropped is the number of packets refused for any reason.
@@ -33,6 +38,8 @@ type trackCounters struct {
 	duplicate, outOfWindow, badTimestamp         atomic.Uint64
 	rtxIn, rtxPadding, keyFrames                 atomic.Uint64
 	keyFrameRequestsIn, keyFrameRequestsOut      atomic.Uint64
+	mutedDrop, generated, parameterSetsResent    atomic.Uint64
+	noEmptyMedia                                 atomic.Uint64
 }
 
 // Stats returns the track's counters. It takes no lock.
@@ -45,6 +52,8 @@ func (t *Track) Stats() TrackStats {
 		Duplicate: c.duplicate.Load(), OutOfWindow: c.outOfWindow.Load(), BadTimestamp: c.badTimestamp.Load(),
 		RTXIn: c.rtxIn.Load(), RTXPadding: c.rtxPadding.Load(), KeyFrames: c.keyFrames.Load(),
 		KeyFrameRequestsIn: c.keyFrameRequestsIn.Load(), KeyFrameRequestsOut: c.keyFrameRequestsOut.Load(),
+		MutedDrop: c.mutedDrop.Load(), Generated: c.generated.Load(),
+		ParameterSetsResent: c.parameterSetsResent.Load(), NoEmptyMedia: c.noEmptyMedia.Load(),
 	}
 }
 

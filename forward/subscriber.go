@@ -33,6 +33,7 @@ type Subscriber struct {
 	wasShut bool   // the gate was closed at the last packet
 	waitKey bool   // nothing is sent until a key frame starts
 	stalled bool   // its writer refused the last packet: no replay until one passes
+	epoch   uint32 // the muter's source epoch of its current segment
 	rtxSeq  uint16 // next sequence number on the RTX stream
 
 	// Owned by the goroutine calling HandleRTCP:
@@ -143,6 +144,10 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 		s.wasShut = false
 		s.restart()
 	}
+	if s.epoch != p.epoch { // the track switched between its publisher and empty media
+		s.epoch = p.epoch
+		s.restart()
+	}
 	if s.waitKey && !s.start(t, fc, p) {
 		return
 	}
@@ -172,12 +177,17 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 // key frame, or after the cached run from the last key frame is replayed.
 // Otherwise it asks for a key frame.
 func (s *Subscriber) start(t *Track, fc *fanCtx, p *pktInfo) bool {
-	if p.key || (!p.noMedia && !s.stalled && t.replay(s, fc, p)) {
+	generated := p.ext >= genBase
+	if p.key || (!p.noMedia && !generated && !s.stalled && t.replay(s, fc, p)) {
 		s.waitKey = false
 		return true
 	}
 	s.cnt.dropWaitKey.Add(1)
-	t.kf.wanted.Store(true)
+	if generated {
+		t.mt.wantKey.Store(true) // a black key frame, not the publisher's
+	} else {
+		t.kf.wanted.Store(true)
+	}
 	return false
 }
 

@@ -26,11 +26,14 @@ type Track struct {
 	codec codec
 	clock Clock
 
-	mu   sync.Mutex             // guards replacing subs; never held on the packet path
-	subs atomic.Pointer[subSet] // read in the exclusive section without locks
-	gen  atomic.Uint64          // odd while a goroutine is in the exclusive section
-	shut atomic.Bool            // set by Close
-	cnt  trackCounters          // written in the exclusive section, read by anyone
+	mu     sync.Mutex               // guards replacing subs; never held on the packet path
+	subs   atomic.Pointer[subSet]   // read in the exclusive section without locks
+	gen    atomic.Uint64            // odd while a goroutine is in the exclusive section
+	shut   atomic.Bool              // set by Close
+	mute   atomic.Uint32            // MuteSource bits, set by SetMute
+	frames atomic.Pointer[frameSet] // empty media, built off the packet path
+	size   atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
+	cnt    trackCounters            // written in the exclusive section, read by anyone
 
 	// Owned by the exclusive section:
 	in     ingest
@@ -41,7 +44,8 @@ type Track struct {
 	main   *fanCtx // scratch of the goroutine that runs the section
 	cur    pktInfo // the packet being fanned out
 	kf     keyFrames
-	par    parallel // parallel fan-out state
+	par    parallel  // parallel fan-out state
+	mt     muteState // the muter
 }
 
 // keyFrames is a track's key-frame state, owned by the exclusive section.
@@ -77,6 +81,7 @@ type pktInfo struct {
 	noMedia, key bool
 	now          int64
 	payload      []byte
+	epoch        uint32 // the muter's source epoch the packet belongs to
 }
 
 // NewTrack returns a track with no subscribers.
@@ -151,17 +156,91 @@ func (t *Track) handle(pkt []byte) (error, bool) {
 	}
 	t.cnt.bytesIn.Add(uint64(len(pkt)))
 	p := &t.cur
-	*p = pktInfo{ext: ext, extTS: extTS, now: now, payload: pkt[h.HeaderLen:]}
-	p.noMedia = h.PayloadLen(pkt) == 0
+	*p = pktInfo{ext: ext, extTS: extTS, now: now, payload: pkt[h.HeaderLen:], epoch: t.mt.epoch}
+	media := pkt[h.HeaderLen : len(pkt)-h.PaddingLen]
+	p.noMedia = len(media) == 0
 	if p.noMedia {
 		t.cnt.padding.Add(1)
 	}
-	p.key = !p.noMedia && (t.codec == codecOther || startsKeyFrame(t.codec, pkt[h.HeaderLen:len(pkt)-h.PaddingLen]))
-	if p.key && t.codec != codecOther && ext > t.kf.last {
+	p.key = !p.noMedia && (t.codec == codecOther || startsKeyFrame(t.codec, media))
+	if p.key && t.codec != codecOther {
+		t.sawKeyFrame(ext, now, media)
+	}
+	if t.codec == codecH264 && !p.noMedia {
+		t.mt.keepParameterSets(media)
+	}
+	t.cache.put(ext, extTS, now, p.key, p.noMedia, pkt)
+
+	g := &t.mt
+	boundary := t.codec == codecOther || !g.started || g.lastMarker || h.Timestamp != g.lastTS
+	g.started, g.lastMarker, g.lastTS, g.lastAt = true, h.Marker, h.Timestamp, now
+	t.applyMute(now, boundary)
+	if g.onGen && !(g.unmuting && p.key) {
+		t.cnt.mutedDrop.Add(1) // the publisher's media never reaches anyone while muted
+		t.generate(now)
+		return nil, t.keyFrameDue(now)
+	}
+	if g.onGen { // unmute: real media resumes exactly on this key frame
+		t.resumeOn(media, now)
+		p.epoch = g.epoch
+		t.parse(pkt) // resumeOn may have sent a packet of its own
+	}
+	t.fanout(pkt, p)
+	return nil, t.keyFrameDue(now)
+}
+
+// sawKeyFrame notes a publisher's key frame and its picture size.
+func (t *Track) sawKeyFrame(ext uint64, now int64, media []byte) {
+	if ext > t.kf.last {
 		t.kf.last, t.kf.lastAt, t.kf.asked = ext, now, false
 		t.cnt.keyFrames.Add(1)
 	}
-	t.cache.put(ext, extTS, now, p.key, p.noMedia, pkt)
+	if w, h, ok := frameSize(t.codec, media); ok && w < 1<<16 && h < 1<<16 {
+		t.size.Store(uint32(w)<<16 | uint32(h))
+	}
+}
+
+// resumeOn switches the subscribers back to the publisher at its key frame.
+// For H.264 its last parameter sets go first when the key frame does not
+// carry them, so a decoder has them before the IDR.
+func (t *Track) resumeOn(media []byte, now int64) {
+	g := &t.mt
+	if t.codec == codecH264 && len(g.sps) > 0 && len(g.pps) > 0 && !hasSPS(media) {
+		t.emitPacket(stapA(g.sps, g.pps), genBase+g.ext, g.ts+genBase, false, false, now)
+		g.ext++
+		t.cnt.parameterSetsResent.Add(1)
+	}
+	g.onGen, g.unmuting = false, false
+	g.epoch++
+}
+
+func hasSPS(media []byte) bool {
+	found := false
+	eachNAL(media, func(nal []byte) bool {
+		found = nal[0]&0x1f == 7
+		return !found
+	})
+	return found
+}
+
+// keepParameterSets remembers the publisher's last SPS and PPS.
+func (g *muteState) keepParameterSets(media []byte) {
+	eachNAL(media, func(nal []byte) bool {
+		switch nal[0] & 0x1f {
+		case 7:
+			g.sps = append(g.sps[:0], nal...)
+		case 8:
+			g.pps = append(g.pps[:0], nal...)
+		}
+		return true
+	})
+}
+
+// parse parses a packet the track made or unwrapped into t.hdr.
+func (t *Track) parse(pkt []byte) error { return rtpx.Parse(pkt, &t.hdr) }
+
+// fanout hands the packet in t.hdr to every subscriber, then flushes.
+func (t *Track) fanout(pkt []byte, p *pktInfo) {
 	set := t.subs.Load()
 	if t.par.use(t, set) {
 		t.fanoutParallel(set, pkt, p)
@@ -171,7 +250,6 @@ func (t *Track) handle(pkt []byte) (error, bool) {
 	for _, f := range set.flushers {
 		_ = f.Flush()
 	}
-	return nil, t.keyFrameDue(now)
 }
 
 // admit parses and checks a packet against the track's configuration, and

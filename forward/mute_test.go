@@ -1,0 +1,336 @@
+package forward_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	xvp8 "golang.org/x/image/vp8"
+
+	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/clocktest"
+	"github.com/callcore/callcore/mute"
+	"github.com/callcore/callcore/transport/memory"
+)
+
+// pubVP8 is a VP8 publisher whose key frames begin with a real 320×240 VP8
+// key-frame header, so the track learns the size from them, and whose
+// payloads are unique, so they can be recognised byte for byte.
+type pubVP8 struct {
+	vp8
+	header []byte
+	sent   map[string]bool
+}
+
+func newPubVP8(t *testing.T, clk *clocktest.Clock, keyEvery int) *pubVP8 {
+	kf, err := mute.BlackKeyFrame(mute.MimeTypeVP8, 320, 240)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pubVP8{vp8: vp8{seq: 60000, keyEvery: keyEvery, clk: clk}, header: kf[:10], sent: map[string]bool{}}
+}
+
+func (p *pubVP8) next(t *testing.T) []byte {
+	pkt, key := p.vp8.next(t)
+	if key { // splice the real frame header in after the descriptor
+		var q rtp.Packet
+		if err := q.Unmarshal(pkt); err != nil {
+			t.Fatal(err)
+		}
+		q.Payload = append(append([]byte{0x10}, p.header...), q.Payload[2:]...)
+		b, err := q.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkt = b
+	}
+	p.sent[string(pkt[12:])] = true
+	return pkt
+}
+
+// decodeVP8Keys depacketizes every black or real VP8 key frame a subscriber
+// got and decodes those that are the muter's.
+func decodeVP8Keys(t *testing.T, pkts []rtp.Packet) (n int) {
+	t.Helper()
+	var frame []byte
+	collecting := false
+	for _, p := range pkts {
+		if p.Payload[0]&0x10 != 0 { // S: a frame starts
+			collecting = p.Payload[0]&0x80 == 0 && p.Payload[1]&1 == 0 // a key frame with a one-byte descriptor
+			frame = frame[:0]
+		}
+		if !collecting {
+			continue
+		}
+		frame = append(frame, p.Payload[1:]...)
+		if !p.Marker {
+			continue
+		}
+		collecting = false
+		d := xvp8.NewDecoder()
+		d.Init(bytes.NewReader(frame), len(frame))
+		fh, err := d.DecodeFrameHeader()
+		if err != nil {
+			t.Fatalf("black key frame header: %v", err)
+		}
+		if fh.Width != 320 || fh.Height != 240 {
+			t.Fatalf("black key frame is %d×%d, want the publisher's 320×240", fh.Width, fh.Height)
+		}
+		img, err := d.DecodeFrame()
+		if err != nil {
+			t.Fatalf("black key frame: %v", err)
+		}
+		for _, y := range img.Y {
+			if y > 16 {
+				t.Fatalf("a pixel is not black: Y=%d", y)
+			}
+		}
+		n++
+	}
+	return n
+}
+
+func packets(t *testing.T, s *memory.Sink) []rtp.Packet {
+	var out []rtp.Packet
+	for _, b := range s.Packets() {
+		out = append(out, parse(t, b))
+	}
+	return out
+}
+
+// continuous checks sequence numbers step by one and timestamps never go
+// back.
+func continuous(t *testing.T, pkts []rtp.Packet) {
+	t.Helper()
+	for i := 1; i < len(pkts); i++ {
+		if pkts[i].SequenceNumber != pkts[i-1].SequenceNumber+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, pkts[i].SequenceNumber, pkts[i-1].SequenceNumber)
+		}
+		if int32(pkts[i].Timestamp-pkts[i-1].Timestamp) < 0 {
+			t.Fatalf("packet %d: timestamp %d after %d", i, pkts[i].Timestamp, pkts[i-1].Timestamp)
+		}
+	}
+}
+
+func TestSelfMuteVP8(t *testing.T) {
+	clk := &clocktest.Clock{}
+	var upstream memory.Sink
+	tr := vp8Track(t, clk, &upstream)
+	pub := newPubVP8(t, clk, 10)
+	var sink memory.Sink
+	subscribe(t, tr, &sink, 1, 0)
+	for range 31 { // ten frames, and the first packet of the eleventh (a key frame)
+		send(t, tr, pub.next(t))
+	}
+	if got := tr.SetMute(forward.MuteSelf, true); got != forward.MutedEmpty {
+		t.Fatalf("state %v", got)
+	}
+	before := sink.Len()
+	// Mid-frame: the frame completes, then the muter takes over.
+	send(t, tr, pub.next(t))
+	send(t, tr, pub.next(t))
+	if sink.Len() != before+2 {
+		t.Fatalf("the frame under way was not completed: %d packets", sink.Len()-before)
+	}
+	muteStart := sink.Len()
+	for range 30 { // 10 more frames from the publisher, 200 ms
+		send(t, tr, pub.next(t))
+	}
+	for range 10 { // two seconds of pumping
+		clk.Advance(200 * time.Millisecond)
+		tr.Pump()
+	}
+	plisBefore := plis(t, &upstream)
+	tr.SetMute(forward.MuteSelf, false)
+	if plis(t, &upstream) != plisBefore+1 {
+		t.Fatal("unmute did not ask the publisher for a key frame at once")
+	}
+	for pub.frame%10 != 0 { // delta frames until the key frame: still empty media
+		send(t, tr, pub.next(t))
+	}
+	resume := sink.Len()
+	for range 6 {
+		send(t, tr, pub.next(t))
+	}
+	pkts := packets(t, &sink)
+	continuous(t, pkts)
+	for i, p := range pkts[muteStart:resume] {
+		if pub.sent[string(p.Payload)] {
+			t.Fatalf("muted packet %d carries the publisher's payload", i)
+		}
+	}
+	if n := decodeVP8Keys(t, pkts[muteStart:resume]); n != 1 {
+		t.Fatalf("%d black key frames while muted, want 1 at the start", n)
+	}
+	if repeats := countFrames(pkts[muteStart:resume]); repeats < 10 {
+		t.Fatalf("%d empty frames in 2.2 s, want about 5 a second", repeats)
+	}
+	first := pkts[resume]
+	if !pub.sent[string(first.Payload)] || first.Payload[0]&0x10 == 0 || first.Payload[1]&1 != 0 {
+		t.Fatal("real media did not resume on the publisher's key frame")
+	}
+	if st := tr.Stats(); st.MutedDrop == 0 || st.Generated == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func countFrames(pkts []rtp.Packet) (n int) {
+	for _, p := range pkts {
+		if p.Marker {
+			n++
+		}
+	}
+	return n
+}
+
+func opusTrack(t *testing.T, clk *clocktest.Clock) *forward.Track {
+	tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: pubPT, MimeType: "audio/OPUS", Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+func TestSelfMuteOpus(t *testing.T) {
+	clk := &clocktest.Clock{}
+	tr := opusTrack(t, clk)
+	var sink memory.Sink
+	subscribe(t, tr, &sink, 1, 0)
+	seq := uint16(100)
+	talk := func(n int) {
+		for range n {
+			clk.Advance(20 * time.Millisecond)
+			send(t, tr, packet(t, seq, uint32(seq)*960, []byte{0xfc, byte(seq), 0x55, 0x66}, nil))
+			seq++
+		}
+	}
+	talk(5)
+	tr.SetMute(forward.MuteSelf, true) // audio switches at once
+	muted := sink.Len()
+	silence, err := mute.SilentFrame(mute.MimeTypeOpus, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	talk(10) // the publisher keeps talking: not heard
+	for range 20 {
+		clk.Advance(20 * time.Millisecond)
+		tr.Pump()
+	}
+	tr.SetMute(forward.MuteSelf, false)
+	unmuted := sink.Len()
+	talk(3)
+	pkts := packets(t, &sink)
+	continuous(t, pkts)
+	if n := unmuted - muted; n < 29 || n > 31 {
+		t.Fatalf("%d silent frames in 600 ms, want 30", n)
+	}
+	for i, p := range pkts[muted:unmuted] {
+		if !bytes.Equal(p.Payload, silence) {
+			t.Fatalf("muted packet %d is not silence: %x", i, p.Payload)
+		}
+		if i > 0 && p.Timestamp-pkts[muted+i-1].Timestamp != 960 {
+			t.Fatalf("silent frames 20 ms apart must be 960 ticks apart, got %d", p.Timestamp-pkts[muted+i-1].Timestamp)
+		}
+	}
+	if pkts[unmuted].Payload[2] != 0x55 {
+		t.Fatal("the publisher was not heard again at once after unmute")
+	}
+}
+
+func TestAdminMuteFlushesThenSilence(t *testing.T) {
+	clk := &clocktest.Clock{}
+	var upstream memory.Sink
+	tr := vp8Track(t, clk, &upstream)
+	pub := newPubVP8(t, clk, 10)
+	var sink memory.Sink
+	subscribe(t, tr, &sink, 1, 0)
+	for range 30 {
+		send(t, tr, pub.next(t))
+	}
+	start := sink.Len()
+	if got := tr.SetMute(forward.MuteAdmin, true); got != forward.MutedSilent {
+		t.Fatalf("state %v", got)
+	}
+	for range 60 {
+		send(t, tr, pub.next(t))
+	}
+	for range 10 {
+		clk.Advance(200 * time.Millisecond)
+		tr.Pump()
+	}
+	pkts := packets(t, &sink)
+	if n := decodeVP8Keys(t, pkts[start:]); n != 1 || countFrames(pkts[start:]) != 1 {
+		t.Fatalf("admin mute: %d frames (%d black key frames), want exactly one black key frame", countFrames(pkts[start:]), n)
+	}
+	// The muted user lifting its own mute changes nothing.
+	if got := tr.SetMute(forward.MuteSelf, false); got != forward.MutedSilent {
+		t.Fatalf("self unmute lifted an admin mute: %v", got)
+	}
+	// Lifting the admin mute works like unmute: empty frames, then the
+	// publisher's key frame.
+	tr.SetMute(forward.MuteAdmin, false)
+	clk.Advance(200 * time.Millisecond)
+	tr.Pump()
+	for pub.frame%10 != 0 {
+		send(t, tr, pub.next(t))
+	}
+	send(t, tr, pub.next(t))
+	pkts = packets(t, &sink)
+	continuous(t, pkts)
+	last := pkts[len(pkts)-1]
+	if !pub.sent[string(last.Payload)] || last.Payload[1]&1 != 0 {
+		t.Fatal("media did not resume on a key frame")
+	}
+	if countFrames(pkts[start:]) < 2 {
+		t.Fatal("no empty frames while waiting for the key frame")
+	}
+}
+
+func TestJoinAndPLIWhileMutedGetBlackKeyFrames(t *testing.T) {
+	clk := &clocktest.Clock{}
+	var upstream memory.Sink
+	tr := vp8Track(t, clk, &upstream)
+	pub := newPubVP8(t, clk, 10)
+	var a memory.Sink
+	subscribe(t, tr, &a, 1, 0)
+	for range 30 {
+		send(t, tr, pub.next(t))
+	}
+	tr.SetMute(forward.MuteSelf, true)
+	clk.Advance(200 * time.Millisecond)
+	tr.Pump()
+	var b memory.Sink
+	sb := subscribe(t, tr, &b, 2, 0)
+	for range 3 {
+		clk.Advance(200 * time.Millisecond)
+		tr.Pump()
+	}
+	pb := packets(t, &b)
+	if len(pb) == 0 || decodeVP8Keys(t, pb[:len(fs(pb))]) != 1 {
+		t.Fatal("a subscriber joining while muted must start on a black key frame")
+	}
+	plisBefore := plis(t, &upstream)
+	if err := sb.HandleRTCP(pli(t, 2)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(200 * time.Millisecond)
+	tr.Pump()
+	if n := decodeVP8Keys(t, packets(t, &b)); n != 2 {
+		t.Fatalf("after a PLI while muted: %d black key frames, want 2", n)
+	}
+	if plis(t, &upstream) != plisBefore {
+		t.Fatal("a PLI while muted went to the publisher")
+	}
+}
+
+// fs returns the packets up to and including the first frame's last.
+func fs(pkts []rtp.Packet) []rtp.Packet {
+	for i, p := range pkts {
+		if p.Marker {
+			return pkts[:i+1]
+		}
+	}
+	return pkts
+}
