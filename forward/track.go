@@ -181,9 +181,11 @@ func (t *Track) handle(pkt []byte) (error, bool) {
 		return nil, t.keyFrameDue(now)
 	}
 	if g.onGen { // unmute: real media resumes exactly on this key frame
-		t.resumeOn(media, now)
+		saved := *p
+		t.resumeOn(media, now) // may send a packet of its own through t.cur and t.hdr
+		*p = saved
 		p.epoch = g.epoch
-		t.parse(pkt) // resumeOn may have sent a packet of its own
+		_ = t.parse(pkt)
 	}
 	t.fanout(pkt, p)
 	return nil, t.keyFrameDue(now)
