@@ -1,7 +1,6 @@
 package rtp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 	pionrtp "github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 
+	"github.com/callcore/callcore/internal/rtcpx"
 	"github.com/callcore/callcore/transport"
 )
 
@@ -22,24 +22,16 @@ func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 }
 // fixed header. The core checks the rest.
 func validRTP(b []byte) bool { return len(b) >= 12 && b[0]>>6 == 2 }
 
-// validRTCP reports whether b is a well-formed compound RTCP packet: each
-// part has version 2, an RTCP packet type and a length that fits, and the
-// parts fill b exactly.
+// validRTCP reports whether b is a well-formed compound RTCP packet: an
+// RTCP packet type first, and parts whose versions, lengths and padding
+// rtcpx.Parse accepts.
 func validRTCP(b []byte) bool {
-	if len(b) < 8 {
+	var fb rtcpx.Feedback
+	if len(b) < 8 || !isRTCP(b) {
 		return false
 	}
-	for len(b) > 0 {
-		if len(b) < 4 || b[0]>>6 != 2 || !isRTCP(b) {
-			return false
-		}
-		n := (int(binary.BigEndian.Uint16(b[2:])) + 1) * 4
-		if n > len(b) {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
+	_, err := rtcpx.Parse(b, 0, &fb)
+	return err == nil
 }
 
 // countSend counts the outcome of one send of n bytes.
