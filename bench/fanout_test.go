@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/clocktest"
+	"github.com/callcore/callcore/mute"
 	"github.com/callcore/callcore/transport/memory"
 )
 
@@ -197,6 +200,62 @@ func BenchmarkNaiveFanout(b *testing.B) {
 			b.StopTimer()
 			report(b, n)
 			check(b, sinks, b.N, 12+8)
+		})
+	}
+}
+
+// BenchmarkFanoutMuted is the muted case beside BenchmarkFanout: a
+// self-muted Opus track whose publisher keeps sending (never forwarded),
+// while the muter's silent frames go to every subscriber. One op is one
+// publisher packet refused and one 20 ms silent frame to every subscriber;
+// the sinks check every silent frame arrived, numbered from 0.
+func BenchmarkFanoutMuted(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			clk := &clocktest.Clock{}
+			tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: 111, MimeType: "audio/opus", Clock: clk})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Close()
+			sinks := make([]*memory.Counter, n)
+			for i := range sinks {
+				sinks[i] = &memory.Counter{}
+				if _, err := tr.Subscribe(forward.SubscriberConfig{Writer: sinks[i], SSRC: uint32(i + 1), PayloadType: 111}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			tr.SetMute(forward.MuteSelf, true) // sends the first silent frame
+			pkt := []byte{0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0xfc, 1, 2, 3}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+				binary.BigEndian.PutUint32(pkt[4:], uint32(960*i))
+				clk.Advance(20 * time.Millisecond)
+				if err := tr.HandleRTP(pkt); err != nil { // refused while muted, and pumps
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			report(b, n)
+			silence, err := mute.SilentFrame(mute.MimeTypeOpus, 20*time.Millisecond)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hdr := make([]byte, 12)
+			for i, s := range sinks {
+				var want uint64
+				binary.BigEndian.PutUint32(hdr[8:], uint32(i+1))
+				for k := range b.N + 1 {
+					binary.BigEndian.PutUint16(hdr[2:], uint16(k))
+					binary.BigEndian.PutUint32(hdr[4:], uint32(960*k))
+					want += memory.Fold(hdr, silence)
+				}
+				if s.Packets != uint64(b.N+1) || s.Checksum != want {
+					b.Fatalf("subscriber %d: %d silent frames, want %d; checksum ok %v", i, s.Packets, b.N+1, s.Checksum == want)
+				}
+			}
 		})
 	}
 }
