@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/rtcp"
 	pionrtp "github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 
@@ -98,11 +97,7 @@ type Egress struct {
 	hdr  pionrtp.Header
 	over int // bytes SRTP adds
 
-	mu      sync.Mutex // guards rtcpOut, rtcpBuf, rtcpCtx, rtcpHdr: the RTCP send path
-	rtcpOut sender
-	rtcpBuf []byte
-	rtcpCtx *srtp.Context
-	rtcpHdr rtcp.Header
+	rtcpOut rtcpPath // RTCP to the receiver
 
 	in reader // owned by the read goroutine
 }
@@ -120,7 +115,7 @@ func NewEgress(cfg EgressConfig) (*Egress, error) {
 		return nil, err
 	}
 	e := &Egress{cfg: cfg, rtpc: rtpc, rtcpc: rtcpc,
-		buf: make([]byte, cfg.MaxPacketSize), rtcpBuf: make([]byte, cfg.MaxPacketSize)}
+		buf: make([]byte, cfg.MaxPacketSize)}
 	if err := e.setup(); err != nil {
 		e.closeSockets()
 		return nil, err
@@ -136,7 +131,7 @@ func (e *Egress) setup() error {
 	if err := e.out.init(e.rtpc); err != nil {
 		return err
 	}
-	if err := e.rtcpOut.init(rc); err != nil {
+	if err := e.rtcpOut.init(rc, e.cfg.SRTP, e.cfg.MaxPacketSize); err != nil {
 		return err
 	}
 	if e.cfg.SRTP == nil {
@@ -145,9 +140,6 @@ func (e *Egress) setup() error {
 	e.over = e.cfg.SRTP.Profile.Overhead()
 	var err error
 	if e.ctx, err = newContext(e.cfg.SRTP); err != nil {
-		return err
-	}
-	if e.rtcpCtx, err = newContext(e.cfg.SRTP); err != nil {
 		return err
 	}
 	e.in.ctx, err = newContext(e.cfg.RemoteSRTP)
@@ -198,14 +190,7 @@ func (e *Egress) WriteRTCP(pkt []byte) error {
 	if e.closed.Load() {
 		return transport.ErrClosed
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	b, err := protectRTCP(e.rtcpCtx, &e.rtcpHdr, rtcpOverhead(e.cfg.SRTP), e.rtcpBuf, pkt)
-	if err != nil {
-		e.cnt.countProtectError(err)
-		return err
-	}
-	return e.cnt.countSend(e.rtcpOut.send(b), len(b), &e.cnt.rtcpOut)
+	return e.rtcpOut.write(&e.cnt, pkt, netip.AddrPort{})
 }
 
 func (e *Egress) read() {

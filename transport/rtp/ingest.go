@@ -118,11 +118,7 @@ type Ingest struct {
 
 	readers []*reader // one per socket, each owned by its read goroutine
 
-	mu     sync.Mutex // guards out, outBuf, outCtx, outHdr: the RTCP send path
-	out    sender
-	outBuf []byte
-	outCtx *srtp.Context // nil for plain RTP
-	outHdr rtcp.Header
+	out rtcpPath // RTCP to the sender
 }
 
 // reader is the state of one socket's read goroutine, owned by it.
@@ -146,7 +142,7 @@ func NewIngest(cfg IngestConfig) (*Ingest, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Ingest{cfg: cfg, rtpc: rtpc, rtcpc: rtcpc, outBuf: make([]byte, cfg.MaxPacketSize)}
+	in := &Ingest{cfg: cfg, rtpc: rtpc, rtcpc: rtcpc}
 	if err := in.setup(); err != nil {
 		in.closeSockets()
 		return nil, err
@@ -177,14 +173,7 @@ func (in *Ingest) setup() error {
 		}
 		in.readers = append(in.readers, r)
 	}
-	if in.cfg.SRTP != nil {
-		ctx, err := newContext(in.cfg.SRTP)
-		if err != nil {
-			return err
-		}
-		in.outCtx = ctx
-	}
-	return in.out.init(conns[len(conns)-1]) // RTCP goes out of the RTCP socket
+	return in.out.init(conns[len(conns)-1], in.cfg.SRTP, in.cfg.MaxPacketSize) // out of the RTCP socket
 }
 
 func (in *Ingest) closeSockets() {
@@ -290,15 +279,7 @@ func (in *Ingest) WriteRTCP(pkt []byte) error {
 	if !ok {
 		return ErrNoPeer
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	b, err := protectRTCP(in.outCtx, &in.outHdr, rtcpOverhead(in.cfg.SRTP), in.outBuf, pkt)
-	if err != nil {
-		in.cnt.countProtectError(err)
-		return err
-	}
-	in.out.setDest(dst)
-	return in.cnt.countSend(in.out.send(b), len(b), &in.cnt.rtcpOut)
+	return in.out.write(&in.cnt, pkt, dst)
 }
 
 func (in *Ingest) rtcpDest() (netip.AddrPort, bool) {

@@ -1,11 +1,9 @@
 package rtp
 
 import (
-	"errors"
 	"fmt"
 	"sync/atomic"
 
-	"github.com/pion/rtcp"
 	pionrtp "github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 
@@ -50,27 +48,6 @@ func (c *counters) countSend(err error, n int, sent *atomic.Uint64) error {
 	return err
 }
 
-// protectRTCP copies pkt into buf and, with ctx, protects it there as
-// SRTCP, which adds over bytes (index and tag).
-func protectRTCP(ctx *srtp.Context, hdr *rtcp.Header, over int, buf, pkt []byte) ([]byte, error) {
-	if !validRTCP(pkt) {
-		return nil, fmt.Errorf("%w: not a compound RTCP packet", ErrMalformed)
-	}
-	if len(pkt)+over > len(buf) {
-		return nil, fmt.Errorf("%w: %d bytes", ErrOversized, len(pkt)+over)
-	}
-	b := buf[:len(pkt)]
-	copy(b, pkt)
-	if ctx == nil {
-		return b, nil
-	}
-	out, err := ctx.EncryptRTCP(b, b, hdr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrProtect, err)
-	}
-	return out, nil
-}
-
 // protectRTP protects the RTP packet in b in place with ctx, when there is
 // one; b must have room for the tag.
 func protectRTP(ctx *srtp.Context, hdr *pionrtp.Header, b []byte) ([]byte, error) {
@@ -112,22 +89,4 @@ func (c *counters) deliverRTCP(h transport.RTCPHandler, pkt []byte, n int) {
 	if err := h.HandleRTCP(pkt); err != nil {
 		c.refused.Add(1)
 	}
-}
-
-// countProtectError counts a packet refused before it was sent.
-func (c *counters) countProtectError(err error) {
-	if errors.Is(err, ErrOversized) {
-		c.oversized.Add(1)
-		return
-	}
-	c.malformed.Add(1)
-}
-
-// rtcpOverhead is what SRTCP with keys k adds to a packet: the tag and the
-// 4-byte index.
-func rtcpOverhead(k *Keys) int {
-	if k == nil {
-		return 0
-	}
-	return k.Profile.Overhead() + 4
 }

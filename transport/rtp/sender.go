@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/pion/rtcp"
 	pionrtp "github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"golang.org/x/net/ipv4"
@@ -75,13 +74,11 @@ type Sender struct {
 	cnt    counters
 	closed atomic.Bool
 
-	mu   sync.Mutex     // guards msgs, iov, bufs, n, rtcp: the queue and the RTCP send path
+	mu   sync.Mutex     // guards msgs, iov, bufs, n: the queue
 	msgs []ipv4.Message // msgs[i].Buffers is iov[i:i+1]
 	iov  [][]byte       // iov[i] is bufs[i] cut to the queued datagram
 	bufs [][]byte
 	n    int // datagrams queued
-	rtcp sender
-	rbuf []byte
 }
 
 // NewSender opens the shared socket.
@@ -96,7 +93,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{cfg: cfg, conn: c, msgs: make([]ipv4.Message, cfg.MaxBatch),
-		iov: make([][]byte, cfg.MaxBatch), bufs: make([][]byte, cfg.MaxBatch), rbuf: make([]byte, cfg.MaxPacketSize)}
+		iov: make([][]byte, cfg.MaxBatch), bufs: make([][]byte, cfg.MaxBatch)}
 	if local.Addr().Is4() {
 		s.bw = ipv4.NewPacketConn(c)
 	} else {
@@ -105,10 +102,6 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	for i := range s.msgs {
 		s.bufs[i] = make([]byte, cfg.MaxPacketSize)
 		s.msgs[i].Buffers = s.iov[i : i+1]
-	}
-	if err := s.rtcp.init(c); err != nil {
-		c.Close()
-		return nil, err
 	}
 	return s, nil
 }
@@ -140,12 +133,10 @@ type Target struct {
 	to     *net.UDPAddr // read by WriteBatch; never changes
 	rtcpTo netip.AddrPort
 	closed atomic.Bool
-	ctx    *srtp.Context // guarded by s.mu; nil for plain RTP
-	hdr    pionrtp.Header
-	rctx   *srtp.Context // guarded by s.mu
-	rhdr   rtcp.Header
-	keys   *Keys // nil for plain RTP
-	over   int   // bytes SRTP adds to RTP
+	ctx    *srtp.Context  // guarded by s.mu; nil for plain RTP
+	hdr    pionrtp.Header // guarded by s.mu
+	over   int            // bytes SRTP adds to RTP
+	rtcp   rtcpPath       // RTCP to the receiver, on the shared socket
 }
 
 // Target adds a receiver.
@@ -153,16 +144,16 @@ func (s *Sender) Target(cfg TargetConfig) (*Target, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Target{s: s, to: net.UDPAddrFromAddrPort(cfg.Remote), rtcpTo: rtcpPort(cfg.Remote, cfg.RTCPMux), keys: cfg.SRTP}
+	t := &Target{s: s, to: net.UDPAddrFromAddrPort(cfg.Remote), rtcpTo: rtcpPort(cfg.Remote, cfg.RTCPMux)}
 	if cfg.SRTP != nil {
 		var err error
 		if t.ctx, err = newContext(cfg.SRTP); err != nil {
 			return nil, err
 		}
-		if t.rctx, err = newContext(cfg.SRTP); err != nil {
-			return nil, err
-		}
 		t.over = cfg.SRTP.Profile.Overhead()
+	}
+	if err := t.rtcp.init(s.conn, cfg.SRTP, s.cfg.MaxPacketSize); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -204,15 +195,7 @@ func (t *Target) WriteRTCP(pkt []byte) error {
 	if t.closed.Load() || s.closed.Load() {
 		return transport.ErrClosed
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := protectRTCP(t.rctx, &t.rhdr, rtcpOverhead(t.keys), s.rbuf, pkt)
-	if err != nil {
-		s.cnt.countProtectError(err)
-		return err
-	}
-	s.rtcp.setDest(t.rtcpTo)
-	return s.cnt.countSend(s.rtcp.send(b), len(b), &s.cnt.rtcpOut)
+	return t.rtcp.write(&s.cnt, pkt, t.rtcpTo)
 }
 
 // Batch returns the Sender, flushed by the core after each fan-out.
