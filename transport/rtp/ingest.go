@@ -316,6 +316,14 @@ func (in *Ingest) Sender() (netip.AddrPort, bool) {
 	return in.cfg.Source, in.cfg.Source.IsValid()
 }
 
+// ForgetSender drops the learnt sender, so the next packet that passes
+// every check locks the ingest again: for a sender that restarted from
+// another port. It has no effect on a configured Source.
+func (in *Ingest) ForgetSender() {
+	in.peer.Store(nil)
+	in.rtcpPeer.Store(nil)
+}
+
 // Stats returns the ingest's counters.
 func (in *Ingest) Stats() Stats { return in.cnt.stats() }
 

@@ -66,6 +66,13 @@ func TestIngestBadInput(t *testing.T) {
 	if s := in.Stats(); s.RTPIn != 2 || s.Dropped() != 5 {
 		t.Fatalf("stats %+v", s)
 	}
+	// The sender restarts from b.
+	in.ForgetSender()
+	send(t, b, in.Addr(), rtpPacket(6, 5, []byte("six")))
+	eventually(t, "the new sender's packet", func() bool { return h.n.Load() == 3 })
+	if s, _ := in.Sender(); s != addrOf(b) {
+		t.Fatalf("sender %v, want %v", s, addrOf(b))
+	}
 }
 
 func TestIngestFilters(t *testing.T) {
