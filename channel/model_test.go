@@ -30,13 +30,19 @@ type refModel struct {
 	seq     uint64
 
 	// Observable results.
-	events  map[string][]Event // per user, everything it should have received
-	ends    map[string]error   // per user, how its last session ended
+	events  map[string][]Event // per user, everything it should have received, and endMarks
+	ending  map[string]error   // sessions ended, whose last event is still to come
 	answers map[string]error   // join requests answered since last taken (nil: joined)
 	notes   []string           // newcall notifications
 	// media: what Media should believe.
 	media map[string]MuteState // "user/track"
 	recv  map[string]bool      // users told recv off (and not gone since)
+
+	// Subscription buffers.
+	buf        int
+	queued     map[string]int  // events queued since the last drain
+	overflowed map[string]bool // sessions ended by a full buffer
+	slow       []string        // to disconnect, in overflow order
 }
 
 type refTrack struct {
@@ -47,11 +53,12 @@ type refTrack struct {
 	by, reason string
 }
 
-func newRefModel(owner string, cfg CallConfig, users []string, tracks []TrackInfo) *refModel {
+func newRefModel(owner string, cfg CallConfig, users []string, buf int) *refModel {
 	m := &refModel{owner: owner, mode: map[string]permission.Mode{}, sendBy: map[string]string{},
 		kmute: map[string]map[Kind][2]string{}, removed: map[string]bool{}, active: map[string]bool{},
 		tracks: map[string][]*refTrack{}, pending: map[string][]TrackInfo{}, events: map[string][]Event{},
-		ends: map[string]error{}, answers: map[string]error{}, media: map[string]MuteState{}, recv: map[string]bool{}}
+		ending: map[string]error{}, answers: map[string]error{}, media: map[string]MuteState{}, recv: map[string]bool{},
+		buf: buf, queued: map[string]int{}, overflowed: map[string]bool{}}
 	m.setConfig(cfg)
 	m.mode[owner] = 7
 	for _, u := range users {
@@ -61,9 +68,6 @@ func newRefModel(owner string, cfg CallConfig, users []string, tracks []TrackInf
 	}
 	m.active[owner] = true
 	m.send(Event{Type: EventCreate, Sender: owner, Config: m.config()})
-	for _, t := range tracks {
-		m.publish(owner, t)
-	}
 	for _, u := range users {
 		if u != owner {
 			m.notes = append(m.notes, "ch "+owner+" "+u)
@@ -98,9 +102,52 @@ func (m *refModel) send(ev Event, also ...string) {
 		to[u] = true
 	}
 	for u := range to {
-		m.events[u] = append(m.events[u], ev)
+		m.deliver(u, ev)
+	}
+	for _, u := range also {
+		if why, ok := m.ending[u]; ok {
+			delete(m.ending, u)
+			if !m.overflowed[u] { // else its last event did not fit: it ended slow
+				m.events[u] = append(m.events[u], endMark(why))
+			}
+		}
 	}
 }
+
+// endMark stands for the end of a session in a user's event stream.
+func endMark(why error) Event { return Event{Reason: "end: " + class(why)} }
+
+// deliver queues ev for u, unless u's buffer is full: then u's session
+// ends as a slow consumer, and settle disconnects it.
+func (m *refModel) deliver(u string, ev Event) {
+	if m.overflowed[u] {
+		return
+	}
+	if m.queued[u] >= m.buf {
+		m.overflowed[u] = true
+		m.events[u] = append(m.events[u], endMark(ErrSlowConsumer))
+		m.slow = append(m.slow, u)
+		return
+	}
+	m.queued[u]++
+	m.events[u] = append(m.events[u], ev)
+}
+
+// settle disconnects the slow consumers, in the order they overflowed, as
+// if they left; run after every operation.
+func (m *refModel) settle() {
+	for len(m.slow) > 0 {
+		u := m.slow[0]
+		m.slow = m.slow[1:]
+		if m.active[u] {
+			m.exit(u, ErrSlowConsumer)
+			m.send(Event{Type: EventLeft, User: u})
+		}
+	}
+}
+
+// drained: every session read its queue.
+func (m *refModel) drained() { clear(m.queued) }
 
 func (m *refModel) isMember(u string) bool { _, ok := m.mode[u]; return ok }
 func (m *refModel) isAdmin(u string) bool  { return u == m.owner || (m.isMember(u) && m.mode[u]&1 != 0) }
@@ -153,8 +200,8 @@ func (m *refModel) update(u string, t *refTrack) {
 
 func (m *refModel) enter(u string, tracks []TrackInfo) {
 	m.active[u] = true
-	delete(m.ends, u)
-	m.events[u] = nil
+	m.queued[u] = 0
+	m.overflowed[u] = false
 	m.send(Event{Type: EventJoin, User: u})
 	if m.mode[u]&4 == 0 {
 		m.recv[u] = true
@@ -169,12 +216,14 @@ func (m *refModel) exit(u string, why error) {
 	delete(m.active, u)
 	delete(m.tracks, u)
 	delete(m.recv, u)
+	if !m.overflowed[u] {
+		m.ending[u] = why
+	}
 	for k := range m.media {
 		if k[:len(u)+1] == u+"/" {
 			delete(m.media, k)
 		}
 	}
-	m.ends[u] = why
 }
 
 func kindsOK(allowed Kind, ts []TrackInfo) bool {
@@ -205,7 +254,7 @@ func (m *refModel) join(u string, ts []TrackInfo) (pending bool, err error) {
 		ev := Event{Seq: m.seq, Type: EventRequest, Channel: "ch", User: u}
 		for a := range m.active {
 			if m.isAdmin(a) {
-				m.events[a] = append(m.events[a], ev)
+				m.deliver(a, ev)
 			}
 		}
 		return true, nil

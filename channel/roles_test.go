@@ -15,6 +15,7 @@ var sentinels = []struct {
 }{
 	{ErrUnauthorized, "UnAuthorized"}, {ErrExists, "Exists"}, {ErrNotFound, "NotFound"}, {ErrNotMember, "NotMember"},
 	{ErrFull, "Full"}, {ErrKindNotAllowed, "KindNotAllowed"}, {ErrInvalid, "Invalid"}, {ErrClosed, "Closed"},
+	{ErrLeft, "Left"}, {ErrSlowConsumer, "SlowConsumer"},
 }
 
 // class names the sentinel err wraps ("ok" for nil).
