@@ -334,3 +334,30 @@ func fs(pkts []rtp.Packet) []rtp.Packet {
 	}
 	return pkts
 }
+
+// A Pulse keeps silent frames coming from a muted track whose publisher
+// sends nothing, in real time.
+func TestPulseKeepsCadence(t *testing.T) {
+	tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: pubPT, MimeType: "audio/opus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var sink memory.Sink
+	subscribe(t, tr, &sink, 1, 0)
+	pulse, err := forward.NewPulse(5 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pulse.Close()
+	pulse.Add(tr)
+	tr.SetMute(forward.MuteSelf, true)
+	deadline := time.Now().Add(10 * time.Second)
+	for sink.Len() < 10 { // about 200 ms of silence
+		if time.Now().After(deadline) {
+			t.Fatalf("%d silent frames after 10 s", sink.Len())
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition against a deadline
+	}
+	continuous(t, packets(t, &sink))
+}
