@@ -323,3 +323,89 @@ func TestMediaPanics(t *testing.T) {
 	eq(t, "gone", media.gone, []string{"b", "own"})
 	reg.Close()
 }
+
+// TestStressLifecycle races channel lifecycles: creates, joins (some as
+// requests that admins approve or refuse, or that time out), leaves, idle
+// closing after 1ms, deletes and finally Registry.Close, under the
+// deadlock guard. Every call must end with a documented result.
+func TestStressLifecycle(t *testing.T) {
+	reg, err := NewRegistry(Config{IdleTimeout: time.Millisecond, JoinRequestTimeout: 5 * time.Millisecond, EventBuffer: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := []error{ErrExists, ErrNotFound, ErrNotMember, ErrFull, ErrClosed, ErrUnauthorized, ErrKindNotAllowed, context.DeadlineExceeded}
+	check := func(op string, err error) {
+		if err == nil {
+			return
+		}
+		for _, k := range known {
+			if errors.Is(err, k) {
+				return
+			}
+		}
+		t.Errorf("%s: unexpected %v", op, err)
+	}
+	guard(t, 60*time.Second, func() {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(i), 2))
+				me := fmt.Sprintf("u%d", i)
+				for range 1000 {
+					lifecycleOp(reg, rng, me, check)
+				}
+			})
+		}
+		wg.Wait()
+		reg.Close()
+	})
+	if reg.Len() != 0 {
+		t.Errorf("%d channels after Close", reg.Len())
+	}
+}
+
+func lifecycleOp(reg *Registry, rng *rand.Rand, me string, check func(string, error)) {
+	id := fmt.Sprintf("ch%d", rng.IntN(3))
+	other := fmt.Sprintf("u%d", rng.IntN(8))
+	if rng.IntN(6) == 0 {
+		_, sub, err := reg.Create(me, id, CreateOptions{Config: CallConfig{JoinRequest: rng.IntN(2) == 0, MaxUsers: rng.IntN(6)}})
+		check("create", err)
+		drainAsync(sub)
+		return
+	}
+	c, err := reg.Get(id)
+	if err != nil {
+		return
+	}
+	switch rng.IntN(6) {
+	case 0, 1:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(3))*time.Millisecond)
+		sub, err := c.Join(ctx, me, []TrackInfo{mic})
+		cancel()
+		check("join", err)
+		drainAsync(sub)
+	case 2:
+		check("leave", c.Leave(me))
+	case 3:
+		check("addUsers", c.AddUsers(me, []string{other}))
+	case 4:
+		check("delUsers", c.DelUsers(me, []string{other}))
+	case 5:
+		if rng.IntN(4) == 0 {
+			check("delete", c.Delete(me, ""))
+		} else {
+			check("muteUser", c.MuteUser(me, other, Audio, MuteAction(rng.IntN(2) == 0), ""))
+		}
+	}
+}
+
+// drainAsync reads sub until it ends.
+func drainAsync(sub *Subscription) {
+	if sub == nil {
+		return
+	}
+	go func() {
+		for range sub.C() {
+		}
+	}()
+}
