@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -70,7 +69,7 @@ func packetizeVP8(frame []byte) [][]byte {
 // packetization mode 1): single NAL units, or FU-A fragments.
 func packetizeH264(au []byte) [][]byte {
 	var out [][]byte
-	for _, nal := range splitAnnexB(au) {
+	for _, nal := range mute.SplitAnnexB(au) {
 		if len(nal) <= maxGenPayload {
 			out = append(out, append([]byte(nil), nal...))
 			continue
@@ -90,30 +89,6 @@ func packetizeH264(au []byte) [][]byte {
 		}
 	}
 	return out
-}
-
-// splitAnnexB returns the NAL units of an Annex B byte stream.
-func splitAnnexB(b []byte) [][]byte {
-	var nals [][]byte
-	for {
-		i := bytes.Index(b, []byte{0, 0, 1})
-		if i < 0 {
-			break
-		}
-		b = b[i+3:]
-		j := bytes.Index(b, []byte{0, 0, 1})
-		if j < 0 {
-			nals = append(nals, b)
-			break
-		}
-		nal := b[:j]
-		if len(nal) > 0 && nal[len(nal)-1] == 0 { // a four-byte start code follows
-			nal = nal[:len(nal)-1]
-		}
-		nals = append(nals, nal)
-		b = b[j:]
-	}
-	return nals
 }
 
 // frameSize reads the picture size from the first packet of a key frame.

@@ -1,5 +1,7 @@
 package mute
 
+import "bytes"
+
 // H.264 frames (Constrained Baseline, CAVLC, Annex B): an IDR picture whose
 // every pixel is black and a P picture that repeats it. Every macroblock of
 // the IDR is Intra 16x16 without AC or chroma residual. The top-left one
@@ -198,4 +200,29 @@ func h264RepeatFrame(mbw, mbh int) []byte {
 	b.ue(1)   // disable_deblocking_filter_idc
 	b.ue(uint32(mbw * mbh))
 	return appendNAL(nil, h264NALP, b.trailing())
+}
+
+// SplitAnnexB returns the NAL units of an Annex B byte stream, without
+// their start codes (three or four bytes). The units share b's memory.
+func SplitAnnexB(b []byte) [][]byte {
+	var nals [][]byte
+	for {
+		i := bytes.Index(b, []byte{0, 0, 1})
+		if i < 0 {
+			break
+		}
+		b = b[i+3:]
+		j := bytes.Index(b, []byte{0, 0, 1})
+		if j < 0 {
+			nals = append(nals, b)
+			break
+		}
+		end := j
+		if end > 0 && b[end-1] == 0 { // a four-byte start code follows
+			end--
+		}
+		nals = append(nals, b[:end])
+		b = b[j:]
+	}
+	return nals
 }

@@ -9,30 +9,7 @@ import (
 	"github.com/callcore/callcore/internal/e2e"
 )
 
-// splitAnnexB splits an Annex B byte stream into NAL units, without start
-// codes.
-func splitAnnexB(b []byte) [][]byte {
-	var nals [][]byte
-	for {
-		i := bytes.Index(b, []byte{0, 0, 1})
-		if i < 0 {
-			break
-		}
-		b = b[i+3:]
-		j := bytes.Index(b, []byte{0, 0, 1})
-		if j < 0 {
-			nals = append(nals, b)
-			break
-		}
-		end := j
-		if end > 0 && b[end-1] == 0 { // 4-byte start code
-			end--
-		}
-		nals = append(nals, b[:end])
-		b = b[j:]
-	}
-	return nals
-}
+func splitAnnexB(b []byte) [][]byte { return SplitAnnexB(b) }
 
 var h264Sizes = [][2]int{
 	{16, 16}, {18, 18}, {32, 16}, {16, 32}, {176, 144}, {320, 180},
