@@ -23,6 +23,7 @@ import (
 // media is one ffmpeg stream pushed through ingest, track and egress.
 type media struct {
 	kind      forward.Kind
+	mimeType  string
 	clockRate uint32
 	pt        uint8
 	input     []string // ffmpeg's lavfi input
@@ -33,14 +34,14 @@ type media struct {
 
 var (
 	vp8 = media{
-		kind: forward.Video, clockRate: 90000, pt: 96,
+		kind: forward.Video, mimeType: "video/VP8", clockRate: 90000, pt: 96,
 		input:  []string{"-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"},
 		encode: []string{"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "10", "-pix_fmt", "yuv420p"},
 		sdp:    "m=video %d RTP/AVP 96\na=rtpmap:96 VP8/90000\n",
 		decode: []string{"-map", "0:v", "-f", "rawvideo", "-pix_fmt", "gray"},
 	}
 	opus = media{
-		kind: forward.Audio, clockRate: 48000, pt: 111,
+		kind: forward.Audio, mimeType: "audio/opus", clockRate: 48000, pt: 111,
 		input:  []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"},
 		encode: []string{"-c:a", "libopus", "-ac", "2", "-b:a", "64k"},
 		sdp:    "m=audio %d RTP/AVP 111\na=rtpmap:111 opus/48000/2\n",
@@ -107,7 +108,7 @@ func relay(t *testing.T, m media, k *rtp.Keys, x externals) []byte {
 	start := time.Now()
 	eventually(t, "the receiver to bind its port", func() bool { return udpBound(recvPort) })
 
-	track, err := forward.NewTrack(forward.TrackConfig{Kind: m.kind, ClockRate: m.clockRate, PayloadType: m.pt})
+	track, err := forward.NewTrack(forward.TrackConfig{Kind: m.kind, MimeType: m.mimeType, ClockRate: m.clockRate, PayloadType: m.pt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func relay(t *testing.T, m media, k *rtp.Keys, x externals) []byte {
 		t.Logf("receiver: %s", s)
 	}
 	is, es := in.Stats(), eg.Stats()
-	t.Logf("ingest %+v\negress %+v", is, es)
+	t.Logf("ingest %+v\negress %+v\ntrack %+v", is, es, track.Stats())
 	if is.Dropped() != 0 || is.RTPIn == 0 || (x.sendRTCP && is.RTCPIn == 0) {
 		t.Errorf("ingest: want packets, sender reports and no drops: %+v", is)
 	}
