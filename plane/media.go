@@ -1,0 +1,231 @@
+package plane
+
+import (
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/forward"
+)
+
+var _ channel.Media = (*Plane)(nil)
+
+// TrackAdded publishes the track once its user's endpoint is attached.
+func (p *Plane) TrackAdded(ch, id string, info channel.TrackInfo, state channel.MuteState) {
+	p.mu.Lock()
+	r := p.room(ch)
+	k := key{id, info.Name}
+	r.tracks[k] = &pub{info: info, state: state}
+	attached := r.user(id).ep != nil
+	p.mu.Unlock()
+	if attached {
+		p.publish(ch, k)
+	}
+}
+
+// publish makes the forward track of k, and subscribes everyone else.
+func (p *Plane) publish(ch string, k key) {
+	p.mu.Lock()
+	r := p.rooms[ch]
+	if r == nil || r.tracks[k] == nil || r.users[k.user] == nil || r.users[k.user].ep == nil {
+		p.mu.Unlock()
+		return
+	}
+	t, ep := r.tracks[k], r.users[k.user].ep
+	p.mu.Unlock()
+
+	cfg, err := ep.Publish(t.info)
+	if err != nil {
+		return // the endpoint cannot carry it; the channel still lists it
+	}
+	if p.cfg.Clock != nil {
+		cfg.Clock = p.cfg.Clock
+	}
+	cfg.Pool, cfg.Mute = p.cfg.Pool, p.cfg.Mute
+	tr, err := forward.NewTrack(cfg)
+	if err != nil {
+		return
+	}
+	applyMute(tr, t.state)
+
+	p.mu.Lock()
+	if r.tracks[k] != t || t.track != nil { // removed, or published meanwhile
+		p.mu.Unlock()
+		tr.Close()
+		return
+	}
+	t.track = tr
+	var receivers []string
+	for id, u := range r.users {
+		if id != k.user && u.ep != nil {
+			receivers = append(receivers, id)
+		}
+	}
+	p.mu.Unlock()
+	p.cfg.Pulse.Add(tr)
+	ep.Feed(k.name, tr)
+	for _, id := range receivers {
+		p.subscribe(ch, id, k)
+	}
+}
+
+// subscribe makes user id receive track k.
+func (p *Plane) subscribe(ch, id string, k key) {
+	p.mu.Lock()
+	r := p.rooms[ch]
+	if r == nil || r.tracks[k] == nil || r.tracks[k].track == nil || r.users[id] == nil || r.users[id].ep == nil ||
+		r.users[id].subs[k] != nil {
+		p.mu.Unlock()
+		return
+	}
+	t, u := r.tracks[k], r.users[id]
+	p.mu.Unlock()
+
+	cfg, err := u.ep.Receive(k.user, t.info)
+	if err != nil {
+		return
+	}
+	s, err := forward.NewSubscriber(cfg)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	if r.tracks[k] != t || r.users[id] != u || u.subs[k] != nil {
+		p.mu.Unlock()
+		s.Close()
+		return
+	}
+	u.subs[k] = s
+	s.SetOpen(u.recv)
+	p.mu.Unlock()
+	if err := s.SwitchTo(t.track); err != nil {
+		p.mu.Lock()
+		delete(u.subs, k)
+		p.mu.Unlock()
+		return
+	}
+	u.ep.Received(k.user, k.name, s)
+}
+
+// TrackRemoved closes the track and every subscription to it.
+func (p *Plane) TrackRemoved(ch, id, name string) {
+	k := key{id, name}
+	p.mu.Lock()
+	r := p.rooms[ch]
+	if r == nil || r.tracks[k] == nil {
+		p.mu.Unlock()
+		return
+	}
+	t := r.tracks[k]
+	delete(r.tracks, k)
+	var subs []*forward.Subscriber
+	for _, u := range r.users {
+		if s := u.subs[k]; s != nil {
+			subs = append(subs, s)
+			delete(u.subs, k)
+		}
+	}
+	p.mu.Unlock()
+	p.closeTrack(t.track, subs)
+}
+
+func (p *Plane) closeTrack(tr *forward.Track, subs []*forward.Subscriber) {
+	for _, s := range subs {
+		s.Close()
+	}
+	if tr != nil {
+		p.cfg.Pulse.Remove(tr)
+		tr.Close()
+	}
+}
+
+// MuteChanged applies a track's effective state through the muter.
+func (p *Plane) MuteChanged(ch, id, name string, state channel.MuteState) {
+	p.mu.Lock()
+	r := p.rooms[ch]
+	var tr *forward.Track
+	if r != nil && r.tracks[key{id, name}] != nil {
+		t := r.tracks[key{id, name}]
+		t.state, tr = state, t.track
+	}
+	p.mu.Unlock()
+	if tr != nil {
+		applyMute(tr, state)
+	}
+}
+
+// applyMute maps the channel's effective state onto the muter's sources:
+// the channel has already combined its layers.
+func applyMute(tr *forward.Track, state channel.MuteState) {
+	switch state {
+	case channel.MuteAdmin:
+		tr.SetMute(forward.MuteAdmin, true)
+	case channel.MuteSelf:
+		tr.SetMute(forward.MuteSelf, true)
+		tr.SetMute(forward.MuteAdmin, false)
+	default:
+		tr.SetMute(forward.MuteAdmin, false)
+		tr.SetMute(forward.MuteSelf, false)
+	}
+}
+
+// ReceiveChanged pauses or resumes everything forwarded to a user; each
+// track resumes on a key frame.
+func (p *Plane) ReceiveChanged(ch, id string, on bool) {
+	p.mu.Lock()
+	r := p.room(ch)
+	u := r.user(id)
+	u.recv = on
+	subs := make([]*forward.Subscriber, 0, len(u.subs))
+	for _, s := range u.subs {
+		subs = append(subs, s)
+	}
+	p.mu.Unlock()
+	for _, s := range subs {
+		s.SetOpen(on)
+	}
+}
+
+// UserGone closes a user's publications and subscriptions.
+func (p *Plane) UserGone(ch, id string) {
+	p.mu.Lock()
+	r := p.rooms[ch]
+	p.mu.Unlock()
+	if r != nil {
+		p.teardown(ch, r, id)
+	}
+}
+
+// teardown removes a user from a room, with all its media.
+func (p *Plane) teardown(ch string, r *room, id string) {
+	p.mu.Lock()
+	u := r.users[id]
+	delete(r.users, id)
+	var subs []*forward.Subscriber
+	if u != nil {
+		for _, s := range u.subs {
+			subs = append(subs, s)
+		}
+	}
+	var tracks []*pub
+	for k, t := range r.tracks {
+		if k.user != id {
+			continue
+		}
+		tracks = append(tracks, t)
+		delete(r.tracks, k)
+		for _, other := range r.users {
+			if s := other.subs[k]; s != nil {
+				subs = append(subs, s)
+				delete(other.subs, k)
+			}
+		}
+	}
+	if len(r.users) == 0 && len(r.tracks) == 0 && p.rooms[ch] == r {
+		delete(p.rooms, ch)
+	}
+	p.mu.Unlock()
+	for _, s := range subs {
+		s.Close()
+	}
+	for _, t := range tracks {
+		p.closeTrack(t.track, nil)
+	}
+}

@@ -1,0 +1,177 @@
+// Package plane is the media plane under the call channels: a
+// channel.Media that forwards each published track to the channel's other
+// users with the forward core, applies the channel's layers of muting
+// through the muter, and pauses and resumes what each user receives.
+//
+// Transports attach users' media connections as Endpoints. The plane asks
+// an Endpoint for a publication's stream configuration and hands it the
+// forward.Track to feed, and asks it for a subscription's output
+// configuration (its writer, SSRC, payload type, extensions).
+package plane
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/forward"
+)
+
+// Errors returned by the plane.
+var (
+	// ErrInvalidConfig is wrapped by Config.Validate.
+	ErrInvalidConfig = errors.New("plane: invalid config")
+	// ErrAttached is returned when a user is attached twice.
+	ErrAttached = errors.New("plane: endpoint already attached")
+)
+
+// Endpoint is a user's media connection, as the plane needs it. Its
+// methods are called without any plane lock held.
+type Endpoint interface {
+	// Publish returns the stream configuration of the user's track: its
+	// codec, payload type, SSRC and extensions. The plane completes it
+	// (clock, pool, mute settings), makes the track and hands it to feed,
+	// from which the endpoint calls HandleRTP.
+	Publish(track channel.TrackInfo) (forward.TrackConfig, error)
+	// Feed starts feeding a published track.
+	Feed(name string, t *forward.Track)
+	// Receive returns the output configuration for the user receiving
+	// another user's track.
+	Receive(from string, track channel.TrackInfo) (forward.SubscriberConfig, error)
+	// Received hands the endpoint the subscriber, whose HandleRTCP it
+	// calls with the user's feedback for that track.
+	Received(from, name string, s *forward.Subscriber)
+}
+
+// Config configures a plane.
+type Config struct {
+	// Clock is given to every track. Default: each track's own system clock.
+	Clock forward.Clock
+	// Pulse keeps muted tracks' cadence. Nil makes the plane start its own
+	// (closed by Close).
+	Pulse *forward.Pulse
+	// Pool, when set, is given to every track for parallel fan-out.
+	Pool *forward.Pool
+	// Mute sets the empty media of muted tracks.
+	Mute forward.MuteConfig
+}
+
+// Validate reports whether the config is usable.
+func (c Config) Validate() error {
+	if c.Mute.VideoRate < 0 || c.Mute.AudioFrame < 0 || c.Mute.Width < 0 || c.Mute.Height < 0 {
+		return fmt.Errorf("%w: mute %+v", ErrInvalidConfig, c.Mute)
+	}
+	return nil
+}
+
+// Plane implements channel.Media.
+type Plane struct {
+	cfg      Config
+	ownPulse bool
+
+	mu    sync.Mutex // guards rooms; never held while calling forward or an Endpoint
+	rooms map[string]*room
+}
+
+// room is the media of one channel.
+type room struct {
+	users  map[string]*user
+	tracks map[key]*pub
+}
+
+type key struct{ user, name string }
+
+// user is one attached or known user of a room.
+type user struct {
+	ep   Endpoint // nil until attached
+	recv bool
+	subs map[key]*forward.Subscriber // what it receives, by publisher and track
+}
+
+// pub is one published track.
+type pub struct {
+	info  channel.TrackInfo
+	state channel.MuteState
+	track *forward.Track // nil until the publisher's endpoint is attached
+}
+
+// New returns a plane.
+func New(cfg Config) (*Plane, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Plane{cfg: cfg, rooms: map[string]*room{}}
+	if cfg.Pulse == nil {
+		pulse, err := forward.NewPulse(0)
+		if err != nil {
+			return nil, err
+		}
+		p.cfg.Pulse, p.ownPulse = pulse, true
+	}
+	return p, nil
+}
+
+// Close closes every track and subscription, and the plane's own pulse.
+func (p *Plane) Close() error {
+	p.mu.Lock()
+	rooms := p.rooms
+	p.rooms = map[string]*room{}
+	p.mu.Unlock()
+	for ch, r := range rooms {
+		for u := range r.users {
+			p.teardown(ch, r, u)
+		}
+	}
+	if p.ownPulse {
+		return p.cfg.Pulse.Close()
+	}
+	return nil
+}
+
+func (p *Plane) room(ch string) *room {
+	r := p.rooms[ch]
+	if r == nil {
+		r = &room{users: map[string]*user{}, tracks: map[key]*pub{}}
+		p.rooms[ch] = r
+	}
+	return r
+}
+
+func (r *room) user(id string) *user {
+	u := r.users[id]
+	if u == nil {
+		u = &user{recv: true, subs: map[key]*forward.Subscriber{}}
+		r.users[id] = u
+	}
+	return u
+}
+
+// Attach connects a user's media endpoint to a channel: its announced
+// tracks are published, and it receives every other track of the channel.
+func (p *Plane) Attach(ch, id string, ep Endpoint) error {
+	p.mu.Lock()
+	r := p.room(ch)
+	u := r.user(id)
+	if u.ep != nil {
+		p.mu.Unlock()
+		return ErrAttached
+	}
+	u.ep = ep
+	var mine, others []key
+	for k, t := range r.tracks {
+		if k.user == id && t.track == nil {
+			mine = append(mine, k)
+		} else if k.user != id {
+			others = append(others, k)
+		}
+	}
+	p.mu.Unlock()
+	for _, k := range mine {
+		p.publish(ch, k)
+	}
+	for _, k := range others {
+		p.subscribe(ch, id, k)
+	}
+	return nil
+}
