@@ -267,17 +267,17 @@ func TestGStreamerSRTP(t *testing.T) {
 	}
 }
 
-// lookGStreamer returns gst-launch-1.0's path, or skips t when GStreamer
-// or its SRTP, VP8 and RTP elements are missing, even under
-// CALLCORE_E2E=require: CI installs only ffmpeg (the packages are
-// gstreamer1.0-tools, -plugins-base, -plugins-good and -plugins-bad).
+// lookGStreamer returns gst-launch-1.0's path. Without GStreamer or its
+// SRTP, VP8 and RTP elements it skips t, or fails it under
+// CALLCORE_E2E=require (.ci/run installs gstreamer1.0-tools,
+// -plugins-base, -plugins-good and -plugins-bad).
 func lookGStreamer(t *testing.T) string {
-	gst, err := exec.LookPath("gst-launch-1.0")
-	if err != nil {
-		t.Skip("gst-launch-1.0 not installed")
-	}
+	gst := e2e.LookPath(t, "gst-launch-1.0")
 	for _, e := range []string{"srtpenc", "srtpdec", "vp8enc", "vp8dec", "rtpvp8pay", "rtpvp8depay"} {
 		if exec.Command("gst-inspect-1.0", "--exists", e).Run() != nil {
+			if e2e.Required() {
+				t.Fatalf("GStreamer element %s missing (CALLCORE_E2E=require)", e)
+			}
 			t.Skipf("GStreamer element %s missing", e)
 		}
 	}
