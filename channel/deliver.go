@@ -47,20 +47,23 @@ func (c *Channel) deliver(m *member, ev *Event) {
 	}
 }
 
-// settle disconnects the users whose buffers overflowed, as if they left
-// (which may overflow others'). c.mu is held.
+// settle disconnects the users whose buffers overflowed, as if they left,
+// by id among those that overflowed together; their user:left may overflow
+// others', who go next. c.mu is held.
 func (c *Channel) settle() {
 	for len(c.slow) > 0 {
-		m := c.slow[0]
-		c.slow = c.slow[1:]
-		if c.active[m.id] != m {
-			continue
+		batch := c.slow
+		c.slow = nil
+		slices.SortFunc(batch, func(a, b *member) int { return strings.Compare(a.id, b.id) })
+		for _, m := range batch {
+			if c.active[m.id] != m {
+				continue // it also left or was removed
+			}
+			c.deactivate(m)
+			m.sub = nil
+			c.emit(Event{Type: EventLeft, User: m.id})
 		}
-		c.deactivate(m)
-		m.sub = nil
-		c.emit(Event{Type: EventLeft, User: m.id})
 	}
-	c.slow = nil
 }
 
 // sortedActive returns the active users by id: the order of per-user

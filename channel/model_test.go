@@ -133,15 +133,18 @@ func (m *refModel) deliver(u string, ev Event) {
 	m.events[u] = append(m.events[u], ev)
 }
 
-// settle disconnects the slow consumers, in the order they overflowed, as
-// if they left; run after every operation.
+// settle disconnects the slow consumers as if they left: those that
+// overflowed together by id, then those their user:left overflowed.
 func (m *refModel) settle() {
 	for len(m.slow) > 0 {
-		u := m.slow[0]
-		m.slow = m.slow[1:]
-		if m.active[u] {
-			m.exit(u, ErrSlowConsumer)
-			m.send(Event{Type: EventLeft, User: u})
+		batch := m.slow
+		m.slow = nil
+		sort.Strings(batch)
+		for _, u := range batch {
+			if m.active[u] {
+				m.exit(u, ErrSlowConsumer)
+				m.send(Event{Type: EventLeft, User: u})
+			}
 		}
 	}
 }
