@@ -68,6 +68,10 @@ func Parse(pkt []byte, mediaSSRC uint32, fb *Feedback) (overflow int, err error)
 		case TypeSR, TypeRR:
 			fb.Reports++
 		case TypeRTPFB, TypePSFB:
+			known := typ == TypeRTPFB && format == FormatNACK || typ == TypePSFB && (format == FormatPLI || format == FormatFIR)
+			if !known {
+				break // other feedback (REMB, TWCC, ...) is not the core's
+			}
 			if len(body) < 12 {
 				return overflow, ErrMalformed
 			}
