@@ -35,7 +35,7 @@ const (
 	EventJoin
 	// EventLeft: User left or was disconnected as a slow consumer.
 	EventLeft
-	// EventUserAdd: Users (id and mode) were added as members.
+	// EventUserAdd: Sender added Users (id and mode) as members.
 	EventUserAdd
 	// EventUserDel: Sender removed Users (ids); active ones were
 	// disconnected.
