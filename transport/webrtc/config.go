@@ -1,0 +1,168 @@
+package webrtc
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/pion/ice/v4"
+	pion "github.com/pion/webrtc/v4"
+)
+
+// Config is the server side of every peer: ICE and the media engine. Zero
+// values are documented defaults.
+type Config struct {
+	// UDPPort, when nonzero, serves the ICE of every peer on this one UDP
+	// port (pion's UDP mux). Zero gives each peer its own ports, from
+	// PortMin..PortMax when set, else ephemeral ones.
+	UDPPort int
+	// ListenIP is the address the UDP mux listens on. Default: all
+	// addresses, or 127.0.0.1 with LoopbackOnly.
+	ListenIP string
+	// PortMin and PortMax bound the ports a peer gathers on without the
+	// mux. Both zero means ephemeral ports.
+	PortMin, PortMax uint16
+	// NAT1To1IPs are public addresses advertised instead of the host's
+	// (host candidates rewritten), for a server behind a 1:1 NAT.
+	NAT1To1IPs []string
+	// ICEServers are handed to clients through ICEServers(); the server
+	// itself gathers host candidates only.
+	ICEServers []ICEServer
+	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive are pion's
+	// ICE timers. Defaults 5 s, 25 s and 2 s.
+	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+	// LoopbackOnly restricts ICE to 127.0.0.1 over UDP4, without mDNS: for
+	// tests on a host with other interfaces.
+	LoopbackOnly bool
+}
+
+// ICEServer is a STUN or TURN server a client may use.
+type ICEServer struct {
+	URLs       []string
+	Username   string
+	Credential string
+}
+
+func (c *Config) setDefaults() {
+	if c.ICEDisconnectedTimeout == 0 {
+		c.ICEDisconnectedTimeout = 5 * time.Second
+	}
+	if c.ICEFailedTimeout == 0 {
+		c.ICEFailedTimeout = 25 * time.Second
+	}
+	if c.ICEKeepalive == 0 {
+		c.ICEKeepalive = 2 * time.Second
+	}
+	if c.ListenIP == "" && c.LoopbackOnly {
+		c.ListenIP = "127.0.0.1"
+	}
+}
+
+// Validate reports whether the config, with defaults applied for zero
+// fields, is usable. Errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.UDPPort < 0 || c.UDPPort > 65535:
+		return fmt.Errorf("%w: UDP port %d", ErrInvalidConfig, c.UDPPort)
+	case c.UDPPort != 0 && (c.PortMin != 0 || c.PortMax != 0):
+		return fmt.Errorf("%w: both a UDP mux port and a port range", ErrInvalidConfig)
+	case c.PortMin > c.PortMax || (c.PortMin == 0) != (c.PortMax == 0):
+		return fmt.Errorf("%w: port range %d-%d", ErrInvalidConfig, c.PortMin, c.PortMax)
+	case c.ListenIP != "" && net.ParseIP(c.ListenIP) == nil:
+		return fmt.Errorf("%w: listen IP %q", ErrInvalidConfig, c.ListenIP)
+	case c.ICEDisconnectedTimeout < 0 || c.ICEFailedTimeout < 0 || c.ICEKeepalive < 0:
+		return fmt.Errorf("%w: negative ICE timeout", ErrInvalidConfig)
+	case c.ICEKeepalive >= c.ICEDisconnectedTimeout:
+		return fmt.Errorf("%w: ICE keepalive %v not below the disconnected timeout %v",
+			ErrInvalidConfig, c.ICEKeepalive, c.ICEDisconnectedTimeout)
+	}
+	for _, ip := range c.NAT1To1IPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%w: NAT 1:1 IP %q", ErrInvalidConfig, ip)
+		}
+	}
+	for _, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			return fmt.Errorf("%w: ICE server without URLs", ErrInvalidConfig)
+		}
+		for _, u := range s.URLs {
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") &&
+				!strings.HasPrefix(u, "turns:") && !strings.HasPrefix(u, "stuns:") {
+				return fmt.Errorf("%w: ICE server URL %q", ErrInvalidConfig, u)
+			}
+		}
+	}
+	return nil
+}
+
+// Engine holds what the peers of one server share: pion's API (codecs,
+// interceptors, ICE settings) and the UDP mux when there is one.
+type Engine struct {
+	cfg  Config
+	api  *pion.API
+	conn net.PacketConn // the mux's socket, nil without UDPPort
+	mux  ice.UDPMux
+}
+
+// New validates cfg and builds an Engine. Close it after its peers.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	e := &Engine{cfg: cfg}
+	se := pion.SettingEngine{}
+	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, cfg.ICEKeepalive)
+	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4, pion.NetworkTypeUDP6})
+	if cfg.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
+		se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	}
+	if len(cfg.NAT1To1IPs) > 0 {
+		if err := se.SetICEAddressRewriteRules(pion.ICEAddressRewriteRule{
+			External:        cfg.NAT1To1IPs,
+			AsCandidateType: pion.ICECandidateTypeHost,
+			Mode:            pion.ICEAddressRewriteReplace,
+		}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	if cfg.PortMin != 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	if cfg.UDPPort != 0 {
+		ip := net.ParseIP(cfg.ListenIP)
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.UDPPort})
+		if err != nil {
+			return nil, err
+		}
+		e.conn = conn
+		e.mux = pion.NewICEUDPMux(nil, conn)
+		se.SetICEUDPMux(e.mux)
+	}
+	me, ir, err := mediaEngine()
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.api = pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
+	return e, nil
+}
+
+// ICEServers returns the ICE servers to hand to clients.
+func (e *Engine) ICEServers() []ICEServer { return append([]ICEServer(nil), e.cfg.ICEServers...) }
+
+// Close releases the UDP mux. Close the engine's peers first.
+func (e *Engine) Close() error {
+	if e.mux != nil {
+		return e.mux.Close()
+	}
+	return nil
+}

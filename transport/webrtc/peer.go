@@ -1,0 +1,400 @@
+package webrtc
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/forward"
+)
+
+// Status is a peer's connection status, as the spec names it.
+type Status string
+
+// Connection statuses.
+const (
+	StatusConnecting   Status = "connecting"   // created, or ICE not yet checking
+	StatusChecking     Status = "checking"     // ICE connectivity checks running
+	StatusConnected    Status = "connected"    // ICE and DTLS up: media flows
+	StatusDisconnected Status = "disconnected" // ICE lost, failed or the peer closed
+)
+
+// ICECandidate is a trickled ICE candidate as the browser API carries it.
+type ICECandidate = pion.ICECandidateInit
+
+// PublishInfo describes a track a peer publishes.
+type PublishInfo struct {
+	TrackID, StreamID, RID string
+	Kind                   forward.Kind
+	MimeType               string
+	ClockRate              uint32
+	PayloadType            uint8
+	SDPFmtpLine            string
+	SSRC                   uint32
+}
+
+// PeerConfig configures one peer.
+type PeerConfig struct {
+	// Engine is the server's shared ICE and media setup. Required.
+	Engine *Engine
+	// Track is the template of the published tracks' configs: its tunables
+	// (cache size, reorder window, mute, clock, pool) are used; Kind,
+	// ClockRate, PayloadType, MimeType, SSRC, Extensions, RTX and Feedback
+	// come from the negotiation.
+	Track forward.TrackConfig
+	// OnPublish is called once per track the client publishes, before its
+	// first packet reaches the core: subscribe others to it here.
+	OnPublish func(*forward.Track, PublishInfo)
+	// OnUnpublish is called when a published track ends; the track is
+	// closed by then.
+	OnUnpublish func(*forward.Track, PublishInfo)
+	// OnCandidate receives local ICE candidates (trickle ICE). When nil,
+	// Offer and Answer wait for gathering to complete and return SDP with
+	// every candidate in it.
+	OnCandidate func(ICECandidate)
+	// OnNegotiationNeeded is called when the server has changes to offer
+	// (subscriptions added or removed): the embedder calls Offer, sends it,
+	// and calls SetAnswer with the client's answer.
+	OnNegotiationNeeded func()
+	// OnStatus is called when the connection status changes.
+	OnStatus func(Status)
+}
+
+// Validate reports whether the config is usable. Errors wrap
+// ErrInvalidConfig.
+func (c PeerConfig) Validate() error {
+	if c.Engine == nil {
+		return fmt.Errorf("%w: no engine", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Peer is one connected user: one bundled PeerConnection carrying what the
+// user publishes and what it subscribes to. Callbacks are never called
+// with a lock held, but they must not call Close.
+type Peer struct {
+	cfg  PeerConfig
+	pc   *pion.PeerConnection
+	done chan struct{} // closed by Close
+	ids  atomic.Uint64
+
+	// negMu serialises signalling and the application of queued changes.
+	// It is held across pion calls, never while calling back, and never
+	// taken while mu is held.
+	negMu sync.Mutex
+
+	mu       sync.Mutex // guards the fields below; never held across pion calls
+	closed   bool
+	offering bool // a local offer awaits its answer
+	needed   bool // changes were applied that no offer has carried yet
+	ops      []op // changes waiting for a stable signalling state
+	subs     map[*Subscription]struct{}
+	pubs     map[*forward.Track]PublishInfo
+	status   Status
+	wg       sync.WaitGroup // read loops
+}
+
+// op is a queued change: a subscription to add or to remove.
+type op struct {
+	sub *Subscription
+	add bool
+}
+
+// NewPeer creates a peer.
+func NewPeer(cfg PeerConfig) (*Peer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pc, err := cfg.Engine.api.NewPeerConnection(pion.Configuration{
+		BundlePolicy:  pion.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: pion.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := &Peer{
+		cfg:    cfg,
+		pc:     pc,
+		done:   make(chan struct{}),
+		subs:   map[*Subscription]struct{}{},
+		pubs:   map[*forward.Track]PublishInfo{},
+		status: StatusConnecting,
+	}
+	if cfg.OnCandidate != nil {
+		pc.OnICECandidate(func(c *pion.ICECandidate) {
+			if c != nil {
+				cfg.OnCandidate(c.ToJSON())
+			}
+		})
+	}
+	pc.OnICEConnectionStateChange(func(pion.ICEConnectionState) { p.updateStatus() })
+	pc.OnConnectionStateChange(func(pion.PeerConnectionState) { p.updateStatus() })
+	pc.OnTrack(p.onTrack)
+	return p, nil
+}
+
+// Status returns the connection status.
+func (p *Peer) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+func (p *Peer) updateStatus() {
+	var s Status
+	switch p.pc.ConnectionState() {
+	case pion.PeerConnectionStateConnected:
+		s = StatusConnected
+	case pion.PeerConnectionStateDisconnected, pion.PeerConnectionStateFailed, pion.PeerConnectionStateClosed:
+		s = StatusDisconnected
+	default:
+		switch p.pc.ICEConnectionState() {
+		case pion.ICEConnectionStateChecking, pion.ICEConnectionStateConnected, pion.ICEConnectionStateCompleted:
+			s = StatusChecking // ICE is through or nearly; DTLS is not yet
+		case pion.ICEConnectionStateDisconnected, pion.ICEConnectionStateFailed, pion.ICEConnectionStateClosed:
+			s = StatusDisconnected
+		default:
+			s = StatusConnecting
+		}
+	}
+	p.mu.Lock()
+	changed := s != p.status
+	p.status = s
+	p.mu.Unlock()
+	if changed && p.cfg.OnStatus != nil {
+		p.cfg.OnStatus(s)
+	}
+}
+
+// Offer creates the server's offer and sets it as the local description.
+// Queued changes wait until its answer has been set with SetAnswer.
+func (p *Peer) Offer() (string, error) {
+	p.negMu.Lock()
+	sdp, err := p.offer()
+	p.negUnlock(false)
+	return sdp, err
+}
+
+func (p *Peer) offer() (string, error) {
+	if p.isClosed() {
+		return "", ErrClosed
+	}
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	sdp, err := p.setLocal(offer)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	p.offering, p.needed = true, false
+	p.mu.Unlock()
+	return sdp, nil
+}
+
+// setLocal sets the local description and, without trickle ICE, waits
+// for gathering so the SDP carries every candidate.
+func (p *Peer) setLocal(desc pion.SessionDescription) (string, error) {
+	var gathered <-chan struct{}
+	if p.cfg.OnCandidate == nil {
+		gathered = pion.GatheringCompletePromise(p.pc)
+	}
+	if err := p.pc.SetLocalDescription(desc); err != nil {
+		return "", err
+	}
+	if gathered != nil {
+		select {
+		case <-gathered:
+		case <-p.done:
+			return "", ErrClosed
+		}
+	}
+	return p.pc.LocalDescription().SDP, nil
+}
+
+// SetAnswer applies the client's answer to the outstanding offer. On
+// failure the offer is rolled back and negotiation is needed again.
+func (p *Peer) SetAnswer(sdp string) error {
+	p.negMu.Lock()
+	p.mu.Lock()
+	offering := p.offering
+	p.mu.Unlock()
+	if !offering {
+		p.negUnlock(false)
+		return ErrNoOffer
+	}
+	err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: sdp})
+	if err != nil {
+		_ = p.pc.SetLocalDescription(pion.SessionDescription{Type: pion.SDPTypeRollback})
+	}
+	p.mu.Lock()
+	p.offering = false
+	p.needed = p.needed || err != nil
+	p.mu.Unlock()
+	p.negUnlock(err != nil)
+	return err
+}
+
+// Answer applies a client's offer (its first one, or a renegotiation of
+// its own) and returns the server's answer. An offer that crosses one of
+// the server's gets ErrGlare: the server is impolite, the client rolls
+// back and answers the server's offer.
+func (p *Peer) Answer(sdp string) (string, error) {
+	p.negMu.Lock()
+	p.mu.Lock()
+	offering, closed := p.offering, p.closed
+	p.mu.Unlock()
+	if closed || offering {
+		p.negUnlock(false)
+		if closed {
+			return "", ErrClosed
+		}
+		return "", ErrGlare
+	}
+	ans, err := p.answer(sdp)
+	p.mu.Lock()
+	needed := p.needed // changes applied earlier still want an offer
+	p.mu.Unlock()
+	p.negUnlock(needed)
+	return ans, err
+}
+
+func (p *Peer) answer(sdp string) (string, error) {
+	if err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: sdp}); err != nil {
+		return "", err
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	return p.setLocal(ans)
+}
+
+// AddICECandidate adds a client's trickled candidate.
+func (p *Peer) AddICECandidate(c ICECandidate) error { return p.pc.AddICECandidate(c) }
+
+// negUnlock applies the queued changes if signalling is stable, releases
+// negMu and calls OnNegotiationNeeded when there is something to offer.
+// A change queued while another goroutine held negMu is picked up here.
+func (p *Peer) negUnlock(fire bool) {
+	for {
+		fire = p.applyOps() || fire
+		p.negMu.Unlock()
+		if fire && p.cfg.OnNegotiationNeeded != nil && !p.isClosed() {
+			p.cfg.OnNegotiationNeeded()
+		}
+		if !p.opsReady() || !p.negMu.TryLock() {
+			return
+		}
+		fire = false
+	}
+}
+
+// kick applies queued changes unless another goroutine holds negMu, which
+// then does it on release.
+func (p *Peer) kick() {
+	if p.negMu.TryLock() {
+		p.negUnlock(false)
+	}
+}
+
+func (p *Peer) opsReady() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ops) > 0 && !p.offering && !p.closed
+}
+
+func (p *Peer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// applyOps applies the queued changes, with negMu held, when no offer is
+// outstanding. It reports whether anything changed.
+func (p *Peer) applyOps() bool {
+	if p.pc.SignalingState() != pion.SignalingStateStable || !p.opsReady() {
+		return false
+	}
+	p.mu.Lock()
+	ops := p.ops
+	p.ops = nil
+	p.mu.Unlock()
+	changed := false
+	for _, o := range ops {
+		s := o.sub
+		switch {
+		case o.add:
+			sender, err := p.pc.AddTrack(s.local)
+			if err != nil {
+				s.fail(err)
+				continue
+			}
+			s.sender = sender
+			changed = true
+			p.spawn(func() { s.readRTCP(sender) })
+		case s.sender != nil:
+			if err := p.pc.RemoveTrack(s.sender); err == nil {
+				changed = true
+			}
+			s.sender = nil
+		}
+	}
+	if changed {
+		p.mu.Lock()
+		p.needed = true
+		p.mu.Unlock()
+	}
+	return changed
+}
+
+// spawn runs fn on a goroutine Close waits for, unless the peer is closed.
+func (p *Peer) spawn(fn func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Close detaches the peer's subscriptions, closes the PeerConnection
+// gracefully, waits for its read loops and closes its published tracks.
+func (p *Peer) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.done)
+	subs := make([]*Subscription, 0, len(p.subs))
+	for s := range p.subs {
+		subs = append(subs, s)
+	}
+	p.ops = nil
+	p.mu.Unlock()
+	for _, s := range subs {
+		s.detach()
+	}
+	err := p.pc.GracefulClose()
+	p.wg.Wait()
+	p.mu.Lock()
+	pubs := make([]*forward.Track, 0, len(p.pubs))
+	for t := range p.pubs {
+		pubs = append(pubs, t)
+	}
+	p.mu.Unlock()
+	for _, t := range pubs {
+		_ = t.Close()
+	}
+	return err
+}

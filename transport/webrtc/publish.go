@@ -1,0 +1,107 @@
+package webrtc
+
+import (
+	"errors"
+	"io"
+
+	"github.com/pion/rtcp"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/forward"
+)
+
+// readBufSize holds any packet pion's SRTP layer hands out (its receive
+// MTU is 1460) and the core's default MaxPacketSize.
+const readBufSize = 1500
+
+// onTrack turns a remote track into a forward.Track fed by a read loop.
+// pion calls it once the first packet of the track has arrived.
+func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
+	codec := remote.Codec()
+	info := PublishInfo{
+		TrackID:     remote.ID(),
+		StreamID:    remote.StreamID(),
+		RID:         remote.RID(),
+		Kind:        kindOf(remote.Kind()),
+		MimeType:    codec.MimeType,
+		ClockRate:   codec.ClockRate,
+		PayloadType: uint8(remote.PayloadType()),
+		SDPFmtpLine: codec.SDPFmtpLine,
+		SSRC:        uint32(remote.SSRC()),
+	}
+	cfg := p.cfg.Track
+	cfg.Kind = info.Kind
+	cfg.ClockRate = info.ClockRate
+	cfg.PayloadType = info.PayloadType
+	cfg.MimeType = info.MimeType
+	cfg.SSRC = info.SSRC
+	cfg.Extensions = extensions(recv.GetParameters().HeaderExtensions)
+	cfg.RTX = nil // pion unwraps RTX: TrackRemote.Read returns repaired packets as the original stream
+	cfg.Feedback = feedback{pc: p.pc}
+	track, err := forward.NewTrack(cfg)
+	if err != nil {
+		return // pion drops the track's packets once its buffer is full
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = track.Close()
+		return
+	}
+	p.pubs[track] = info
+	p.mu.Unlock()
+	if p.cfg.OnPublish != nil {
+		p.cfg.OnPublish(track, info)
+	}
+	if !p.spawn(func() { p.readRTP(remote, track, info) }) {
+		_ = track.Close()
+		return
+	}
+	p.spawn(func() { drainRTCP(recv) })
+}
+
+// readRTP is a published track's read loop: one goroutine per track, as
+// HandleRTP wants, reading into one buffer for the track's life.
+func (p *Peer) readRTP(remote *pion.TrackRemote, track *forward.Track, info PublishInfo) {
+	buf := make([]byte, readBufSize)
+	for {
+		n, _, err := remote.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		_ = track.HandleRTP(buf[:n]) // refused packets are counted in the track's stats
+	}
+	_ = track.Close()
+	p.mu.Lock()
+	delete(p.pubs, track)
+	p.mu.Unlock()
+	if p.cfg.OnUnpublish != nil {
+		p.cfg.OnUnpublish(track, info)
+	}
+}
+
+// drainRTCP reads a receiver's RTCP (sender reports) so pion's report
+// interceptor sees it and its buffer never fills.
+func drainRTCP(recv *pion.RTPReceiver) {
+	buf := make([]byte, readBufSize)
+	for {
+		if _, _, err := recv.Read(buf); err != nil && !errors.Is(err, io.ErrShortBuffer) {
+			return
+		}
+	}
+}
+
+// feedback is a track's Feedback writer: RTCP (key-frame requests) to the
+// publisher. pion's WriteRTCP does not wait for the network.
+type feedback struct{ pc *pion.PeerConnection }
+
+func (f feedback) WriteRTCP(b []byte) error {
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return err
+	}
+	return f.pc.WriteRTCP(pkts)
+}

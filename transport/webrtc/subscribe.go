@@ -1,0 +1,228 @@
+package webrtc
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/pion/rtp"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/transport"
+)
+
+// Subscription sends one forward.Track to a peer's user: a pion TrackLocal
+// whose binding takes the core's rewritten packets, and a read loop that
+// hands the user's RTCP for it (NACK, PLI, FIR) to the core.
+type Subscription struct {
+	peer  *Peer
+	track *forward.Track
+	local *localTrack
+	out   rtpOut
+
+	sender *pion.RTPSender // set and cleared with the peer's negMu held
+
+	sub    atomic.Pointer[forward.Subscriber] // set when pion binds the track
+	err    atomic.Pointer[error]
+	closed atomic.Bool
+}
+
+// Subscribe sends track to the peer's user. The change is negotiated by
+// the server (OnNegotiationNeeded); packets flow once the client's answer
+// is set and its transport is up, from the track's next key frame. info
+// names the stream to the client (its track and stream IDs; generated when
+// empty). A codec the server does not negotiate, or that the client's
+// last description lacks, gives ErrCodecMismatch.
+func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription, error) {
+	tc := track.Config()
+	if !supported(tc.MimeType) || remoteRejects(p.pc.RemoteDescription(), tc.Kind, tc.MimeType) {
+		return nil, ErrCodecMismatch
+	}
+	n := strconv.FormatUint(p.ids.Add(1), 10)
+	if info.TrackID == "" {
+		info.TrackID = "callcore-track-" + n
+	}
+	if info.StreamID == "" {
+		info.StreamID = "callcore-stream-" + n
+	}
+	s := &Subscription{peer: p, track: track}
+	s.local = &localTrack{
+		s: s, id: info.TrackID, streamID: info.StreamID, kind: tc.Kind,
+		mime: tc.MimeType, clock: tc.ClockRate, fmtp: info.SDPFmtpLine,
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p.subs[s] = struct{}{}
+	p.ops = append(p.ops, op{sub: s, add: true})
+	p.mu.Unlock()
+	p.kick()
+	return s, nil
+}
+
+// Subscriber returns the core's subscriber (for its gate and stats), nil
+// until the client's answer has bound the track.
+func (s *Subscription) Subscriber() *forward.Subscriber { return s.sub.Load() }
+
+// Err returns why the subscription failed, nil if it did not.
+func (s *Subscription) Err() error {
+	if e := s.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (s *Subscription) fail(err error) {
+	s.err.CompareAndSwap(nil, &err)
+}
+
+// Close stops the subscription: the core stops writing to it at once, and
+// the peer renegotiates the track away.
+func (s *Subscription) Close() error {
+	if !s.detach() {
+		return nil
+	}
+	p := s.peer
+	p.mu.Lock()
+	delete(p.subs, s)
+	queued := false
+	for i, o := range p.ops {
+		if o.sub == s && o.add { // never added: drop the add, nothing to negotiate
+			p.ops = append(p.ops[:i], p.ops[i+1:]...)
+			queued = true
+			break
+		}
+	}
+	if !queued && !p.closed {
+		p.ops = append(p.ops, op{sub: s})
+	}
+	p.mu.Unlock()
+	p.kick()
+	return nil
+}
+
+// detach stops the core's writes; it reports false if already done.
+func (s *Subscription) detach() bool {
+	if s.closed.Swap(true) {
+		return false
+	}
+	s.out.closed.Store(true)
+	if fs := s.sub.Load(); fs != nil {
+		_ = fs.Close()
+	}
+	return true
+}
+
+// readRTCP is the subscription's RTCP read loop: the user's feedback goes
+// to the core, which answers NACKs from its cache and merges key-frame
+// requests upstream. It ends when the sender stops.
+func (s *Subscription) readRTCP(sender *pion.RTPSender) {
+	buf := make([]byte, readBufSize)
+	for {
+		n, _, err := sender.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if fs := s.sub.Load(); fs != nil {
+			_ = fs.HandleRTCP(buf[:n]) // malformed RTCP is counted by the core
+		}
+	}
+}
+
+// rtpOut is the subscriber's writer: the core's rewritten packet goes to
+// pion's write stream (interceptors, SRTP, socket) in the calling
+// goroutine. It never waits: pion's write path has no queue to fill, and
+// packets written before DTLS is up are dropped by pion.
+type rtpOut struct {
+	ws     atomic.Pointer[pion.TrackLocalWriter]
+	closed atomic.Bool
+	hdr    rtp.Header // reused: the core calls from one goroutine at a time
+}
+
+func (w *rtpOut) WriteRTP(header, payload []byte) error {
+	if w.closed.Load() {
+		return transport.ErrClosed
+	}
+	ws := w.ws.Load()
+	if ws == nil {
+		return transport.ErrClosed
+	}
+	if _, err := w.hdr.Unmarshal(header); err != nil {
+		return err
+	}
+	_, err := (*ws).WriteRTP(&w.hdr, payload)
+	return err
+}
+
+// localTrack is the pion TrackLocal of a subscription. Bind subscribes
+// the core with the negotiated SSRC, payload type, header extension IDs
+// and RTX stream.
+type localTrack struct {
+	s            *Subscription
+	id, streamID string
+	kind         forward.Kind
+	mime, fmtp   string
+	clock        uint32
+	bound        atomic.Bool
+}
+
+func (l *localTrack) ID() string       { return l.id }
+func (l *localTrack) RID() string      { return "" }
+func (l *localTrack) StreamID() string { return l.streamID }
+
+func (l *localTrack) Kind() pion.RTPCodecType {
+	if l.kind == forward.Audio {
+		return pion.RTPCodecTypeAudio
+	}
+	return pion.RTPCodecTypeVideo
+}
+
+func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, error) {
+	s := l.s
+	codec, ok := pickCodec(ctx.CodecParameters(), l.mime, l.clock, l.fmtp)
+	if !ok {
+		s.fail(ErrCodecMismatch)
+		return pion.RTPCodecParameters{}, ErrCodecMismatch
+	}
+	if l.bound.Swap(true) {
+		return codec, nil // bound once per subscription
+	}
+	ws := ctx.WriteStream()
+	s.out.ws.Store(&ws)
+	cfg := forward.SubscriberConfig{
+		Writer:         &s.out,
+		SSRC:           uint32(ctx.SSRC()),
+		PayloadType:    uint8(codec.PayloadType),
+		Extensions:     extensions(ctx.HeaderExtensions()),
+		FirstSeq:       uint16(rand.Uint32()),
+		FirstTimestamp: rand.Uint32(),
+	}
+	if pt := rtxFor(ctx.CodecParameters(), codec.PayloadType); pt != 0 && ctx.SSRCRetransmission() != 0 {
+		cfg.RTX = &forward.RTX{SSRC: uint32(ctx.SSRCRetransmission()), PayloadType: pt}
+	}
+	fs, err := s.track.Subscribe(cfg)
+	if err != nil {
+		s.fail(err)
+		return pion.RTPCodecParameters{}, err
+	}
+	s.sub.Store(fs)
+	if s.closed.Load() { // Close raced with the binding
+		_ = fs.Close()
+	}
+	return codec, nil
+}
+
+// Unbind stops the core's writes; Close or the peer's Close detaches the
+// core's subscriber (not here: pion may hold its sender's lock).
+func (l *localTrack) Unbind(pion.TrackLocalContext) error {
+	l.s.out.closed.Store(true)
+	return nil
+}
