@@ -1,0 +1,150 @@
+package webrtc
+
+import (
+	"encoding/binary"
+	"net"
+	"testing"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/transport"
+	"github.com/callcore/callcore/transport/transporttest"
+)
+
+// TestConformance runs the transport suite over a connected server→client
+// pair: the near end is a subscription's writer (what the core writes to),
+// the far end a plain pion client's OnTrack reader.
+//
+// One adaptation, for a reason of WebRTC's: the suite's packets carry SSRC
+// 7, but SRTP and pion's receivers route by the SSRC negotiated for the
+// sender, which the core always writes (SubscriberConfig.SSRC). The near
+// end puts the negotiated SSRC in, the far end puts 7 back; every other
+// byte is compared as the suite sends it. The suite's RTCP (a PLI for SSRC
+// 7) goes the way the core's feedback goes, through the peer's WriteRTCP,
+// with the same SSRC swap, and is read from the client's RTPReceiver.
+func TestConformance(t *testing.T) {
+	transporttest.Run(t, conformanceFactory)
+}
+
+func conformanceFactory(t *testing.T, far transport.RTPWriter, farRTCP transport.RTCPWriter) transporttest.Endpoints {
+	t.Helper()
+	engine := newTestEngine(t, Config{})
+	server, err := NewPeer(PeerConfig{Engine: engine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, mux := bigBufferClientAPI(t)
+	c := newClient(t, api)
+	c.pc.OnTrack(func(remote *pion.TrackRemote, _ *pion.RTPReceiver) {
+		c.goRun(func() {
+			buf := make([]byte, 1500)
+			for {
+				n, _, err := remote.Read(buf)
+				if err != nil {
+					return
+				}
+				if n >= 12 {
+					binary.BigEndian.PutUint32(buf[8:], 7)
+					_ = far.WriteRTP(buf[:n], nil)
+				}
+			}
+		})
+	})
+	track, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, MimeType: pion.MimeTypeVP8, ClockRate: 90000, PayloadType: 96})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := server.Subscribe(track, PublishInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	negotiate(t, server, c)
+	// RTCP is read from the receiver at once: OnTrack waits for RTP.
+	for _, recv := range c.pc.GetReceivers() {
+		c.goRun(func() {
+			buf := make([]byte, 1500)
+			for {
+				n, _, err := recv.Read(buf)
+				if err != nil {
+					return
+				}
+				if n >= 12 && buf[1] == 206 { // payload-specific feedback (the PLI), not reports
+					binary.BigEndian.PutUint32(buf[8:], 7)
+					_ = farRTCP.WriteRTCP(buf[:n])
+				}
+			}
+		})
+	}
+	waitFor(t, "the binding", func() bool { return sub.Subscriber() != nil })
+	waitFor(t, "both ends connected", func() bool {
+		return server.Status() == StatusConnected && c.pc.ConnectionState() == pion.PeerConnectionStateConnected
+	})
+	ssrc := sub.Subscriber().Config().SSRC
+	return transporttest.Endpoints{
+		RTP:  &ssrcSwap{w: &sub.out, ssrc: ssrc},
+		RTCP: transport.RTCPWriterFunc(func(b []byte) error { return feedback{pc: server.pc}.WriteRTCP(swapped(b, ssrc)) }),
+		Close: func() error {
+			err := server.Close()
+			_ = track.Close()
+			c.close(t)
+			_ = mux.Close()
+			_ = engine.Close()
+			return err
+		},
+	}
+}
+
+// ssrcSwap puts the negotiated SSRC into the suite's headers.
+type ssrcSwap struct {
+	w    transport.RTPWriter
+	ssrc uint32
+	buf  []byte
+}
+
+func (s *ssrcSwap) WriteRTP(h, p []byte) error {
+	s.buf = append(s.buf[:0], h...)
+	if len(s.buf) >= 12 {
+		binary.BigEndian.PutUint32(s.buf[8:], s.ssrc)
+	}
+	return s.w.WriteRTP(s.buf, p)
+}
+
+func swapped(b []byte, ssrc uint32) []byte {
+	c := append([]byte(nil), b...)
+	if len(c) >= 12 {
+		binary.BigEndian.PutUint32(c[8:], ssrc)
+	}
+	return c
+}
+
+// bigBufferClientAPI is clientAPI on one UDP socket with a 4 MiB receive
+// buffer, so a burst of the suite's 300 packets is not dropped by the
+// kernel while the reader is descheduled on a busy machine.
+func bigBufferClientAPI(t *testing.T) (*pion.API, ice.UDPMux) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadBuffer(4 << 20)
+	mux := pion.NewICEUDPMux(nil, conn)
+	me := &pion.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := pion.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
+	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	se.SetICEUDPMux(mux)
+	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)), mux
+}
