@@ -189,7 +189,14 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	s := l.s
 	codec, ok := pickCodec(ctx.CodecParameters(), l.mime, l.clock, l.fmtp)
 	if !ok {
+		// The client cannot decode the track. Failing Bind would fail the
+		// whole SetAnswer and leave the other new senders unstarted, so
+		// bind to any codec, send nothing, and renegotiate the track away.
 		s.fail(ErrCodecMismatch)
+		_ = s.Close()
+		if cs := ctx.CodecParameters(); len(cs) > 0 {
+			return cs[0], nil
+		}
 		return pion.RTPCodecParameters{}, ErrCodecMismatch
 	}
 	if l.bound.Swap(true) {
