@@ -281,8 +281,9 @@ func TestPublishSubscribeLoopback(t *testing.T) {
 	for len(needed) > 0 {
 		<-needed
 	}
+	audioSubs := make([]*Subscription, n)
 	for i := range n {
-		if _, err := peers[i].Subscribe(audio, PublishInfo{}); err != nil {
+		if audioSubs[i], err = peers[i].Subscribe(audio, PublishInfo{}); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -302,6 +303,20 @@ func TestPublishSubscribeLoopback(t *testing.T) {
 			}
 		}
 		s.mu.Unlock()
+	}
+
+	// Mid-call removal: the server renegotiates the track away.
+	if err := audioSubs[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-needed:
+	default:
+		t.Fatal("no negotiation needed after closing a subscription")
+	}
+	negotiate(t, peers[0], subs[0].client)
+	if got := audio.Subscribers(); got != n-1 {
+		t.Fatalf("audio has %d subscribers after one closed, want %d", got, n-1)
 	}
 
 	// PLIs of three subscribers reach the publisher merged into one.

@@ -271,3 +271,55 @@ func TestUDPMux(t *testing.T) {
 	}
 	pub.close(t)
 }
+
+// TestTrickleICE: with OnCandidate set, Offer returns at once and the
+// server's candidates reach the client one by one.
+func TestTrickleICE(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	engine := newTestEngine(t, Config{})
+	defer engine.Close()
+	cands := make(chan ICECandidate, 64)
+	server, err := NewPeer(PeerConfig{Engine: engine, OnCandidate: func(c ICECandidate) {
+		select {
+		case cands <- c:
+		default:
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, clientAPI(t))
+	if _, err := server.Subscribe(newTrack(t, forward.Audio, pion.MimeTypeOpus, 48000, 111), PublishInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := server.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.SetAnswer(answerOffer(t, c, offer)); err != nil {
+		t.Fatal(err)
+	}
+	trickled := 0
+	waitFor(t, "connected through trickled candidates", func() bool {
+		for {
+			select {
+			case cand := <-cands:
+				if err := c.pc.AddICECandidate(cand); err != nil {
+					t.Fatal(err)
+				}
+				trickled++
+				continue
+			default:
+			}
+			break
+		}
+		return server.Status() == StatusConnected
+	})
+	if trickled == 0 {
+		t.Fatal("no candidate was trickled")
+	}
+	if err := server.Close(); err != nil {
+		t.Error(err)
+	}
+	c.close(t)
+}
