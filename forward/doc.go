@@ -4,13 +4,29 @@
 //
 // A publisher transport calls [Track.HandleRTP] for every packet, from one
 // goroutine. The track validates the packet, extends its sequence number and
-// timestamp to 64 bits, and hands it to every attached [Subscriber]: the
-// payload is shared, and each subscriber's header is patched in a buffer the
-// track owns, so the packet path neither allocates nor locks.
+// timestamp to 64 bits, keeps a copy in its retransmission cache and hands
+// it to every attached [Subscriber]: the payload is shared, and each
+// subscriber's header is patched in a buffer the track owns, so the packet
+// path neither allocates nor waits for another track or subscriber.
+//
+// A subscriber transport passes the subscriber's RTCP to
+// [Subscriber.HandleRTCP]: NACKs are answered from the shared cache, and
+// key-frame requests are merged into one request to the publisher,
+// throttled and repeated until a key frame comes. Subscribers start, and
+// start again after a pause, a switch of source or a refused write, on a
+// key frame: the cached run from the last one when it is recent, otherwise
+// the next one.
 //
 // Subscribers are added, removed, paused (their gate) and switched between
-// tracks (a splice) from any goroutine without blocking the packet path.
-// Their output stays continuous: withheld packets leave no gap, upstream
-// loss keeps its gap for NACKs, and timestamps advance with wall time across
-// splices.
+// tracks (a splice) from any goroutine. Their output stays continuous:
+// withheld packets leave no gap, upstream loss keeps its gap for NACKs, and
+// timestamps advance with wall time across splices.
+//
+// [Track.SetMute] applies the layers of muting: a self mute replaces the
+// publisher's media with black video and silent audio at the publisher's
+// size and cadence; an admin source forwards nothing after a short flush;
+// unmuting resumes on the publisher's key frame. A [Pulse] keeps a muted
+// track's cadence when its publisher sends nothing.
+//
+// docs/architecture.md describes the threading model and the policies.
 package forward
