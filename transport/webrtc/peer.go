@@ -159,7 +159,19 @@ func (p *Peer) updateStatus() {
 			s = StatusConnecting
 		}
 	}
+	p.setStatus(s, false)
+}
+
+// setStatus records s and reports a change. pion runs some state handlers
+// on goroutines of their own, so s is computed from the current states,
+// never from the event; after Close only Close's final "disconnected"
+// counts.
+func (p *Peer) setStatus(s Status, final bool) {
 	p.mu.Lock()
+	if p.closed && !final {
+		p.mu.Unlock()
+		return
+	}
 	changed := s != p.status
 	p.status = s
 	p.mu.Unlock()
@@ -368,6 +380,7 @@ func (p *Peer) spawn(fn func()) bool {
 
 // Close detaches the peer's subscriptions, closes the PeerConnection
 // gracefully, waits for its read loops and closes its published tracks.
+// Its last status report is "disconnected", before Close returns.
 func (p *Peer) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -396,5 +409,6 @@ func (p *Peer) Close() error {
 	for _, t := range pubs {
 		_ = t.Close()
 	}
+	p.setStatus(StatusDisconnected, true)
 	return err
 }
