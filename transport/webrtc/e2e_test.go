@@ -122,13 +122,15 @@ type subClient struct {
 	videoSSRC atomic.Uint32
 	blackKeys atomic.Int64 // decodable 640×360 black key frames
 
-	mu           sync.Mutex // guards video, audio
+	mu           sync.Mutex // guards video, audio, seqs
 	video, audio [][]byte
+	seqs         map[uint16]int // video sequence numbers: times received
+	lastSeq      uint16
 }
 
 func newSubClient(t *testing.T, api *pion.API) *subClient {
 	t.Helper()
-	s := &subClient{client: newClient(t, api)}
+	s := &subClient{client: newClient(t, api), seqs: map[uint16]int{}}
 	s.pc.OnTrack(func(remote *pion.TrackRemote, _ *pion.RTPReceiver) {
 		if remote.Kind() == pion.RTPCodecTypeVideo {
 			s.videoSSRC.Store(uint32(remote.SSRC()))
@@ -149,6 +151,8 @@ func (s *subClient) read(remote *pion.TrackRemote) {
 		s.mu.Lock()
 		if remote.Kind() == pion.RTPCodecTypeVideo {
 			s.video = append(s.video, c)
+			s.seqs[pkt.SequenceNumber]++
+			s.lastSeq = pkt.SequenceNumber
 		} else {
 			s.audio = append(s.audio, c)
 		}
@@ -243,6 +247,7 @@ func TestPublishSubscribeLoopback(t *testing.T) {
 	var statuses []Status
 	needed := make(chan struct{}, 64)
 	peers := make([]*Peer, n)
+	videoSubs := make([]*Subscription, n)
 	subs := make([]*subClient, n)
 	for i := range n {
 		cfg := PeerConfig{Engine: engine, OnNegotiationNeeded: func() {
@@ -265,7 +270,7 @@ func TestPublishSubscribeLoopback(t *testing.T) {
 		infoMu.Lock()
 		info := infos[video]
 		infoMu.Unlock()
-		if _, err := peers[i].Subscribe(video, info); err != nil {
+		if videoSubs[i], err = peers[i].Subscribe(video, info); err != nil {
 			t.Fatal(err)
 		}
 		negotiate(t, peers[i], subs[i].client)
@@ -317,6 +322,29 @@ func TestPublishSubscribeLoopback(t *testing.T) {
 	negotiate(t, peers[0], subs[0].client)
 	if got := audio.Subscribers(); got != n-1 {
 		t.Fatalf("audio has %d subscribers after one closed, want %d", got, n-1)
+	}
+
+	// A NACK is answered from the core's cache (pion's responder is not
+	// on the path), on the RTX stream the client negotiated, which pion
+	// unwraps: the client sees the sequence number a second time.
+	s1 := subs[1]
+	s1.mu.Lock()
+	lost := s1.lastSeq - 2
+	s1.mu.Unlock()
+	if cfg := videoSubs[1].Subscriber().Config(); cfg.RTX == nil {
+		t.Error("the client negotiated RTX, the subscriber has none")
+	}
+	nack := &rtcp.TransportLayerNack{MediaSSRC: s1.videoSSRC.Load(), Nacks: []rtcp.NackPair{{PacketID: lost}}}
+	if err := s1.pc.WriteRTCP([]rtcp.Packet{nack}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the retransmission", func() bool {
+		s1.mu.Lock()
+		defer s1.mu.Unlock()
+		return s1.seqs[lost] >= 2
+	})
+	if st := videoSubs[1].Subscriber().Stats(); st.Retransmits < 1 {
+		t.Errorf("subscriber stats: %d retransmits", st.Retransmits)
 	}
 
 	// PLIs of three subscribers reach the publisher merged into one.
