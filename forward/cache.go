@@ -17,6 +17,7 @@ type slot struct {
 	noMedia bool
 	n       int
 	buf     []byte
+	picOff  uint16 // VP8 picture-ID offset it was sent with; 0 none
 }
 
 func newCache(size, maxPacket int) *cache {
@@ -34,8 +35,16 @@ func (c *cache) put(ext, extTS uint64, at int64, key, noMedia bool, pkt []byte) 
 	if s.ext > ext+1 {
 		return // a late packet older than the cache
 	}
-	s.ext, s.extTS, s.at, s.key, s.noMedia = ext+1, extTS, at, key, noMedia
+	s.ext, s.extTS, s.at, s.key, s.noMedia, s.picOff = ext+1, extTS, at, key, noMedia, 0
 	s.n = copy(s.buf, pkt)
+}
+
+// setPicOff records the picture-ID offset packet ext was sent with, so a
+// retransmission carries the same ID.
+func (c *cache) setPicOff(ext uint64, off uint16) {
+	if s := c.get(ext); s != nil {
+		s.picOff = off
+	}
 }
 
 // get returns the cached packet ext, or nil.

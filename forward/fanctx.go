@@ -34,6 +34,7 @@ func (fc *fanCtx) fanout(t *Track, set *subSet, lo, hi int, pkt []byte, p *pktIn
 	}
 	for i, prof := range set.profiles {
 		fc.lens[i] = buildHeader(fc.hdrs[i], pkt, &t.hdr, &prof.remap)
+		fc.lens[i] += copy(fc.hdrs[i][fc.lens[i]:], p.desc)
 	}
 	for i := lo; i < hi; i++ {
 		e := &set.entries[i]
@@ -58,24 +59,35 @@ func buildHeader(dst, pkt []byte, h *rtpx.Header, remap *[256]uint8) int {
 }
 
 // sendCached rewrites a cached packet for s and sends it: as it was first
-// sent, or on the subscriber's RTX stream (RFC 4588) when rtx is set.
+// sent (its VP8 picture ID included), or on the subscriber's RTX stream
+// (RFC 4588) when rtx is set.
 func (s *Subscriber) sendCached(fc *fanCtx, sl *slot, out, outTS uint64, rtx bool) error {
 	pkt := sl.buf[:sl.n]
 	h := &fc.parsed
 	if rtpx.Parse(pkt, h) != nil {
 		return ErrMalformed // cannot happen: it was parsed on arrival
 	}
-	hdr := fc.rtxHdr[:buildHeader(fc.rtxHdr, pkt, h, &s.prof.Load().remap)]
+	hl := buildHeader(fc.rtxHdr, pkt, h, &s.prof.Load().remap)
+	payload := pkt[h.HeaderLen:]
+	var desc []byte
+	if sl.picOff != 0 {
+		if at, wide, dl, ok := vp8PictureID(payload); ok {
+			desc = fc.rtxHdr[hl : hl+writePicID(fc.rtxHdr[hl:], payload, at, wide, dl, sl.picOff)]
+			payload = payload[dl:]
+		}
+	}
+	hdr := fc.rtxHdr[:hl]
 	if !rtx {
 		putHeader(hdr, s.cfg.PayloadType, uint16(out), uint32(outTS), s.cfg.SSRC)
-		return s.cfg.Writer.WriteRTP(hdr, pkt[h.HeaderLen:])
+		return s.cfg.Writer.WriteRTP(fc.rtxHdr[:hl+len(desc)], payload)
 	}
 	hdr[0] &^= 0x20 // the original padding is not carried
 	putHeader(hdr, s.cfg.RTX.PayloadType, s.rtxSeq, uint32(outTS), s.cfg.RTX.SSRC)
 	s.rtxSeq++
 	body := fc.rtxBody[:2]
 	binary.BigEndian.PutUint16(body, uint16(out))
-	body = append(body, pkt[h.HeaderLen:len(pkt)-h.PaddingLen]...)
+	body = append(body, desc...)
+	body = append(body, payload[:len(payload)-h.PaddingLen]...)
 	return s.cfg.Writer.WriteRTP(hdr, body)
 }
 

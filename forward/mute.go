@@ -101,6 +101,7 @@ type muteState struct {
 	started    bool   // a publisher packet came
 
 	pkt      []byte // scratch for a generated packet
+	vp8      []byte // scratch for a generated VP8 payload with a picture ID
 	sps, pps []byte // the publisher's last H.264 parameter sets
 }
 
@@ -269,7 +270,15 @@ func (t *Track) emit(payloads [][]byte, key bool, now int64) {
 		g.ts = max(g.ts+1, uint64(now)/1000*uint64(t.cfg.ClockRate)/1_000_000)
 		ts = g.ts
 	}
+	var pic uint16
+	if t.codec == codecVP8 && t.pic.seen {
+		pic = t.nextGenPicture() // continue the publisher's picture IDs
+	}
 	for i, pl := range payloads {
+		if t.codec == codecVP8 && t.pic.seen {
+			g.vp8 = genVP8Payload(g.vp8, pl, pic)
+			pl = g.vp8
+		}
 		t.emitPacket(pl, genBase+g.ext, ts+genBase, key && i == 0, i == len(payloads)-1 && t.codec != codecOther, now)
 		g.ext++
 	}

@@ -46,6 +46,8 @@ type Track struct {
 	kf     keyFrames
 	par    parallel  // parallel fan-out state
 	mt     muteState // the muter
+	pic    picState  // VP8 picture-ID continuity
+	desc   [8]byte   // a rewritten VP8 payload descriptor
 }
 
 // keyFrames is a track's key-frame state, owned by the exclusive section.
@@ -80,7 +82,8 @@ type pktInfo struct {
 	ext, extTS   uint64
 	noMedia, key bool
 	now          int64
-	payload      []byte
+	desc         []byte // a rewritten start of the payload, sent as part of the header; nil if none
+	payload      []byte // the rest of the payload
 	epoch        uint32 // the muter's source epoch the packet belongs to
 }
 
@@ -187,6 +190,12 @@ func (t *Track) handle(pkt []byte) (error, bool) {
 		p.epoch = g.epoch
 		_ = t.parse(pkt)
 	}
+	if t.codec == codecVP8 && !p.noMedia {
+		p.desc, p.payload = t.mapPicture(p.payload)
+		if p.desc != nil {
+			t.cache.setPicOff(ext, t.pic.off)
+		}
+	}
 	t.fanout(pkt, p)
 	return nil, t.keyFrameDue(now)
 }
@@ -214,6 +223,7 @@ func (t *Track) resumeOn(media []byte, now int64) {
 	}
 	g.onGen, g.unmuting = false, false
 	g.epoch++
+	t.pic.resync = t.pic.seen
 }
 
 func hasSPS(media []byte) bool {
