@@ -33,7 +33,10 @@ var (
 
 // RTPWriter takes rewritten RTP packets for one subscriber. The packet is
 // header followed by payload; they are passed apart so that the payload,
-// shared by every subscriber, is never copied by the core. WriteRTP must not
+// shared by every subscriber, is never copied by the core. The split is not
+// always at the end of the RTP header: when the core rewrites the first
+// bytes of a payload (a VP8 descriptor's picture ID), they end header, so a
+// transport must treat the two as one packet. WriteRTP must not
 // block: a transport that cannot take the packet now drops it and returns
 // an error. It is called from one goroutine at a time.
 type RTPWriter interface {
