@@ -135,7 +135,7 @@ func (t *Track) HandleRTP(pkt []byte) error {
 		return ErrClosed
 	}
 	t.enter()
-	err, ask := t.handle(pkt)
+	ask, err := t.handle(pkt)
 	t.exit()
 	if ask {
 		t.sendPLI()
@@ -145,17 +145,17 @@ func (t *Track) HandleRTP(pkt []byte) error {
 
 // handle is HandleRTP inside the exclusive section. It reports whether a
 // key-frame request is to go upstream.
-func (t *Track) handle(pkt []byte) (error, bool) {
+func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	t.cnt.packetsIn.Add(1)
-	pkt, err := t.admit(pkt)
+	pkt, err = t.admit(pkt)
 	if err != nil {
-		return err, false
+		return false, err
 	}
 	h := &t.hdr
 	now := t.clock.Nanotime()
 	ext, extTS, v := t.in.push(h.Seq, h.Timestamp, now)
 	if v != accepted {
-		return t.refuse(v), false
+		return false, t.refuse(v)
 	}
 	t.cnt.bytesIn.Add(uint64(len(pkt)))
 	p := &t.cur
@@ -181,7 +181,7 @@ func (t *Track) handle(pkt []byte) (error, bool) {
 	if g.onGen && !(g.unmuting && p.key) {
 		t.cnt.mutedDrop.Add(1) // the publisher's media never reaches anyone while muted
 		t.generate(now)
-		return nil, t.keyFrameDue(now)
+		return t.keyFrameDue(now), nil
 	}
 	if g.onGen { // unmute: real media resumes exactly on this key frame
 		saved := *p
@@ -197,7 +197,7 @@ func (t *Track) handle(pkt []byte) (error, bool) {
 		}
 	}
 	t.fanout(pkt, p)
-	return nil, t.keyFrameDue(now)
+	return t.keyFrameDue(now), nil
 }
 
 // sawKeyFrame notes a publisher's key frame and its picture size.
