@@ -199,17 +199,46 @@ func isBlackKey(f []byte) bool {
 	return true
 }
 
+// call is the loopback call of TestPublishSubscribeLoopback: one
+// publisher client, its server peer, and n subscriber clients with theirs.
+type call struct {
+	engine       *Engine
+	api          *pion.API
+	server       *Peer
+	pub          *pubClient
+	video, audio *forward.Track
+	info         PublishInfo // the video's
+	peers        []*Peer
+	subs         []*subClient
+	videoSubs    []*Subscription
+	needed       chan struct{}
+	statusMu     sync.Mutex // guards statuses
+	statuses     []Status   // peers[0]'s
+}
+
+const callSubscribers = 3
+
 func TestPublishSubscribeLoopback(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := newTestEngine(t, Config{})
-	defer engine.Close()
-	api := clientAPI(t)
+	c := &call{engine: newTestEngine(t, Config{}), api: clientAPI(t), needed: make(chan struct{}, 64)}
+	defer c.engine.Close()
+	c.startPublisher(t)
+	c.subscribeVideo(t)
+	c.addAudioMidCall(t)
+	c.removeAudioMidCall(t)
+	c.checkNACK(t)
+	c.checkPLIMerged(t)
+	c.checkSelfMute(t)
+	c.close(t)
+}
 
+func (c *call) startPublisher(t *testing.T) {
 	published := make(chan *forward.Track, 4)
-	infos := map[*forward.Track]PublishInfo{}
 	var infoMu sync.Mutex
-	server, err := NewPeer(PeerConfig{
-		Engine: engine,
+	infos := map[*forward.Track]PublishInfo{}
+	var err error
+	c.server, err = NewPeer(PeerConfig{
+		Engine: c.engine,
 		Track:  forward.TrackConfig{KeyFrameInterval: 5 * time.Second},
 		OnPublish: func(tr *forward.Track, info PublishInfo) {
 			infoMu.Lock()
@@ -221,143 +250,161 @@ func TestPublishSubscribeLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := newPubClient(t, api)
-	publish(t, server, pub.client)
-	pub.goRun(pub.send)
-
-	var video, audio *forward.Track
-	for video == nil || audio == nil {
+	c.pub = newPubClient(t, c.api)
+	publish(t, c.server, c.pub.client)
+	c.pub.goRun(c.pub.send)
+	for c.video == nil || c.audio == nil {
 		select {
 		case tr := <-published:
 			if tr.Config().Kind == forward.Video {
-				video = tr
+				c.video = tr
 			} else {
-				audio = tr
+				c.audio = tr
 			}
 		case <-time.After(deadline):
 			t.Fatal("the publisher's tracks did not arrive")
 		}
 	}
-	if m := video.Config().MimeType; m != pion.MimeTypeVP8 {
+	if m := c.video.Config().MimeType; m != pion.MimeTypeVP8 {
 		t.Fatalf("video mime %q", m)
 	}
+	infoMu.Lock()
+	c.info = infos[c.video]
+	infoMu.Unlock()
+}
 
-	const n = 3
-	var statusMu sync.Mutex
-	var statuses []Status
-	needed := make(chan struct{}, 64)
-	peers := make([]*Peer, n)
-	videoSubs := make([]*Subscription, n)
-	subs := make([]*subClient, n)
-	for i := range n {
-		cfg := PeerConfig{Engine: engine, OnNegotiationNeeded: func() {
+// subscribeVideo connects the subscribers with the video only.
+func (c *call) subscribeVideo(t *testing.T) {
+	for i := range callSubscribers {
+		cfg := PeerConfig{Engine: c.engine, OnNegotiationNeeded: func() {
 			select {
-			case needed <- struct{}{}:
+			case c.needed <- struct{}{}:
 			default:
 			}
 		}}
 		if i == 0 {
 			cfg.OnStatus = func(s Status) {
-				statusMu.Lock()
-				statuses = append(statuses, s)
-				statusMu.Unlock()
+				c.statusMu.Lock()
+				c.statuses = append(c.statuses, s)
+				c.statusMu.Unlock()
 			}
 		}
-		if peers[i], err = NewPeer(cfg); err != nil {
+		p, err := NewPeer(cfg)
+		if err != nil {
 			t.Fatal(err)
 		}
-		subs[i] = newSubClient(t, api)
-		infoMu.Lock()
-		info := infos[video]
-		infoMu.Unlock()
-		if videoSubs[i], err = peers[i].Subscribe(video, info); err != nil {
+		s := newSubClient(t, c.api)
+		sub, err := p.Subscribe(c.video, c.info)
+		if err != nil {
 			t.Fatal(err)
 		}
-		negotiate(t, peers[i], subs[i].client)
+		c.peers, c.subs, c.videoSubs = append(c.peers, p), append(c.subs, s), append(c.videoSubs, sub)
+		negotiate(t, p, s.client)
 	}
-	for i, s := range subs {
+	for i, s := range c.subs {
 		waitFor(t, "video at every subscriber", func() bool { v, _ := s.counts(); return v >= 30 })
-		if peers[i].Status() != StatusConnected {
-			t.Errorf("subscriber %d status %q", i, peers[i].Status())
+		if st := c.peers[i].Status(); st != StatusConnected {
+			t.Errorf("subscriber %d status %q", i, st)
 		}
 	}
+}
 
-	// Mid-call: the server adds audio and renegotiates on its own.
-	for len(needed) > 0 {
-		<-needed
+func (c *call) wantNegotiation(t *testing.T, after string) {
+	t.Helper()
+	select {
+	case <-c.needed:
+	default:
+		t.Fatalf("no negotiation needed after %s", after)
 	}
-	audioSubs := make([]*Subscription, n)
-	for i := range n {
-		if audioSubs[i], err = peers[i].Subscribe(audio, PublishInfo{}); err != nil {
+}
+
+// addAudioMidCall: the server adds audio and renegotiates on its own.
+func (c *call) addAudioMidCall(t *testing.T) {
+	for len(c.needed) > 0 {
+		<-c.needed
+	}
+	for i, p := range c.peers {
+		if _, err := p.Subscribe(c.audio, PublishInfo{}); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-needed:
-		default:
-			t.Fatal("no negotiation needed after a mid-call subscription")
-		}
-		negotiate(t, peers[i], subs[i].client)
+		c.wantNegotiation(t, "a mid-call subscription")
+		negotiate(t, p, c.subs[i].client)
 	}
-	for _, s := range subs {
+	for _, s := range c.subs {
 		waitFor(t, "audio at every subscriber", func() bool { _, a := s.counts(); return a >= 20 })
 		s.mu.Lock()
 		for _, p := range append(append([][]byte(nil), s.video...), s.audio...) {
-			if !pub.wasSent(p) {
+			if !c.pub.wasSent(p) {
 				t.Errorf("a subscriber got a payload never sent: %x", p)
 				break
 			}
 		}
 		s.mu.Unlock()
 	}
+}
 
-	// Mid-call removal: the server renegotiates the track away.
-	if err := audioSubs[0].Close(); err != nil {
+// removeAudioMidCall: the server renegotiates a closed subscription away.
+func (c *call) removeAudioMidCall(t *testing.T) {
+	p := c.peers[0]
+	var sub *Subscription
+	p.mu.Lock()
+	for s := range p.subs {
+		if s.track == c.audio {
+			sub = s
+		}
+	}
+	p.mu.Unlock()
+	if err := sub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-needed:
-	default:
-		t.Fatal("no negotiation needed after closing a subscription")
+	c.wantNegotiation(t, "closing a subscription")
+	negotiate(t, p, c.subs[0].client)
+	if got := c.audio.Subscribers(); got != callSubscribers-1 {
+		t.Fatalf("audio has %d subscribers after one closed, want %d", got, callSubscribers-1)
 	}
-	negotiate(t, peers[0], subs[0].client)
-	if got := audio.Subscribers(); got != n-1 {
-		t.Fatalf("audio has %d subscribers after one closed, want %d", got, n-1)
-	}
+}
 
-	// A NACK is answered from the core's cache (pion's responder is not
-	// on the path), on the RTX stream the client negotiated, which pion
-	// unwraps: the client sees the sequence number a second time.
-	s1 := subs[1]
-	s1.mu.Lock()
-	lost := s1.lastSeq - 2
-	s1.mu.Unlock()
-	if cfg := videoSubs[1].Subscriber().Config(); cfg.RTX == nil {
+// checkNACK: a NACK is answered from the core's cache (pion's responder is
+// not on the path), on the RTX stream the client negotiated, which pion
+// unwraps: the client sees the sequence number a second time.
+func (c *call) checkNACK(t *testing.T) {
+	s := c.subs[1]
+	s.mu.Lock()
+	lost := s.lastSeq - 2
+	s.mu.Unlock()
+	if cfg := c.videoSubs[1].Subscriber().Config(); cfg.RTX == nil {
 		t.Error("the client negotiated RTX, the subscriber has none")
 	}
-	nack := &rtcp.TransportLayerNack{MediaSSRC: s1.videoSSRC.Load(), Nacks: []rtcp.NackPair{{PacketID: lost}}}
-	if err := s1.pc.WriteRTCP([]rtcp.Packet{nack}); err != nil {
+	nack := &rtcp.TransportLayerNack{MediaSSRC: s.videoSSRC.Load(), Nacks: []rtcp.NackPair{{PacketID: lost}}}
+	if err := s.pc.WriteRTCP([]rtcp.Packet{nack}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the retransmission", func() bool {
-		s1.mu.Lock()
-		defer s1.mu.Unlock()
-		return s1.seqs[lost] >= 2
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.seqs[lost] >= 2
 	})
-	if st := videoSubs[1].Subscriber().Stats(); st.Retransmits < 1 {
+	if st := c.videoSubs[1].Subscriber().Stats(); st.Retransmits < 1 {
 		t.Errorf("subscriber stats: %d retransmits", st.Retransmits)
 	}
+}
 
-	// PLIs of three subscribers reach the publisher merged into one.
+// checkPLIMerged: PLIs of every subscriber reach the publisher as one.
+// Key frames are paused and the track's KeyFrameInterval is 5 s, so
+// nothing answers or repeats the request during the check.
+func (c *call) checkPLIMerged(t *testing.T) {
+	video, pub := c.video, c.pub
 	pub.keyPaused.Store(true)
 	p0 := video.Stats().PacketsIn
 	waitFor(t, "packets sent after the pause", func() bool { return video.Stats().PacketsIn >= p0+3 })
 	st0, plis0 := video.Stats(), pub.plis.Load()
-	for _, s := range subs {
+	for _, s := range c.subs {
 		if err := s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: s.videoSSRC.Load()}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the core to take three PLIs", func() bool { return video.Stats().KeyFrameRequestsIn >= st0.KeyFrameRequestsIn+n })
+	n := uint64(len(c.subs))
+	waitFor(t, "the core to take every PLI", func() bool { return video.Stats().KeyFrameRequestsIn >= st0.KeyFrameRequestsIn+n })
 	waitFor(t, "a PLI at the publisher", func() bool { return pub.plis.Load() > plis0 })
 	if out := video.Stats().KeyFrameRequestsOut - st0.KeyFrameRequestsOut; out != 1 {
 		t.Errorf("%d key-frame requests went upstream for %d PLIs, want 1", out, n)
@@ -366,37 +413,41 @@ func TestPublishSubscribeLoopback(t *testing.T) {
 		t.Errorf("the publisher got %d PLIs, want 1", got)
 	}
 	pub.keyPaused.Store(false)
+}
 
-	// Self mute: every subscriber gets black VP8 key frames.
+// checkSelfMute: every subscriber gets black VP8 key frames.
+func (c *call) checkSelfMute(t *testing.T) {
 	pulse, err := forward.NewPulse(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pulse.Add(video)
-	video.SetMute(forward.MuteSelf, true)
-	for _, s := range subs {
+	pulse.Add(c.video)
+	c.video.SetMute(forward.MuteSelf, true)
+	for _, s := range c.subs {
 		waitFor(t, "a black key frame", func() bool { return s.blackKeys.Load() >= 1 })
 	}
-	video.SetMute(forward.MuteSelf, false)
-	pulse.Remove(video)
+	c.video.SetMute(forward.MuteSelf, false)
+	pulse.Remove(c.video)
 	if err := pulse.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	close(pub.stop)
-	for i := range n {
-		if err := peers[i].Close(); err != nil {
+func (c *call) close(t *testing.T) {
+	close(c.pub.stop)
+	for i, p := range c.peers {
+		if err := p.Close(); err != nil {
 			t.Error(err)
 		}
-		subs[i].close(t)
+		c.subs[i].close(t)
 	}
-	if err := server.Close(); err != nil {
+	if err := c.server.Close(); err != nil {
 		t.Error(err)
 	}
-	pub.close(t)
-	statusMu.Lock()
-	got := append([]Status(nil), statuses...)
-	statusMu.Unlock()
+	c.pub.close(t)
+	c.statusMu.Lock()
+	got := append([]Status(nil), c.statuses...)
+	c.statusMu.Unlock()
 	if len(got) < 2 || got[len(got)-1] != StatusDisconnected || !contains(got, StatusConnected) {
 		t.Errorf("statuses %v: want connected, then disconnected last", got)
 	}
