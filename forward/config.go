@@ -112,6 +112,11 @@ type TrackConfig struct {
 	ParallelThreshold int
 	// Mute sets the empty media of a muted track.
 	Mute MuteConfig
+	// NACKUpstream makes the track ask its publisher (through Feedback) to
+	// resend packets lost on the way in, up to three times each, 20 ms
+	// apart. Leave it off when the publisher's transport already does
+	// (pion's NACK generator, for instance).
+	NACKUpstream bool
 }
 
 // RTX names a retransmission stream: its SSRC and payload type.

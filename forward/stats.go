@@ -25,6 +25,7 @@ type TrackStats struct {
 	Generated           uint64 // empty-media packets sent
 	ParameterSetsResent uint64 // H.264 SPS and PPS sent again before an IDR at unmute
 	NoEmptyMedia        uint64 // times the muter had no empty frames for the codec
+	NACKsOut            uint64 // NACK entries sent to the publisher for upstream loss
 }
 
 // Dropped is the number of packets refused for any reason.
@@ -39,7 +40,7 @@ type trackCounters struct {
 	rtxIn, rtxPadding, keyFrames                 atomic.Uint64
 	keyFrameRequestsIn, keyFrameRequestsOut      atomic.Uint64
 	mutedDrop, generated, parameterSetsResent    atomic.Uint64
-	noEmptyMedia                                 atomic.Uint64
+	noEmptyMedia, nacksOut                       atomic.Uint64
 }
 
 // Stats returns the track's counters. It takes no lock.
@@ -54,6 +55,7 @@ func (t *Track) Stats() TrackStats {
 		KeyFrameRequestsIn: c.keyFrameRequestsIn.Load(), KeyFrameRequestsOut: c.keyFrameRequestsOut.Load(),
 		MutedDrop: c.mutedDrop.Load(), Generated: c.generated.Load(),
 		ParameterSetsResent: c.parameterSetsResent.Load(), NoEmptyMedia: c.noEmptyMedia.Load(),
+		NACKsOut: c.nacksOut.Load(),
 	}
 }
 

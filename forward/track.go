@@ -36,18 +36,20 @@ type Track struct {
 	cnt    trackCounters            // written in the exclusive section, read by anyone
 
 	// Owned by the exclusive section:
-	in     ingest
-	ssrc   uint32      // the publisher's SSRC once known
-	hdr    rtpx.Header // scratch for Parse
-	cache  *cache
-	unwrap []byte  // scratch for a packet unwrapped from RTX
-	main   *fanCtx // scratch of the goroutine that runs the section
-	cur    pktInfo // the packet being fanned out
-	kf     keyFrames
-	par    parallel  // parallel fan-out state
-	mt     muteState // the muter
-	pic    picState  // VP8 picture-ID continuity
-	desc   [8]byte   // a rewritten VP8 payload descriptor
+	in      ingest
+	ssrc    uint32      // the publisher's SSRC once known
+	hdr     rtpx.Header // scratch for Parse
+	cache   *cache
+	unwrap  []byte  // scratch for a packet unwrapped from RTX
+	main    *fanCtx // scratch of the goroutine that runs the section
+	cur     pktInfo // the packet being fanned out
+	kf      keyFrames
+	par     parallel  // parallel fan-out state
+	mt      muteState // the muter
+	pic     picState  // VP8 picture-ID continuity
+	nack    nackGen   // upstream NACKs
+	lastAdj uint64    // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
+	desc    [8]byte   // a rewritten VP8 payload descriptor
 }
 
 // keyFrames is a track's key-frame state, owned by the exclusive section.
@@ -136,9 +138,16 @@ func (t *Track) HandleRTP(pkt []byte) error {
 	}
 	t.enter()
 	ask, err := t.handle(pkt)
+	var nack []byte
+	if t.cfg.NACKUpstream && err == nil {
+		nack = t.nacksDue(t.cur.now)
+	}
 	t.exit()
 	if ask {
 		t.sendPLI()
+	}
+	if nack != nil && t.cfg.Feedback != nil {
+		_ = t.cfg.Feedback.WriteRTCP(nack) // t.nack.out is only written by this goroutine
 	}
 	return err
 }
@@ -153,10 +162,15 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	}
 	h := &t.hdr
 	now := t.clock.Nanotime()
+	prev, started := t.in.high, t.in.started
 	ext, extTS, v := t.in.push(h.Seq, h.Timestamp, now)
 	if v != accepted {
 		return false, t.refuse(v)
 	}
+	if t.cfg.NACKUpstream && started && ext > prev+1 && t.in.seqAdj == t.lastAdj {
+		t.nack.lost(prev, ext)
+	}
+	t.lastAdj = t.in.seqAdj
 	t.cnt.bytesIn.Add(uint64(len(pkt)))
 	p := &t.cur
 	*p = pktInfo{ext: ext, extTS: extTS, now: now, payload: pkt[h.HeaderLen:], epoch: t.mt.epoch}
