@@ -228,7 +228,8 @@ func (p *Peer) setLocal(desc pion.SessionDescription) (string, error) {
 }
 
 // SetAnswer applies the client's answer to the outstanding offer. On
-// failure the offer is rolled back and negotiation is needed again.
+// failure the offer stays outstanding (pion cannot roll back a local
+// offer): set a corrected answer, or call Offer for a new offer.
 func (p *Peer) SetAnswer(sdp string) error {
 	p.negMu.Lock()
 	p.mu.Lock()
@@ -239,14 +240,12 @@ func (p *Peer) SetAnswer(sdp string) error {
 		return ErrNoOffer
 	}
 	err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: sdp})
-	if err != nil {
-		_ = p.pc.SetLocalDescription(pion.SessionDescription{Type: pion.SDPTypeRollback})
+	if err == nil {
+		p.mu.Lock()
+		p.offering = false
+		p.mu.Unlock()
 	}
-	p.mu.Lock()
-	p.offering = false
-	p.needed = p.needed || err != nil
-	p.mu.Unlock()
-	p.negUnlock(err != nil)
+	p.negUnlock(false)
 	return err
 }
 

@@ -117,6 +117,12 @@ func TestRenegotiationQueue(t *testing.T) {
 	if n := strings.Count(offer1, "\nm="); n != 1 {
 		t.Fatalf("first offer has %d media sections, want 1", n)
 	}
+	if err := server.SetAnswer("not SDP"); err == nil {
+		t.Fatal("a malformed answer was accepted")
+	}
+	if fired.Load() != 1 {
+		t.Fatal("negotiation needed fired after a failed answer: the offer is still outstanding")
+	}
 	if err := server.SetAnswer(answerOffer(t, c, offer1)); err != nil {
 		t.Fatal(err)
 	}
