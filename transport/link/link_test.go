@@ -1,8 +1,8 @@
 package link
 
 import (
-	"testing"
 	"sync/atomic"
+	"testing"
 
 	"go.uber.org/goleak"
 
