@@ -15,7 +15,7 @@ import (
 const deadline = 20 * time.Second
 
 // waitFor polls cond against the deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	end := time.Now().Add(deadline)
 	for !cond() {
@@ -26,7 +26,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func newTestEngine(t *testing.T, cfg Config) *Engine {
+func newTestEngine(t testing.TB, cfg Config) *Engine {
 	t.Helper()
 	cfg.LoopbackOnly = true
 	e, err := New(cfg)
@@ -38,7 +38,7 @@ func newTestEngine(t *testing.T, cfg Config) *Engine {
 
 // clientAPI is a plain pion client as an application would build it:
 // default codecs and interceptors, forced onto 127.0.0.1.
-func clientAPI(t *testing.T) *pion.API {
+func clientAPI(t testing.TB) *pion.API {
 	t.Helper()
 	me := &pion.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
@@ -64,7 +64,7 @@ type client struct {
 	wg sync.WaitGroup
 }
 
-func newClient(t *testing.T, api *pion.API) *client {
+func newClient(t testing.TB, api *pion.API) *client {
 	t.Helper()
 	pc, err := api.NewPeerConnection(pion.Configuration{})
 	if err != nil {
@@ -81,7 +81,7 @@ func (c *client) goRun(fn func()) {
 	}()
 }
 
-func (c *client) close(t *testing.T) {
+func (c *client) close(t testing.TB) {
 	t.Helper()
 	if err := c.pc.GracefulClose(); err != nil {
 		t.Error(err)
@@ -90,7 +90,7 @@ func (c *client) close(t *testing.T) {
 }
 
 // setLocal sets a local description and waits for gathering (non-trickle).
-func setLocal(t *testing.T, pc *pion.PeerConnection, d pion.SessionDescription) string {
+func setLocal(t testing.TB, pc *pion.PeerConnection, d pion.SessionDescription) string {
 	t.Helper()
 	g := pion.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(d); err != nil {
@@ -105,7 +105,7 @@ func setLocal(t *testing.T, pc *pion.PeerConnection, d pion.SessionDescription) 
 }
 
 // publish has the client offer what it publishes and the server answer.
-func publish(t *testing.T, server *Peer, c *client) {
+func publish(t testing.TB, server *Peer, c *client) {
 	t.Helper()
 	offer, err := c.pc.CreateOffer(nil)
 	if err != nil {
@@ -121,7 +121,7 @@ func publish(t *testing.T, server *Peer, c *client) {
 }
 
 // negotiate runs one server-initiated offer/answer with the client.
-func negotiate(t *testing.T, server *Peer, c *client) {
+func negotiate(t testing.TB, server *Peer, c *client) {
 	t.Helper()
 	offer, err := server.Offer()
 	if err != nil {
