@@ -11,7 +11,8 @@ import (
 )
 
 // readBufSize holds any packet pion's SRTP layer hands out (its receive
-// MTU is 1460) and the core's default MaxPacketSize.
+// MTU is 1460) and the core's default MaxPacketSize; a published track's
+// buffer grows to a larger MaxPacketSize.
 const readBufSize = 1500
 
 // onTrack turns a remote track into a forward.Track fed by a read loop.
@@ -63,7 +64,7 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 // readRTP is a published track's read loop: one goroutine per track, as
 // HandleRTP wants, reading into one buffer for the track's life.
 func (p *Peer) readRTP(remote *pion.TrackRemote, track *forward.Track, info PublishInfo) {
-	buf := make([]byte, readBufSize)
+	buf := make([]byte, max(readBufSize, track.Config().MaxPacketSize))
 	for {
 		n, _, err := remote.Read(buf)
 		if errors.Is(err, io.ErrShortBuffer) {
