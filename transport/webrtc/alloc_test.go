@@ -1,6 +1,7 @@
 package webrtc
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -9,12 +10,16 @@ import (
 	"github.com/callcore/callcore/transport"
 )
 
-// countWriter stands in for pion's write stream.
-type countWriter struct{ n, bytes int }
+// countWriter stands in for pion's write stream; it keeps the last packet.
+type countWriter struct {
+	n, bytes int
+	last     []byte
+}
 
 func (w *countWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
 	w.n++
 	w.bytes += h.MarshalSize() + len(p)
+	w.last = append(w.last[:0], p...)
 	return len(p), nil
 }
 
@@ -46,6 +51,20 @@ func TestWriterAllocs(t *testing.T) {
 	}
 	if cw.bytes/cw.n != len(testHeader)+len(payload) {
 		t.Fatalf("wrote %d bytes a packet, want %d", cw.bytes/cw.n, len(testHeader)+len(payload))
+	}
+	// The split may fall inside the payload (a rewritten VP8 descriptor
+	// ends header): the writer joins the two without allocating.
+	desc := append(append([]byte(nil), testHeader...), 0x90, 0x80, 0x81, 0x23)
+	allocs = testing.AllocsPerRun(1000, func() {
+		if err := out.WriteRTP(desc, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per packet with a split payload, want 0", allocs)
+	}
+	if want := append([]byte{0x90, 0x80, 0x81, 0x23}, payload...); !bytes.Equal(cw.last, want) {
+		t.Fatal("the payload prefix carried in header was lost")
 	}
 	out.closed.Store(true)
 	if err := out.WriteRTP(testHeader, payload); err != transport.ErrClosed {

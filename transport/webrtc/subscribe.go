@@ -144,7 +144,10 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 type rtpOut struct {
 	ws     atomic.Pointer[pion.TrackLocalWriter]
 	closed atomic.Bool
-	hdr    rtp.Header // reused: the core calls from one goroutine at a time
+
+	// Reused: the core calls from one goroutine at a time.
+	hdr rtp.Header
+	buf []byte // a payload whose first bytes came in header
 }
 
 func (w *rtpOut) WriteRTP(header, payload []byte) error {
@@ -155,10 +158,20 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 	if ws == nil {
 		return transport.ErrClosed
 	}
-	if _, err := w.hdr.Unmarshal(header); err != nil {
+	n, err := w.hdr.Unmarshal(header)
+	if err != nil {
 		return err
 	}
-	_, err := (*ws).WriteRTP(&w.hdr, payload)
+	if n < len(header) {
+		// The core rewrote the payload's first bytes (a VP8 descriptor's
+		// picture ID) and passed them at the end of header: join them.
+		if w.buf == nil {
+			w.buf = make([]byte, 0, readBufSize)
+		}
+		w.buf = append(append(w.buf[:0], header[n:]...), payload...)
+		payload = w.buf
+	}
+	_, err = (*ws).WriteRTP(&w.hdr, payload)
 	return err
 }
 
