@@ -1,6 +1,7 @@
 package link
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"time"
@@ -21,6 +22,12 @@ type Config struct {
 	// listening side sends to the address the dialer's first
 	// authenticated packet came from.
 	PeerMedia string
+	// TLS, when set, protects the control channel, which carries the
+	// session's SRTP keys: it is the server config when listening, the
+	// client config when dialing. Use mutual authentication (ClientAuth
+	// tls.RequireAndVerifyClientCert) so only nodes with a certificate
+	// connect. Default nil: plain TCP, for private networks and tests only.
+	TLS *tls.Config
 	// Media is the local UDP address. Default the local IP of the control
 	// connection and a free port; a new socket is opened per session.
 	Media string

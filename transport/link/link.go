@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -87,6 +88,9 @@ func (l *Link) accept() {
 			}
 			continue
 		}
+		if l.cfg.TLS != nil {
+			c = tls.Server(c, l.cfg.TLS)
+		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -108,6 +112,9 @@ func (l *Link) dial() {
 		c, err := d.DialContext(ctx, "tcp", l.cfg.Dial)
 		if err == nil {
 			l.cnt.dials.Add(1)
+			if l.cfg.TLS != nil {
+				c = tls.Client(c, l.cfg.TLS)
+			}
 			if l.run(c, true) {
 				wait = 50 * time.Millisecond
 			}

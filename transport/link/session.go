@@ -74,6 +74,10 @@ func newSession(l *Link, c net.Conn, dialer bool) (*session, error) {
 	}
 	s.nextSSRC = binary.BigEndian.Uint32(nb[:]) | 1
 	s.fbSSRC = binary.BigEndian.Uint32(nb[4:]) | 1
+	// The hello (and a TLS handshake before it) must finish in time.
+	if err := c.SetDeadline(time.Now().Add(l.cfg.Timeout)); err != nil {
+		return nil, err
+	}
 	if err := s.openUDP(c); err != nil {
 		return nil, err
 	}
