@@ -147,7 +147,9 @@ func (s *session) datagram(b []byte, src netip.AddrPort) {
 			countUnprotect(c, err)
 			return
 		}
-		s.latch(peer, src)
+		if peer == nil {
+			s.latch(src)
+		}
 		c.rtcpIn.Add(1)
 		s.feedback(p)
 		return
@@ -157,7 +159,9 @@ func (s *session) datagram(b []byte, src netip.AddrPort) {
 		countUnprotect(c, err)
 		return
 	}
-	s.latch(peer, src)
+	if peer == nil {
+		s.latch(src)
+	}
 	in := (*s.inbound.Load())[s.rx.hdr.SSRC]
 	if in == nil {
 		c.unknownSSRC.Add(1)
@@ -179,10 +183,8 @@ func (s *session) datagram(b []byte, src netip.AddrPort) {
 
 // latch makes src the peer's media address when none is known yet: only
 // a packet that passed authentication with this session's keys gets here.
-func (s *session) latch(peer *netip.AddrPort, src netip.AddrPort) {
-	if peer == nil {
-		s.peer.CompareAndSwap(nil, &src)
-	}
+func (s *session) latch(src netip.AddrPort) {
+	s.peer.CompareAndSwap(nil, &src)
 }
 
 func countUnprotect(c *counters, err error) {
