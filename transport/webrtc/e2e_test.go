@@ -17,7 +17,8 @@ import (
 )
 
 // pubClient publishes VP8 and Opus with plain pion tracks. Its VP8 frames
-// are one packet each with a valid RFC 7741 descriptor and frame tag; key
+// are one packet each with an RFC 7741 descriptor (picture IDs, as
+// browsers send) and a frame tag; key
 // frames come every 20 packets and on PLI unless paused. They do not
 // decode (no VP8 start code), so the core's black frames keep their
 // default 640×360 and are told apart from the publisher's.
@@ -91,8 +92,12 @@ func (p *pubClient) send() {
 		if key {
 			tag, fill = 0x00, 0xAA
 		}
-		payload := append([]byte{0x10, tag, byte(i >> 8), byte(i)}, bytes.Repeat([]byte{fill}, 40)...)
-		p.record(payload)
+		// Descriptor as browsers send it: X, S, a 15-bit picture ID (one
+		// frame per packet here); the core may shift the ID.
+		pid := uint16(i) & 0x7fff
+		payload := append([]byte{0x90, 0x80, 0x80 | byte(pid>>8), byte(pid), tag, byte(i >> 8), byte(i)},
+			bytes.Repeat([]byte{fill}, 40)...)
+		p.record(payload[vp8DescLen(payload):])
 		_ = p.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true,
 			SequenceNumber: uint16(i), Timestamp: uint32(i) * 450}, Payload: payload})
 		if i%4 == 0 {
@@ -160,10 +165,10 @@ func (s *subClient) read(remote *pion.TrackRemote) {
 		if remote.Kind() != pion.RTPCodecTypeVideo || len(c) < 2 {
 			continue
 		}
-		if c[0]&0x10 != 0 { // S: a frame starts (one-byte descriptors only here)
+		if c[0]&0x10 != 0 { // S: a frame starts
 			frame = frame[:0]
 		}
-		frame = append(frame, c[1:]...)
+		frame = append(frame, c[vp8DescLen(c):]...)
 		if pkt.Marker && isBlackKey(frame) {
 			s.blackKeys.Add(1)
 		}
@@ -174,6 +179,27 @@ func (s *subClient) counts() (video, audio int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.video), len(s.audio)
+}
+
+// vp8DescLen returns the length of an RFC 7741 payload descriptor.
+func vp8DescLen(p []byte) int {
+	if len(p) < 2 || p[0]&0x80 == 0 {
+		return 1
+	}
+	x, i := p[1], 2
+	if x&0x80 != 0 { // I: picture ID, 7 or 15 bits
+		if len(p) > i && p[i]&0x80 != 0 {
+			i++
+		}
+		i++
+	}
+	if x&0x40 != 0 { // L: TL0PICIDX
+		i++
+	}
+	if x&0x30 != 0 { // T or K
+		i++
+	}
+	return min(i, len(p))
 }
 
 // isBlackKey decodes a VP8 key frame and checks it is 640×360 and black.
@@ -333,9 +359,15 @@ func (c *call) addAudioMidCall(t *testing.T) {
 	for _, s := range c.subs {
 		waitFor(t, "audio at every subscriber", func() bool { _, a := s.counts(); return a >= 20 })
 		s.mu.Lock()
-		for _, p := range append(append([][]byte(nil), s.video...), s.audio...) {
+		for _, p := range s.video {
+			if !c.pub.wasSent(p[vp8DescLen(p):]) {
+				t.Errorf("a subscriber got a VP8 frame never sent: %x", p)
+				break
+			}
+		}
+		for _, p := range s.audio {
 			if !c.pub.wasSent(p) {
-				t.Errorf("a subscriber got a payload never sent: %x", p)
+				t.Errorf("a subscriber got an Opus payload never sent: %x", p)
 				break
 			}
 		}
@@ -426,7 +458,27 @@ func (c *call) checkSelfMute(t *testing.T) {
 	for _, s := range c.subs {
 		waitFor(t, "a black key frame", func() bool { return s.blackKeys.Load() >= 1 })
 	}
+	marks := make([]int, len(c.subs))
+	for i, s := range c.subs {
+		marks[i], _ = s.counts()
+	}
 	c.video.SetMute(forward.MuteSelf, false)
+	// After unmute the core shifts the publisher's picture IDs to follow
+	// the empty frames' and passes each rewritten descriptor at the end of
+	// the header part of WriteRTP: the frames must still arrive whole.
+	for i, s := range c.subs {
+		waitFor(t, "the publisher's frames after unmute", func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			n := 0
+			for _, p := range s.video[marks[i]:] {
+				if c.pub.wasSent(p[vp8DescLen(p):]) {
+					n++
+				}
+			}
+			return n >= 20
+		})
+	}
 	pulse.Remove(c.video)
 	if err := pulse.Close(); err != nil {
 		t.Fatal(err)
