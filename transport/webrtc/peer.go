@@ -42,7 +42,8 @@ type PeerConfig struct {
 	// Track is the template of the published tracks' configs: its tunables
 	// (cache size, reorder window, mute, clock, pool) are used; Kind,
 	// ClockRate, PayloadType, MimeType, SSRC, Extensions, RTX and Feedback
-	// come from the negotiation.
+	// come from the negotiation, and NACKUpstream is off (pion's NACK
+	// generator asks the publisher).
 	Track forward.TrackConfig
 	// OnPublish is called once per track the client publishes, before its
 	// first packet reaches the core: subscribe others to it here.

@@ -39,6 +39,7 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 	cfg.Extensions = extensions(recv.GetParameters().HeaderExtensions)
 	cfg.RTX = nil // pion unwraps RTX: TrackRemote.Read returns repaired packets as the original stream
 	cfg.Feedback = feedback{pc: p.pc}
+	cfg.NACKUpstream = false // pion's NACK generator already asks the publisher
 	track, err := forward.NewTrack(cfg)
 	if err != nil {
 		return // pion drops the track's packets once its buffer is full
