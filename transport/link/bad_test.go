@@ -2,6 +2,8 @@ package link
 
 import (
 	"net"
+	"sync/atomic"
+	"time"
 	"testing"
 
 	pionrtp "github.com/pion/rtp"
@@ -27,7 +29,8 @@ func TestLinkBadInput(t *testing.T) {
 	waitFor(t, "packets at B", func() bool { n, _, _ := rec.counts(); return n > 20 })
 
 	// A second link on B, whose peer C vanishes.
-	b2, c := pair(t, Config{}, Config{})
+	var ended atomic.Int64
+	b2, c := pair(t, Config{Linger: 200 * time.Millisecond, OnTrackEnded: func(*RemoteTrack) { ended.Add(1) }}, Config{})
 	track2, _ := newOrigin(t)
 	if err := c.Offer("mic", track2); err != nil {
 		t.Fatal(err)
@@ -74,6 +77,7 @@ func TestLinkBadInput(t *testing.T) {
 	// C vanishes: B's link to it notices, its link to A goes on.
 	c.Close()
 	waitFor(t, "B to notice C gone", func() bool { return !b2.Connected() })
+	waitFor(t, "C's track ended after Linger", func() bool { return b2.Remote("mic") == nil && ended.Load() == 1 })
 	n0, _, _ := rec.counts()
 	waitFor(t, "B still receiving from A", func() bool { n, _, _ := rec.counts(); return n > n0+100 })
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// Timeout is how long a silent control connection is kept; pings go
 	// every Timeout/5. Default 5 s.
 	Timeout time.Duration
+	// Linger is how long the peer's tracks are kept after a session ends
+	// without a new one; then they end (OnTrackEnded) and their memory is
+	// freed. Default 30 s.
+	Linger time.Duration
 	// Redial is the longest wait between two dials (the first retry is
 	// after 50 ms, doubling). Default 1 s.
 	Redial time.Duration
@@ -56,6 +60,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Second
+	}
+	if c.Linger == 0 {
+		c.Linger = 30 * time.Second
 	}
 	if c.Redial == 0 {
 		c.Redial = time.Second
@@ -76,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: PeerMedia without Dial", ErrInvalidConfig)
 	case c.Timeout < 50*time.Millisecond:
 		return fmt.Errorf("%w: timeout %v", ErrInvalidConfig, c.Timeout)
+	case c.Linger < 0:
+		return fmt.Errorf("%w: linger %v", ErrInvalidConfig, c.Linger)
 	case c.Redial < time.Millisecond:
 		return fmt.Errorf("%w: redial %v", ErrInvalidConfig, c.Redial)
 	case c.MaxPacketSize < 64 || c.MaxPacketSize > 65000:

@@ -21,6 +21,7 @@ type Link struct {
 	cfg  Config
 	ln   net.Listener // nil when dialing
 	done chan struct{}
+	idle chan struct{} // a session ended; wakes the linger goroutine
 	wg   sync.WaitGroup
 	cnt  counters
 
@@ -40,7 +41,7 @@ func New(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	l := &Link{cfg: cfg, done: make(chan struct{}), offers: map[string]*forward.Track{},
+	l := &Link{cfg: cfg, done: make(chan struct{}), idle: make(chan struct{}, 1), offers: map[string]*forward.Track{},
 		remotes: map[string]*RemoteTrack{}, live: map[*session]struct{}{}, pending: map[net.Conn]struct{}{}}
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)
@@ -48,13 +49,37 @@ func New(cfg Config) (*Link, error) {
 			return nil, fmt.Errorf("link: listen: %w", err)
 		}
 		l.ln = ln
-		l.wg.Add(1)
+		l.wg.Add(2)
 		go l.accept()
+		go l.linger()
 		return l, nil
 	}
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.dial()
+	go l.linger()
 	return l, nil
+}
+
+// linger ends the peer's tracks once no session has been up for Linger
+// after one ended.
+func (l *Link) linger() {
+	defer l.wg.Done()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-l.idle:
+			t.Reset(l.cfg.Linger)
+		case <-t.C:
+			if !l.Connected() {
+				l.cnt.lingerEnded.Add(1)
+				l.endRemotes(func(string) bool { return true })
+			}
+		}
+	}
 }
 
 // Addr returns the control address the link listens on, or nil when it
@@ -187,6 +212,10 @@ func (l *Link) unregister(s *session) {
 	}
 	delete(l.live, s)
 	l.mu.Unlock()
+	select {
+	case l.idle <- struct{}{}:
+	default:
+	}
 }
 
 func (l *Link) current() *session {

@@ -8,6 +8,7 @@ type counters struct {
 	rtpOut, rtcpOut, rtpIn, rtxIn, rtcpIn, nacksOut             atomic.Uint64
 	unknownSource, unknownSSRC, malformed, authFailed, replayed atomic.Uint64
 	refused, oversized, noPeer, sendErrors, readErrors          atomic.Uint64
+	lingerEnded                                                 atomic.Uint64
 }
 
 // Stats is a snapshot of a link's counters, summed over its sessions.
@@ -35,6 +36,7 @@ type Stats struct {
 	NoPeer        uint64 // packets not sent because the peer's media address is not known yet
 	SendErrors    uint64 // sends the kernel refused
 	ReadErrors    uint64 // failed reads
+	LingerEnded   uint64 // times the peer's tracks were ended after Linger without a session
 }
 
 // Dropped sums the datagrams the link dropped on the way in.
@@ -52,5 +54,5 @@ func (l *Link) Stats() Stats {
 		UnknownSource: c.unknownSource.Load(), UnknownSSRC: c.unknownSSRC.Load(), Malformed: c.malformed.Load(),
 		AuthFailed: c.authFailed.Load(), Replayed: c.replayed.Load(), Refused: c.refused.Load(),
 		Oversized: c.oversized.Load(), NoPeer: c.noPeer.Load(), SendErrors: c.sendErrors.Load(),
-		ReadErrors: c.readErrors.Load()}
+		ReadErrors: c.readErrors.Load(), LingerEnded: c.lingerEnded.Load()}
 }
