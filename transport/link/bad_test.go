@@ -3,8 +3,8 @@ package link
 import (
 	"net"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	pionrtp "github.com/pion/rtp"
 

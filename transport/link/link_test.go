@@ -43,12 +43,25 @@ func remoteOf(t testing.TB, l *Link, id string) *RemoteTrack {
 func TestLinkInProcess(t *testing.T) {
 	var dropped, dropping atomic.Int64
 	dropping.Store(1)
+	rtxLost := map[uint16]bool{} // used by B's receive goroutine only
 	a, b := pair(t, Config{}, Config{dropIn: func(p []byte) bool {
 		// Every 25th first transmission is lost on the way in; the
 		// receive loop's NACK brings it back on the RTX stream.
-		if dropping.Load() == 1 && p[1]&0x7f == pubPT && (uint16(p[2])<<8|uint16(p[3]))%25 == 0 {
+		if dropping.Load() == 0 {
+			return false
+		}
+		if p[1]&0x7f == pubPT && (uint16(p[2])<<8|uint16(p[3]))%25 == 0 {
 			dropped.Add(1)
 			return true
+		}
+		// The first retransmission of every other lost packet is lost
+		// too: the NACK is repeated.
+		if p[1]&0x7f == rtxPT(pubPT) && len(p) >= 14 {
+			orig := uint16(p[12])<<8 | uint16(p[13])
+			if orig%50 == 0 && !rtxLost[orig] {
+				rtxLost[orig] = true
+				return true
+			}
 		}
 		return false
 	}})
@@ -80,7 +93,7 @@ func TestLinkInProcess(t *testing.T) {
 	}
 	dropping.Store(0)
 	st := b.Stats()
-	if st.NACKsOut == 0 || st.RTXIn == 0 {
+	if st.NACKsOut == 0 || st.RTXIn == 0 || st.NACKRetries == 0 {
 		t.Fatalf("loss was not repaired over the link: %+v", st)
 	}
 	if out, in := a.Stats().RTPOut, track.Stats(); out > in.PacketsIn+in.Generated+st.RTXIn+64 {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	pionrtcp "github.com/pion/rtcp"
 	pionrtp "github.com/pion/rtp"
@@ -38,9 +39,27 @@ type inbound struct {
 	track   *forward.Track
 	ssrc    uint32
 	rtxSSRC uint32
-	high    uint16 // highest link sequence number seen; owned by the receive goroutine
-	started bool   // owned by the receive goroutine
+	high    uint16              // highest link sequence number seen; owned by the receive goroutine
+	started bool                // owned by the receive goroutine
+	pend    [maxPending]pending // NACKed and not arrived yet; owned by the receive goroutine
+	npend   int
 }
+
+// pending is a NACKed packet: when it was last asked for, and how often.
+type pending struct {
+	seq   uint16
+	at    int64
+	tries uint8
+}
+
+// NACK retries: a packet not arrived nackRetry after its NACK is asked for
+// again, up to nackTries times in all; at most maxPending are tracked per
+// track.
+const (
+	maxPending = 64
+	nackRetry  = int64(40 * time.Millisecond)
+	nackTries  = 3
+)
 
 // addInbound makes a forward.Track for a track the peer announced and
 // splices the remote track's subscribers onto it.
@@ -172,9 +191,16 @@ func (s *session) datagram(b []byte, src netip.AddrPort) {
 	}
 	c.rtpIn.Add(1)
 	if s.rx.hdr.SSRC == in.ssrc {
+		s.arrived(in, s.rx.hdr.SequenceNumber)
 		s.checkGap(in, s.rx.hdr.SequenceNumber)
 	} else {
 		c.rtxIn.Add(1)
+		if h := s.rx.hdr.MarshalSize(); len(p) >= h+2 {
+			s.arrived(in, binary.BigEndian.Uint16(p[h:]))
+		}
+	}
+	if in.npend > 0 {
+		s.retryNACKs(in)
 	}
 	if err := in.track.HandleRTP(p); err != nil {
 		c.refused.Add(1)
@@ -209,6 +235,11 @@ func (s *session) checkGap(in *inbound, seq uint16) {
 		return
 	}
 	if d > 1 && d <= maxNACKGap {
+		now := time.Now().UnixNano()
+		for q := in.high + 1; q != seq && in.npend < maxPending; q++ {
+			in.pend[in.npend] = pending{seq: q, at: now, tries: 1}
+			in.npend++
+		}
 		nk := s.rx.nack[:0]
 		for first := in.high + 1; first != seq; {
 			e := rtcpx.NACK{PID: first}
@@ -226,6 +257,50 @@ func (s *session) checkGap(in *inbound, seq uint16) {
 		}
 	}
 	in.high = seq
+}
+
+// arrived forgets a NACKed packet that came.
+func (s *session) arrived(in *inbound, seq uint16) {
+	for i := 0; i < in.npend; i++ {
+		if in.pend[i].seq == seq {
+			in.npend--
+			in.pend[i] = in.pend[in.npend]
+			return
+		}
+	}
+}
+
+// retryNACKs asks again for packets NACKed nackRetry ago that did not
+// come, and gives up on those asked nackTries times.
+func (s *session) retryNACKs(in *inbound) {
+	now := time.Now().UnixNano()
+	nk := s.rx.nack[:0]
+	for i := 0; i < in.npend; {
+		pd := &in.pend[i]
+		if now-pd.at < nackRetry {
+			i++
+			continue
+		}
+		if pd.tries >= nackTries || int16(in.high-pd.seq) > 512 {
+			s.l.cnt.nackGaveUp.Add(1)
+			in.npend--
+			in.pend[i] = in.pend[in.npend]
+			continue
+		}
+		pd.tries++
+		pd.at = now
+		nk = append(nk, rtcpx.NACK{PID: pd.seq})
+		i++
+	}
+	s.rx.nack = nk
+	if len(nk) == 0 {
+		return
+	}
+	s.rx.out = rtcpx.AppendNACK(s.rx.out[:0], s.fbSSRC, in.ssrc, nk)
+	if s.WriteRTCP(s.rx.out) == nil {
+		s.l.cnt.nacksOut.Add(1)
+		s.l.cnt.nackRetries.Add(uint64(len(nk)))
+	}
 }
 
 // feedback hands a compound RTCP packet to each relay it names (NACK,

@@ -8,7 +8,7 @@ type counters struct {
 	rtpOut, rtcpOut, rtpIn, rtxIn, rtcpIn, nacksOut             atomic.Uint64
 	unknownSource, unknownSSRC, malformed, authFailed, replayed atomic.Uint64
 	refused, oversized, noPeer, sendErrors, readErrors          atomic.Uint64
-	lingerEnded                                                 atomic.Uint64
+	lingerEnded, nackRetries, nackGaveUp                        atomic.Uint64
 }
 
 // Stats is a snapshot of a link's counters, summed over its sessions.
@@ -19,12 +19,14 @@ type Stats struct {
 	SessionErrors  uint64 // connections refused before or during the hello
 	ProtocolErrors uint64 // control messages that broke the protocol or were unknown
 
-	RTPOut   uint64 // RTP packets sent, retransmissions included
-	RTCPOut  uint64 // RTCP packets sent (feedback, NACKs, keepalives)
-	RTPIn    uint64 // RTP packets handed to inbound tracks, retransmissions included
-	RTXIn    uint64 // of which retransmissions
-	RTCPIn   uint64 // RTCP packets that passed authentication
-	NACKsOut uint64 // NACK packets sent for gaps in the link's numbering
+	RTPOut      uint64 // RTP packets sent, retransmissions included
+	RTCPOut     uint64 // RTCP packets sent (feedback, NACKs, keepalives)
+	RTPIn       uint64 // RTP packets handed to inbound tracks, retransmissions included
+	RTXIn       uint64 // of which retransmissions
+	RTCPIn      uint64 // RTCP packets that passed authentication
+	NACKsOut    uint64 // NACK packets sent for gaps in the link's numbering, retries included
+	NACKRetries uint64 // packets asked for again because they did not come after a NACK
+	NACKGaveUp  uint64 // packets given up on after the last retry
 
 	UnknownSource uint64 // datagrams from an address other than the peer's
 	UnknownSSRC   uint64 // authentic RTP or feedback for an SSRC the session does not know
@@ -54,5 +56,6 @@ func (l *Link) Stats() Stats {
 		UnknownSource: c.unknownSource.Load(), UnknownSSRC: c.unknownSSRC.Load(), Malformed: c.malformed.Load(),
 		AuthFailed: c.authFailed.Load(), Replayed: c.replayed.Load(), Refused: c.refused.Load(),
 		Oversized: c.oversized.Load(), NoPeer: c.noPeer.Load(), SendErrors: c.sendErrors.Load(),
-		ReadErrors: c.readErrors.Load(), LingerEnded: c.lingerEnded.Load()}
+		ReadErrors: c.readErrors.Load(), LingerEnded: c.lingerEnded.Load(),
+		NACKRetries: c.nackRetries.Load(), NACKGaveUp: c.nackGaveUp.Load()}
 }
