@@ -3,6 +3,7 @@ package link
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -119,6 +120,7 @@ type writer struct {
 	ctx *srtp.Context
 	buf []byte
 	hdr pionrtp.Header
+	out rawSender
 }
 
 func (s *session) newWriter(r *relay) (*writer, error) {
@@ -126,11 +128,17 @@ func (s *session) newWriter(r *relay) (*writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &writer{s: s, r: r, ctx: ctx, buf: make([]byte, s.l.cfg.MaxPacketSize+64)}, nil
+	w := &writer{s: s, r: r, ctx: ctx, buf: make([]byte, s.l.cfg.MaxPacketSize+64)}
+	if err := w.out.init(s.conn); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
-// WriteRTP sends one packet over the link. It never calls back into the
-// core.
+// WriteRTP sends one packet over the link with one non-blocking system
+// call (on Linux): when the socket buffer is full the packet is dropped
+// and the error wraps transport.ErrBufferFull. It never calls back into
+// the core.
 func (w *writer) WriteRTP(header, payload []byte) error {
 	s := w.s
 	if s.shut.Load() {
@@ -158,8 +166,12 @@ func (w *writer) WriteRTP(header, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(out, *peer); err != nil {
-		s.l.cnt.sendErrors.Add(1)
+	if err := w.out.send(out, *peer); err != nil {
+		if errors.Is(err, transport.ErrBufferFull) {
+			s.l.cnt.wouldBlock.Add(1)
+		} else {
+			s.l.cnt.sendErrors.Add(1)
+		}
 		return err
 	}
 	s.l.cnt.rtpOut.Add(1)

@@ -8,7 +8,7 @@ type counters struct {
 	rtpOut, rtcpOut, rtpIn, rtxIn, rtcpIn, nacksOut             atomic.Uint64
 	unknownSource, unknownSSRC, malformed, authFailed, replayed atomic.Uint64
 	refused, oversized, noPeer, sendErrors, readErrors          atomic.Uint64
-	lingerEnded, nackRetries, nackGaveUp                        atomic.Uint64
+	lingerEnded, nackRetries, nackGaveUp, wouldBlock            atomic.Uint64
 }
 
 // Stats is a snapshot of a link's counters, summed over its sessions.
@@ -37,6 +37,7 @@ type Stats struct {
 	Oversized     uint64 // packets too large to send
 	NoPeer        uint64 // packets not sent because the peer's media address is not known yet
 	SendErrors    uint64 // sends the kernel refused
+	WouldBlock    uint64 // RTP packets dropped because the socket buffer was full
 	ReadErrors    uint64 // failed reads
 	LingerEnded   uint64 // times the peer's tracks were ended after Linger without a session
 }
@@ -57,5 +58,6 @@ func (l *Link) Stats() Stats {
 		AuthFailed: c.authFailed.Load(), Replayed: c.replayed.Load(), Refused: c.refused.Load(),
 		Oversized: c.oversized.Load(), NoPeer: c.noPeer.Load(), SendErrors: c.sendErrors.Load(),
 		ReadErrors: c.readErrors.Load(), LingerEnded: c.lingerEnded.Load(),
-		NACKRetries: c.nackRetries.Load(), NACKGaveUp: c.nackGaveUp.Load()}
+		NACKRetries: c.nackRetries.Load(), NACKGaveUp: c.nackGaveUp.Load(),
+		WouldBlock: c.wouldBlock.Load()}
 }
