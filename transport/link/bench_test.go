@@ -41,11 +41,12 @@ func BenchmarkLinkFanout(b *testing.B) {
 	}
 	pkt := &pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: 111, SSRC: pubSSRC}, Payload: make([]byte, 160)}
 	var seq uint16
+	buf := make([]byte, 1500)
 	publish := func() {
 		pkt.SequenceNumber, pkt.Timestamp = seq, uint32(seq)*960
 		seq++
-		buf, _ := pkt.Marshal()
-		_ = tr.HandleRTP(buf)
+		n, _ := pkt.MarshalTo(buf)
+		_ = tr.HandleRTP(buf[:n])
 	}
 	waitFor(b, "the link to carry packets", func() bool { publish(); return got.Load() >= subs })
 	inTrack := func() int64 { return int64(rt.Track().Stats().PacketsIn) }
