@@ -27,7 +27,7 @@
 // with forward.Subscriber.SwitchTo, a splice: their sequence numbers stay
 // continuous across the outage.
 //
-// The control channel is plain TCP: the SRTP keys cross it in the clear.
-// It must be protected (TLS, or a private network) in a real deployment;
-// see docs/link.md.
+// The control channel carries the SRTP keys: set Config.TLS (mutual TLS)
+// for any network that is not private; without it the channel is plain
+// TCP. See docs/link.md.
 package link
