@@ -28,7 +28,7 @@ func (w *countWriter) Write(b []byte) (int, error) { return len(b), nil }
 func newOut() (*rtpOut, *countWriter) {
 	cw := &countWriter{}
 	var ws pion.TrackLocalWriter = cw
-	out := &rtpOut{}
+	out := &rtpOut{batch: noFlush{}}
 	out.ws.Store(&ws)
 	return out, cw
 }

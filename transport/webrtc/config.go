@@ -6,8 +6,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/transport"
 )
 
 // Config is the server side of every peer: ICE and the media engine. Zero
@@ -104,6 +107,9 @@ type Engine struct {
 	api  *pion.API
 	conn net.PacketConn // the mux's socket, nil without UDPPort
 	mux  ice.UDPMux
+	// batch is the flush point of the subscriptions' writers: the mux's
+	// batchConn when the mux socket is IPv4, else noFlush.
+	batch transport.Flusher
 }
 
 // New validates cfg and builds an Engine. Close it after its peers.
@@ -112,8 +118,12 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, batch: noFlush{}}
 	se := pion.SettingEngine{}
+	// AES-128-GCM first: the cheapest SRTP profile in pion (pion's own
+	// default list starts with AES-256-GCM).
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM,
+		dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, cfg.ICEKeepalive)
 	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4, pion.NetworkTypeUDP6})
 	if cfg.LoopbackOnly {
@@ -144,7 +154,11 @@ func New(cfg Config) (*Engine, error) {
 			return nil, err
 		}
 		e.conn = conn
-		e.mux = pion.NewICEUDPMux(nil, conn)
+		if conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+			bc := newBatchConn(conn)
+			e.conn, e.batch = bc, bc
+		}
+		e.mux = pion.NewICEUDPMux(nil, e.conn)
 		se.SetICEUDPMux(e.mux)
 	}
 	me, ir, err := mediaEngine()

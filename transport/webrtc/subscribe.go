@@ -49,6 +49,7 @@ func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription,
 		info.StreamID = "callcore-stream-" + n
 	}
 	s := &Subscription{peer: p, track: track}
+	s.out.batch = p.cfg.Engine.batch
 	s.local = &localTrack{
 		s: s, id: info.TrackID, streamID: info.StreamID, kind: tc.Kind,
 		mime: tc.MimeType, clock: tc.ClockRate, fmtp: info.SDPFmtpLine,
@@ -133,6 +134,7 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 		}
 		if fs := s.sub.Load(); fs != nil {
 			_ = fs.HandleRTCP(buf[:n]) // malformed RTCP is counted by the core
+			_ = s.out.batch.Flush()    // the retransmissions it wrote
 		}
 	}
 }
@@ -140,10 +142,13 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 // rtpOut is the subscriber's writer: the core's rewritten packet goes to
 // pion's write stream (interceptors, SRTP, socket) in the calling
 // goroutine. It never waits: pion's write path has no queue to fill, and
-// packets written before DTLS is up are dropped by pion.
+// packets written before DTLS is up are dropped by pion. With the UDP mux
+// on an IPv4 socket, the socket holds the SRTP datagram until the core
+// flushes the engine's batch after the fan-out (transport.Batcher).
 type rtpOut struct {
 	ws     atomic.Pointer[pion.TrackLocalWriter]
 	closed atomic.Bool
+	batch  transport.Flusher // the engine's; never changes
 
 	// Reused: the core calls from one goroutine at a time.
 	hdr rtp.Header
@@ -174,6 +179,10 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 	_, err = (*ws).WriteRTP(&w.hdr, payload)
 	return err
 }
+
+// Batch returns the engine's flush point, shared by every subscription
+// of the engine.
+func (w *rtpOut) Batch() transport.Flusher { return w.batch }
 
 // localTrack is the pion TrackLocal of a subscription. Bind subscribes
 // the core with the negotiated SSRC, payload type, header extension IDs
