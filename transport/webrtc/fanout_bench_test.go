@@ -1,0 +1,317 @@
+package webrtc
+
+import (
+	"fmt"
+	"net"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/forward"
+)
+
+// BenchmarkWebRTCFanout and BenchmarkPionBroadcast side by side: one op is
+// one 1,200-byte Opus packet written once and delivered to N subscriber
+// PeerConnections on loopback; packets are counted where the subscribers
+// read them. The subscribers are the same in both (minimalAPI: default
+// codecs, no interceptors, a goroutine reading and counting).
+//
+//	go test ./transport/webrtc -run '^$' -bench 'WebRTCFanout|PionBroadcast' -benchtime 20000x
+//
+// Metrics: pkts/s delivered (read by the subscribers, over the time from
+// the first send to the last packet read), loss (share of deliveries never
+// read), send-ns/delivery (the sending loop alone), send-allocs/delivery
+// (allocations on the sending goroutine, from a memory profile at rate 1),
+// B/sub (heap added per subscriber: server side and receiver together,
+// after GC), srtp-profile (the negotiated SRTP profile: 7 AES-128-GCM,
+// 8 AES-256-GCM, 1 AES-CM-128-HMAC-SHA1-80).
+func BenchmarkWebRTCFanout(b *testing.B) {
+	for _, n := range []int{10, 50} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchOurs(b, n) })
+	}
+}
+
+func BenchmarkPionBroadcast(b *testing.B) {
+	for _, n := range []int{10, 50} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchBroadcast(b, n) })
+	}
+}
+
+// minimalAPI is the benchmarks' receiver: pion's default codecs, no
+// interceptors, loopback only.
+func minimalAPI(t testing.TB) *pion.API {
+	t.Helper()
+	me := &pion.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	se := pion.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
+	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithSettingEngine(se))
+}
+
+// receivers connects n counting receivers through connect, which
+// negotiates the server side of one and returns its PeerConnection and
+// closer. It reports the heap added per receiver and server side.
+func receivers(b *testing.B, n int, connect func(c *client) (*pion.PeerConnection, func())) (recv *atomic.Int64, m sideMetrics, closeAll func()) {
+	var perSub float64
+	var profile uint64
+	recv = &atomic.Int64{}
+	api := minimalAPI(b)
+	var closers []func()
+	var clients []*client
+	var server *pion.PeerConnection
+	before := heapAfterGC()
+	for range n {
+		c := newClient(b, api)
+		c.pc.OnTrack(func(remote *pion.TrackRemote, _ *pion.RTPReceiver) {
+			c.goRun(func() {
+				buf := make([]byte, 1500)
+				for {
+					if _, _, err := remote.Read(buf); err != nil {
+						return
+					}
+					recv.Add(1)
+				}
+			})
+		})
+		pc, closer := connect(c)
+		server = pc
+		closers = append(closers, closer)
+		clients = append(clients, c)
+	}
+	waitFor(b, "DTLS up on every subscriber", func() bool {
+		for _, c := range clients {
+			if c.pc.ConnectionState() != pion.PeerConnectionStateConnected {
+				return false
+			}
+		}
+		return true
+	})
+	perSub = float64(heapAfterGC()-before) / float64(n)
+	profile = srtpProfile(server)
+	return recv, sideMetrics{perSub: perSub, profile: profile}, func() {
+		for i, c := range clients {
+			closers[i]()
+			c.close(b)
+		}
+	}
+}
+
+func heapAfterGC() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// srtpProfile reads the SRTP profile pion negotiated (unexported: read by
+// reflection, test only).
+func srtpProfile(pc *pion.PeerConnection) uint64 {
+	if pc == nil {
+		return 0
+	}
+	f := reflect.ValueOf(pc.SCTP().Transport()).Elem().FieldByName("srtpProtectionProfile")
+	if !f.IsValid() {
+		return 0
+	}
+	return f.Uint()
+}
+
+// sendSide runs fn; allocations under it are the send side's.
+//
+//go:noinline
+func sendSide(fn func()) { fn() }
+
+// sendAllocs counts the allocations per call of send made on the sending
+// goroutine (under sendSide), from a memory profile at rate 1: the
+// receivers' allocations in the same process are left out.
+func sendAllocs(send func()) float64 {
+	const runs = 200
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	defer func() { runtime.MemProfileRate = old }()
+	count := func() int64 {
+		runtime.GC() // the profile is up to two cycles old
+		runtime.GC()
+		var recs []runtime.MemProfileRecord
+		n, _ := runtime.MemProfile(nil, true)
+		for {
+			recs = make([]runtime.MemProfileRecord, n+64)
+			var ok bool
+			if n, ok = runtime.MemProfile(recs, true); ok {
+				recs = recs[:n]
+				break
+			}
+		}
+		var total int64
+		for _, r := range recs {
+			frames := runtime.CallersFrames(r.Stack())
+			for {
+				f, more := frames.Next()
+				if strings.HasSuffix(f.Function, ".sendSide") {
+					total += r.AllocObjects
+					break
+				}
+				if !more {
+					break
+				}
+			}
+		}
+		return total
+	}
+	start := count()
+	for range runs {
+		sendSide(send)
+	}
+	return float64(count()-start) / runs
+}
+
+// sideMetrics are measured while connecting, reported after timing.
+type sideMetrics struct {
+	perSub  float64 // heap bytes per subscriber
+	profile uint64  // SRTP profile
+}
+
+// measure warms up, times b.N sends and reports the side-by-side metrics.
+func measure(b *testing.B, n int, recv *atomic.Int64, m sideMetrics, send func(seq int)) {
+	seq := 0
+	waitFor(b, "every subscriber receiving", func() bool {
+		send(seq)
+		seq++
+		return recv.Load() >= int64(10*n)
+	})
+	allocs := sendAllocs(func() { send(seq); seq++ }) / float64(n)
+	settle(recv)
+	recv.Store(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		send(seq)
+		seq++
+	}
+	b.StopTimer()
+	sendTime := b.Elapsed()
+	want := int64(b.N * n)
+	got, last := settle(recv)
+	if got > want {
+		got = want
+	}
+	b.ReportMetric(float64(got)/last.Sub(start).Seconds(), "pkts/s")
+	b.ReportMetric(1-float64(got)/float64(want), "loss")
+	b.ReportMetric(float64(sendTime.Nanoseconds())/float64(want), "send-ns/delivery")
+	b.ReportMetric(allocs, "send-allocs/delivery")
+	b.ReportMetric(m.perSub, "B/sub")
+	b.ReportMetric(float64(m.profile), "srtp-profile")
+}
+
+// settle waits until the count stops growing (nothing more is coming) and
+// returns it with the time it was last seen to grow.
+func settle(recv *atomic.Int64) (int64, time.Time) {
+	last, at := recv.Load(), time.Now()
+	for end := time.Now().Add(deadline); time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond) // polling a counter against a deadline
+		r := recv.Load()
+		if r == last && time.Since(at) > 100*time.Millisecond {
+			break
+		}
+		if r != last {
+			last, at = r, time.Now()
+		}
+	}
+	return last, at
+}
+
+// freeMuxEngine builds an engine on a free loopback port (single-port mode).
+func freeMuxEngine(b *testing.B) *Engine {
+	for try := 0; ; try++ {
+		l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		port := l.LocalAddr().(*net.UDPAddr).Port
+		l.Close()
+		e, err := New(Config{UDPPort: port, LoopbackOnly: true})
+		if err == nil {
+			return e
+		}
+		if try == 4 {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchOurs(b *testing.B, n int) {
+	engine := freeMuxEngine(b)
+	defer engine.Close()
+	track, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, MimeType: pion.MimeTypeOpus,
+		ClockRate: 48000, PayloadType: 111, SSRC: 0x1234})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer track.Close()
+	recv, m, closeAll := receivers(b, n, func(c *client) (*pion.PeerConnection, func()) {
+		p, err := NewPeer(PeerConfig{Engine: engine})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Subscribe(track, PublishInfo{}); err != nil {
+			b.Fatal(err)
+		}
+		negotiate(b, p, c)
+		return p.pc, func() { _ = p.Close() }
+	})
+	defer closeAll()
+	buf := make([]byte, 1500)
+	measure(b, n, recv, m, func(seq int) { _ = track.HandleRTP(benchPacket(buf, seq)) })
+}
+
+func benchBroadcast(b *testing.B, n int) {
+	track, err := pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "a", "s")
+	if err != nil {
+		b.Fatal(err)
+	}
+	serverAPI := clientAPI(b) // default codecs and interceptors, as pion's broadcast example
+	recv, m, closeAll := receivers(b, n, func(c *client) (*pion.PeerConnection, func()) {
+		s := newClient(b, serverAPI)
+		if _, err := s.pc.AddTrack(track); err != nil {
+			b.Fatal(err)
+		}
+		offer, err := s.pc.CreateOffer(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: setLocal(b, s.pc, offer)}); err != nil {
+			b.Fatal(err)
+		}
+		ans, err := c.pc.CreateAnswer(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: setLocal(b, c.pc, ans)}); err != nil {
+			b.Fatal(err)
+		}
+		return s.pc, func() { s.close(b) }
+	})
+	defer closeAll()
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	measure(b, n, recv, m, func(seq int) {
+		if err := pkt.Unmarshal(benchPacket(buf, seq)); err == nil {
+			_ = track.WriteRTP(&pkt)
+		}
+	})
+}
