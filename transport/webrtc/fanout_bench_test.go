@@ -5,12 +5,12 @@ import (
 	"net"
 	"reflect"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 
@@ -27,9 +27,9 @@ import (
 //
 // Metrics: pkts/s delivered (read by the subscribers, over the time from
 // the first send to the last packet read), loss (share of deliveries never
-// read), send-ns/delivery (the sending loop alone), send-allocs/delivery
-// (allocations on the sending goroutine, from a memory profile at rate 1),
-// B/sub (heap added per subscriber: server side and receiver together,
+// read), send-ns/delivery (the sending loop alone), allocs/delivery
+// (every allocation of the process while sending, the receivers' included:
+// an upper bound for the send side), B/sub (heap added per subscriber: server side and receiver together,
 // after GC), srtp-profile (the negotiated SRTP profile: 7 AES-128-GCM,
 // 8 AES-256-GCM, 1 AES-CM-128-HMAC-SHA1-80).
 func BenchmarkWebRTCFanout(b *testing.B) {
@@ -58,7 +58,9 @@ func minimalAPI(t testing.TB) *pion.API {
 	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
-	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithSettingEngine(se))
+	// An empty registry: without one pion registers its default interceptors.
+	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithSettingEngine(se),
+		pion.WithInterceptorRegistry(&interceptor.Registry{}))
 }
 
 // receivers connects n counting receivers through connect, which
@@ -130,55 +132,6 @@ func srtpProfile(pc *pion.PeerConnection) uint64 {
 	return f.Uint()
 }
 
-// sendSide runs fn; allocations under it are the send side's.
-//
-//go:noinline
-func sendSide(fn func()) { fn() }
-
-// sendAllocs counts the allocations per call of send made on the sending
-// goroutine (under sendSide), from a memory profile at rate 1: the
-// receivers' allocations in the same process are left out.
-func sendAllocs(send func()) float64 {
-	const runs = 200
-	old := runtime.MemProfileRate
-	runtime.MemProfileRate = 1
-	defer func() { runtime.MemProfileRate = old }()
-	count := func() int64 {
-		runtime.GC() // the profile is up to two cycles old
-		runtime.GC()
-		var recs []runtime.MemProfileRecord
-		n, _ := runtime.MemProfile(nil, true)
-		for {
-			recs = make([]runtime.MemProfileRecord, n+64)
-			var ok bool
-			if n, ok = runtime.MemProfile(recs, true); ok {
-				recs = recs[:n]
-				break
-			}
-		}
-		var total int64
-		for _, r := range recs {
-			frames := runtime.CallersFrames(r.Stack())
-			for {
-				f, more := frames.Next()
-				if strings.HasSuffix(f.Function, ".sendSide") {
-					total += r.AllocObjects
-					break
-				}
-				if !more {
-					break
-				}
-			}
-		}
-		return total
-	}
-	start := count()
-	for range runs {
-		sendSide(send)
-	}
-	return float64(count()-start) / runs
-}
-
 // sideMetrics are measured while connecting, reported after timing.
 type sideMetrics struct {
 	perSub  float64 // heap bytes per subscriber
@@ -193,11 +146,13 @@ func measure(b *testing.B, n int, recv *atomic.Int64, m sideMetrics, send func(s
 		seq++
 		return recv.Load() >= int64(10*n)
 	})
-	allocs := sendAllocs(func() { send(seq); seq++ }) / float64(n)
 	settle(recv)
 	recv.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	mallocs := ms.Mallocs
 	start := time.Now()
 	for range b.N {
 		send(seq)
@@ -205,6 +160,8 @@ func measure(b *testing.B, n int, recv *atomic.Int64, m sideMetrics, send func(s
 	}
 	b.StopTimer()
 	sendTime := b.Elapsed()
+	runtime.ReadMemStats(&ms)
+	allocs := float64(ms.Mallocs-mallocs) / float64(b.N*n)
 	want := int64(b.N * n)
 	got, last := settle(recv)
 	if got > want {
@@ -213,7 +170,7 @@ func measure(b *testing.B, n int, recv *atomic.Int64, m sideMetrics, send func(s
 	b.ReportMetric(float64(got)/last.Sub(start).Seconds(), "pkts/s")
 	b.ReportMetric(1-float64(got)/float64(want), "loss")
 	b.ReportMetric(float64(sendTime.Nanoseconds())/float64(want), "send-ns/delivery")
-	b.ReportMetric(allocs, "send-allocs/delivery")
+	b.ReportMetric(allocs, "allocs/delivery")
 	b.ReportMetric(m.perSub, "B/sub")
 	b.ReportMetric(float64(m.profile), "srtp-profile")
 }
