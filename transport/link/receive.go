@@ -313,7 +313,7 @@ func (s *session) feedback(p []byte) {
 	for rest := p; len(rest) >= 4; {
 		n := (int(binary.BigEndian.Uint16(rest[2:])) + 1) * 4
 		if n > len(rest) {
-			s.l.cnt.malformed.Add(1)
+			s.l.cnt.badFeedback.Add(1)
 			return
 		}
 		pk := rest[:n]
@@ -327,7 +327,7 @@ func (s *session) feedback(p []byte) {
 		}
 		r := relays[media]
 		if r == nil {
-			s.l.cnt.unknownSSRC.Add(1)
+			s.l.cnt.badFeedback.Add(1)
 			continue
 		}
 		dup := false
@@ -340,7 +340,7 @@ func (s *session) feedback(p []byte) {
 	}
 	for _, r := range seen {
 		if r.sub.HandleRTCP(p) != nil {
-			s.l.cnt.malformed.Add(1)
+			s.l.cnt.badFeedback.Add(1)
 		}
 	}
 }

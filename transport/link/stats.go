@@ -4,11 +4,11 @@ import "sync/atomic"
 
 // counters are the link's, across sessions; updated with atomic adds.
 type counters struct {
-	sessions, dials, dialErrors, sessionErrors, protocolErrors  atomic.Uint64
-	rtpOut, rtcpOut, rtpIn, rtxIn, rtcpIn, nacksOut             atomic.Uint64
-	unknownSource, unknownSSRC, malformed, authFailed, replayed atomic.Uint64
-	refused, oversized, noPeer, sendErrors, readErrors          atomic.Uint64
-	lingerEnded, nackRetries, nackGaveUp, wouldBlock            atomic.Uint64
+	sessions, dials, dialErrors, sessionErrors, protocolErrors    atomic.Uint64
+	rtpOut, rtcpOut, rtpIn, rtxIn, rtcpIn, nacksOut               atomic.Uint64
+	unknownSource, unknownSSRC, malformed, authFailed, replayed   atomic.Uint64
+	refused, oversized, noPeer, sendErrors, readErrors            atomic.Uint64
+	lingerEnded, nackRetries, nackGaveUp, wouldBlock, badFeedback atomic.Uint64
 }
 
 // Stats is a snapshot of a link's counters, summed over its sessions.
@@ -29,8 +29,9 @@ type Stats struct {
 	NACKGaveUp  uint64 // packets given up on after the last retry
 
 	UnknownSource uint64 // datagrams from an address other than the peer's
-	UnknownSSRC   uint64 // authentic RTP or feedback for an SSRC the session does not know
-	Malformed     uint64 // datagrams that are not SRTP or SRTCP, or bad RTCP
+	UnknownSSRC   uint64 // authentic RTP for an SSRC the session does not know
+	Malformed     uint64 // datagrams that are not SRTP or SRTCP
+	BadFeedback   uint64 // authentic RTCP that does not parse, or feedback for an unknown SSRC
 	AuthFailed    uint64 // SRTP or SRTCP authentication failures
 	Replayed      uint64 // replayed packets
 	Refused       uint64 // packets the inbound track refused (it counts why)
@@ -42,7 +43,8 @@ type Stats struct {
 	LingerEnded   uint64 // times the peer's tracks were ended after Linger without a session
 }
 
-// Dropped sums the datagrams the link dropped on the way in.
+// Dropped sums the datagrams the link dropped on the way in. With RTPIn
+// and RTCPIn it accounts for every datagram received exactly once.
 func (s Stats) Dropped() uint64 {
 	return s.UnknownSource + s.UnknownSSRC + s.Malformed + s.AuthFailed + s.Replayed
 }
@@ -59,5 +61,5 @@ func (l *Link) Stats() Stats {
 		Oversized: c.oversized.Load(), NoPeer: c.noPeer.Load(), SendErrors: c.sendErrors.Load(),
 		ReadErrors: c.readErrors.Load(), LingerEnded: c.lingerEnded.Load(),
 		NACKRetries: c.nackRetries.Load(), NACKGaveUp: c.nackGaveUp.Load(),
-		WouldBlock: c.wouldBlock.Load()}
+		WouldBlock: c.wouldBlock.Load(), BadFeedback: c.badFeedback.Load()}
 }
