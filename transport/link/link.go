@@ -240,7 +240,9 @@ func (l *Link) Offer(id string, t *forward.Track) error {
 	s := l.sess
 	l.mu.Unlock()
 	if s != nil {
-		s.startRelay(id, t) // a failure ends the session; the next one offers it again
+		// A failed announcement means a broken control connection: the
+		// session ends soon and the next one offers the track again.
+		_ = s.startRelay(id, t)
 	}
 	return nil
 }
@@ -297,8 +299,8 @@ func (l *Link) remote(id string, cfg forward.TrackConfig) (rt *RemoteTrack, crea
 	return rt, true
 }
 
-// endRemote ends the remote track id (all of them when keep is nil, else
-// those not in keep) and calls OnTrackEnded for each.
+// endRemotes ends the remote tracks whose ID matches and calls
+// OnTrackEnded for each, with no lock held.
 func (l *Link) endRemotes(match func(id string) bool) {
 	var ended []*RemoteTrack
 	l.mu.Lock()
