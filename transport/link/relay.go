@@ -22,6 +22,7 @@ type relay struct {
 	sub      *forward.Subscriber
 	ssrc     uint32
 	sentMute atomic.Uint32 // the mute sources last reported to the peer
+	paused   bool          // the peer asked for a pause; guarded by the session's mu
 }
 
 // rtxPT picks the payload type of a track's retransmissions on the link.
@@ -73,6 +74,7 @@ func (s *session) startRelay(id string, t *forward.Track) error {
 		return nil
 	}
 	r.sub = sub
+	sub.SetOpen(!r.paused) // a pause that came while subscribing
 	m := make(map[uint32]*relay, len(s.relayByID))
 	for _, x := range s.relayByID {
 		if x.sub != nil {

@@ -216,12 +216,14 @@ func (s *session) handle(m *msg) error {
 			s.pokeTick()
 		}
 	case msgPause, msgResume:
-		s.mu.Lock()
-		r := s.relayByID[m.ID]
-		s.mu.Unlock()
-		if r != nil {
-			r.sub.SetOpen(m.T == msgResume)
+		s.mu.Lock() // SetOpen is an atomic store: no callback under the lock
+		if r := s.relayByID[m.ID]; r != nil {
+			r.paused = m.T == msgPause
+			if r.sub != nil {
+				r.sub.SetOpen(!r.paused)
+			}
 		}
+		s.mu.Unlock()
 	case msgPing:
 	default:
 		s.l.cnt.protocolErrors.Add(1) // unknown messages are skipped: newer peers may send more
@@ -319,7 +321,9 @@ func (s *session) close() {
 		s.relayByID = map[string]*relay{}
 		s.mu.Unlock()
 		for _, r := range rs {
-			r.sub.Close()
+			if r.sub != nil { // nil: startRelay is still subscribing, and closes it itself
+				r.sub.Close()
+			}
 		}
 	})
 }
