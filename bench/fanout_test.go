@@ -106,18 +106,18 @@ func report(b *testing.B, subs int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs), "ns/delivery")
 }
 
-// newTrack makes the benchmarks' video track. From 256 subscribers on, with
-// more than one CPU (-cpu), its deliveries are spread over a pool of
+// newTrack makes the benchmarks' video track. With parallel set and more
+// than one CPU (-cpu), its deliveries are spread over a pool of
 // GOMAXPROCS-1 workers plus the publisher's goroutine.
-func newTrack(b *testing.B, subs int) *forward.Track {
+func newTrack(b *testing.B, parallel bool) *forward.Track {
 	cfg := forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: pubPT, Extensions: pubExts, MimeType: "video/VP8"}
-	if w := runtime.GOMAXPROCS(0) - 1; w > 0 && subs >= 256 {
+	if w := runtime.GOMAXPROCS(0) - 1; w > 0 && parallel {
 		pool, err := forward.NewPool(w)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { pool.Close() })
-		cfg.Pool = pool
+		cfg.Pool, cfg.ParallelThreshold = pool, 1
 	}
 	tr, err := forward.NewTrack(cfg)
 	if err != nil {
@@ -128,35 +128,45 @@ func newTrack(b *testing.B, subs int) *forward.Track {
 }
 
 // BenchmarkFanout sends packets through the real forward path to subscribers
-// on the memory transport. One op is one packet to every subscriber.
+// on the memory transport, on the publisher's goroutine. One op is one
+// packet to every subscriber.
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range subCounts {
-		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			tr := newTrack(b, n)
-			sinks := make([]*memory.Counter, n)
-			for i := range sinks {
-				sinks[i] = &memory.Counter{}
-				pipe, err := memory.NewPipe(memory.PipeConfig{RTP: sinks[i]})
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := tr.Subscribe(forward.SubscriberConfig{Writer: pipe, SSRC: uint32(i + 1), PayloadType: subPT, Extensions: subExts}); err != nil {
-					b.Fatal(err)
-				}
-			}
-			src := newSource(b)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if err := tr.HandleRTP(src.next(i)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			report(b, n)
-			check(b, sinks, b.N, 12+8) // abs-send-time: 4-byte extension header + 4 bytes
-		})
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { fanout(b, n, false) })
 	}
+}
+
+// BenchmarkFanoutParallel is BenchmarkFanout at 1,000 subscribers with the
+// deliveries spread over a worker pool: run it with -cpu 1,2 to see the
+// scaling (one CPU has no pool).
+func BenchmarkFanoutParallel(b *testing.B) {
+	b.Run("subs=1000", func(b *testing.B) { fanout(b, 1000, true) })
+}
+
+func fanout(b *testing.B, n int, parallel bool) {
+	tr := newTrack(b, parallel)
+	sinks := make([]*memory.Counter, n)
+	for i := range sinks {
+		sinks[i] = &memory.Counter{}
+		pipe, err := memory.NewPipe(memory.PipeConfig{RTP: sinks[i]})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tr.Subscribe(forward.SubscriberConfig{Writer: pipe, SSRC: uint32(i + 1), PayloadType: subPT, Extensions: subExts}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	src := newSource(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := tr.HandleRTP(src.next(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	report(b, n)
+	check(b, sinks, b.N, 12+8) // abs-send-time: 4-byte extension header + 4 bytes
 }
 
 // BenchmarkNaiveFanout is the baseline a Go user writes by default: parse

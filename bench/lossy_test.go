@@ -72,7 +72,7 @@ func (r *lossyPeer) nack(b *testing.B) bool {
 func BenchmarkFanoutLossy(b *testing.B) {
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			tr := newTrack(b, n)
+			tr := newTrack(b, false)
 			peers := make([]*lossyPeer, n)
 			for i := range peers {
 				r := &lossyPeer{ssrc: uint32(i + 1), got: make([]uint64, b.N/64+2), high: -1}
