@@ -1,6 +1,7 @@
 package webrtc
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"reflect"
@@ -271,4 +272,14 @@ func benchBroadcast(b *testing.B, n int) {
 			_ = track.WriteRTP(&pkt)
 		}
 	})
+}
+
+// benchPacket writes RTP packet seq of a 1,200-byte Opus stream into buf.
+func benchPacket(buf []byte, seq int) []byte {
+	buf = buf[:1200]
+	buf[0], buf[1] = 0x80, 111
+	binary.BigEndian.PutUint16(buf[2:], uint16(seq))
+	binary.BigEndian.PutUint32(buf[4:], uint32(seq)*960)
+	binary.BigEndian.PutUint32(buf[8:], 0x1234)
+	return buf
 }
