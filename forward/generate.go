@@ -111,40 +111,6 @@ func frameSize(c codec, payload []byte) (w, h int, ok bool) {
 	return 0, 0, false
 }
 
-// vp8DescLen returns the length of an RFC 7741 payload descriptor, 0 when
-// it is malformed.
-func vp8DescLen(p []byte) int {
-	if len(p) < 1 {
-		return 0
-	}
-	i := 1
-	if p[0]&0x80 != 0 {
-		if len(p) < 2 {
-			return 0
-		}
-		ext := p[1]
-		i = 2
-		if ext&0x80 != 0 {
-			if len(p) <= i {
-				return 0
-			}
-			if p[i]&0x80 != 0 {
-				i++
-			}
-			i++
-		}
-		if ext&0x40 != 0 {
-			i++
-		}
-		if ext&0x30 != 0 {
-			i++
-		}
-	}
-	if i >= len(p) {
-		return 0
-	}
-	return i
-}
 
 // eachNAL calls fn for each whole NAL unit in a payload: a single NAL unit
 // or the units of a STAP-A (fragments are not whole). It stops when fn

@@ -48,39 +48,46 @@ func startsKeyFrame(c codec, p []byte) bool {
 	return false
 }
 
-// vp8Key reads the RFC 7741 payload descriptor and the VP8 frame tag.
+// vp8Key reads the RFC 7741 payload descriptor (S set, partition 0) and
+// the VP8 frame tag's key-frame bit.
 func vp8Key(p []byte) bool {
+	i := vp8DescLen(p)
+	return i > 0 && p[0]&0x10 != 0 && p[0]&0x07 == 0 && p[i]&0x01 == 0
+}
+
+// vp8DescLen returns the length of an RFC 7741 payload descriptor, 0 when
+// it is malformed.
+func vp8DescLen(p []byte) int {
 	if len(p) < 1 {
-		return false
-	}
-	x, s, pid := p[0]&0x80 != 0, p[0]&0x10 != 0, p[0]&0x07
-	if !s || pid != 0 {
-		return false
+		return 0
 	}
 	i := 1
-	if x {
+	if p[0]&0x80 != 0 {
 		if len(p) < 2 {
-			return false
+			return 0
 		}
 		ext := p[1]
 		i = 2
-		if ext&0x80 != 0 { // I: picture ID, 7 or 15 bits
+		if ext&0x80 != 0 {
 			if len(p) <= i {
-				return false
+				return 0
 			}
 			if p[i]&0x80 != 0 {
 				i++
 			}
 			i++
 		}
-		if ext&0x40 != 0 { // L: TL0PICIDX
+		if ext&0x40 != 0 {
 			i++
 		}
-		if ext&0x30 != 0 { // T or K
+		if ext&0x30 != 0 {
 			i++
 		}
 	}
-	return len(p) > i && p[i]&0x01 == 0
+	if i >= len(p) {
+		return 0
+	}
+	return i
 }
 
 // h264Key reports whether the payload carries an SPS or the start of an
