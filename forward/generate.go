@@ -111,7 +111,6 @@ func frameSize(c codec, payload []byte) (w, h int, ok bool) {
 	return 0, 0, false
 }
 
-
 // eachNAL calls fn for each whole NAL unit in a payload: a single NAL unit
 // or the units of a STAP-A (fragments are not whole). It stops when fn
 // returns false. fn must not keep the slice.
