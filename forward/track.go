@@ -33,6 +33,7 @@ type Track struct {
 	mute   atomic.Uint32            // MuteSource bits, set by SetMute
 	frames atomic.Pointer[frameSet] // empty media, built off the packet path
 	size   atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
+	learnt atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
 	cnt    trackCounters            // written in the exclusive section, read by anyone
 
 	// Owned by the exclusive section:
@@ -105,6 +106,7 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 		unwrap: make([]byte, cfg.MaxPacketSize),
 		main:   newFanCtx(cfg.MaxPacketSize),
 	}
+	t.learnt.Store(cfg.SSRC)
 	t.subs.Store(&subSet{})
 	return t, nil
 }
@@ -295,6 +297,7 @@ func (t *Track) admit(pkt []byte) ([]byte, error) {
 	}
 	if t.ssrc == 0 {
 		t.ssrc = t.hdr.SSRC
+		t.learnt.Store(t.ssrc)
 	}
 	if t.hdr.SSRC != t.ssrc {
 		t.cnt.unknownSSRC.Add(1)
@@ -382,18 +385,7 @@ func (t *Track) sendPLI() {
 		return
 	}
 	var buf [12]byte
-	ssrc := t.cfg.SSRC
-	if ssrc == 0 {
-		ssrc = t.publisherSSRC()
-	}
-	_ = t.cfg.Feedback.WriteRTCP(rtcpx.AppendPLI(buf[:0], t.cfg.FeedbackSSRC, ssrc))
-}
-
-// publisherSSRC reads the learnt SSRC inside the section.
-func (t *Track) publisherSSRC() uint32 {
-	t.enter()
-	defer t.exit()
-	return t.ssrc
+	_ = t.cfg.Feedback.WriteRTCP(rtcpx.AppendPLI(buf[:0], t.cfg.FeedbackSSRC, t.learnt.Load()))
 }
 
 // RequestKeyFrame asks the publisher for a key frame, merged with and
