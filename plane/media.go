@@ -1,6 +1,8 @@
 package plane
 
 import (
+	"fmt"
+
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 )
@@ -33,7 +35,7 @@ func (p *Plane) publish(ch string, k key) {
 
 	cfg, err := ep.Publish(t.info)
 	if err != nil {
-		return // the endpoint cannot carry it; the channel still lists it
+		return // published by the transport (Published), or it cannot carry it
 	}
 	if p.cfg.Clock != nil {
 		cfg.Clock = p.cfg.Clock
@@ -43,13 +45,44 @@ func (p *Plane) publish(ch string, k key) {
 	if err != nil {
 		return
 	}
-	applyMute(tr, t.state)
-
-	p.mu.Lock()
-	if r.tracks[k] != t || t.track != nil { // removed, or published meanwhile
-		p.mu.Unlock()
+	if p.install(ch, k, t, tr) {
+		ep.Feed(k.name, tr)
+	} else {
 		tr.Close()
-		return
+	}
+}
+
+// Published takes a track a transport made itself for the channel track
+// name of user id (see ErrPublishedByTransport): the plane applies its mute
+// state and subscribes the channel's other users to it.
+func (p *Plane) Published(ch, id, name string, tr *forward.Track) error {
+	k := key{id, name}
+	p.mu.Lock()
+	r := p.rooms[ch]
+	var t *pub
+	if r != nil {
+		t = r.tracks[k]
+	}
+	p.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("%w: %s/%s in %s", ErrUnknownTrack, id, name, ch)
+	}
+	if !p.install(ch, k, t, tr) {
+		return fmt.Errorf("%w: %s/%s in %s", ErrAttached, id, name, ch)
+	}
+	return nil
+}
+
+// install makes tr the forward track of the channel's track t, and
+// subscribes everyone else. It reports false when t was removed or already
+// has a track.
+func (p *Plane) install(ch string, k key, t *pub, tr *forward.Track) bool {
+	applyMute(tr, t.state)
+	p.mu.Lock()
+	r := p.rooms[ch]
+	if r == nil || r.tracks[k] != t || t.track != nil {
+		p.mu.Unlock()
+		return false
 	}
 	t.track = tr
 	var receivers []string
@@ -60,10 +93,10 @@ func (p *Plane) publish(ch string, k key) {
 	}
 	p.mu.Unlock()
 	p.cfg.Pulse.Add(tr)
-	ep.Feed(k.name, tr)
 	for _, id := range receivers {
 		p.subscribe(ch, id, k)
 	}
+	return true
 }
 
 // subscribe makes user id receive track k.
@@ -78,6 +111,16 @@ func (p *Plane) subscribe(ch, id string, k key) {
 	t, u := r.tracks[k], r.users[id]
 	p.mu.Unlock()
 
+	if self, ok := u.ep.(SelfSubscriber); ok {
+		rc, err := self.Subscribe(k.user, t.info, t.track)
+		if err != nil {
+			return
+		}
+		if !p.keep(r, k, t, id, u, rc) {
+			rc.Close()
+		}
+		return
+	}
 	cfg, err := u.ep.Receive(k.user, t.info)
 	if err != nil {
 		return
@@ -86,15 +129,10 @@ func (p *Plane) subscribe(ch, id string, k key) {
 	if err != nil {
 		return
 	}
-	p.mu.Lock()
-	if r.tracks[k] != t || r.users[id] != u || u.subs[k] != nil {
-		p.mu.Unlock()
+	if !p.keep(r, k, t, id, u, s) {
 		s.Close()
 		return
 	}
-	u.subs[k] = s
-	s.SetOpen(u.recv)
-	p.mu.Unlock()
 	if err := s.SwitchTo(t.track); err != nil {
 		p.mu.Lock()
 		delete(u.subs, k)
@@ -102,6 +140,19 @@ func (p *Plane) subscribe(ch, id string, k key) {
 		return
 	}
 	u.ep.Received(k.user, k.name, s)
+}
+
+// keep records a new subscription of user id to k and gives it the user's
+// recv state; it reports false when the track or the user went meanwhile.
+func (p *Plane) keep(r *room, k key, t *pub, id string, u *user, rc Reception) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.tracks[k] != t || r.users[id] != u || u.subs[k] != nil {
+		return false
+	}
+	u.subs[k] = rc
+	rc.SetOpen(u.recv)
+	return true
 }
 
 // TrackRemoved closes the track and every subscription to it.
@@ -115,7 +166,7 @@ func (p *Plane) TrackRemoved(ch, id, name string) {
 	}
 	t := r.tracks[k]
 	delete(r.tracks, k)
-	var subs []*forward.Subscriber
+	var subs []Reception
 	for _, u := range r.users {
 		if s := u.subs[k]; s != nil {
 			subs = append(subs, s)
@@ -126,7 +177,7 @@ func (p *Plane) TrackRemoved(ch, id, name string) {
 	p.closeTrack(t.track, subs)
 }
 
-func (p *Plane) closeTrack(tr *forward.Track, subs []*forward.Subscriber) {
+func (p *Plane) closeTrack(tr *forward.Track, subs []Reception) {
 	for _, s := range subs {
 		s.Close()
 	}
@@ -173,7 +224,7 @@ func (p *Plane) ReceiveChanged(ch, id string, on bool) {
 	r := p.room(ch)
 	u := r.user(id)
 	u.recv = on
-	subs := make([]*forward.Subscriber, 0, len(u.subs))
+	subs := make([]Reception, 0, len(u.subs))
 	for _, s := range u.subs {
 		subs = append(subs, s)
 	}
@@ -198,7 +249,7 @@ func (p *Plane) teardown(ch string, r *room, id string) {
 	p.mu.Lock()
 	u := r.users[id]
 	delete(r.users, id)
-	var subs []*forward.Subscriber
+	var subs []Reception
 	if u != nil {
 		for _, s := range u.subs {
 			subs = append(subs, s)

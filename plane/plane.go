@@ -6,7 +6,9 @@
 // Transports attach users' media connections as Endpoints. The plane asks
 // an Endpoint for a publication's stream configuration and hands it the
 // forward.Track to feed, and asks it for a subscription's output
-// configuration (its writer, SSRC, payload type, extensions).
+// configuration (its writer, SSRC, payload type, extensions). A transport
+// that must negotiate first (WebRTC) makes its tracks itself and hands them
+// over with Published, and subscribes by itself as a SelfSubscriber.
 package plane
 
 import (
@@ -24,7 +26,28 @@ var (
 	ErrInvalidConfig = errors.New("plane: invalid config")
 	// ErrAttached is returned when a user is attached twice.
 	ErrAttached = errors.New("plane: endpoint already attached")
+	// ErrPublishedByTransport is returned by an Endpoint's Publish when
+	// the transport makes the track itself (a WebRTC peer's remote track)
+	// and hands it over with Plane.Published.
+	ErrPublishedByTransport = errors.New("plane: the transport publishes the track itself")
+	// ErrUnknownTrack is returned by Published for a track the channel does
+	// not list.
+	ErrUnknownTrack = errors.New("plane: no such track in the channel")
 )
+
+// Reception is one subscription made by a SelfSubscriber.
+type Reception interface {
+	SetOpen(open bool)
+	Close() error
+}
+
+// SelfSubscriber is an optional Endpoint ability, for transports that must
+// negotiate before a subscription exists (a WebRTC peer learns its SSRC and
+// payload type from the answer): the plane hands them the track and they
+// subscribe to it themselves. Receive and Received are then not called.
+type SelfSubscriber interface {
+	Subscribe(from string, track channel.TrackInfo, t *forward.Track) (Reception, error)
+}
 
 // Endpoint is a user's media connection, as the plane needs it. Its
 // methods are called without any plane lock held.
@@ -86,7 +109,7 @@ type key struct{ user, name string }
 type user struct {
 	ep   Endpoint // nil until attached
 	recv bool
-	subs map[key]*forward.Subscriber // what it receives, by publisher and track
+	subs map[key]Reception // what it receives, by publisher and track
 }
 
 // pub is one published track.
@@ -141,7 +164,7 @@ func (p *Plane) room(ch string) *room {
 func (r *room) user(id string) *user {
 	u := r.users[id]
 	if u == nil {
-		u = &user{recv: true, subs: map[key]*forward.Subscriber{}}
+		u = &user{recv: true, subs: map[key]Reception{}}
 		r.users[id] = u
 	}
 	return u
