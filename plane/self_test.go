@@ -38,7 +38,9 @@ func (e *selfEndpoint) Feed(string, *forward.Track) {}
 func (e *selfEndpoint) Receive(string, channel.TrackInfo) (forward.SubscriberConfig, error) {
 	panic("Receive called on a SelfSubscriber")
 }
-func (e *selfEndpoint) Received(string, string, *forward.Subscriber) { panic("Received called on a SelfSubscriber") }
+func (e *selfEndpoint) Received(string, string, *forward.Subscriber) {
+	panic("Received called on a SelfSubscriber")
+}
 
 func (e *selfEndpoint) Subscribe(from string, info channel.TrackInfo, t *forward.Track) (plane.Reception, error) {
 	e.mu.Lock()
