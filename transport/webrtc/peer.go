@@ -90,6 +90,7 @@ type Peer struct {
 	closed   bool
 	offering bool // a local offer awaits its answer
 	needed   bool // changes were applied that no offer has carried yet
+	restart  bool // the next offer restarts ICE (RestartICE)
 	ops      []op // changes waiting for a stable signalling state
 	subs     map[*Subscription]struct{}
 	pubs     map[*forward.Track]PublishInfo
@@ -194,7 +195,14 @@ func (p *Peer) offer() (string, error) {
 	if p.isClosed() {
 		return "", ErrClosed
 	}
-	offer, err := p.pc.CreateOffer(nil)
+	p.mu.Lock()
+	restart := p.restart
+	p.mu.Unlock()
+	var opts *pion.OfferOptions
+	if restart {
+		opts = &pion.OfferOptions{ICERestart: true}
+	}
+	offer, err := p.pc.CreateOffer(opts)
 	if err != nil {
 		return "", err
 	}
@@ -204,8 +212,34 @@ func (p *Peer) offer() (string, error) {
 	}
 	p.mu.Lock()
 	p.offering, p.needed = true, false
+	if restart {
+		p.restart = false
+	}
 	p.mu.Unlock()
 	return sdp, nil
+}
+
+// RestartICE asks for an ICE restart: the server's next offer carries new
+// ICE credentials (and gathers anew), and both sides run connectivity
+// checks again while media goes on over the old pair until the new one is
+// selected. It goes through the negotiation queue: OnNegotiationNeeded
+// fires at once, or after the answer to an offer outstanding now; the
+// embedder calls Offer, sends it and calls SetAnswer as for any change.
+// A client-initiated restart (an offer with new credentials) is simply
+// answered by Answer.
+func (p *Peer) RestartICE() error {
+	p.negMu.Lock()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.negMu.Unlock()
+		return ErrClosed
+	}
+	p.restart, p.needed = true, true
+	fire := !p.offering // otherwise SetAnswer fires it
+	p.mu.Unlock()
+	p.negUnlock(fire)
+	return nil
 }
 
 // setLocal sets the local description and, without trickle ICE, waits
@@ -241,12 +275,14 @@ func (p *Peer) SetAnswer(sdp string) error {
 		return ErrNoOffer
 	}
 	err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: sdp})
+	needed := false
 	if err == nil {
 		p.mu.Lock()
 		p.offering = false
+		needed = p.needed // an ICE restart asked for while the offer was out
 		p.mu.Unlock()
 	}
-	p.negUnlock(false)
+	p.negUnlock(needed)
 	return err
 }
 
