@@ -29,6 +29,7 @@ type pubClient struct {
 	keyPaused    atomic.Bool
 	wantKey      atomic.Bool
 	plis         atomic.Int64
+	lastIdx      atomic.Int64 // the index of the last packet sent (its payload carries it)
 
 	mu   sync.Mutex // guards sent
 	sent map[string]bool
@@ -98,6 +99,7 @@ func (p *pubClient) send() {
 		payload := append([]byte{0x90, 0x80, 0x80 | byte(pid>>8), byte(pid), tag, byte(i >> 8), byte(i)},
 			bytes.Repeat([]byte{fill}, 40)...)
 		p.record(payload[vp8DescLen(payload):])
+		p.lastIdx.Store(int64(i))
 		_ = p.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true,
 			SequenceNumber: uint16(i), Timestamp: uint32(i) * 450}, Payload: payload})
 		if i%4 == 0 {
@@ -130,6 +132,7 @@ type subClient struct {
 	mu           sync.Mutex // guards video, audio, seqs
 	video, audio [][]byte
 	seqs         map[uint16]int // video sequence numbers: times received
+	blackEnd     []int          // len(video) after each black key frame's last packet
 	lastSeq      uint16
 }
 
@@ -170,6 +173,9 @@ func (s *subClient) read(remote *pion.TrackRemote) {
 		}
 		frame = append(frame, c[vp8DescLen(c):]...)
 		if pkt.Marker && isBlackKey(frame) {
+			s.mu.Lock()
+			s.blackEnd = append(s.blackEnd, len(s.video))
+			s.mu.Unlock()
 			s.blackKeys.Add(1)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pion/rtp"
@@ -26,6 +27,8 @@ type Subscription struct {
 	sender *pion.RTPSender // set and cleared with the peer's negMu held
 
 	sub    atomic.Pointer[forward.Subscriber] // set when pion binds the track
+	openMu sync.Mutex                         // orders SetOpen with Bind
+	paused bool                               // guarded by openMu
 	err    atomic.Pointer[error]
 	closed atomic.Bool
 }
@@ -69,6 +72,29 @@ func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription,
 // Subscriber returns the core's subscriber (for its gate and stats), nil
 // until the client's answer has bound the track.
 func (s *Subscription) Subscriber() *forward.Subscriber { return s.sub.Load() }
+
+// SetOpen pauses (false) or resumes (true) the subscription without
+// renegotiating: it sets the core subscriber's gate. While paused nothing
+// is sent to the user (the track's other subscribers are not affected);
+// on resume the stream continues on a key frame, with continuous sequence
+// numbers (the core splices it and asks the publisher for a key frame if
+// none is cached). It may be called before the client's answer has bound
+// the track: the subscriber then starts paused.
+func (s *Subscription) SetOpen(open bool) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.paused = !open
+	if fs := s.sub.Load(); fs != nil {
+		fs.SetOpen(open)
+	}
+}
+
+// Open reports whether the subscription is open (not paused).
+func (s *Subscription) Open() bool {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	return !s.paused
+}
 
 // Err returns why the subscription failed, nil if it did not.
 func (s *Subscription) Err() error {
@@ -237,12 +263,24 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	if pt := rtxFor(ctx.CodecParameters(), codec.PayloadType); pt != 0 && ctx.SSRCRetransmission() != 0 {
 		cfg.RTX = &forward.RTX{SSRC: uint32(ctx.SSRCRetransmission()), PayloadType: pt}
 	}
-	fs, err := s.track.Subscribe(cfg)
+	fs, err := forward.NewSubscriber(cfg)
 	if err != nil {
 		s.fail(err)
 		return pion.RTPCodecParameters{}, err
 	}
-	s.sub.Store(fs)
+	// The gate is set before the subscriber is attached, so a paused
+	// subscription never sends a packet.
+	s.openMu.Lock()
+	fs.SetOpen(!s.paused)
+	err = fs.SwitchTo(s.track)
+	if err == nil {
+		s.sub.Store(fs)
+	}
+	s.openMu.Unlock()
+	if err != nil {
+		s.fail(err)
+		return pion.RTPCodecParameters{}, err
+	}
 	if s.closed.Load() { // Close raced with the binding
 		_ = fs.Close()
 	}
