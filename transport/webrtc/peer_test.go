@@ -2,7 +2,6 @@ package webrtc
 
 import (
 	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -233,21 +232,7 @@ func TestCodecMismatch(t *testing.T) {
 // and a publisher's packets reach the core through it.
 func TestUDPMux(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	// A free port, found by binding one: another process may take it before
-	// New binds it again, so a few are tried.
-	var engine *Engine
-	var port int
-	for try := 0; engine == nil; try++ {
-		l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = l.LocalAddr().(*net.UDPAddr).Port
-		l.Close()
-		if engine, err = New(Config{UDPPort: port, LoopbackOnly: true}); err != nil && try == 4 {
-			t.Fatal(err)
-		}
-	}
+	engine, port := newMuxEngine(t)
 	defer engine.Close()
 	published := make(chan *forward.Track, 1)
 	server, err := NewPeer(PeerConfig{Engine: engine, OnPublish: func(tr *forward.Track, _ PublishInfo) { published <- tr }})

@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,11 +11,39 @@ import (
 	"go.uber.org/goleak"
 )
 
+// newMuxEngine returns an engine in single-port mode (UDPPort) and its
+// port. A free port is found by binding one: another process may take it
+// before New binds it again, so a few are tried.
+func newMuxEngine(t *testing.T) (*Engine, int) {
+	t.Helper()
+	for try := 0; ; try++ {
+		l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.LocalAddr().(*net.UDPAddr).Port
+		l.Close()
+		engine, err := New(Config{UDPPort: port, LoopbackOnly: true})
+		if err == nil {
+			return engine, port
+		}
+		if try == 4 {
+			t.Fatal(err)
+		}
+	}
+}
+
 // newSmallCall starts the loopback call of TestPublishSubscribeLoopback
 // with n video subscribers, each receiving video.
 func newSmallCall(t *testing.T, n int) *call {
 	t.Helper()
-	c := &call{engine: newTestEngine(t, Config{}), api: clientAPI(t), needed: make(chan struct{}, 64)}
+	return newSmallCallOn(t, newTestEngine(t, Config{}), n)
+}
+
+// newSmallCallOn is newSmallCall on the given engine.
+func newSmallCallOn(t *testing.T, engine *Engine, n int) *call {
+	t.Helper()
+	c := &call{engine: engine, api: clientAPI(t), needed: make(chan struct{}, 64)}
 	c.startPublisher(t)
 	for i := range n {
 		cfg := PeerConfig{Engine: c.engine, OnNegotiationNeeded: func() {
@@ -68,10 +97,20 @@ func iceUfrag(t *testing.T, sdp string) string {
 // new credentials on both sides, the connection comes back to connected,
 // and media keeps flowing to the subscriber over the new ICE session
 // (pion drops the old candidate pair on restart).
+// It runs with a port per peer and in single-port mode, where the mux
+// must route the new ufrags.
 func TestICERestart(t *testing.T) {
+	t.Run("ports", func(t *testing.T) { testICERestart(t, newTestEngine(t, Config{})) })
+	t.Run("mux", func(t *testing.T) {
+		e, _ := newMuxEngine(t)
+		testICERestart(t, e)
+	})
+}
+
+func testICERestart(t *testing.T, engine *Engine) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	c := newSmallCall(t, 1)
-	defer c.engine.Close()
+	defer engine.Close()
+	c := newSmallCallOn(t, engine, 1)
 	p, s := c.peers[0], c.subs[0]
 
 	var clientConnected atomic.Int64
@@ -127,6 +166,62 @@ func TestICERestart(t *testing.T) {
 		t.Fatalf("video count went back: %d < %d", mark, before)
 	}
 	waitFor(t, "video after the server's ICE restart", func() bool { v, _ := s.counts(); return v >= mark+30 })
+
+	// A restart asked for while an offer is outstanding waits for its
+	// answer, then asks for a negotiation of its own.
+	oldServer = iceUfrag(t, p.pc.LocalDescription().SDP)
+	if err := p.RestartICE(); err != nil {
+		t.Fatal(err)
+	}
+	c.wantNegotiation(t, "RestartICE")
+	offer1, err := p.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RestartICE(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.needed:
+		t.Fatal("a negotiation was asked for while an offer was outstanding")
+	default:
+	}
+	if err := s.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: offer1}); err != nil {
+		t.Fatal(err)
+	}
+	ans1, err := s.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetAnswer(setLocal(t, s.pc, ans1)); err != nil {
+		t.Fatal(err)
+	}
+	c.wantNegotiation(t, "the answer, with a restart pending")
+	offer2, err := p.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u1, u2 := iceUfrag(t, offer1), iceUfrag(t, offer2)
+	if u1 == oldServer || u2 == u1 {
+		t.Fatalf("ufrags %q, %q, %q: want three different", oldServer, u1, u2)
+	}
+	if err := s.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: offer2}); err != nil {
+		t.Fatal(err)
+	}
+	ans2, err := s.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetAnswer(setLocal(t, s.pc, ans2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server to be connected", func() bool {
+		st := p.pc.ICEConnectionState()
+		return p.Status() == StatusConnected &&
+			(st == pion.ICEConnectionStateConnected || st == pion.ICEConnectionStateCompleted)
+	})
+	mark, _ = s.counts()
+	waitFor(t, "video after two more restarts", func() bool { v, _ := s.counts(); return v >= mark+30 })
 
 	// Client-initiated, from the publisher (the side that offers first).
 	pub := c.pub
