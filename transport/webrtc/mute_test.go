@@ -125,3 +125,51 @@ func TestAdminMuteAndPause(t *testing.T) {
 	})
 	c.close(t)
 }
+
+// TestSubscribePaused: a subscription paused before the client's answer
+// binds it sends nothing at all, and starts on a key frame when resumed.
+func TestSubscribePaused(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	c := newSmallCall(t, 1)
+	defer c.engine.Close()
+	p, err := NewPeer(PeerConfig{Engine: c.engine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSubClient(t, c.api)
+	c.peers, c.subs = append(c.peers, p), append(c.subs, s)
+	sub, err := p.Subscribe(c.video, c.info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.SetOpen(false)
+	negotiate(t, p, s.client)
+	waitFor(t, "the binding", func() bool { return sub.Subscriber() != nil })
+	fs := sub.Subscriber()
+	if fs.Open() {
+		t.Fatal("the core subscriber of a paused subscription is open")
+	}
+	waitFor(t, "the gate to drop packets", func() bool { return fs.Stats().DropGate >= 100 })
+	if n := fs.Stats().Packets; n != 0 {
+		t.Errorf("the paused subscription's writer took %d packets", n)
+	}
+	if v, _ := s.counts(); v != 0 {
+		t.Errorf("the paused subscription's client received %d packets", v)
+	}
+	sub.SetOpen(true)
+	waitFor(t, "media after resume", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for _, pk := range s.video {
+			if _, key, ok := c.pubPacket(pk); ok {
+				if n == 0 && !key {
+					t.Fatal("the resumed subscription started on a delta frame")
+				}
+				n++
+			}
+		}
+		return n >= 20
+	})
+	c.close(t)
+}
