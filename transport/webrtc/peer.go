@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	pion "github.com/pion/webrtc/v4"
 
@@ -61,6 +62,13 @@ type PeerConfig struct {
 	OnNegotiationNeeded func()
 	// OnStatus is called when the connection status changes.
 	OnStatus func(Status)
+	// Grace is how long a peer may stay disconnected before it is gone:
+	// then OnGone is called (the embedder makes the user leave its
+	// channel) and the peer is closed, freeing its resources. Zero keeps a
+	// disconnected peer until Close.
+	Grace time.Duration
+	// OnGone is called once when the peer has been disconnected for Grace.
+	OnGone func()
 }
 
 // Validate reports whether the config is usable. Errors wrap
@@ -68,6 +76,9 @@ type PeerConfig struct {
 func (c PeerConfig) Validate() error {
 	if c.Engine == nil {
 		return fmt.Errorf("%w: no engine", ErrInvalidConfig)
+	}
+	if c.Grace < 0 {
+		return fmt.Errorf("%w: grace %v", ErrInvalidConfig, c.Grace)
 	}
 	return nil
 }
@@ -95,6 +106,7 @@ type Peer struct {
 	subs     map[*Subscription]struct{}
 	pubs     map[*forward.Track]PublishInfo
 	status   Status
+	grace    *time.Timer    // runs while disconnected, with Grace set
 	wg       sync.WaitGroup // read loops
 }
 
@@ -176,10 +188,36 @@ func (p *Peer) setStatus(s Status, final bool) {
 	}
 	changed := s != p.status
 	p.status = s
+	if changed && p.cfg.Grace > 0 {
+		switch {
+		case final && p.grace != nil:
+			p.grace.Stop()
+		case !final && s == StatusDisconnected && p.grace == nil:
+			p.grace = time.AfterFunc(p.cfg.Grace, p.gone)
+		case s != StatusDisconnected && p.grace != nil:
+			p.grace.Stop()
+			p.grace = nil
+		}
+	}
 	p.mu.Unlock()
 	if changed && p.cfg.OnStatus != nil {
 		p.cfg.OnStatus(s)
 	}
+}
+
+// gone ends a peer that stayed disconnected for its grace period.
+func (p *Peer) gone() {
+	p.mu.Lock()
+	still := !p.closed && p.status == StatusDisconnected && p.grace != nil
+	p.grace = nil
+	p.mu.Unlock()
+	if !still {
+		return
+	}
+	if p.cfg.OnGone != nil {
+		p.cfg.OnGone()
+	}
+	_ = p.Close()
 }
 
 // Offer creates the server's offer and sets it as the local description.

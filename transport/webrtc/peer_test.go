@@ -322,3 +322,38 @@ func TestTrickleICE(t *testing.T) {
 	}
 	c.close(t)
 }
+
+// A client that vanishes is gone after the grace period: OnGone is called
+// once and the peer is closed.
+func TestGracePeriod(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	engine := newTestEngine(t, Config{ICEDisconnectedTimeout: time.Second, ICEFailedTimeout: 2 * time.Second,
+		ICEKeepalive: 200 * time.Millisecond})
+	defer engine.Close()
+	var gone atomic.Int32
+	server, err := NewPeer(PeerConfig{Engine: engine, Grace: 300 * time.Millisecond, OnGone: func() { gone.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	c := newClient(t, clientAPI(t))
+	if _, err := server.Subscribe(newTrack(t, forward.Audio, pion.MimeTypeOpus, 48000, 111), PublishInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := server.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.SetAnswer(answerOffer(t, c, offer)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "connected", func() bool { return server.Status() == StatusConnected })
+	c.close(t) // the client vanishes
+	waitFor(t, "the peer to be gone", func() bool { return gone.Load() == 1 })
+	if _, err := server.Offer(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after its grace period the peer must be closed: %v", err)
+	}
+	if gone.Load() != 1 {
+		t.Fatalf("OnGone called %d times", gone.Load())
+	}
+}
