@@ -18,6 +18,8 @@ type slot struct {
 	n       int
 	buf     []byte
 	picOff  uint16 // VP8 picture-ID offset it was sent with; 0 none
+	sent    bool   // it was fanned out (not held back by the muter), in epoch
+	epoch   uint32
 }
 
 func newCache(size, maxPacket int) *cache {
@@ -35,8 +37,16 @@ func (c *cache) put(ext, extTS uint64, at int64, key, noMedia bool, pkt []byte) 
 	if s.ext > ext+1 {
 		return // a late packet older than the cache
 	}
-	s.ext, s.extTS, s.at, s.key, s.noMedia, s.picOff = ext+1, extTS, at, key, noMedia, 0
+	s.ext, s.extTS, s.at, s.key, s.noMedia, s.picOff, s.sent = ext+1, extTS, at, key, noMedia, 0, false
 	s.n = copy(s.buf, pkt)
+}
+
+// markSent records that packet ext was fanned out in the muter's source
+// epoch: only such packets may be replayed to a joining subscriber.
+func (c *cache) markSent(ext uint64, epoch uint32) {
+	if s := c.get(ext); s != nil {
+		s.sent, s.epoch = true, epoch
+	}
 }
 
 // setPicOff records the picture-ID offset packet ext was sent with, so a

@@ -95,13 +95,13 @@ func (s *Subscriber) sendCached(fc *fanCtx, sl *slot, out, outTS uint64, rtx boo
 // whole and recent, and reports whether it did.
 func (t *Track) replay(s *Subscriber, fc *fanCtx, p *pktInfo) bool {
 	k := t.kf.last
-	if t.cfg.ReplayAge < 0 || k == 0 || k >= p.ext || p.now-t.kf.lastAt > int64(t.cfg.ReplayAge) ||
+	if t.cfg.ReplayAge < 0 || k == 0 || t.kf.epoch != p.epoch || k >= p.ext || p.now-t.kf.lastAt > int64(t.cfg.ReplayAge) ||
 		p.ext-k > uint64(len(t.cache.slots)) {
 		return false
 	}
 	for e := k; e < p.ext; e++ {
-		if t.cache.get(e) == nil {
-			return false // a hole: wait for a key frame instead
+		if sl := t.cache.get(e); sl == nil || !sl.sent || sl.epoch != p.epoch {
+			return false // a hole, or held back by the muter: wait for a key frame instead
 		}
 	}
 	for e := k; e < p.ext; e++ {

@@ -55,8 +55,10 @@ type Track struct {
 
 // keyFrames is a track's key-frame state, owned by the exclusive section.
 type keyFrames struct {
-	last    uint64 // extended sequence number of the newest key-frame start; 0 none
+	seen    uint64 // extended sequence number of the newest key-frame start that arrived
+	last    uint64 // the newest key-frame start forwarded, in source epoch epoch; 0 none
 	lastAt  int64
+	epoch   uint32
 	wanted  atomic.Bool // a subscriber waits for a key frame (set by fan-out workers too)
 	askedAt int64       // when the last request went upstream
 	asked   bool        // a request went upstream and no key frame came since
@@ -206,6 +208,10 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 		p.epoch = g.epoch
 		_ = t.parse(pkt)
 	}
+	t.cache.markSent(ext, p.epoch)
+	if p.key && t.codec != codecOther {
+		t.forwardedKeyFrame(p)
+	}
 	if t.codec == codecVP8 && !p.noMedia {
 		p.desc, p.payload = t.mapPicture(p.payload)
 		if p.desc != nil {
@@ -218,12 +224,22 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 
 // sawKeyFrame notes a publisher's key frame and its picture size.
 func (t *Track) sawKeyFrame(ext uint64, now int64, media []byte) {
-	if ext > t.kf.last {
-		t.kf.last, t.kf.lastAt, t.kf.asked = ext, now, false
+	if ext > t.kf.seen {
+		t.kf.seen, t.kf.asked = ext, false
 		t.cnt.keyFrames.Add(1)
 	}
 	if w, h, ok := frameSize(t.codec, media); ok && w < 1<<16 && h < 1<<16 {
 		t.size.Store(uint32(w)<<16 | uint32(h))
+	}
+}
+
+// forwardedKeyFrame notes the start of a key frame that is being fanned
+// out: a joining subscriber may be given the run from it. Key frames that
+// came while the track was muted were never forwarded and do not count.
+func (t *Track) forwardedKeyFrame(p *pktInfo) {
+	k := &t.kf
+	if p.ext > k.last || k.epoch != p.epoch {
+		k.last, k.lastAt, k.epoch = p.ext, p.now, p.epoch
 	}
 }
 
