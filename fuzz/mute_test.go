@@ -117,8 +117,11 @@ func (m *muteWorld) deliver(b []byte) {
 	if _, err := h.Unmarshal(b); err != nil {
 		m.t.Fatal(err)
 	}
+	if err := m.tr.HandleRTP(b); err != nil {
+		return // refused (a duplicate, out of the window): it changes nothing and reaches no one
+	}
 	// A frame boundary is a marker bit or a change of timestamp (the spec's
-	// rule): there the mute takes hold.
+	// rule), among the packets the track took: there the mute takes hold.
 	if m.pending && (!m.started || m.lastMarker || h.Timestamp != m.lastTS) {
 		m.pending, m.muted = false, true
 	}
@@ -126,7 +129,6 @@ func (m *muteWorld) deliver(b []byte) {
 	if !m.muted {
 		m.allowed[string(b[12:])] = true
 	}
-	_ = m.tr.HandleRTP(b)
 }
 
 func (m *muteWorld) setMute(src forward.MuteSource, on bool) {
