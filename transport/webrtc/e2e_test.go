@@ -305,33 +305,41 @@ func (c *call) startPublisher(t *testing.T) {
 	infoMu.Unlock()
 }
 
+// addVideoSubscriber connects one subscriber client to the video, its
+// server peer reporting renegotiations on c.needed and, when recordStatus,
+// its statuses in c.statuses.
+func (c *call) addVideoSubscriber(t *testing.T, recordStatus bool) {
+	t.Helper()
+	cfg := PeerConfig{Engine: c.engine, OnNegotiationNeeded: func() {
+		select {
+		case c.needed <- struct{}{}:
+		default:
+		}
+	}}
+	if recordStatus {
+		cfg.OnStatus = func(s Status) {
+			c.statusMu.Lock()
+			c.statuses = append(c.statuses, s)
+			c.statusMu.Unlock()
+		}
+	}
+	p, err := NewPeer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSubClient(t, c.api)
+	sub, err := p.Subscribe(c.video, c.info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.peers, c.subs, c.videoSubs = append(c.peers, p), append(c.subs, s), append(c.videoSubs, sub)
+	negotiate(t, p, s.client)
+}
+
 // subscribeVideo connects the subscribers with the video only.
 func (c *call) subscribeVideo(t *testing.T) {
 	for i := range callSubscribers {
-		cfg := PeerConfig{Engine: c.engine, OnNegotiationNeeded: func() {
-			select {
-			case c.needed <- struct{}{}:
-			default:
-			}
-		}}
-		if i == 0 {
-			cfg.OnStatus = func(s Status) {
-				c.statusMu.Lock()
-				c.statuses = append(c.statuses, s)
-				c.statusMu.Unlock()
-			}
-		}
-		p, err := NewPeer(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := newSubClient(t, c.api)
-		sub, err := p.Subscribe(c.video, c.info)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.peers, c.subs, c.videoSubs = append(c.peers, p), append(c.subs, s), append(c.videoSubs, sub)
-		negotiate(t, p, s.client)
+		c.addVideoSubscriber(t, i == 0)
 	}
 	for i, s := range c.subs {
 		waitFor(t, "video at every subscriber", func() bool { v, _ := s.counts(); return v >= 30 })

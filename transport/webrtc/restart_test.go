@@ -46,30 +46,7 @@ func newSmallCallOn(t *testing.T, engine *Engine, n int) *call {
 	c := &call{engine: engine, api: clientAPI(t), needed: make(chan struct{}, 64)}
 	c.startPublisher(t)
 	for i := range n {
-		cfg := PeerConfig{Engine: c.engine, OnNegotiationNeeded: func() {
-			select {
-			case c.needed <- struct{}{}:
-			default:
-			}
-		}}
-		if i == 0 {
-			cfg.OnStatus = func(s Status) {
-				c.statusMu.Lock()
-				c.statuses = append(c.statuses, s)
-				c.statusMu.Unlock()
-			}
-		}
-		p, err := NewPeer(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := newSubClient(t, c.api)
-		sub, err := p.Subscribe(c.video, c.info)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.peers, c.subs, c.videoSubs = append(c.peers, p), append(c.subs, s), append(c.videoSubs, sub)
-		negotiate(t, p, s.client)
+		c.addVideoSubscriber(t, i == 0)
 	}
 	for _, s := range c.subs {
 		waitFor(t, "video at every subscriber", func() bool { v, _ := s.counts(); return v >= 30 })
