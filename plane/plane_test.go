@@ -119,25 +119,35 @@ func payloads(t *testing.T, s *memory.Sink, from int) []rtp.Packet {
 	return out
 }
 
+// newCall makes a plane on clk, a registry with it as Media, and a channel
+// id created by owner. done closes the registry and the plane.
+func newCall(t *testing.T, clk *clocktest.Clock, owner, id string) (*plane.Plane, *channel.Channel, func()) {
+	t.Helper()
+	pl, err := plane.New(plane.Config{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := channel.NewRegistry(channel.Config{Media: pl})
+	if err != nil {
+		pl.Close()
+		t.Fatal(err)
+	}
+	done := func() { reg.Close(); pl.Close() }
+	call, _, err := reg.Create(owner, id, channel.CreateOptions{})
+	if err != nil {
+		done()
+		t.Fatal(err)
+	}
+	return pl, call, done
+}
+
 // TestChannelDrivesMedia runs a call through the channel API with the
 // plane as its Media and real packets on the memory transport.
 func TestChannelDrivesMedia(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	clk := &clocktest.Clock{}
-	pl, err := plane.New(plane.Config{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pl.Close()
-	reg, err := channel.NewRegistry(channel.Config{Media: pl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	call, _, err := reg.Create("alice", "call", channel.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl, call, done := newCall(t, clk, "alice", "call")
+	defer done()
 	eps := map[string]*endpoint{}
 	for i, id := range []string{"alice", "bob", "carol", "pub"} {
 		if id != "alice" {

@@ -67,20 +67,8 @@ func (e *selfEndpoint) get(name string) (*memory.Sink, *reception) {
 // the same media effects from the channel.
 func TestTransportMadeTracks(t *testing.T) {
 	clk := &clocktest.Clock{}
-	pl, err := plane.New(plane.Config{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pl.Close()
-	reg, err := channel.NewRegistry(channel.Config{Media: pl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	call, _, err := reg.Create("host", "c", channel.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pl, call, done := newCall(t, clk, "host", "c")
+	defer done()
 	if _, err := call.Join(context.Background(), "pub", []channel.TrackInfo{{Name: "cam", Kind: channel.Video}}); err != nil {
 		t.Fatal(err)
 	}
