@@ -1,0 +1,79 @@
+package web
+
+import (
+	"io/fs"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestEmbedded checks that every file the server serves is embedded and
+// not empty.
+func TestEmbedded(t *testing.T) {
+	for _, name := range []string{
+		"index.html", "app.js", "style.css",
+		"sdk/calls.js", "sdk/calls.d.ts", "sdk/signal.js", "sdk/media.js",
+	} {
+		b, err := fs.ReadFile(FS, name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(strings.TrimSpace(string(b))) == 0 {
+			t.Errorf("%s is empty", name)
+		}
+	}
+}
+
+// TestSDKSurface checks that calls.js defines each method of the spec's
+// Calls object and exports Calls, and that the typings declare them too.
+func TestSDKSurface(t *testing.T) {
+	js, err := fs.ReadFile(FS, "sdk/calls.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dts, err := fs.ReadFile(FS, "sdk/calls.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, types := string(js), string(dts)
+	methods := []string{
+		"create", "join", "leave", "delete", "addUsers", "delUsers", "modUsers",
+		"getUsers", "configure", "addTracks", "removeTracks", "muteTracks", "muteUser",
+	}
+	for _, m := range methods {
+		// A method of the class: "  create(" or "  async create(".
+		re := regexp.MustCompile(`(?m)^  (async )?` + m + `\(`)
+		if !re.MatchString(src) {
+			t.Errorf("calls.js: no method %s", m)
+		}
+		if !strings.Contains(types, "  "+m+"(") {
+			t.Errorf("calls.d.ts: no method %s", m)
+		}
+	}
+	for _, m := range []string{"on", "off", "close"} {
+		if !regexp.MustCompile(`(?m)^  ` + m + `\(`).MatchString(src) {
+			t.Errorf("calls.js: no method %s", m)
+		}
+	}
+	for _, want := range []string{"static async connect(", "export class Calls", "export default Calls"} {
+		if !strings.Contains(src, want) {
+			t.Errorf("calls.js lacks %q", want)
+		}
+	}
+	for _, p := range []string{"channel", "tracks", "status"} {
+		if !strings.Contains(src, "get "+p+"()") {
+			t.Errorf("calls.js: no property %s", p)
+		}
+	}
+	// Every event of the spec is typed.
+	for _, ev := range []string{
+		"track:add", "track:mute", "track:del", "cnl:create", "cnl:config", "cnl:delete",
+		"cnl:req", "user:join", "user:left", "user:add", "user:del", "user:mod",
+		"status", "newcall", "disconnected", "reconnected",
+	} {
+		if !strings.Contains(types, `'`+ev+`':`) {
+			t.Errorf("calls.d.ts: event %s is not typed", ev)
+		}
+	}
+}

@@ -1,0 +1,219 @@
+// Typings of the callcore browser SDK (calls.js). See docs/protocol.md and
+// the spec's call API.
+
+/** A media kind. */
+export type Kind = 'audio' | 'video';
+
+/** The media connection's status. */
+export type ConnectionStatus = 'connecting' | 'checking' | 'connected' | 'disconnected';
+
+/** Local tracks by the name they are published under. */
+export type TracksByName = { [name: string]: MediaStreamTrack };
+
+/** The answer of an operation that succeeded. */
+export interface Status {
+  'status': true;
+}
+
+/** Error names: the spec's, the protocol's, and the SDK's own Timeout. */
+export type ErrorCode =
+  | 'UnAuthorized'
+  | 'Exists'
+  | 'NotFound'
+  | 'NotMember'
+  | 'Full'
+  | 'KindNotAllowed'
+  | 'Invalid'
+  | 'Closed'
+  | 'RateLimited'
+  | 'Internal'
+  | 'Glare'
+  | 'Timeout';
+
+/** Every failure of the SDK. */
+export declare class CallError extends Error {
+  constructor(code: ErrorCode | string, message?: string);
+  readonly name: 'CallError';
+  /** The error's name, e.g. "NotMember". */
+  readonly code: ErrorCode | string;
+}
+
+/** A channel's configuration; every field is optional. */
+export interface CallConfig {
+  /** Media kinds allowed (default audioVideo). */
+  kind?: 'audio' | 'video' | 'audioVideo';
+  /** Non-members must ask to join (default false). */
+  joinRequest?: boolean;
+  /** Most active users at once (default: no limit). */
+  maxUsers?: number;
+  /** Mode of users who join without one (default 6). */
+  defaultPermission?: number;
+}
+
+/** Permission mode bits of User.mode. */
+export declare const Mode: { readonly Admin: 1; readonly Send: 2; readonly Recv: 4 };
+
+/** A user and its permission mode (admin 1, send 2, recv 4). */
+export interface User {
+  id: string;
+  mode: number;
+}
+
+/** One published track and its effective mute state. */
+export interface TrackState {
+  name: string;
+  kind: Kind;
+  muted: boolean;
+  /** The admin who muted it, when an admin source mutes it. */
+  mutedBy?: string;
+  muteReason?: string;
+}
+
+/** A user in the call now, with its tracks. */
+export interface ActiveUser {
+  id: string;
+  /** Undefined when only known from a user:join event (see getUsers). */
+  mode: number;
+  tracks: TrackState[];
+}
+
+/** A forwarded track received from another user. */
+export interface RemoteTrack {
+  userId: string;
+  trackName: string;
+  track: MediaStreamTrack;
+}
+
+/** Fields every channel event carries. */
+export interface ChannelEvent {
+  event: string;
+  /** The channel's sequence number of this event. */
+  seq: number;
+  channelId: string;
+}
+
+/** Payloads of the events of Calls.on. */
+export interface CallEventMap {
+  /** A remote track's media arrived. */
+  'track:add': {
+    channelId: string;
+    userId: string;
+    trackName: string;
+    track: MediaStreamTrack;
+    /** All of that user's tracks with their mute state, as last known. */
+    tracks: TrackState[];
+  };
+  'track:mute': ChannelEvent & {
+    userId: string;
+    trackName: string;
+    value: boolean;
+    mutedBy?: string;
+    muteReason?: string;
+  };
+  /** track is the MediaStreamTrack when it was received. */
+  'track:del': ChannelEvent & { userId: string; trackName: string; track?: MediaStreamTrack };
+  'cnl:create': ChannelEvent & { senderId: string; config: CallConfig };
+  'cnl:config': ChannelEvent & { senderId: string; config: CallConfig };
+  'cnl:delete': ChannelEvent & { senderId: string; reason: string };
+  /** A join request, for admins. */
+  'cnl:req': ChannelEvent & { userId: string };
+  'user:join': ChannelEvent & { userId: string };
+  /** error is set when the SDK failed to rejoin after a reconnection. */
+  'user:left': ChannelEvent & { userId: string; error?: ErrorCode | string };
+  'user:add': ChannelEvent & { users: User[]; senderId: string };
+  'user:del': ChannelEvent & { users: string[]; senderId: string };
+  'user:mod': ChannelEvent & { users: User[]; senderId: string };
+  /** The media connection's status changed. */
+  'status': ConnectionStatus;
+  /** The user was added to a call it is not in. */
+  'newcall': { channelId: string; senderId: string };
+  /** The server is closing the connection or took the call over from it. */
+  'bye': { reason: 'shutdown' | 'replaced' | string };
+  /** The connection is gone for good (no more reconnection attempts). */
+  'disconnected': { reason: string };
+  /** The connection came back after a drop (the channel is rejoined next). */
+  'reconnected': { userId: string };
+}
+
+/** Options of Calls.connect. */
+export interface ConnectOptions {
+  /** Reconnect after a drop (default true). */
+  reconnect?: boolean;
+  /** A WebSocket constructor (default globalThis.WebSocket). */
+  WebSocket?: typeof WebSocket;
+  /** An RTCPeerConnection constructor (default globalThis.RTCPeerConnection). */
+  RTCPeerConnection?: typeof RTCPeerConnection;
+  /** Where diagnostics go (default console.warn). */
+  log?: (...args: unknown[]) => void;
+}
+
+/** One authenticated connection to a call server and at most one channel stay. */
+export declare class Calls {
+  /** Connects to serverURL (http(s) or ws(s)) at /ws and authenticates. */
+  static connect(serverURL: string, token: string, opts?: ConnectOptions): Promise<Calls>;
+
+  /** The authenticated user's id. */
+  readonly userId: string;
+  /** Whether the user may create calls. */
+  readonly canCreate: boolean;
+  /** ICE servers given by the server. */
+  readonly iceServers: RTCIceServer[];
+  /** The current channel id, or null. */
+  readonly channel: string | null;
+  /** The local tracks published in the current channel. */
+  readonly tracks: TracksByName;
+  /** The media connection's status. */
+  readonly status: ConnectionStatus;
+  /** The server's view of the media connection (its status pushes). */
+  readonly serverStatus: ConnectionStatus;
+  /** The current RTCPeerConnection, or null. */
+  readonly pc: RTCPeerConnection | null;
+  /** The channel's configuration as last known, or null. */
+  readonly config: CallConfig | null;
+  /** The channel's active users as last known. */
+  readonly users: ActiveUser[];
+  /** Whether the WebSocket is up. */
+  readonly connected: boolean;
+
+  /** The forwarded tracks received in the current stay. */
+  remoteTracks(): RemoteTrack[];
+
+  on<K extends keyof CallEventMap>(event: K, handler: (ev: CallEventMap[K]) => any): void;
+  off<K extends keyof CallEventMap>(event: K, handler: (ev: CallEventMap[K]) => any): void;
+
+  /** Creates a call channel and joins it; fails with Exists or UnAuthorized. */
+  create(channelId: string, tracks?: TracksByName, config?: CallConfig): Promise<Status>;
+  /** Joins an existing call; may wait long for an admin's approval. */
+  join(channelId: string, tracks?: TracksByName): Promise<Status>;
+  /** Leaves the current call. */
+  leave(): Promise<Status>;
+  /** Deletes the call (owner only). */
+  delete(reason?: string): Promise<Status>;
+  /** Adds users to the call (admins). */
+  addUsers(users: string[]): Promise<Status>;
+  /** Removes users from the call (admins). */
+  delUsers(users: string[]): Promise<Status>;
+  /** Sets users' permission modes (admins). */
+  modUsers(users: User[]): Promise<Status>;
+  /** The active users with their tracks and modes. */
+  getUsers(): Promise<ActiveUser[]>;
+  /** Updates the channel's configuration (admins). */
+  configure(config: CallConfig): Promise<Status>;
+  /** Publishes local tracks. */
+  addTracks(tracks: TracksByName): Promise<void>;
+  /** Stops publishing tracks. */
+  removeTracks(name: string | string[]): Promise<void>;
+  /** Self-mutes (true) or unmutes (false) tracks: subscribers get empty frames. */
+  muteTracks(trackName: string | string[], newState: boolean): Promise<void>;
+  /** Mutes (true) or unmutes every track of one kind of another user (admins). */
+  muteUser(userId: string, kind: Kind, newState: boolean, reason?: string): Promise<void>;
+  /** Closes the connection and the media connection for good. */
+  close(): void;
+}
+
+/** Maps each m-section's mid to the forwarded track it carries. */
+export declare function parseMsids(sdp: string): Map<string, { userId: string; trackName: string }>;
+/** The connection status of a peer connection (disconnected for null). */
+export declare function statusOf(pc: RTCPeerConnection | null): ConnectionStatus;
+
+export default Calls;

@@ -1,0 +1,255 @@
+// media.js: one RTCPeerConnection for one channel stay, and its
+// negotiation with the server (the client is the polite peer).
+
+/** How long a negotiation step waits for ICE gathering, in ms. */
+export const GATHER_TIMEOUT = 3000;
+
+/** How long ICE may stay disconnected before an ICE restart, in ms. */
+export const ICE_GRACE = 2000;
+
+/**
+ * parseMsids maps each m-section's mid to the forwarded track it carries,
+ * read from `a=msid:<userId> <userId>/<trackName>` in the server's SDP.
+ * @param {string} sdp
+ * @returns {Map<string, {userId: string, trackName: string}>}
+ */
+export function parseMsids(sdp) {
+  const out = new Map();
+  const sections = String(sdp).split(/\r?\nm=/).slice(1);
+  for (const section of sections) {
+    let mid = null;
+    let msid = null;
+    for (const line of section.split(/\r?\n/)) {
+      if (line.startsWith('a=mid:')) mid = line.slice(6).trim();
+      else if (line.startsWith('a=msid:')) msid = line.slice(7).trim();
+    }
+    if (mid === null || msid === null) continue;
+    const [stream, id] = msid.split(/\s+/);
+    if (!stream || !id || !id.startsWith(stream + '/')) continue;
+    out.set(mid, { userId: stream, trackName: id.slice(stream.length + 1) });
+  }
+  return out;
+}
+
+/** statusOf derives the spec's connection status from a peer connection. */
+export function statusOf(pc) {
+  if (!pc) return 'disconnected';
+  const conn = pc.connectionState;
+  const ice = pc.iceConnectionState;
+  if (conn === 'closed' || conn === 'failed' || ice === 'closed') return 'disconnected';
+  if (conn === 'connected') return 'connected';
+  if (ice === 'checking') return 'checking';
+  if (ice === 'disconnected' || ice === 'failed') return 'disconnected';
+  if (conn === undefined && (ice === 'connected' || ice === 'completed')) return 'connected';
+  return 'connecting';
+}
+
+/**
+ * Media owns one RTCPeerConnection. Every negotiation step runs on one
+ * queue. hooks: request(type, data) → Promise, canSignal() → bool,
+ * onTrack(info), onStatus(), log(...).
+ */
+export class Media {
+  constructor(iceServers, hooks, PC) {
+    const RTCPC = PC || globalThis.RTCPeerConnection;
+    this.hooks = hooks;
+    this.pc = new RTCPC({ iceServers: iceServers || [], bundlePolicy: 'max-bundle' });
+    this.stream = typeof MediaStream === 'function' ? new MediaStream() : undefined;
+    this.queue = Promise.resolve();
+    this.closed = false;
+    /** mid → {userId, trackName}, from the server's last offer. */
+    this.mids = new Map();
+    /** local track name → RTCRtpTransceiver. */
+    this.senders = new Map();
+    /** "userId/trackName" → {userId, trackName, track, mid}. */
+    this.remote = new Map();
+    this.sdpSent = false;
+    this.iceTimer = null;
+    this.wire();
+  }
+
+  /** wire installs the peer connection's handlers. */
+  wire() {
+    const pc = this.pc;
+    pc.onnegotiationneeded = () => this.enqueue(() => this.offer());
+    pc.ontrack = (ev) => this.track(ev.transceiver, ev.track);
+    pc.oniceconnectionstatechange = () => {
+      this.iceWatch();
+      this.hooks.onStatus();
+    };
+    pc.onconnectionstatechange = () => this.hooks.onStatus();
+    pc.onicecandidate = (ev) => {
+      // Candidates found after the SDP went out are trickled.
+      if (!ev.candidate || !ev.candidate.candidate || !this.sdpSent || this.closed) return;
+      const c = ev.candidate;
+      const data = { candidate: c.candidate };
+      if (c.sdpMid != null) data.sdpMid = c.sdpMid;
+      if (c.sdpMLineIndex != null) data.sdpMLineIndex = c.sdpMLineIndex;
+      if (c.usernameFragment != null) data.usernameFragment = c.usernameFragment;
+      if (this.hooks.canSignal()) this.hooks.request('candidate', data).catch(() => {});
+    };
+  }
+
+  /** status is the spec's status of this connection. */
+  get status() {
+    return this.closed ? 'disconnected' : statusOf(this.pc);
+  }
+
+  /** enqueue runs step after every step queued before it. */
+  enqueue(step) {
+    const run = this.queue.then(() => (this.closed ? undefined : step()));
+    this.queue = run.catch((e) => this.hooks.log('negotiation failed:', e));
+    return run;
+  }
+
+  /** addTrack sends a local track (already announced to the server). */
+  addTrack(name, track) {
+    const init = { direction: 'sendonly' };
+    if (this.stream) init.streams = [this.stream];
+    const tr = this.pc.addTransceiver(track, init);
+    this.senders.set(name, tr);
+    return tr;
+  }
+
+  /** removeTrack stops sending a local track; renegotiation follows. */
+  removeTrack(name) {
+    const tr = this.senders.get(name);
+    if (!tr) return;
+    this.senders.delete(name);
+    try {
+      this.pc.removeTrack(tr.sender);
+      tr.direction = 'inactive';
+    } catch (e) {
+      this.hooks.log('removeTrack:', e);
+    }
+  }
+
+  /** gathered resolves when ICE gathering completes, or after GATHER_TIMEOUT. */
+  gathered() {
+    const pc = this.pc;
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pc.removeEventListener('icegatheringstatechange', check);
+        resolve();
+      };
+      const check = () => {
+        if (pc.iceGatheringState === 'complete') done();
+      };
+      const timer = setTimeout(done, GATHER_TIMEOUT);
+      pc.addEventListener('icegatheringstatechange', check);
+    });
+  }
+
+  /** offer is the client's negotiation step (negotiationneeded, ICE restart). */
+  async offer(iceRestart = false) {
+    const pc = this.pc;
+    if (pc.signalingState !== 'stable' || !this.hooks.canSignal()) return;
+    if (iceRestart) await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    else await pc.setLocalDescription();
+    await this.gathered();
+    if (this.closed) return;
+    let answer;
+    try {
+      this.sdpSent = true;
+      answer = await this.hooks.request('offer', { sdp: pc.localDescription.sdp });
+    } catch (e) {
+      if (this.closed) return;
+      if (pc.signalingState === 'have-local-offer') {
+        // Glare (the server's offer wins) or any failure: roll back; the
+        // browser asks again if changes remain.
+        await pc.setLocalDescription({ type: 'rollback' });
+      }
+      if (e && e.code === 'Glare') return;
+      throw e;
+    }
+    if (this.closed) return;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    this.reconcile();
+  }
+
+  /** answer handles the server's offer push. */
+  answer(sdp) {
+    return this.enqueue(async () => {
+      const pc = this.pc;
+      this.mids = parseMsids(sdp);
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await pc.setLocalDescription();
+      this.reconcile();
+      await this.gathered();
+      if (this.closed || !this.hooks.canSignal()) return;
+      this.sdpSent = true;
+      await this.hooks.request('answer', { sdp: pc.localDescription.sdp });
+    });
+  }
+
+  /** reconcile looks for receivers whose forwarded track is not yet known. */
+  reconcile() {
+    if (this.closed) return;
+    for (const tr of this.pc.getTransceivers()) {
+      const dir = tr.currentDirection;
+      if (dir === 'recvonly' || dir === 'sendrecv') this.track(tr, tr.receiver.track);
+    }
+  }
+
+  /** track records a remote track by its transceiver's mid; new ones go to onTrack. */
+  track(transceiver, track) {
+    if (this.closed || !transceiver || !track) return;
+    const info = this.mids.get(transceiver.mid);
+    if (!info) return;
+    const key = `${info.userId}/${info.trackName}`;
+    const known = this.remote.get(key);
+    if (known && known.track === track) return;
+    const entry = { userId: info.userId, trackName: info.trackName, track, mid: transceiver.mid };
+    this.remote.set(key, entry);
+    this.hooks.onTrack(entry);
+  }
+
+  /** forget drops a remote track and returns its entry. */
+  forget(userId, trackName) {
+    const key = `${userId}/${trackName}`;
+    const entry = this.remote.get(key);
+    this.remote.delete(key);
+    return entry || null;
+  }
+
+  /** iceWatch restarts ICE when it failed or stayed disconnected past ICE_GRACE. */
+  iceWatch() {
+    const state = this.pc.iceConnectionState;
+    if (state !== 'disconnected') {
+      clearTimeout(this.iceTimer);
+      this.iceTimer = null;
+    }
+    if (state === 'failed') this.restartIce();
+    else if (state === 'disconnected' && !this.iceTimer) {
+      this.iceTimer = setTimeout(() => {
+        this.iceTimer = null;
+        if (this.pc.iceConnectionState === 'disconnected') this.restartIce();
+      }, ICE_GRACE);
+    }
+  }
+
+  /** restartIce asks for an ICE restart; the queue sends the new offer. */
+  restartIce() {
+    if (this.closed || !this.hooks.canSignal()) return;
+    this.hooks.log('ICE restart');
+    if (typeof this.pc.restartIce === 'function') this.pc.restartIce();
+    else this.enqueue(() => this.offer(true));
+  }
+
+  /** close ends the peer connection; queued steps are dropped. */
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.iceTimer);
+    const pc = this.pc;
+    pc.onnegotiationneeded = pc.ontrack = pc.onicecandidate = null;
+    pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;
+    try {
+      pc.close();
+    } catch {
+      // closed already
+    }
+  }
+}
