@@ -380,7 +380,9 @@ export class Calls {
 
   /** configure updates the channel's configuration. */
   async configure(config) {
+    const channel = this._channel;
     await this._request('configure', { config });
+    if (this._channel === channel && this._config) this._config = { ...this._config, ...config };
     return { status: true };
   }
 
@@ -511,7 +513,8 @@ export class Calls {
         if (this._ownEnd(ev)) this._endStay();
         break;
       case 'user:join':
-        if (ev.userId !== me || !this._users.has(me)) this._user(ev.userId);
+        this._user(ev.userId);
+        if (ev.userId !== me) this._refreshUsers();
         break;
       case 'user:left':
         if (ev.userId === me) {
@@ -542,6 +545,15 @@ export class Calls {
         break;
     }
     this._emit(name, ev);
+  }
+
+  /** _refreshUsers asks for the active users soon (a user:join carries no mode). */
+  _refreshUsers() {
+    if (this._refreshing) return;
+    this._refreshing = setTimeout(() => {
+      this._refreshing = null;
+      if (this._channel) this.getUsers().catch(() => {});
+    }, 50);
   }
 
   /** _forgetUser drops the remote tracks of a user who left. */

@@ -31,6 +31,49 @@ export function parseMsids(sdp) {
   return out;
 }
 
+/**
+ * harmonizeExtmap makes an offer's RTP header extension ids agree with the
+ * ids the server's last description gave them. When the server offered
+ * first, a browser's new m-sections may reuse one of those ids for another
+ * extension, and one BUNDLE group must map each id to one extension
+ * (Chrome refuses its own offer otherwise). The offer is returned as is
+ * when nothing collides.
+ * @param {string} offer @param {string} remote
+ */
+export function harmonizeExtmap(offer, remote) {
+  const re = /^a=extmap:(\d+)((?:\/\w+)? )(\S+)/;
+  const idOf = new Map(); // uri → id
+  const uriOf = new Map(); // id → uri
+  for (const line of String(remote).split(/\r?\n/)) {
+    const m = re.exec(line);
+    if (m && !idOf.has(m[3]) && !uriOf.has(+m[1])) {
+      idOf.set(m[3], +m[1]);
+      uriOf.set(+m[1], m[3]);
+    }
+  }
+  let changed = false;
+  const free = () => {
+    for (let id = 1; id < 256; id++) if (id !== 15 && !uriOf.has(id)) return id;
+    return 0;
+  };
+  const lines = offer.split('\r\n').map((line) => {
+    const m = re.exec(line);
+    if (!m) return line;
+    const uri = m[3];
+    let id = idOf.get(uri);
+    if (id === undefined) {
+      id = +m[1];
+      if (uriOf.has(id) && uriOf.get(id) !== uri) id = free();
+      idOf.set(uri, id);
+      uriOf.set(id, uri);
+    }
+    if (id === +m[1]) return line;
+    changed = true;
+    return `a=extmap:${id}${m[2]}${line.slice(m[0].length - uri.length)}`;
+  });
+  return changed ? lines.join('\r\n') : offer;
+}
+
 /** statusOf derives the spec's connection status from a peer connection. */
 export function statusOf(pc) {
   if (!pc) return 'disconnected';
@@ -146,8 +189,11 @@ export class Media {
   async offer(iceRestart = false) {
     const pc = this.pc;
     if (pc.signalingState !== 'stable' || !this.hooks.canSignal()) return;
-    if (iceRestart) await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-    else await pc.setLocalDescription();
+    const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
+    if (this.closed || pc.signalingState !== 'stable') return;
+    const remote = pc.currentRemoteDescription;
+    const sdp = remote ? harmonizeExtmap(offer.sdp, remote.sdp) : offer.sdp;
+    await pc.setLocalDescription({ type: 'offer', sdp });
     await this.gathered();
     if (this.closed) return;
     let answer;
