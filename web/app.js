@@ -32,6 +32,8 @@ function log(text, level = 'info', actions = []) {
   const span = document.createElement('span');
   span.textContent = text;
   li.append(time, span);
+  const box = document.createElement('span');
+  box.className = 'actions';
   for (const [label, fn] of actions) {
     const b = document.createElement('button');
     b.className = 'small secondary';
@@ -40,8 +42,9 @@ function log(text, level = 'info', actions = []) {
       li.querySelectorAll('button').forEach((x) => (x.disabled = true));
       fn();
     };
-    li.append(b);
+    box.append(b);
   }
+  if (actions.length) li.append(box);
   const list = $('log');
   list.append(li);
   list.scrollTop = list.scrollHeight;
@@ -59,6 +62,7 @@ async function attempt(what, fn) {
 
 const isMe = (id) => app.calls && id === app.calls.userId;
 const who = (id) => (isMe(id) ? 'you' : id);
+const whose = (id) => (isMe(id) ? 'your' : `${id}'s`);
 
 // ---- connection ----
 
@@ -131,7 +135,6 @@ async function enter(action) {
       await calls.join(channel, tracks);
       app.owner = false;
     }
-    log(`${action === 'create' ? 'created' : 'joined'} ${channel}`);
     showCall();
   } catch (e) {
     const hint = {
@@ -326,7 +329,12 @@ function ownControls(tracks) {
   for (const name of Object.keys(app.calls.tracks)) {
     const st = tracks.find((x) => x.name === name);
     const muted = !!(st && st.muted);
-    out.push(button(`${muted ? 'Unmute' : 'Mute'} ${name}`, () => attempt(`mute ${name}`, () => app.calls.muteTracks(name, !muted)), muted ? 'small on' : 'small secondary'));
+    const b = button(`${muted ? 'Unmute' : 'Mute'} ${name}`, () => attempt(`mute ${name}`, () => app.calls.muteTracks(name, !muted)), muted ? 'small on' : 'small secondary');
+    if (muted && st.mutedBy) {
+      b.disabled = true;
+      b.title = `muted by ${st.mutedBy}: only an admin can unmute it`;
+    }
+    out.push(b);
   }
   return out;
 }
@@ -353,7 +361,7 @@ function adminControls(id, user, tracks) {
   }
   modes.append(button('Set mode', () => {
     const m = boxes.reduce((acc, b) => (b.checked ? acc | Number(b.dataset.bit) : acc), 0);
-    attempt(`set ${id}'s mode`, () => app.calls.modUsers([{ id, mode: m }]));
+    attempt(`set ${whose(id)} mode`, () => app.calls.modUsers([{ id, mode: m }]));
   }));
   out.push(modes);
   return out;
@@ -381,7 +389,7 @@ function wire(calls) {
   calls.on('track:mute', ({ userId, trackName, value, mutedBy, muteReason }) => {
     const by = mutedBy ? ` by ${who(mutedBy)}` : '';
     const why = muteReason ? ` (“${muteReason}”)` : '';
-    log(`${who(userId)}'s ${trackName} ${value ? 'muted' : 'unmuted'}${by}${why}`);
+    log(`${whose(userId)} ${trackName} ${value ? 'muted' : 'unmuted'}${by}${why}`);
     refresh();
   });
   calls.on('cnl:create', ({ senderId, channelId }) => log(`${who(senderId)} created ${channelId}`));
@@ -421,7 +429,7 @@ function wire(calls) {
     refresh();
   });
   calls.on('user:mod', ({ users, senderId }) => {
-    log(`${who(senderId)} set ${users.map((u) => `${who(u.id)} to ${modeText(u.mode)}`).join(', ')}`);
+    log(`${who(senderId)} set ${users.map((u) => `${whose(u.id)} mode to ${modeText(u.mode)}`).join(', ')}`);
     refresh();
   });
   calls.on('newcall', ({ channelId, senderId }) => {
