@@ -40,9 +40,8 @@ var channelOps = map[string]channelOp{
 
 var okResult = statusResult{Status: true}
 
-// handle answers one request. create and join run beside the read loop
-// (a join may wait for an admin); every other request is answered before
-// the next one is read.
+// handle answers one request, before the next one is read; only a join
+// that is a join request (it waits for an admin) runs beside the read loop.
 func (ss *session) handle(req request) {
 	switch req.Type {
 	case "create", "join":
@@ -90,7 +89,7 @@ func (ss *session) cancelJoin() {
 }
 
 // startJoin runs a create or join request: refused at once when the
-// session is in a channel or joining one, otherwise in its own goroutine.
+// session is in a channel or joining one.
 func (ss *session) startJoin(req request) {
 	var c createData
 	var err error
@@ -120,16 +119,22 @@ func (ss *session) startJoin(req request) {
 	ctx, cancel := context.WithCancel(ss.ctx)
 	ss.joining = cancel
 	ss.mu.Unlock()
-	ss.wg.Add(1)
-	go func() {
-		defer ss.wg.Done()
+	run := func() {
 		defer cancel()
 		data, err := ss.join(ctx, req.Type == "create", c, tracks, ids)
 		ss.mu.Lock()
 		ss.joining = nil
 		ss.mu.Unlock()
 		ss.reply(req.ID, data, err)
-	}()
+	}
+	// Requests are answered in order; only a join that may wait for an
+	// admin (a join request) runs beside the read loop.
+	if ch, err := ss.srv.reg.Get(c.ChannelID); req.Type == "join" && err == nil && ch.Config().JoinRequest {
+		ss.wg.Add(1)
+		go func() { defer ss.wg.Done(); run() }()
+		return
+	}
+	run()
 }
 
 // join creates or joins the channel and starts the stay.
