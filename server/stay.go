@@ -45,9 +45,13 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 		Track:               forward.TrackConfig{},
 		OnPublish:           st.onPublish,
 		OnNegotiationNeeded: st.kick,
-		OnStatus:            func(s webrtc.Status) { ss.push("status", statusPush{Status: string(s)}) },
-		Grace:               ss.srv.cfg.Grace,
-		OnGone:              func() { go ss.endStayIf(st, true, "media connection lost") },
+		OnStatus: func(s webrtc.Status) {
+			if st.ctx.Err() == nil { // not once the stay has ended
+				ss.push("status", statusPush{Status: string(s)})
+			}
+		},
+		Grace:  ss.srv.cfg.Grace,
+		OnGone: func() { go ss.endStayIf(st, true, "media connection lost") },
 	})
 	if err != nil {
 		cancel()

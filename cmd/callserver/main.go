@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,7 +33,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Getenv); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "callserver:", err)
 		os.Exit(1)
 	}
@@ -159,7 +162,10 @@ func loopbackAddr(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func run(args []string, getenv func(string) string) error {
+// run serves until ctx ends (main: SIGINT or SIGTERM), then shuts down
+// gracefully. Logs go to logw; ready, when set, is told the listening
+// address.
+func run(ctx context.Context, args []string, getenv func(string) string, logw io.Writer, ready func(addr string)) error {
 	o, err := parse(args, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -171,7 +177,7 @@ func run(args []string, getenv func(string) string) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 	cfg, demo, err := o.config(log)
 	if err != nil {
 		return err
@@ -192,8 +198,9 @@ func run(args []string, getenv func(string) string) error {
 	}
 	log.Info("callserver listening", "url", scheme+"://"+ln.Addr().String()+"/", "demo", demo, "devTokens", cfg.DevTokens)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if scheme == "https" {
