@@ -1,0 +1,226 @@
+// Command callserver is callcore's reference call server: the call API over
+// a signalling WebSocket, media over WebRTC, a demo page at / and the
+// browser SDK at /sdk/calls.js. With no flags it serves on 127.0.0.1:8080
+// in demo mode (a random token secret, tokens for anyone at /dev/token).
+//
+//	go run ./cmd/callserver
+//	go run ./cmd/callserver -addr :443 -tls-cert cert.pem -tls-key key.pem \
+//	    -secret-file secret -udp-port 3478 -public-ip 203.0.113.7
+//
+// Every flag can be given as an environment variable: CALLSERVER_ and the
+// flag's name in capitals with - as _ (CALLSERVER_ADDR, CALLSERVER_SECRET).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/callcore/callcore/server"
+	"github.com/callcore/callcore/transport/webrtc"
+	"github.com/callcore/callcore/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "callserver:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line.
+type options struct {
+	addr, tlsCert, tlsKey         string
+	secret, secretFile            string
+	dev                           bool
+	udpPort, portMin, portMax     int
+	publicIP, listenIP, iceServer string
+	loopback                      bool
+	origins, logLevel             string
+}
+
+func parse(args []string, getenv func(string) string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("callserver", flag.ContinueOnError)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with -tls-key")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS key file (PEM)")
+	fs.StringVar(&o.secret, "secret", "", "token secret (HS256, at least 32 bytes); prefer -secret-file")
+	fs.StringVar(&o.secretFile, "secret-file", "", "file holding the token secret")
+	fs.BoolVar(&o.dev, "dev", false, "serve /dev/token even with a secret (never in production)")
+	fs.IntVar(&o.udpPort, "udp-port", 0, "serve all WebRTC media on this one UDP port (0: a port per peer)")
+	fs.IntVar(&o.portMin, "udp-port-min", 0, "lowest UDP port for media without -udp-port")
+	fs.IntVar(&o.portMax, "udp-port-max", 0, "highest UDP port for media without -udp-port")
+	fs.StringVar(&o.publicIP, "public-ip", "", "public IP(s) to advertise, comma-separated (1:1 NAT)")
+	fs.StringVar(&o.listenIP, "udp-ip", "", "IP the single UDP port listens on (default all)")
+	fs.StringVar(&o.iceServer, "ice-servers", "", "STUN/TURN URLs for clients, comma-separated; user:pass@ before a TURN host sets credentials")
+	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
+	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	// Environment first, so that flags override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "CALLSERVER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return o, envErr
+	}
+	return o, fs.Parse(args)
+}
+
+// config turns the options into the server's config; demo reports that
+// tokens are served to anyone.
+func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err error) {
+	secret := []byte(o.secret)
+	if o.secretFile != "" {
+		b, err := os.ReadFile(o.secretFile)
+		if err != nil {
+			return cfg, false, err
+		}
+		secret = []byte(strings.TrimSpace(string(b)))
+	}
+	if len(secret) == 0 {
+		if !loopbackAddr(o.addr) && !o.dev {
+			return cfg, false, errors.New("no token secret: give -secret-file (demo mode without one is for loopback addresses only, or add -dev)")
+		}
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		demo = true
+	}
+	cfg = server.Config{
+		Secret:    secret,
+		DevTokens: demo || o.dev,
+		Static:    web.FS,
+		Logger:    log,
+		WebRTC: webrtc.Config{
+			UDPPort:      o.udpPort,
+			ListenIP:     o.listenIP,
+			PortMin:      uint16(o.portMin),
+			PortMax:      uint16(o.portMax),
+			LoopbackOnly: o.loopback,
+		},
+	}
+	if o.portMin < 0 || o.portMax > 65535 || o.portMin > o.portMax {
+		return cfg, false, fmt.Errorf("bad UDP port range %d-%d", o.portMin, o.portMax)
+	}
+	cfg.WebRTC.NAT1To1IPs = splitList(o.publicIP)
+	cfg.OriginPatterns = splitList(o.origins)
+	for _, u := range splitList(o.iceServer) {
+		cfg.WebRTC.ICEServers = append(cfg.WebRTC.ICEServers, iceServer(u))
+	}
+	return cfg, demo, cfg.Validate()
+}
+
+// iceServer parses "turn:user:pass@host:port" or a plain STUN/TURN URL.
+func iceServer(u string) webrtc.ICEServer {
+	scheme, rest, ok := strings.Cut(u, ":")
+	if cred, host, found := strings.Cut(rest, "@"); ok && found {
+		user, pass, _ := strings.Cut(cred, ":")
+		return webrtc.ICEServer{URLs: []string{scheme + ":" + host}, Username: user, Credential: pass}
+	}
+	return webrtc.ICEServer{URLs: []string{u}}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// loopbackAddr reports whether a listen address is on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// run serves until ctx ends (main: SIGINT or SIGTERM), then shuts down
+// gracefully. Logs go to logw; ready, when set, is told the listening
+// address.
+func run(ctx context.Context, args []string, getenv func(string) string, logw io.Writer, ready func(addr string)) error {
+	o, err := parse(args, getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
+	cfg, demo, err := o.config(log)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if o.tlsCert != "" || o.tlsKey != "" {
+		scheme = "https"
+	}
+	log.Info("callserver listening", "url", scheme+"://"+ln.Addr().String()+"/", "demo", demo, "devTokens", cfg.DevTokens)
+
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if scheme == "https" {
+			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Sessions first (they are hijacked connections http.Server does not
+	// wait for), then the HTTP server.
+	err = errors.Join(err, srv.Shutdown(sctx), hs.Shutdown(sctx))
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/callcore/callcore/transport/webrtc"
+)
+
+// MinSecretLen is the shortest token secret accepted: 32 bytes, the size
+// of HS256's output.
+const MinSecretLen = 32
+
+// Config configures a Server. Zero values are documented defaults; Secret
+// is required.
+type Config struct {
+	// Secret is the HS256 key of the tokens clients present (at least
+	// MinSecretLen bytes). The server takes a user id from nothing else.
+	Secret []byte
+	// DevTokens serves GET /dev/token?user=ID&create=1, which answers with
+	// a token for any user: for demos and tests only.
+	DevTokens bool
+	// DevTokenTTL is how long a dev token is valid. Default 12 hours.
+	DevTokenTTL time.Duration
+	// WebRTC is the media transport's ICE and engine setup.
+	WebRTC webrtc.Config
+	// Static, when set, is served at / (the demo page) and /sdk/ (the
+	// browser SDK): cmd/callserver passes web.FS.
+	Static fs.FS
+	// OriginPatterns are the host patterns (path.Match syntax, e.g.
+	// "*.example.com") of pages allowed to open a WebSocket, besides the
+	// server's own host. Default: the server's own host only.
+	OriginPatterns []string
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+
+	// IdleTimeout closes a channel that has had no active user for this
+	// long. Default 0: kept until deleted.
+	IdleTimeout time.Duration
+	// JoinRequestTimeout is how long a join request waits for an admin.
+	// Default 0: the channel package's (30 s).
+	JoinRequestTimeout time.Duration
+
+	// MaxMessageBytes is the largest message a client may send. Default
+	// 256 KiB.
+	MaxMessageBytes int64
+	// RequestRate and RequestBurst bound each connection's requests: a
+	// token bucket of RequestBurst tokens refilled at RequestRate a
+	// second. Defaults 20 and 40.
+	RequestRate  float64
+	RequestBurst int
+	// MaxRefusals closes a connection whose requests were refused by the
+	// rate limit this many times in a row. Default 100.
+	MaxRefusals int
+	// AuthTimeout is how long a new connection has to authenticate.
+	// Default 10 s.
+	AuthTimeout time.Duration
+	// PingInterval and PingTimeout are the keepalive: a WebSocket ping
+	// every PingInterval, the connection closed when a pong takes longer
+	// than PingTimeout. Defaults 15 s and 15 s.
+	PingInterval, PingTimeout time.Duration
+	// WriteTimeout bounds one write to a client. Default 10 s.
+	WriteTimeout time.Duration
+	// SendQueue is how many messages may wait to be written to one
+	// client; a client that lets it fill is disconnected. Default 512.
+	SendQueue int
+	// Grace is how long a user's media connection may stay disconnected
+	// (ICE lost) while its WebSocket lives before the user is made to
+	// leave its channel. Default 30 s.
+	Grace time.Duration
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.DevTokenTTL, 12*time.Hour)
+	def(&c.AuthTimeout, 10*time.Second)
+	def(&c.PingInterval, 15*time.Second)
+	def(&c.PingTimeout, 15*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.Grace, 30*time.Second)
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 256 << 10
+	}
+	if c.RequestRate == 0 {
+		c.RequestRate = 20
+	}
+	if c.RequestBurst == 0 {
+		c.RequestBurst = 40
+	}
+	if c.MaxRefusals == 0 {
+		c.MaxRefusals = 100
+	}
+	if c.SendQueue == 0 {
+		c.SendQueue = 512
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports whether the config, with defaults applied, is usable.
+// Errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case len(c.Secret) < MinSecretLen:
+		return fmt.Errorf("%w: Secret must be at least %d bytes", ErrInvalidConfig, MinSecretLen)
+	case c.MaxMessageBytes < 4<<10:
+		return fmt.Errorf("%w: MaxMessageBytes %d is below 4 KiB", ErrInvalidConfig, c.MaxMessageBytes)
+	case c.RequestRate < 0 || c.RequestBurst < 1 || c.MaxRefusals < 1 || c.SendQueue < 16:
+		return fmt.Errorf("%w: RequestRate, RequestBurst, MaxRefusals or SendQueue out of range", ErrInvalidConfig)
+	case c.DevTokenTTL < 0 || c.AuthTimeout < 0 || c.PingInterval < 0 || c.PingTimeout < 0 ||
+		c.WriteTimeout < 0 || c.Grace < 0 || c.IdleTimeout < 0 || c.JoinRequestTimeout < 0:
+		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+	}
+	for _, p := range c.OriginPatterns {
+		if p == "" {
+			return fmt.Errorf("%w: empty origin pattern", ErrInvalidConfig)
+		}
+	}
+	if err := c.WebRTC.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}

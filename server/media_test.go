@@ -1,0 +1,262 @@
+package server
+
+import (
+	"encoding/json"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	pion "github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"github.com/callcore/callcore/mute"
+)
+
+// pionAPI is a plain pion client forced onto 127.0.0.1.
+func pionAPI(t *testing.T) *pion.API {
+	t.Helper()
+	me := &pion.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := pion.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
+	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se))
+}
+
+// peer is a pion PeerConnection speaking the protocol through a client.
+type peer struct {
+	t  *testing.T
+	c  *client
+	pc *pion.PeerConnection
+
+	wg       sync.WaitGroup
+	received atomic.Int64 // RTP packets received on all tracks
+	tracks   chan *pion.TrackRemote
+}
+
+func newPeer(t *testing.T, c *client) *peer {
+	t.Helper()
+	pc, err := pionAPI(t).NewPeerConnection(pion.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, c: c, pc: pc, tracks: make(chan *pion.TrackRemote, 16)}
+	pc.OnTrack(func(tr *pion.TrackRemote, _ *pion.RTPReceiver) {
+		p.tracks <- tr
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				p.received.Add(1)
+			}
+		}()
+	})
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *peer) close() {
+	_ = p.pc.GracefulClose()
+	p.wg.Wait()
+}
+
+// local sets a local description and returns it once ICE gathering is
+// complete (no trickle).
+func (p *peer) local(d pion.SessionDescription) string {
+	p.t.Helper()
+	done := pion.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(d); err != nil {
+		p.t.Fatal(err)
+	}
+	<-done
+	return p.pc.LocalDescription().SDP
+}
+
+// offer negotiates the client's changes: its offer, the server's answer.
+func (p *peer) offer() {
+	p.t.Helper()
+	o, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var a sdpData
+	if err := json.Unmarshal(p.c.must("offer", sdpData{SDP: p.local(o)}), &a); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// answer waits for the server's offer and answers it; it returns the
+// offer's SDP.
+func (p *peer) answer() string {
+	p.t.Helper()
+	var o sdpData
+	if err := json.Unmarshal(p.c.pushOf("offer"), &o); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: o.SDP}); err != nil {
+		p.t.Fatal(err)
+	}
+	a, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.c.must("answer", sdpData{SDP: p.local(a)})
+	return o.SDP
+}
+
+// sendVP8 adds a VP8 track with media id id and sends black key frames
+// at 30/s until stop is closed.
+func (p *peer) sendVP8(id string, stop chan struct{}) {
+	p.t.Helper()
+	tr, err := pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000}, id, "stream")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.pc.AddTransceiverFromTrack(tr, pion.RTPTransceiverInit{Direction: pion.RTPTransceiverDirectionSendonly}); err != nil {
+		p.t.Fatal(err)
+	}
+	frame, err := mute.BlackKeyFrame(mute.MimeTypeVP8, 320, 240)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	payload := append([]byte{0x10}, frame...) // VP8 payload descriptor: start of partition 0
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		for i := uint32(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: i * 3000}, Payload: payload}
+			if err := tr.WriteRTP(pkt); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// waitFor polls cond against the deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition against a deadline
+	}
+}
+
+// TestMediaThroughServer: pion clients speaking the protocol. alice
+// publishes VP8; bob joins, is offered alice's track in an m-section whose
+// msid names alice and the track, and receives its packets. Media of a
+// track nobody announced is counted and not forwarded.
+func TestMediaThroughServer(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, nil)
+	stop := make(chan struct{})
+	defer close(stop)
+
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
+	pa := newPeer(t, alice)
+	pa.sendVP8("alice-cam", stop)
+	pa.sendVP8("smuggled", stop) // never announced
+	pa.offer()
+
+	bob := login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb := newPeer(t, bob)
+	sdp := pb.answer()
+	if !strings.Contains(sdp, "a=msid:alice alice/cam") {
+		t.Errorf("the server's offer does not name alice's cam in an msid:\n%s", sdp)
+	}
+	if strings.Contains(sdp, "smuggled") {
+		t.Error("the unannounced track is offered")
+	}
+	select {
+	case tr := <-pb.tracks:
+		if tr.StreamID() != "alice" || tr.ID() != "alice/cam" || !strings.EqualFold(tr.Codec().MimeType, pion.MimeTypeVP8) {
+			t.Errorf("bob's track: stream %q id %q codec %q", tr.StreamID(), tr.ID(), tr.Codec().MimeType)
+		}
+	case <-time.After(deadline):
+		t.Fatal("bob got no track")
+	}
+	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 20 })
+	waitFor(t, "the unannounced track to be counted", func() bool { return ts.Stats().Unannounced == 1 })
+
+	// Self mute: the track keeps flowing (as empty frames).
+	on := true
+	alice.must("muteTracks", muteTracksData{Names: []string{"cam"}, State: &on})
+	n := pb.received.Load()
+	waitFor(t, "empty frames while muted", func() bool { return pb.received.Load() >= n+3 })
+
+	// bob leaves: the server closes his media connection.
+	bob.must("leave", nil)
+	waitFor(t, "bob's connection to close", func() bool {
+		s := pb.pc.ConnectionState()
+		return s == pion.PeerConnectionStateDisconnected || s == pion.PeerConnectionStateFailed || s == pion.PeerConnectionStateClosed
+	})
+}
+
+// TestDropMidNegotiation: a client whose WebSocket drops between its offer
+// and the answer leaves the call; nothing is left behind (goleak) and the
+// others are unaffected.
+func TestDropMidNegotiation(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, nil)
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c"})
+	for i := range 3 {
+		bob := login(t, ts, "bob", false)
+		bob.must("join", joinData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "bob-cam"}}})
+		pb := newPeer(t, bob)
+		stop := make(chan struct{})
+		pb.sendVP8("bob-cam", stop)
+		o, err := pb.pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sdp := pb.local(o)
+		w := bob.send("offer", sdpData{SDP: sdp})
+		if i > 0 { // after the server's answer: drop before the client applies it
+			<-w
+		}
+		_ = bob.conn.CloseNow()
+		alice.event("user:left", func(e eventData) bool { return e.UserID == "bob" })
+		close(stop)
+		pb.close()
+	}
+	waitFor(t, "the sessions to end", func() bool { return ts.Stats().Sessions == 1 })
+	var snap usersResult
+	if err := json.Unmarshal(alice.must("getUsers", nil), &snap); err != nil || len(snap.Users) != 1 {
+		t.Errorf("after the drops: %+v %v", snap, err)
+	}
+}

@@ -1,0 +1,345 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/permission"
+	"github.com/callcore/callcore/transport/webrtc"
+)
+
+// The wire protocol of docs/protocol.md: JSON envelopes and the data of
+// each request, answer and push.
+
+// request is a client's message.
+type request struct {
+	ID   uint64          `json:"id"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// answer is the server's reply to one request, or a push when ID is 0.
+type answer struct {
+	ID    uint64     `json:"id,omitempty"`
+	Type  string     `json:"type"`
+	Data  any        `json:"data,omitempty"`
+	Error *wireError `json:"error,omitempty"`
+}
+
+type wireError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes of the protocol beyond the spec's.
+const (
+	CodeGlare       = "Glare"
+	CodeRateLimited = "RateLimited"
+	CodeInternal    = "Internal"
+)
+
+// codes maps the channel's sentinel errors to the spec's error names, in
+// the order they are tried.
+var codes = []struct {
+	err  error
+	code string
+}{
+	{channel.ErrUnauthorized, "UnAuthorized"},
+	{channel.ErrExists, "Exists"},
+	{channel.ErrNotFound, "NotFound"},
+	{channel.ErrNotMember, "NotMember"},
+	{channel.ErrFull, "Full"},
+	{channel.ErrKindNotAllowed, "KindNotAllowed"},
+	{channel.ErrInvalid, "Invalid"},
+	{channel.ErrClosed, "Closed"},
+	{channel.ErrSlowConsumer, "Closed"},
+	{ErrUnauthenticated, "UnAuthorized"},
+	{ErrInvalidMessage, "Invalid"},
+	{ErrRateLimited, CodeRateLimited},
+	{webrtc.ErrGlare, CodeGlare},
+	{webrtc.ErrNoOffer, "Invalid"},
+	{webrtc.ErrCodecMismatch, "Invalid"},
+	{webrtc.ErrClosed, "Closed"},
+}
+
+// codeOf names err for the client: the spec's name for the channel's
+// sentinels, Internal for anything unexpected.
+func codeOf(err error) string {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return CodeInternal
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data. Empty data decodes as {}.
+func decodeStrict(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}")
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%w: data after the JSON value", ErrInvalidMessage)
+	}
+	return nil
+}
+
+// Request data.
+
+type authData struct {
+	Token string `json:"token"`
+}
+
+type trackData struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	TrackID string `json:"trackId"`
+}
+
+type createData struct {
+	ChannelID string      `json:"channelId"`
+	Tracks    []trackData `json:"tracks"`
+	Config    *configData `json:"config"`
+	Users     []string    `json:"users"`
+}
+
+type joinData struct {
+	ChannelID string      `json:"channelId"`
+	Tracks    []trackData `json:"tracks"`
+}
+
+type reasonData struct {
+	Reason string `json:"reason"`
+}
+
+type usersData struct {
+	Users []string `json:"users"`
+}
+
+type userModeData struct {
+	ID   string `json:"id"`
+	Mode int    `json:"mode"`
+}
+
+type modUsersData struct {
+	Users []userModeData `json:"users"`
+}
+
+type configureData struct {
+	Config configData `json:"config"`
+}
+
+type tracksData struct {
+	Tracks []trackData `json:"tracks"`
+}
+
+type namesData struct {
+	Names []string `json:"names"`
+}
+
+type muteTracksData struct {
+	Names []string `json:"names"`
+	State *bool    `json:"state"`
+}
+
+type muteUserData struct {
+	UserID string `json:"userId"`
+	Kind   string `json:"kind"`
+	State  *bool  `json:"state"`
+	Reason string `json:"reason"`
+}
+
+type sdpData struct {
+	SDP string `json:"sdp"`
+}
+
+type candidateData struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex"`
+	UsernameFragment *string `json:"usernameFragment"`
+}
+
+// configData is CallConfig on the wire.
+type configData struct {
+	Kind              string `json:"kind,omitempty"`
+	JoinRequest       bool   `json:"joinRequest"`
+	MaxUsers          int    `json:"maxUsers"`
+	DefaultPermission int    `json:"defaultPermission"`
+}
+
+// Answer data.
+
+type statusResult struct {
+	Status bool `json:"status"`
+}
+
+type stayResult struct {
+	Status    bool         `json:"status"`
+	ChannelID string       `json:"channelId"`
+	Seq       uint64       `json:"seq"`
+	Users     []activeUser `json:"users"`
+	Config    configData   `json:"config"`
+}
+
+type usersResult struct {
+	Seq   uint64       `json:"seq"`
+	Users []activeUser `json:"users"`
+}
+
+type authResult struct {
+	UserID     string             `json:"userId"`
+	CanCreate  bool               `json:"canCreate"`
+	ICEServers []webrtc.ICEServer `json:"iceServers"`
+}
+
+type activeUser struct {
+	ID     string       `json:"id"`
+	Mode   int          `json:"mode"`
+	Tracks []trackState `json:"tracks"`
+}
+
+type trackState struct {
+	Name       string `json:"name"`
+	Kind       string `json:"kind"`
+	Muted      bool   `json:"muted"`
+	MutedBy    string `json:"mutedBy,omitempty"`
+	MuteReason string `json:"muteReason,omitempty"`
+}
+
+type eventData struct {
+	Event      string       `json:"event"`
+	Seq        uint64       `json:"seq"`
+	ChannelID  string       `json:"channelId"`
+	SenderID   string       `json:"senderId,omitempty"`
+	UserID     string       `json:"userId,omitempty"`
+	TrackName  string       `json:"trackName,omitempty"`
+	Value      *bool        `json:"value,omitempty"`
+	MutedBy    string       `json:"mutedBy,omitempty"`
+	MuteReason string       `json:"muteReason,omitempty"`
+	Track      *trackState  `json:"track,omitempty"`
+	Tracks     []trackState `json:"tracks,omitempty"`
+	Users      any          `json:"users,omitempty"`
+	Config     *configData  `json:"config,omitempty"`
+	Reason     *string      `json:"reason,omitempty"`
+}
+
+type statusPush struct {
+	Status string `json:"status"`
+}
+
+type newcallPush struct {
+	ChannelID string `json:"channelId"`
+	SenderID  string `json:"senderId"`
+}
+
+// Conversions between the wire and the channel package.
+
+func kindFromWire(s string) (channel.Kind, error) {
+	switch s {
+	case "audio":
+		return channel.Audio, nil
+	case "video":
+		return channel.Video, nil
+	}
+	return 0, fmt.Errorf("%w: kind %q is not audio or video", channel.ErrInvalid, s)
+}
+
+func configFromWire(c configData) (channel.CallConfig, error) {
+	var cfg channel.CallConfig
+	switch c.Kind {
+	case "", "audioVideo":
+		cfg.Kind = channel.AudioVideo
+	case "audio":
+		cfg.Kind = channel.Audio
+	case "video":
+		cfg.Kind = channel.Video
+	default:
+		return cfg, fmt.Errorf("%w: config kind %q", channel.ErrInvalid, c.Kind)
+	}
+	if c.MaxUsers < 0 || c.DefaultPermission < 0 || c.DefaultPermission > int(permission.Admin|permission.Send|permission.Recv) {
+		return cfg, fmt.Errorf("%w: maxUsers or defaultPermission out of range", channel.ErrInvalid)
+	}
+	cfg.JoinRequest = c.JoinRequest
+	cfg.MaxUsers = c.MaxUsers
+	cfg.DefaultPermission = permission.Mode(c.DefaultPermission)
+	return cfg, cfg.Validate()
+}
+
+func configToWire(c channel.CallConfig) configData {
+	kind := "audioVideo"
+	switch c.Kind {
+	case channel.Audio:
+		kind = "audio"
+	case channel.Video:
+		kind = "video"
+	}
+	return configData{Kind: kind, JoinRequest: c.JoinRequest, MaxUsers: c.MaxUsers, DefaultPermission: int(c.DefaultPermission)}
+}
+
+func trackToWire(t channel.TrackState) trackState {
+	return trackState{Name: t.Name, Kind: t.Kind.String(), Muted: t.Muted, MutedBy: t.MutedBy, MuteReason: t.Reason}
+}
+
+func tracksToWire(ts []channel.TrackState) []trackState {
+	out := make([]trackState, len(ts))
+	for i, t := range ts {
+		out[i] = trackToWire(t)
+	}
+	return out
+}
+
+func usersToWire(us []channel.ActiveUser) []activeUser {
+	out := make([]activeUser, len(us))
+	for i, u := range us {
+		out[i] = activeUser{ID: u.ID, Mode: int(u.Mode), Tracks: tracksToWire(u.Tracks)}
+	}
+	return out
+}
+
+// eventToWire turns a channel event into the event push's data.
+func eventToWire(ev *channel.Event) eventData {
+	d := eventData{Event: ev.Type.String(), Seq: ev.Seq, ChannelID: ev.Channel}
+	switch ev.Type {
+	case channel.EventTrackAdd:
+		d.UserID, d.TrackName = ev.User, ev.Track.Name
+		t := trackToWire(ev.Track)
+		d.Track, d.Tracks = &t, tracksToWire(ev.Tracks)
+	case channel.EventTrackMute:
+		d.UserID, d.TrackName = ev.User, ev.Track.Name
+		v := ev.Track.Muted
+		d.Value, d.MutedBy, d.MuteReason = &v, ev.Track.MutedBy, ev.Track.Reason
+	case channel.EventTrackDel:
+		d.UserID, d.TrackName = ev.User, ev.Track.Name
+	case channel.EventCreate, channel.EventConfig:
+		c := configToWire(ev.Config)
+		d.SenderID, d.Config = ev.Sender, &c
+	case channel.EventDelete:
+		r := ev.Reason
+		d.SenderID, d.Reason = ev.Sender, &r
+	case channel.EventRequest, channel.EventJoin, channel.EventLeft:
+		d.UserID = ev.User
+	case channel.EventUserAdd, channel.EventUserMod:
+		us := make([]userModeData, len(ev.Users))
+		for i, u := range ev.Users {
+			us[i] = userModeData{ID: u.ID, Mode: int(u.Mode)}
+		}
+		d.SenderID, d.Users = ev.Sender, us
+	case channel.EventUserDel:
+		ids := make([]string, len(ev.Users))
+		for i, u := range ev.Users {
+			ids[i] = u.ID
+		}
+		d.SenderID, d.Users = ev.Sender, ids
+	}
+	return d
+}

@@ -1,0 +1,289 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/plane"
+	"github.com/callcore/callcore/transport/webrtc"
+)
+
+// Server is the reference call server: an http.Handler serving the
+// signalling WebSocket at /ws, dev tokens at /dev/token (when enabled),
+// /healthz, and the static demo page and SDK. It owns a channel registry,
+// the media plane and the WebRTC engine.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	engine *webrtc.Engine
+	plane  *plane.Plane
+	reg    *channel.Registry
+	mux    *http.ServeMux
+
+	mu       sync.Mutex
+	closed   bool                             // guarded by mu
+	sessions map[*session]struct{}            // guarded by mu
+	stays    map[stayKey]*session             // who is in which channel; guarded by mu
+	byUser   map[string]map[*session]struct{} // authenticated sessions; guarded by mu
+	wg       sync.WaitGroup                   // one per session
+
+	stats counters
+}
+
+// stayKey names a user's stay in a channel.
+type stayKey struct{ channel, user string }
+
+// counters are the server's lock-free counters.
+type counters struct {
+	connections, authFailures, invalid, rateLimited, takeovers, unannounced atomic.Uint64
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	// Connections is the number of WebSocket connections accepted.
+	Connections uint64
+	// AuthFailures counts connections refused for a bad, expired or
+	// missing token.
+	AuthFailures uint64
+	// Invalid counts messages refused as malformed, unknown or oversized.
+	Invalid uint64
+	// RateLimited counts requests refused by the rate limit.
+	RateLimited uint64
+	// Takeovers counts joins that took a user's call over from another
+	// connection.
+	Takeovers uint64
+	// Unannounced counts published media tracks whose id no create, join
+	// or addTracks announced: they are not forwarded.
+	Unannounced uint64
+	// Sessions is the number of connections open now.
+	Sessions int
+}
+
+// New builds a server from cfg. Close it with Shutdown.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		sessions: map[*session]struct{}{},
+		stays:    map[stayKey]*session{},
+		byUser:   map[string]map[*session]struct{}{},
+	}
+	engine, err := webrtc.New(cfg.WebRTC)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := plane.New(plane.Config{})
+	if err != nil {
+		_ = engine.Close()
+		return nil, err
+	}
+	reg, err := channel.NewRegistry(channel.Config{
+		Media:              pl,
+		Notifier:           notifier{s},
+		IdleTimeout:        cfg.IdleTimeout,
+		JoinRequestTimeout: cfg.JoinRequestTimeout,
+	})
+	if err != nil {
+		_ = pl.Close()
+		_ = engine.Close()
+		return nil, err
+	}
+	s.engine, s.plane, s.reg = engine, pl, reg
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /ws", s.serveWS)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	if cfg.DevTokens {
+		s.mux.HandleFunc("GET /dev/token", s.serveDevToken)
+	}
+	if cfg.Static != nil {
+		s.mux.Handle("GET /", http.FileServerFS(cfg.Static))
+	}
+	return s, nil
+}
+
+// ServeHTTP serves the server's endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Registry returns the server's channels, for embedders that act on them
+// directly (an admin console, tests).
+func (s *Server) Registry() *channel.Registry { return s.reg }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n := len(s.sessions)
+	s.mu.Unlock()
+	return Stats{
+		Connections:  s.stats.connections.Load(),
+		AuthFailures: s.stats.authFailures.Load(),
+		Invalid:      s.stats.invalid.Load(),
+		RateLimited:  s.stats.rateLimited.Load(),
+		Takeovers:    s.stats.takeovers.Load(),
+		Unannounced:  s.stats.unannounced.Load(),
+		Sessions:     n,
+	}
+}
+
+// Shutdown disconnects every client cleanly (a bye with reason
+// "shutdown", its user made to leave its channel, its media connection
+// closed, the WebSocket closed with 1001), waits for them until ctx ends,
+// and releases the channels, the media plane and the engine. New
+// connections are refused from its start.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.bye("shutdown", websocket.StatusGoingAway)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, ss := range sessions {
+			ss.kill()
+		}
+		<-done
+	}
+	s.reg.Close()
+	err = errors.Join(err, s.plane.Close(), s.engine.Close())
+	s.log.Info("server stopped", "sessions", len(sessions))
+	return err
+}
+
+// serveWS accepts a signalling WebSocket and runs its session.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns: s.cfg.OriginPatterns,
+	})
+	if err != nil {
+		s.log.Info("websocket refused", "remote", r.RemoteAddr, "err", err)
+		return // Accept has answered
+	}
+	conn.SetReadLimit(s.cfg.MaxMessageBytes)
+	ss := newSession(s, conn, r.RemoteAddr)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.stats.connections.Add(1)
+	defer s.wg.Done()
+	ss.run()
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	if set := s.byUser[ss.user]; set != nil {
+		delete(set, ss)
+		if len(set) == 0 {
+			delete(s.byUser, ss.user)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// serveDevToken answers GET /dev/token?user=ID&create=1 with a token.
+func (s *Server) serveDevToken(w http.ResponseWriter, r *http.Request) {
+	user := r.URL.Query().Get("user")
+	create := r.URL.Query().Get("create") == "1"
+	tok, err := IssueToken(s.cfg.Secret, user, create, s.cfg.DevTokenTTL)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("bad user: %v", err), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]string{"token": tok})
+}
+
+// authenticated records that ss speaks for its user now.
+func (s *Server) authenticated(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.byUser[ss.user]
+	if set == nil {
+		set = map[*session]struct{}{}
+		s.byUser[ss.user] = set
+	}
+	set[ss] = struct{}{}
+}
+
+// claimStay makes ss the session of user's stay in channel ch and returns
+// the session it takes the stay over from, if any.
+func (s *Server) claimStay(ch, user string, ss *session) (previous *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := stayKey{ch, user}
+	previous = s.stays[k]
+	if previous == ss {
+		previous = nil
+	}
+	s.stays[k] = ss
+	return previous
+}
+
+// releaseStay forgets ss's stay in ch, unless another session took it.
+func (s *Server) releaseStay(ch, user string, ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k := (stayKey{ch, user}); s.stays[k] == ss {
+		delete(s.stays, k)
+	}
+}
+
+// notifier delivers newcall notifications to the user's open sessions.
+type notifier struct{ s *Server }
+
+// NewCall implements channel.Notifier.
+func (n notifier) NewCall(ch, sender, user string) {
+	n.s.mu.Lock()
+	targets := make([]*session, 0, len(n.s.byUser[user]))
+	for ss := range n.s.byUser[user] {
+		targets = append(targets, ss)
+	}
+	n.s.mu.Unlock()
+	for _, ss := range targets {
+		ss.push("newcall", newcallPush{ChannelID: ch, SenderID: sender})
+	}
+}
+
+// now is the server's clock for tokens and rate limits.
+func now() time.Time { return time.Now() }
