@@ -139,6 +139,8 @@ export interface CallEventMap {
 export interface ConnectOptions {
   /** Reconnect after a drop (default true). */
   reconnect?: boolean;
+  /** How long to try reconnecting before giving up, in ms (default 30000). */
+  reconnectGiveUp?: number;
   /** A WebSocket constructor (default globalThis.WebSocket). */
   WebSocket?: typeof WebSocket;
   /** An RTCPeerConnection constructor (default globalThis.RTCPeerConnection). */

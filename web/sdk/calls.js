@@ -53,8 +53,8 @@ const copyState = (t) => ({ ...t });
 export class Calls {
   /**
    * connect opens a connection to serverURL and authenticates with token.
-   * opts: {reconnect?: boolean (default true), WebSocket?, RTCPeerConnection?,
-   * log?: (…args) => void}.
+   * opts: {reconnect?: boolean (default true), reconnectGiveUp?: ms (default
+   * 30000), WebSocket?, RTCPeerConnection?, log?: (…args) => void}.
    * @returns {Promise<Calls>}
    */
   static async connect(serverURL, token, opts = {}) {
@@ -170,6 +170,10 @@ export class Calls {
       signal.close();
       throw e;
     }
+    if (this._closed) {
+      signal.close();
+      throw new CallError('Closed', 'closed');
+    }
     this._signal = signal;
     this.userId = res.userId;
     this.canCreate = !!res.canCreate;
@@ -217,7 +221,8 @@ export class Calls {
         break;
       } catch (e) {
         this._log('reconnect failed:', e.message);
-        if (e.code === 'UnAuthorized' || Date.now() - start > RECONNECT_GIVE_UP) {
+        if (this._closed) return;
+        if (e.code === 'UnAuthorized' || Date.now() - start > (this._opts.reconnectGiveUp ?? RECONNECT_GIVE_UP)) {
           this._reconnecting = false;
           this._gone();
           return;
