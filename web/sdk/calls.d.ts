@@ -87,8 +87,11 @@ export interface RemoteTrack {
 /** Fields every channel event carries. */
 export interface ChannelEvent {
   event: string;
-  /** The channel's sequence number of this event. */
-  seq: number;
+  /**
+   * The channel's sequence number of this event; absent on the events the
+   * SDK makes itself (track:del and user:left around a reconnection).
+   */
+  seq?: number;
   channelId: string;
 }
 

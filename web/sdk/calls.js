@@ -17,6 +17,9 @@ export { CallError, parseMsids, statusOf };
 /** Permission mode bits of User.mode. */
 export const Mode = Object.freeze({ Admin: 1, Send: 2, Recv: 4 });
 
+/** A CallConfig's defaults, as the server fills them in (maxUsers 0: no limit). */
+const CONFIG_DEFAULTS = Object.freeze({ kind: 'audioVideo', joinRequest: false, maxUsers: 0, defaultPermission: 6 });
+
 /** Reconnection backoff of the WebSocket, in ms. */
 const BACKOFF_FIRST = 250;
 const BACKOFF_MAX = 5000;
@@ -240,13 +243,13 @@ export class Calls {
     const channelId = this._channel;
     if (!channelId) return;
     const tracks = { ...this._tracks };
-    for (const r of this.remoteTracks()) this._emit('track:del', { channelId, ...r });
+    for (const r of this.remoteTracks()) this._emit('track:del', { event: 'track:del', channelId, ...r });
     this._endStay();
     try {
       await this._enter('join', { channelId }, tracks, 0);
     } catch (e) {
       this._log(`rejoin of ${channelId} failed:`, e.message);
-      this._emit('user:left', { channelId, userId: this.userId, error: e.code });
+      this._emit('user:left', { event: 'user:left', channelId, userId: this.userId, error: e.code });
     }
   }
 
@@ -345,7 +348,12 @@ export class Calls {
 
   /** leave leaves the current channel. */
   async leave() {
-    await this._request('leave');
+    try {
+      await this._request('leave');
+    } catch (e) {
+      // A lost connection has left the channel already: do not rejoin it.
+      if (!(this._reconnecting && e.code === 'Closed')) throw e;
+    }
     this._endStay();
     return { status: true };
   }
@@ -387,7 +395,8 @@ export class Calls {
   async configure(config) {
     const channel = this._channel;
     await this._request('configure', { config });
-    if (this._channel === channel && this._config) this._config = { ...this._config, ...config };
+    // Missing fields take their defaults (docs/protocol.md, CallConfig).
+    if (this._channel === channel) this._config = { ...CONFIG_DEFAULTS, ...config };
     return { status: true };
   }
 
@@ -512,7 +521,7 @@ export class Calls {
         return;
       }
       case 'cnl:config':
-        this._config = { ...(this._config || {}), ...(ev.config || {}) };
+        this._config = { ...CONFIG_DEFAULTS, ...(ev.config || {}) };
         break;
       case 'cnl:delete':
         if (this._ownEnd(ev)) this._endStay();
