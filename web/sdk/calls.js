@@ -10,9 +10,9 @@
 // stay (media.js).
 
 import { CallError, Signal, wsURL, REQUEST_TIMEOUT } from './signal.js';
-import { Media, parseMsids, statusOf } from './media.js';
+import { Media, parseMsids, harmonizeExtmap, statusOf } from './media.js';
 
-export { CallError, parseMsids, statusOf };
+export { CallError, parseMsids, harmonizeExtmap, statusOf };
 
 /** Permission mode bits of User.mode. */
 export const Mode = Object.freeze({ Admin: 1, Send: 2, Recv: 4 });
