@@ -265,7 +265,6 @@ export class Calls {
 
   _resetStay() {
     this._channel = null;
-    this._stayId = 0;
     this._staySeq = 0;
     this._tracks = {};
     this._users = new Map();
@@ -322,7 +321,6 @@ export class Calls {
     const res = await this._request(type, data, timeout);
     if (this._media) this._endStay();
     this._channel = res.channelId || data.channelId;
-    this._stayId++;
     this._staySeq = res.seq || 0;
     this._config = res.config || null;
     this._setUsers(res.users);
