@@ -54,10 +54,14 @@
 // interfaces still exist; pages that connect peer connections to each other
 // should keep only the 127.0.0.1 candidates (as the test page does).
 //
-// # CPU
+// # CPU and concurrency
 //
-// The tests of this package and the SDK tests run on 2 cores: one browser
-// process is shared by all users of a test, renderer and timer throttling
-// are off (so a background tab still renders), /dev/shm is not used, and
-// tests should capture 320x240.
+// Tests run on 2 cores, often next to other packages' tests: one browser
+// process serves all users of a test, renderer and timer throttling are off
+// (so a tab that is not in front still renders and runs its timers),
+// /dev/shm is not used, and pages should capture 320x240. Conditions are
+// awaited by polling against deadlines (WaitFor), never by fixed sleeps;
+// under load Chromium starts in 1..8 s and buffers more audio. Different
+// Tabs may be used from different goroutines; one Tab's methods must not be
+// called concurrently.
 package browser

@@ -16,8 +16,8 @@ import (
 
 // Tab is the single tab of one user: a page in its own browser context
 // (cookies, storage, permissions and cache are not shared with other users).
-// Make it with [Browser.NewUser]. A Tab's methods must not be called
-// concurrently.
+// Make it with [Browser.NewUser]. Different Tabs may be used from different
+// goroutines; one Tab's methods must not be called concurrently.
 type Tab struct {
 	name string
 	ctx  context.Context
