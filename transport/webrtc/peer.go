@@ -2,6 +2,9 @@ package webrtc
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -420,6 +423,7 @@ func (p *Peer) applyOps() bool {
 				continue
 			}
 			s.sender = sender
+			p.onlyCodecOf(sender, s.local.mime)
 			changed = true
 			p.spawn(func() { s.readRTCP(sender) })
 		case s.sender != nil:
@@ -435,6 +439,33 @@ func (p *Peer) applyOps() bool {
 		p.mu.Unlock()
 	}
 	return changed
+}
+
+// onlyCodecOf restricts the m-section of sender to the one codec it
+// forwards (and its RTX). Offering every registered codec in a server
+// offer can collide, inside the BUNDLE group, with payload types the
+// client mapped to other formats in its own sections (Chrome refuses such
+// an offer: "Bundled payload type collision").
+func (p *Peer) onlyCodecOf(sender *pion.RTPSender, mime string) {
+	var keep []pion.RTPCodecParameters
+	var pts []string
+	for _, c := range codecList() {
+		if strings.EqualFold(c.MimeType, mime) {
+			keep = append(keep, c)
+			pts = append(pts, "apt="+strconv.Itoa(int(c.PayloadType)))
+		}
+	}
+	for _, c := range codecList() {
+		if strings.EqualFold(c.MimeType, pion.MimeTypeRTX) && slices.Contains(pts, c.SDPFmtpLine) {
+			keep = append(keep, c)
+		}
+	}
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == sender && len(keep) > 0 {
+			_ = tr.SetCodecPreferences(keep) // on failure the section offers every codec, as before
+			return
+		}
+	}
 }
 
 // spawn runs fn on a goroutine Close waits for, unless the peer is closed.
