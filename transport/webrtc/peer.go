@@ -427,8 +427,14 @@ func (p *Peer) applyOps() bool {
 			changed = true
 			p.spawn(func() { s.readRTCP(sender) })
 		case s.sender != nil:
+			tr := p.transceiverOf(s.sender)
 			if err := p.pc.RemoveTrack(s.sender); err == nil {
 				changed = true
+			}
+			if tr != nil {
+				// Every codec again: a section whose one codec the client
+				// rejected would otherwise be left out of the next offer.
+				_ = tr.SetCodecPreferences(nil)
 			}
 			s.sender = nil
 		}
@@ -460,12 +466,19 @@ func (p *Peer) onlyCodecOf(sender *pion.RTPSender, mime string) {
 			keep = append(keep, c)
 		}
 	}
+	if tr := p.transceiverOf(sender); tr != nil && len(keep) > 0 {
+		_ = tr.SetCodecPreferences(keep) // on failure the section offers every codec, as before
+	}
+}
+
+// transceiverOf returns the transceiver of sender, nil if none has it.
+func (p *Peer) transceiverOf(sender *pion.RTPSender) *pion.RTPTransceiver {
 	for _, tr := range p.pc.GetTransceivers() {
-		if tr.Sender() == sender && len(keep) > 0 {
-			_ = tr.SetCodecPreferences(keep) // on failure the section offers every codec, as before
-			return
+		if tr.Sender() == sender {
+			return tr
 		}
 	}
+	return nil
 }
 
 // spawn runs fn on a goroutine Close waits for, unless the peer is closed.
