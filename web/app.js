@@ -13,6 +13,7 @@ const app = {
   name: '',
   local: null, // MediaStream of getUserMedia
   owner: false, // this user created the current call
+  created: new Set(), // channels this page created (their owner may delete them)
   tiles: new Map(), // userId → tile
   join,
   create,
@@ -115,6 +116,7 @@ async function enter(action) {
   const name = $('name').value.trim();
   const channel = $('channel').value.trim();
   const err = $('lobby-error');
+  const note = $('lobby-note');
   err.hidden = true;
   if (!name || !channel) return;
   setBusy(true);
@@ -129,25 +131,28 @@ async function enter(action) {
       const max = Number($('create-maxusers').value);
       if (max > 0) config.maxUsers = max;
       await calls.create(channel, tracks, config);
-      app.owner = true;
+      app.created.add(channel);
     } else {
-      log(`joining ${channel}…`);
+      note.textContent = `Joining ${channel}… (if the call takes join requests, an admin has to let you in)`;
+      note.hidden = false;
       await calls.join(channel, tracks);
-      app.owner = false;
     }
+    app.owner = app.created.has(channel);
     showCall();
   } catch (e) {
     const hint = {
-      NotFound: 'No call with that name yet: press Create to start it.',
+      NotFound: 'No call with that name yet.',
       Exists: 'That call exists already: press Join.',
       NotMember: 'You are not a member of this call (or your request was refused).',
       Full: 'The call is full.',
       UnAuthorized: 'You are not allowed to do that.',
     }[e.code];
     err.textContent = `${e.code || 'Error'}: ${e.message}${hint ? ` — ${hint}` : ''}`;
+    if (e.code === 'NotFound' && action === 'join') err.append(' ', button('Create it', () => enter('create')));
     err.hidden = false;
     log(`${action} ${channel} failed: ${e.code || ''} ${e.message}`, 'error');
   } finally {
+    note.hidden = true;
     setBusy(false);
   }
 }

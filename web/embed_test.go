@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
 	"io/fs"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEmbedded checks that every file the server serves is embedded and
@@ -75,5 +78,20 @@ func TestSDKSurface(t *testing.T) {
 		if !strings.Contains(types, `'`+ev+`':`) {
 			t.Errorf("calls.d.ts: event %s is not typed", ev)
 		}
+	}
+}
+
+// TestSDKUnits runs the SDK's JavaScript unit tests (test/sdk.test.mjs: a
+// scripted server and fake WebRTC) with node, when node is installed.
+func TestSDKUnits(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, "--test", "test/sdk.test.mjs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("node --test test/sdk.test.mjs: %v\n%s", err, out)
 	}
 }

@@ -87,8 +87,11 @@ export interface RemoteTrack {
 /** Fields every channel event carries. */
 export interface ChannelEvent {
   event: string;
-  /** The channel's sequence number of this event. */
-  seq: number;
+  /**
+   * The channel's sequence number of this event; absent on the events the
+   * SDK makes itself (track:del and user:left around a reconnection).
+   */
+  seq?: number;
   channelId: string;
 }
 
@@ -139,6 +142,8 @@ export interface CallEventMap {
 export interface ConnectOptions {
   /** Reconnect after a drop (default true). */
   reconnect?: boolean;
+  /** How long to try reconnecting before giving up, in ms (default 30000). */
+  reconnectGiveUp?: number;
   /** A WebSocket constructor (default globalThis.WebSocket). */
   WebSocket?: typeof WebSocket;
   /** An RTCPeerConnection constructor (default globalThis.RTCPeerConnection). */

@@ -10,12 +10,15 @@
 // stay (media.js).
 
 import { CallError, Signal, wsURL, REQUEST_TIMEOUT } from './signal.js';
-import { Media, parseMsids, statusOf } from './media.js';
+import { Media, parseMsids, harmonizeExtmap, statusOf } from './media.js';
 
-export { CallError, parseMsids, statusOf };
+export { CallError, parseMsids, harmonizeExtmap, statusOf };
 
 /** Permission mode bits of User.mode. */
 export const Mode = Object.freeze({ Admin: 1, Send: 2, Recv: 4 });
+
+/** A CallConfig's defaults, as the server fills them in (maxUsers 0: no limit). */
+const CONFIG_DEFAULTS = Object.freeze({ kind: 'audioVideo', joinRequest: false, maxUsers: 0, defaultPermission: 6 });
 
 /** Reconnection backoff of the WebSocket, in ms. */
 const BACKOFF_FIRST = 250;
@@ -53,8 +56,8 @@ const copyState = (t) => ({ ...t });
 export class Calls {
   /**
    * connect opens a connection to serverURL and authenticates with token.
-   * opts: {reconnect?: boolean (default true), WebSocket?, RTCPeerConnection?,
-   * log?: (…args) => void}.
+   * opts: {reconnect?: boolean (default true), reconnectGiveUp?: ms (default
+   * 30000), WebSocket?, RTCPeerConnection?, log?: (…args) => void}.
    * @returns {Promise<Calls>}
    */
   static async connect(serverURL, token, opts = {}) {
@@ -170,6 +173,10 @@ export class Calls {
       signal.close();
       throw e;
     }
+    if (this._closed) {
+      signal.close();
+      throw new CallError('Closed', 'closed');
+    }
     this._signal = signal;
     this.userId = res.userId;
     this.canCreate = !!res.canCreate;
@@ -217,7 +224,8 @@ export class Calls {
         break;
       } catch (e) {
         this._log('reconnect failed:', e.message);
-        if (e.code === 'UnAuthorized' || Date.now() - start > RECONNECT_GIVE_UP) {
+        if (this._closed) return;
+        if (e.code === 'UnAuthorized' || Date.now() - start > (this._opts.reconnectGiveUp ?? RECONNECT_GIVE_UP)) {
           this._reconnecting = false;
           this._gone();
           return;
@@ -235,13 +243,13 @@ export class Calls {
     const channelId = this._channel;
     if (!channelId) return;
     const tracks = { ...this._tracks };
-    for (const r of this.remoteTracks()) this._emit('track:del', { channelId, ...r });
+    for (const r of this.remoteTracks()) this._emit('track:del', { event: 'track:del', channelId, ...r });
     this._endStay();
     try {
       await this._enter('join', { channelId }, tracks, 0);
     } catch (e) {
       this._log(`rejoin of ${channelId} failed:`, e.message);
-      this._emit('user:left', { channelId, userId: this.userId, error: e.code });
+      this._emit('user:left', { event: 'user:left', channelId, userId: this.userId, error: e.code });
     }
   }
 
@@ -257,7 +265,6 @@ export class Calls {
 
   _resetStay() {
     this._channel = null;
-    this._stayId = 0;
     this._staySeq = 0;
     this._tracks = {};
     this._users = new Map();
@@ -314,7 +321,6 @@ export class Calls {
     const res = await this._request(type, data, timeout);
     if (this._media) this._endStay();
     this._channel = res.channelId || data.channelId;
-    this._stayId++;
     this._staySeq = res.seq || 0;
     this._config = res.config || null;
     this._setUsers(res.users);
@@ -340,7 +346,12 @@ export class Calls {
 
   /** leave leaves the current channel. */
   async leave() {
-    await this._request('leave');
+    try {
+      await this._request('leave');
+    } catch (e) {
+      // A lost connection has left the channel already: do not rejoin it.
+      if (!(this._reconnecting && e.code === 'Closed')) throw e;
+    }
     this._endStay();
     return { status: true };
   }
@@ -382,7 +393,8 @@ export class Calls {
   async configure(config) {
     const channel = this._channel;
     await this._request('configure', { config });
-    if (this._channel === channel && this._config) this._config = { ...this._config, ...config };
+    // Missing fields take their defaults (docs/protocol.md, CallConfig).
+    if (this._channel === channel) this._config = { ...CONFIG_DEFAULTS, ...config };
     return { status: true };
   }
 
@@ -507,7 +519,7 @@ export class Calls {
         return;
       }
       case 'cnl:config':
-        this._config = { ...(this._config || {}), ...(ev.config || {}) };
+        this._config = { ...CONFIG_DEFAULTS, ...(ev.config || {}) };
         break;
       case 'cnl:delete':
         if (this._ownEnd(ev)) this._endStay();

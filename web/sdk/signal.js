@@ -23,6 +23,9 @@ export function wsURL(serverURL) {
   return u.toString();
 }
 
+/** How long opening the WebSocket may take, in ms. */
+export const OPEN_TIMEOUT = 10000;
+
 /** The default time a request may wait for its answer, in ms. */
 export const REQUEST_TIMEOUT = 15000;
 
@@ -52,13 +55,18 @@ export class Signal {
       let opened = false;
       const ws = new WS(this.url);
       this.ws = ws;
+      const timer = setTimeout(() => {
+        if (!opened) ws.close();
+      }, OPEN_TIMEOUT);
       ws.onopen = () => {
+        clearTimeout(timer);
         opened = true;
         resolve();
       };
       ws.onmessage = (ev) => this.receive(ev.data);
       ws.onerror = () => {};
       ws.onclose = (ev) => {
+        clearTimeout(timer);
         this.closed = true;
         this.failAll('Closed', 'connection closed');
         if (!opened) {

@@ -1,0 +1,61 @@
+// Package browser drives a real headless Chromium from Go tests, for the
+// end-to-end tests of the call server and its browser SDK.
+//
+// A test starts one browser process with [Start], opens one isolated
+// browser context per simulated user with [Browser.NewUser] (own cookies,
+// storage and permissions, one tab each), and drives the tab with
+// [Tab.Navigate], [Tab.Eval], [Tab.EvalErr] and [Tab.WaitFor]:
+//
+//	b := browser.Start(t)
+//	alice := b.NewUser(t, "alice")
+//	alice.Navigate(t, srv.URL+"/call.html")
+//	alice.WaitFor(t, "video decoded", `__probe.videoStats(pc).then(s => s.framesDecoded > 10)`, 10*time.Second)
+//
+// Everything is torn down by t.Cleanup: the tabs and their contexts, then
+// the browser; the cleanup fails the test when a Chromium process of this
+// browser is still alive afterwards. The page's console messages, uncaught
+// exceptions and browser log entries are logged with t.Logf, prefixed by the
+// user name, and Chromium's own output is logged when the test failed.
+//
+// # The probe
+//
+// Every document loaded in a [Tab] gets window.__probe (the embedded
+// probe.js, see [ProbeJS]): getStats helpers (videoStats, audioStats,
+// trackStats, remoteTracks), attach/detach to render a remote
+// MediaStreamTrack in a <video> or a playing <audio>, and brightness,
+// isBlack and isNotBlack to tell black video from Chrome's fake camera.
+// Measured with Chromium 156, fake camera at 320x240 and 15 fps (see
+// browser_test.go): rendered frames have a mean luma of about 83..96, a max
+// of about 175 and a min of about 78; with the sending track disabled
+// (track.enabled = false) they are exactly 0 (mean = max = 0), within 250 ms
+// of the switch either way. So "black" is max <= 20 and "not black" is
+// mean > 30. The fake microphone beeps about twice a second: a received and
+// played track's totalAudioEnergy grows by 0.12..0.25 per second (48000
+// samples); a disabled track's by less than 2e-6.
+//
+// # Running
+//
+//	CALLCORE_E2E=require go test ./internal/browser/
+//
+// The browser is found as "chromium" on $PATH (Debian's launcher script is
+// bypassed for the real binary /usr/lib/chromium/chromium; CALLCORE_CHROMIUM
+// overrides the path). Without Chromium the tests skip with a hint to
+// `apt-get install chromium`; with CALLCORE_E2E=require they fail instead
+// (see internal/e2e).
+//
+// # Network
+//
+// The browser is started so that it talks only to loopback addresses:
+// background networking, component updates, sync and QUIC are off, every
+// host name except localhost fails to resolve, and Navigate refuses URLs
+// whose host is not a loopback address. WebRTC host candidates on other
+// interfaces still exist; pages that connect peer connections to each other
+// should keep only the 127.0.0.1 candidates (as the test page does).
+//
+// # CPU
+//
+// The tests of this package and the SDK tests run on 2 cores: one browser
+// process is shared by all users of a test, renderer and timer throttling
+// are off (so a background tab still renders), /dev/shm is not used, and
+// tests should capture 320x240.
+package browser

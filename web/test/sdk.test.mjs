@@ -1,0 +1,296 @@
+// Unit tests of the SDK against a scripted server and fake WebRTC, run with
+// `node --test web/test/` (web's Go test runs them when node is installed).
+// The real browser tests are the end-to-end ones in headless Chromium.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Calls, parseMsids, harmonizeExtmap, statusOf } from '../sdk/calls.js';
+
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+
+/** until polls cond for up to a second. */
+async function until(cond, what) {
+  for (let i = 0; i < 100; i++) {
+    if (cond()) return;
+    await tick(10);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** A scripted server: answer(msg) returns {data} or {error} or null (no answer). */
+function fakeServer(answer) {
+  const sockets = [];
+  const trace = [];
+  class FakeWS {
+    constructor(url) {
+      this.url = url;
+      this.readyState = 0;
+      this.sent = [];
+      sockets.push(this);
+      setTimeout(() => {
+        if (server.refuse) {
+          this.readyState = 3;
+          this.onclose({ code: 1006 });
+          return;
+        }
+        this.readyState = 1;
+        this.onopen();
+      });
+    }
+    send(text) {
+      const msg = JSON.parse(text);
+      this.sent.push(msg);
+      trace.push(`send ${msg.type}`);
+      const a = answer(msg, this);
+      if (!a) return;
+      setTimeout(() => {
+        if (a.error) this.push({ id: msg.id, type: 'error', error: a.error });
+        else this.push({ id: msg.id, type: 'result', data: a.data || {} });
+      });
+    }
+    push(msg) {
+      if (this.readyState === 1) this.onmessage({ data: JSON.stringify(msg) });
+    }
+    close(code = 1000) {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      setTimeout(() => this.onclose({ code }));
+    }
+    drop() {
+      this.readyState = 3;
+      this.onclose({ code: 1006 });
+    }
+  }
+  const server = { sockets, trace, WebSocket: FakeWS, refuse: false };
+  return server;
+}
+
+let nextId = 1;
+/** A fake MediaStreamTrack. */
+const track = (kind) => ({ kind, id: `t${nextId++}` });
+
+/** A fake RTCPeerConnection: enough state for the SDK's negotiation. */
+function fakePC(trace) {
+  const pcs = [];
+  class FakePC {
+    constructor(cfg) {
+      this.cfg = cfg;
+      this.signalingState = 'stable';
+      this.iceConnectionState = 'new';
+      this.connectionState = 'new';
+      this.iceGatheringState = 'complete';
+      this.transceivers = [];
+      this.localDescription = null;
+      this.remoteDescription = null;
+      this.currentRemoteDescription = null;
+      this.rollbacks = 0;
+      this.closed = false;
+      pcs.push(this);
+    }
+    addEventListener() {}
+    removeEventListener() {}
+    addTransceiver(t, init) {
+      trace.push(`addTransceiver ${t.id}`);
+      const tr = { mid: null, direction: init.direction, currentDirection: null, sender: { track: t }, receiver: { track: null } };
+      this.transceivers.push(tr);
+      setTimeout(() => this.onnegotiationneeded && this.onnegotiationneeded());
+      return tr;
+    }
+    getTransceivers() {
+      return this.transceivers;
+    }
+    removeTrack(sender) {
+      trace.push(`removeTrack ${sender.track.id}`);
+      sender.track = null;
+    }
+    async createOffer() {
+      return { type: 'offer', sdp: `offer ${this.transceivers.length}` };
+    }
+    async setLocalDescription(desc) {
+      if (desc && desc.type === 'rollback') {
+        this.rollbacks++;
+        this.signalingState = 'stable';
+        return;
+      }
+      if (this.signalingState === 'have-remote-offer') {
+        this.localDescription = { type: 'answer', sdp: 'client answer' };
+        this.signalingState = 'stable';
+        for (const tr of this.transceivers) if (tr.receiver.track) tr.currentDirection = 'recvonly';
+      } else {
+        this.localDescription = desc || { type: 'offer', sdp: 'offer' };
+        this.signalingState = 'have-local-offer';
+      }
+    }
+    async setRemoteDescription(desc) {
+      this.remoteDescription = desc;
+      this.currentRemoteDescription = desc;
+      if (desc.type === 'answer') {
+        this.signalingState = 'stable';
+        return;
+      }
+      this.signalingState = 'have-remote-offer';
+      for (const mid of parseMsids(desc.sdp).keys()) {
+        if (this.transceivers.some((t) => t.mid === mid)) continue;
+        const tr = { mid, direction: 'recvonly', currentDirection: null, sender: { track: null }, receiver: { track: track('video') } };
+        this.transceivers.push(tr);
+        this.ontrack({ transceiver: tr, track: tr.receiver.track });
+      }
+    }
+    restartIce() {}
+    close() {
+      this.closed = true;
+    }
+  }
+  return { pcs, RTCPeerConnection: FakePC };
+}
+
+/** offerSDP is a server offer forwarding tracks: [[mid, userId, name]]. */
+const offerSDP = (tracks) =>
+  'v=0\r\n' + tracks.map(([mid, u, n]) => `m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:${mid}\r\na=msid:${u} ${u}/${n}\r\n`).join('');
+
+/** A server for the usual flow; overrides per request type. */
+function setup(over = {}) {
+  const srv = fakeServer((msg) => {
+    if (over[msg.type]) return over[msg.type](msg);
+    switch (msg.type) {
+      case 'auth':
+        return msg.data.token === 'good' ? { data: { userId: 'me', canCreate: true, iceServers: [{ urls: ['stun:x'] }] } } : { error: { code: 'UnAuthorized', message: 'bad token' } };
+      case 'create':
+      case 'join':
+        return { data: { status: true, channelId: msg.data.channelId, seq: 3, users: [{ id: 'me', mode: 7, tracks: [] }, { id: 'bob', mode: 6, tracks: [{ name: 'cam', kind: 'video', muted: false }] }], config: { kind: 'audioVideo' } } };
+      case 'offer':
+        return { data: { sdp: 'server answer' } };
+      default:
+        return { data: { status: true } };
+    }
+  });
+  const rtc = fakePC(srv.trace);
+  const opts = { WebSocket: srv.WebSocket, RTCPeerConnection: rtc.RTCPeerConnection, log: () => {} };
+  return { srv, rtc, opts };
+}
+
+test('pure helpers', () => {
+  const m = parseMsids(offerSDP([['0', 'bob', 'cam'], ['1', 'a/b', 'x/y']]) + 'm=audio 9 X 0\r\na=mid:2\r\n');
+  assert.deepEqual([...m.entries()], [['0', { userId: 'bob', trackName: 'cam' }], ['1', { userId: 'a/b', trackName: 'x/y' }]]);
+  const remote = 'm=audio\r\na=extmap:1 level\r\na=extmap:2 tcc\r\n';
+  const offer = 'm=audio\r\na=extmap:1 level\r\na=extmap:2 tcc\r\nm=video\r\na=extmap:2 abs\r\na=extmap:3 tcc\r\n';
+  assert.equal(harmonizeExtmap(offer, remote), 'm=audio\r\na=extmap:1 level\r\na=extmap:2 tcc\r\nm=video\r\na=extmap:3 abs\r\na=extmap:2 tcc\r\n');
+  assert.equal(harmonizeExtmap(remote, remote), remote);
+  assert.equal(statusOf(null), 'disconnected');
+  assert.equal(statusOf({ connectionState: 'connected', iceConnectionState: 'connected' }), 'connected');
+  assert.equal(statusOf({ connectionState: 'connecting', iceConnectionState: 'checking' }), 'checking');
+});
+
+test('connect authenticates, and a bad token rejects with its code', async () => {
+  const { srv, opts } = setup();
+  const calls = await Calls.connect('https://calls.example:8443/base/', 'good', opts);
+  assert.equal(srv.sockets[0].url, 'wss://calls.example:8443/base/ws');
+  assert.deepEqual(srv.sockets[0].sent[0], { id: 1, type: 'auth', data: { token: 'good' } });
+  assert.equal(calls.userId, 'me');
+  assert.equal(calls.status, 'disconnected');
+  assert.equal(calls.channel, null);
+  await assert.rejects(Calls.connect('http://h', 'bad', opts), (e) => e.code === 'UnAuthorized' && e.message === 'bad token');
+  calls.close();
+});
+
+test('create announces tracks before sending them, then offers; Glare rolls back', async () => {
+  let glare = true;
+  const { srv, rtc, opts } = setup({
+    offer: () => (glare ? { error: { code: 'Glare', message: 'crossed' } } : { data: { sdp: 'server answer' } }),
+  });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const cam = track('video');
+  assert.deepEqual(await calls.create('room', { cam }, { maxUsers: 2 }), { status: true });
+  const create = srv.sockets[0].sent[1];
+  assert.deepEqual(create.data, { channelId: 'room', config: { maxUsers: 2 }, tracks: [{ name: 'cam', kind: 'video', trackId: cam.id }] });
+  assert.ok(srv.trace.indexOf('send create') < srv.trace.indexOf(`addTransceiver ${cam.id}`));
+  assert.equal(calls.channel, 'room');
+  assert.deepEqual(Object.keys(calls.tracks), ['cam']);
+  const pc = calls.pc;
+  assert.deepEqual(pc.cfg.iceServers, [{ urls: ['stun:x'] }]);
+  await until(() => pc.rollbacks === 1, 'the rollback after Glare');
+  glare = false;
+  pc.onnegotiationneeded();
+  await until(() => pc.remoteDescription && pc.remoteDescription.sdp === 'server answer', 'the answer');
+  assert.equal(pc.signalingState, 'stable');
+  calls.close();
+  assert.ok(pc.closed);
+});
+
+test('a server offer maps mids to users and tracks; events update and re-emit', async () => {
+  const { srv, opts } = setup();
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const got = [];
+  for (const ev of ['track:add', 'track:mute', 'track:del', 'user:left', 'status']) calls.on(ev, (p) => got.push([ev, p]));
+  await calls.join('room');
+  const ws = srv.sockets[0];
+  ws.push({ type: 'event', data: { event: 'track:add', seq: 4, channelId: 'room', userId: 'me', trackName: 'x', track: { name: 'x', kind: 'video', muted: false } } });
+  ws.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+  await until(() => ws.sent.some((m) => m.type === 'answer'), 'the answer');
+  assert.deepEqual(ws.sent.find((m) => m.type === 'answer').data, { sdp: 'client answer' });
+  const add = got.filter(([e]) => e === 'track:add');
+  assert.equal(add.length, 1, 'only the media emits track:add');
+  assert.equal(add[0][1].userId, 'bob');
+  assert.equal(add[0][1].trackName, 'cam');
+  assert.deepEqual(add[0][1].tracks, [{ name: 'cam', kind: 'video', muted: false }]);
+  const media = add[0][1].track;
+  assert.deepEqual(calls.remoteTracks(), [{ userId: 'bob', trackName: 'cam', track: media }]);
+
+  ws.push({ type: 'event', data: { event: 'track:mute', seq: 5, channelId: 'room', userId: 'bob', trackName: 'cam', value: true, mutedBy: 'me', muteReason: 'r' } });
+  ws.push({ type: 'event', data: { event: 'track:del', seq: 6, channelId: 'room', userId: 'bob', trackName: 'cam' } });
+  await until(() => got.some(([e]) => e === 'track:del'), 'track:del');
+  assert.equal(got.find(([e]) => e === 'track:mute')[1].mutedBy, 'me');
+  assert.equal(got.find(([e]) => e === 'track:del')[1].track, media);
+  assert.deepEqual(calls.remoteTracks(), []);
+
+  const pc = calls.pc;
+  ws.push({ type: 'event', data: { event: 'user:left', seq: 7, channelId: 'room', userId: 'me' } });
+  await until(() => calls.channel === null, 'the end of the stay');
+  assert.ok(pc.closed);
+  assert.equal(calls.pc, null);
+  assert.equal(got.at(-1)[0], 'user:left');
+  calls.close();
+});
+
+test('failures reject with the server code; removeTracks asks first', async () => {
+  const { srv, opts } = setup({ muteUser: () => ({ error: { code: 'UnAuthorized', message: 'not an admin' } }) });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await assert.rejects(calls.muteUser('bob', 'audio', true), (e) => e.code === 'UnAuthorized' && e.message === 'not an admin');
+  const mic = track('audio');
+  await calls.join('room', { mic });
+  await calls.removeTracks('mic');
+  assert.ok(srv.trace.indexOf('send removeTracks') < srv.trace.indexOf(`removeTrack ${mic.id}`));
+  assert.deepEqual(calls.tracks, {});
+  await assert.rejects(calls.muteTracks([], true), (e) => e.code === 'Invalid');
+  calls.close();
+  await assert.rejects(calls.getUsers(), (e) => e.code === 'Closed');
+});
+
+test('a dropped connection fails requests in flight, reconnects and rejoins', async () => {
+  const { srv, rtc, opts } = setup({ getUsers: () => null });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const cam = track('video');
+  await calls.join('room', { cam });
+  const first = calls.pc;
+  const events = [];
+  calls.on('reconnected', () => events.push('reconnected'));
+  const pending = calls.getUsers();
+  srv.sockets[0].drop();
+  await assert.rejects(pending, (e) => e.code === 'Closed');
+  await until(() => events.includes('reconnected') && calls.pc && calls.pc !== first, 'the rejoin');
+  const join = srv.sockets[1].sent.find((m) => m.type === 'join');
+  assert.deepEqual(join.data, { channelId: 'room', tracks: [{ name: 'cam', kind: 'video', trackId: cam.id }] });
+  assert.ok(first.closed);
+  assert.equal(rtc.pcs.length, 2);
+  calls.close();
+});
+
+test('gives up after reconnectGiveUp and emits disconnected', async () => {
+  const { srv, opts } = setup();
+  const calls = await Calls.connect('http://h', 'good', { ...opts, reconnectGiveUp: 300 });
+  const gone = new Promise((r) => calls.on('disconnected', r));
+  srv.refuse = true;
+  srv.sockets[0].drop();
+  await gone;
+  assert.equal(calls.connected, false);
+});
