@@ -36,10 +36,11 @@ const (
 // the Chromium binary to run instead of the one found on $PATH.
 const EnvChromium = "CALLCORE_CHROMIUM"
 
-// Flags are the Chromium command line flags of [Start] (without the leading
-// "--"; a value "" means a switch without a value). chromedp adds
-// --remote-debugging-pipe and the start page about:blank.
-var Flags = []string{
+// DefaultFlags are the Chromium command line flags of [Start], as "name" or
+// "name=value" without the leading "--". chromedp adds
+// --remote-debugging-pipe, --user-data-dir and the start page about:blank.
+// Do not modify it; pass extra flags to Start.
+var DefaultFlags = []string{
 	"headless=new",
 	"no-sandbox",
 	"disable-gpu",
@@ -89,13 +90,16 @@ type Browser struct {
 }
 
 // Start starts a headless Chromium for the test and registers its cleanup.
+// The extra flags ("name" or "name=value", without "--") are added to
+// [DefaultFlags], and replace a default flag of the same name (for example
+// "use-file-for-fake-video-capture=/path/to/clip.y4m").
 //
 // The binary is looked up with e2e.LookPath(t, "chromium"): without it the
 // test is skipped, or failed under CALLCORE_E2E=require. The browser runs
-// with [Flags] and a new temporary --user-data-dir. At cleanup the browser
+// with these flags and a new temporary --user-data-dir. At cleanup the browser
 // is closed (gracefully, then killed), and the test fails if any process
 // that used its user data directory is still alive (they are then killed).
-func Start(t testing.TB) *Browser {
+func Start(t testing.TB, extra ...string) *Browser {
 	t.Helper()
 	path := chromiumPath(t)
 	t0 := time.Now()
@@ -110,7 +114,8 @@ func Start(t testing.TB) *Browser {
 		chromedp.UserDataDir(dataDir),
 		chromedp.CombinedOutput(b.output),
 	}
-	for _, f := range Flags {
+	for _, f := range append(DefaultFlags[:len(DefaultFlags):len(DefaultFlags)], extra...) {
+		f = strings.TrimPrefix(f, "--")
 		name, value, ok := strings.Cut(f, "=")
 		if ok {
 			opts = append(opts, chromedp.Flag(name, value))
@@ -128,16 +133,8 @@ func Start(t testing.TB) *Browser {
 	b.ctx, b.allocCancel = ctx, allocCancel
 	t.Cleanup(func() { b.close(t) })
 
-	// The first Run starts the process; it must not have a timeout (that
-	// would end the browser), so bound it from the outside.
-	started := make(chan error, 1)
-	go func() { started <- chromedp.Do(ctx) }()
-	select {
-	case err = <-started:
-	case <-time.After(startTimeout):
-		err = fmt.Errorf("no answer after %v", startTimeout)
-	}
-	if err != nil {
+	// The first Run starts the process.
+	if err := within(startTimeout, func() error { return chromedp.Do(ctx) }); err != nil {
 		t.Fatalf("browser: starting %s: %v\n%s", path, err, b.output.String())
 	}
 	if p := chromedp.FromContext(ctx).Browser.Process(); p != nil {
@@ -145,6 +142,23 @@ func Start(t testing.TB) *Browser {
 	}
 	t.Logf("browser: started %s, pid %d, in %v", path, b.pid, time.Since(t0).Round(time.Millisecond))
 	return b
+}
+
+// within runs f, and returns an error if it did not return within d. The
+// first Run of a chromedp context must not have a timeout of its own (the
+// browser or the tab would end with it), so it is bounded from the outside;
+// f keeps running after the timeout until the cleanup cancels its context.
+func within(d time.Duration, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("no answer after %v", d)
+	}
 }
 
 // chromiumPath finds the Chromium binary (see Start).

@@ -25,15 +25,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const waitTimeout = 15 * time.Second
 
 // Thresholds of the media checks, measured with Chromium 156 (fake camera
-// at 320x240, 15 fps): rendered frames have a mean luma of 83..99 (max
+// at 320x240, 15 fps): rendered frames have a mean luma of 83..96 (max
 // about 175); with the sending track disabled they are exactly 0. The fake
-// microphone beeps: totalAudioEnergy grows by about 0.2..0.35 per second
-// of received audio; with the track disabled it grows by less than 1e-8.
+// microphone beeps: totalAudioEnergy grows by about 0.12..0.35 per second
+// of received audio (0.02..0.05 on a starved CPU); with the track disabled,
+// once the audio in flight has played (1..2 s), by less than 2e-5.
 const (
-	blackMaxLuma    = 20   // isBlack: no pixel brighter
-	notBlackMean    = 30   // isNotBlack: mean luma above
-	energyPerSecond = 0.02 // an enabled track adds more energy per 48000 samples
-	silentEnergy    = 1e-3 // a disabled track adds less energy per 48000 samples
+	blackMaxLuma = 20   // isBlack: no pixel brighter
+	notBlackMean = 30   // isNotBlack: mean luma above
+	energyRise   = 0.02 // an enabled track soon adds this much energy
+	silentEnergy = 1e-3 // a disabled track adds less energy per 48000 samples
 )
 
 // serve serves testdata and /cookie (the request's Cookie header) on
@@ -58,18 +59,26 @@ func serve(t *testing.T) *httptest.Server {
 // bright, audio energy grows; a disabled video track renders black and
 // comes back; a disabled audio track adds (almost) no energy.
 func TestLoopbackMedia(t *testing.T) {
+	t.Parallel()
 	srv := serve(t)
 	b := Start(t)
 	tab := b.NewUser(t, "alice")
 	tab.Navigate(t, srv.URL+"/loopback.html")
 	tab.Eval(t, "ready", nil)
 
-	var ids struct{ Video, Audio string }
-	tab.Eval(t, `({video: __probe.attach(remote.video), audio: __probe.attach(remote.audio)})`, &ids)
-	if !strings.HasPrefix(ids.Video, "__probe-video-") || !strings.HasPrefix(ids.Audio, "__probe-audio-") {
-		t.Fatalf("attach: ids %+v", ids)
+	video, audio := tab.Attach(t, "remote.video"), tab.Attach(t, "remote.audio")
+	if !strings.HasPrefix(video, "__probe-video-") || !strings.HasPrefix(audio, "__probe-audio-") {
+		t.Fatalf("attach: ids %q, %q", video, audio)
 	}
-	tab.Eval(t, fmt.Sprintf("window.vid = %q", ids.Video), nil)
+	tab.Eval(t, fmt.Sprintf("window.vid = %q", video), nil)
+	var playing struct{ Video, Audio bool }
+	tab.WaitFor(t, "both elements playing", fmt.Sprintf(
+		"!__probe.playback(%q).paused && !__probe.playback(%q).paused && __probe.playback(%q).totalVideoFrames > 0", video, audio, video), waitTimeout)
+	tab.Eval(t, fmt.Sprintf(`({video: document.getElementById(%q) instanceof HTMLVideoElement && document.getElementById(%[1]q).muted,
+		audio: document.getElementById(%q) instanceof HTMLAudioElement && !document.getElementById(%[2]q).muted})`, video, audio), &playing)
+	if !playing.Video || !playing.Audio {
+		t.Errorf("attach: a muted <video> and an unmuted <audio>? %+v", playing)
+	}
 
 	// Video is decoded, per peer connection and per track.
 	tab.WaitFor(t, "10 video frames decoded at 320x240",
@@ -100,11 +109,10 @@ func TestLoopbackMedia(t *testing.T) {
 	// Audio plays: the energy of the one audio track grows.
 	a0 := tab.TrackStats(t, "pc2", "remote.audio")
 	tab.WaitFor(t, "audio energy rises", fmt.Sprintf(
-		"__probe.trackStats(pc2, remote.audio).then(s => s.totalAudioEnergy > %v)", a0.TotalAudioEnergy+energyPerSecond), waitTimeout)
+		"__probe.trackStats(pc2, remote.audio).then(s => s.totalAudioEnergy > %v)", a0.TotalAudioEnergy+energyRise), waitTimeout)
+	// For the log: about 0.12..0.25 per second, less on a starved CPU
+	// (concealed samples); the condition above is what the test asserts.
 	enabledEnergy := energyOverOneSecond(t, tab)
-	if enabledEnergy <= energyPerSecond {
-		t.Errorf("enabled audio: energy +%.3g per 48000 samples, want > %v", enabledEnergy, energyPerSecond)
-	}
 
 	// Disabled video renders black, then bright again.
 	tab.Eval(t, "stream.getVideoTracks()[0].enabled = false", nil)
@@ -113,23 +121,31 @@ func TestLoopbackMedia(t *testing.T) {
 	tab.Eval(t, "stream.getVideoTracks()[0].enabled = true", nil)
 	tab.WaitFor(t, "rendered video not black again", fmt.Sprintf("__probe.isNotBlack(vid, %d)", notBlackMean), waitTimeout)
 
-	// Disabled audio sends silence. Let half a second of audio pass (in
-	// flight, jitter buffer), then measure one second of it.
+	// Disabled audio sends silence: after what was in flight and in the
+	// jitter buffer has played (more under load), whole seconds of received
+	// audio add (almost) no energy.
 	tab.Eval(t, "stream.getAudioTracks()[0].enabled = false", nil)
-	s0 := tab.AudioStats(t, "pc2").TotalSamplesReceived
-	tab.WaitFor(t, "half a second of audio after disabling", fmt.Sprintf(
-		"__probe.audioStats(pc2).then(s => s.totalSamplesReceived >= %d)", s0+24000), waitTimeout)
-	disabledEnergy := energyOverOneSecond(t, tab)
-	t.Logf("audio energy per 48000 samples: enabled %.3g, disabled %.3g", enabledEnergy, disabledEnergy)
-	if disabledEnergy >= silentEnergy {
-		t.Errorf("disabled audio: energy +%.3g per 48000 samples, want < %v", disabledEnergy, silentEnergy)
+	disabledAt := time.Now()
+	quiet := energyOverOneSecond(t, tab)
+	for quiet >= silentEnergy && time.Since(disabledAt) < waitTimeout {
+		quiet = energyOverOneSecond(t, tab)
 	}
+	if quiet >= silentEnergy {
+		t.Fatalf("disabled audio: still +%.3g energy per 48000 samples after %v, want < %v", quiet, waitTimeout, silentEnergy)
+	}
+	quietAfter := time.Since(disabledAt)
+	if again := energyOverOneSecond(t, tab); again >= silentEnergy {
+		t.Errorf("disabled audio: +%.3g energy in the next 48000 samples, want < %v", again, silentEnergy)
+	}
+	t.Logf("audio energy per 48000 samples: enabled %.3g, disabled %.3g (quiet within %v of disabling)",
+		enabledEnergy, quiet, quietAfter.Round(time.Millisecond))
 	tab.Eval(t, "stream.getAudioTracks()[0].enabled = true", nil)
 	a1 := tab.AudioStats(t, "pc2")
 	tab.WaitFor(t, "audio energy rises again", fmt.Sprintf(
-		"__probe.audioStats(pc2).then(s => s.totalAudioEnergy > %v)", a1.TotalAudioEnergy+energyPerSecond), waitTimeout)
+		"__probe.audioStats(pc2).then(s => s.totalAudioEnergy > %v)", a1.TotalAudioEnergy+energyRise), waitTimeout)
 
-	// The receiver saw no loss on loopback.
+	// Loss is not expected on loopback, but a starved CPU can drop
+	// packets: log it, do not fail.
 	if vs, as := tab.VideoStats(t, "pc2"), tab.AudioStats(t, "pc2"); vs.PacketsLost != 0 || as.PacketsLost != 0 {
 		t.Logf("packets lost: video %d, audio %d", vs.PacketsLost, as.PacketsLost)
 	}
@@ -149,6 +165,7 @@ func energyOverOneSecond(t *testing.T, tab *Tab) float64 {
 // TestUsersIsolated checks that two users of one browser share neither
 // storage nor cookies, and that the browser's cleanup leaves no process.
 func TestUsersIsolated(t *testing.T) {
+	t.Parallel()
 	srv := serve(t)
 	var pid int
 	var dataDir string
@@ -227,8 +244,9 @@ func (r *logRecorder) has(s string) bool {
 // TestEval checks Eval's decoding, EvalErr's JavaScript errors, WaitFor,
 // the loopback-only Navigate and the console log.
 func TestEval(t *testing.T) {
+	t.Parallel()
 	srv := serve(t)
-	b := Start(t)
+	b := Start(t, "--window-size=640,480") // an extra flag replaces a default one
 	rec := &logRecorder{TB: t}
 	tab := b.NewUser(rec, "carol")
 	tab.Navigate(t, srv.URL+"/blank.html")
@@ -253,6 +271,11 @@ func TestEval(t *testing.T) {
 	}
 	if err := tab.EvalErr("undefined", nil); err != nil {
 		t.Errorf("EvalErr(undefined, nil) = %v", err)
+	}
+	var width int
+	tab.Eval(t, "innerWidth", &width)
+	if width != 640 {
+		t.Errorf("innerWidth = %d, want 640 (--window-size=640,480)", width)
 	}
 	var probe bool
 	tab.Eval(t, `typeof __probe.brightness === "function" && Object.isFrozen(__probe)`, &probe)

@@ -30,8 +30,10 @@
 // (track.enabled = false) they are exactly 0 (mean = max = 0), within 250 ms
 // of the switch either way. So "black" is max <= 20 and "not black" is
 // mean > 30. The fake microphone beeps about twice a second: a received and
-// played track's totalAudioEnergy grows by 0.12..0.25 per second (48000
-// samples); a disabled track's by less than 2e-6.
+// played track's totalAudioEnergy grows by 0.12..0.35 per second (48000
+// samples; down to 0.02..0.05 on a starved CPU, as concealed samples carry
+// little energy); a disabled track's by less than 2e-5 once what was in
+// flight and in the jitter buffer has played (1..2 s after the switch).
 //
 // # Running
 //

@@ -139,3 +139,13 @@ func (tab *Tab) Brightness(t testing.TB, video string) *Brightness {
 	tab.Eval(t, "__probe.brightness("+video+")", &b)
 	return b
 }
+
+// Attach renders a remote track with __probe.attach(track), where track is
+// a JavaScript expression for a MediaStreamTrack, and returns the id of the
+// new <video> or <audio> element.
+func (tab *Tab) Attach(t testing.TB, track string) string {
+	t.Helper()
+	var id string
+	tab.Eval(t, "__probe.attach("+track+")", &id)
+	return id
+}

@@ -36,10 +36,8 @@ func (b *Browser) NewUser(t testing.TB, name string) *Tab {
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
 	tab := &Tab{name: name, ctx: ctx}
 
-	sctx, scancel := context.WithTimeout(ctx, startTimeout)
-	defer scancel()
 	// The first Run creates the browser context and the tab.
-	if err := chromedp.Do(ctx); err != nil {
+	if err := within(startTimeout, func() error { return chromedp.Do(ctx) }); err != nil {
 		cancel()
 		t.Fatalf("browser: new user %s: %v", name, err)
 	}
@@ -59,6 +57,8 @@ func (b *Browser) NewUser(t testing.TB, name string) *Tab {
 		<-done   // no t.Logf after the test ends
 	})
 
+	sctx, scancel := context.WithTimeout(ctx, startTimeout)
+	defer scancel()
 	if _, err := chromedp.Call(sctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
 		Source:         ProbeJS,
 		RunImmediately: ptr(true),

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"golang.org/x/net/ipv4"
 
 	"github.com/callcore/callcore/transport"
@@ -18,6 +20,12 @@ const maxBatch = 64
 
 // batchSlot is the size of a batch slot; a larger datagram is sent at once.
 const batchSlot = 2048
+
+// srtpOverhead bounds what SRTP adds to an RTP packet (a 16-byte AEAD tag,
+// or a 10-byte HMAC tag and a 4-byte MKI-less ROC, with room to spare).
+const srtpOverhead = 32
+
+var errTooLarge = errors.New("webrtc: RTP packet too large for a batch slot")
 
 // batchConn is the UDP mux's socket when it is IPv4: the RTP datagrams
 // pion writes to it (the SRTP output of the subscriptions' writers) are
@@ -41,10 +49,13 @@ type batchConn struct {
 	bufs  [][]byte
 	addrs []net.UDPAddr
 	n     int
+	at    uint32 // sendClock time of the batch's first datagram
+
+	clock sendClock
 }
 
-func newBatchConn(conn *net.UDPConn) *batchConn {
-	c := &batchConn{conn: conn, bw: ipv4.NewPacketConn(conn),
+func newBatchConn(conn *net.UDPConn, clock sendClock) *batchConn {
+	c := &batchConn{conn: conn, bw: ipv4.NewPacketConn(conn), clock: clock,
 		msgs: make([]ipv4.Message, maxBatch), iov: make([][]byte, maxBatch),
 		bufs: make([][]byte, maxBatch), addrs: make([]net.UDPAddr, maxBatch)}
 	for i := range c.msgs {
@@ -79,6 +90,40 @@ func (c *batchConn) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	c.addrs[i].Port = int(to.Port())
 	c.n++
 	return len(b), nil
+}
+
+// writeSRTP copies the RTP packet header+payload into a slot and encrypts
+// it there in place with ctx (the one copy of the packet), addressed to
+// to. hdr is the caller's scratch header, parsed from the packet. It
+// returns the batch's time (sendClock), read once per batch.
+func (c *batchConn) writeSRTP(ctx *srtp.Context, hdr *rtp.Header, header, payload []byte, to netip.AddrPort) (uint32, error) {
+	n := len(header) + len(payload)
+	if n+srtpOverhead > batchSlot || !to.Addr().Is4() {
+		return 0, errTooLarge
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == maxBatch {
+		if err := c.flushLocked(); err != nil && errors.Is(err, net.ErrClosed) {
+			return 0, err
+		}
+	}
+	if c.n == 0 {
+		c.at = c.clock.now()
+	}
+	i := c.n
+	buf := c.bufs[i]
+	copy(buf[copy(buf, header):n], payload)
+	out, err := ctx.EncryptRTP(buf, buf[:n], hdr)
+	if err != nil {
+		return 0, err
+	}
+	c.iov[i] = out
+	ip := to.Addr().As4()
+	copy(c.addrs[i].IP, ip[:])
+	c.addrs[i].Port = int(to.Port())
+	c.n++
+	return c.at, nil
 }
 
 func (c *batchConn) WriteTo(b []byte, to net.Addr) (int, error) {

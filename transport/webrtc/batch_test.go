@@ -14,7 +14,7 @@ func TestBatchConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newBatchConn(sock)
+	c := newBatchConn(sock, sendClock{epoch: time.Now()})
 	defer c.Close()
 	rcv, err := net.ListenUDP("udp4", lo)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
 	pion "github.com/pion/webrtc/v4"
 
@@ -50,10 +51,11 @@ func codecList() []pion.RTPCodecParameters {
 }
 
 // mediaEngine registers the codecs and builds the interceptor registry.
-// Interceptors kept: RTCP sender and receiver reports, the NACK generator
-// (asks publishers for lost packets) and TWCC feedback to publishers. Not
+// Interceptors kept: RTCP receiver reports, the NACK generator (asks
+// publishers for lost packets) and TWCC feedback to publishers. Not
 // registered: pion's NACK responder (the core answers subscribers' NACKs
-// from its shared cache) and the stats interceptor.
+// from its shared cache), the stats interceptor, and the sender-report
+// interceptor (the subscriptions send their own: reports.go).
 func mediaEngine() (*pion.MediaEngine, *interceptor.Registry, error) {
 	me := &pion.MediaEngine{}
 	for _, c := range codecList() {
@@ -75,9 +77,13 @@ func mediaEngine() (*pion.MediaEngine, *interceptor.Registry, error) {
 		return nil, nil, err
 	}
 	ir.Add(gen)
-	if err := pion.ConfigureRTCPReports(ir); err != nil {
+	// Receiver reports for what publishers send; sender reports are the
+	// subscriptions' own (reports.go).
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
 		return nil, nil, err
 	}
+	ir.Add(rr)
 	if err := pion.ConfigureTWCCSender(me, ir); err != nil {
 		return nil, nil, err
 	}

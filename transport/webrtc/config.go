@@ -110,6 +110,7 @@ type Engine struct {
 	// batch is the flush point of the subscriptions' writers: the mux's
 	// batchConn when the mux socket is IPv4, else noFlush.
 	batch transport.Flusher
+	clock sendClock // for sender reports
 }
 
 // New validates cfg and builds an Engine. Close it after its peers.
@@ -118,7 +119,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg, batch: noFlush{}}
+	e := &Engine{cfg: cfg, batch: noFlush{}, clock: sendClock{epoch: time.Now()}}
 	se := pion.SettingEngine{}
 	// AES-128-GCM first: the cheapest SRTP profile in pion (pion's own
 	// default list starts with AES-256-GCM).
@@ -155,7 +156,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.conn = conn
 		if conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
-			bc := newBatchConn(conn)
+			bc := newBatchConn(conn, e.clock)
 			e.conn, e.batch = bc, bc
 		}
 		e.mux = pion.NewICEUDPMux(nil, e.conn)

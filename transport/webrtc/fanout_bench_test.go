@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,10 +29,15 @@ import (
 //
 // Metrics: pkts/s delivered (read by the subscribers, over the time from
 // the first send to the last packet read), loss (share of deliveries never
-// read), send-ns/delivery (the sending loop alone), allocs/delivery
-// (every allocation of the process while sending, the receivers' included:
-// an upper bound for the send side), B/sub (heap added per subscriber: server side and receiver together,
-// after GC), srtp-profile (the negotiated SRTP profile: 7 AES-128-GCM,
+// read), send-ns/delivery (the sending loop's wall time),
+// send-cpu-ns/delivery (the CPU time of the sending thread: callcore's or
+// pion's send path, and on loopback the kernel's receive processing that
+// runs in the sender's system calls), cpu-ns/delivered (the whole
+// process's CPU time, receivers included, per packet read: robust when
+// other work shares the machine), allocs/delivery (every allocation of
+// the process while sending, the receivers' included: an upper bound for
+// the send side), B/sub (heap added per subscriber: server side and
+// receiver together, after GC), srtp-profile (the negotiated SRTP profile: 7 AES-128-GCM,
 // 8 AES-256-GCM, 1 AES-CM-128-HMAC-SHA1-80).
 func BenchmarkWebRTCFanout(b *testing.B) {
 	for _, n := range []int{10, 50} {
@@ -150,10 +156,16 @@ func measure(b *testing.B, n int, recv *atomic.Int64, m sideMetrics, send func(s
 	settle(recv)
 	recv.Store(0)
 	b.ReportAllocs()
+	// The sending goroutine keeps its thread, so the thread's CPU time is
+	// the send side's (with, on loopback, the kernel's receive processing
+	// that runs in the sender's system calls).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	b.ResetTimer()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	mallocs := ms.Mallocs
+	proc0, thread0 := cpuTime(rusageSelf), cpuTime(rusageThread)
 	start := time.Now()
 	for range b.N {
 		send(seq)
@@ -161,10 +173,12 @@ func measure(b *testing.B, n int, recv *atomic.Int64, m sideMetrics, send func(s
 	}
 	b.StopTimer()
 	sendTime := b.Elapsed()
+	thread1 := cpuTime(rusageThread)
 	runtime.ReadMemStats(&ms)
 	allocs := float64(ms.Mallocs-mallocs) / float64(b.N*n)
 	want := int64(b.N * n)
 	got, last := settle(recv)
+	proc1 := cpuTime(rusageSelf)
 	if got > want {
 		got = want
 	}
@@ -172,8 +186,25 @@ func measure(b *testing.B, n int, recv *atomic.Int64, m sideMetrics, send func(s
 	b.ReportMetric(1-float64(got)/float64(want), "loss")
 	b.ReportMetric(float64(sendTime.Nanoseconds())/float64(want), "send-ns/delivery")
 	b.ReportMetric(allocs, "allocs/delivery")
+	b.ReportMetric(float64(thread1-thread0)/float64(want), "send-cpu-ns/delivery")
+	b.ReportMetric(float64(proc1-proc0)/float64(got), "cpu-ns/delivered")
 	b.ReportMetric(m.perSub, "B/sub")
 	b.ReportMetric(float64(m.profile), "srtp-profile")
+}
+
+const (
+	rusageSelf   = 0 // RUSAGE_SELF
+	rusageThread = 1 // RUSAGE_THREAD (Linux)
+)
+
+// cpuTime returns the user and system CPU time of the process or of the
+// calling thread, in nanoseconds.
+func cpuTime(who int) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // settle waits until the count stops growing (nothing more is coming) and
@@ -221,20 +252,28 @@ func benchOurs(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	defer track.Close()
+	var subs []*Subscription
 	recv, m, closeAll := receivers(b, n, func(c *client) (*pion.PeerConnection, func()) {
 		p, err := NewPeer(PeerConfig{Engine: engine})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := p.Subscribe(track, PublishInfo{}); err != nil {
+		s, err := p.Subscribe(track, PublishInfo{})
+		if err != nil {
 			b.Fatal(err)
 		}
+		subs = append(subs, s)
 		negotiate(b, p, c)
 		return p.pc, func() { _ = p.Close() }
 	})
 	defer closeAll()
 	buf := make([]byte, 1500)
 	measure(b, n, recv, m, func(seq int) { _ = track.HandleRTP(benchPacket(buf, seq)) })
+	for _, s := range subs {
+		if s.out.fast.Load() == nil {
+			b.Fatal("a subscription is not on the direct path")
+		}
+	}
 }
 
 func benchBroadcast(b *testing.B, n int) {

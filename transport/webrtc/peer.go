@@ -95,6 +95,8 @@ type Peer struct {
 	done chan struct{} // closed by Close
 	ids  atomic.Uint64
 
+	direct direct // the direct send path's keys and address (single-port mode)
+
 	// negMu serialises signalling and the application of queued changes.
 	// It is held across pion calls, never while calling back, and never
 	// taken while mu is held.
@@ -110,7 +112,8 @@ type Peer struct {
 	pubs     map[*forward.Track]PublishInfo
 	status   Status
 	grace    *time.Timer    // runs while disconnected, with Grace set
-	wg       sync.WaitGroup // read loops
+	wg       sync.WaitGroup // read loops and the report timer's runs
+	reports  *time.Timer    // sender reports (sendReports)
 }
 
 // op is a queued change: a subscription to add or to remove.
@@ -149,6 +152,10 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	pc.OnICEConnectionStateChange(func(pion.ICEConnectionState) { p.updateStatus() })
 	pc.OnConnectionStateChange(func(pion.PeerConnectionState) { p.updateStatus() })
 	pc.OnTrack(p.onTrack)
+	p.mu.Lock()
+	p.wg.Add(1)
+	p.reports = time.AfterFunc(reportInterval, p.sendReports)
+	p.mu.Unlock()
 	return p, nil
 }
 
@@ -164,6 +171,7 @@ func (p *Peer) updateStatus() {
 	switch p.pc.ConnectionState() {
 	case pion.PeerConnectionStateConnected:
 		s = StatusConnected
+		p.setupDirect()
 	case pion.PeerConnectionStateDisconnected, pion.PeerConnectionStateFailed, pion.PeerConnectionStateClosed:
 		s = StatusDisconnected
 	default:
@@ -507,6 +515,9 @@ func (p *Peer) Close() error {
 	}
 	p.closed = true
 	close(p.done)
+	if p.reports.Stop() {
+		p.wg.Done() // the run it was armed for will not happen
+	}
 	subs := make([]*Subscription, 0, len(p.subs))
 	for s := range p.subs {
 		subs = append(subs, s)

@@ -53,6 +53,7 @@ func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription,
 	}
 	s := &Subscription{peer: p, track: track}
 	s.out.batch = p.cfg.Engine.batch
+	s.out.clock = p.cfg.Engine.clock
 	s.local = &localTrack{
 		s: s, id: info.TrackID, streamID: info.StreamID, kind: tc.Kind,
 		mime: tc.MimeType, clock: tc.ClockRate, fmtp: info.SDPFmtpLine,
@@ -172,9 +173,17 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 // on an IPv4 socket, the socket holds the SRTP datagram until the core
 // flushes the engine's batch after the fan-out (transport.Batcher).
 type rtpOut struct {
-	ws     atomic.Pointer[pion.TrackLocalWriter]
-	closed atomic.Bool
-	batch  transport.Flusher // the engine's; never changes
+	ws    atomic.Pointer[pion.TrackLocalWriter]
+	fast  atomic.Pointer[fastOut] // the direct path, once the peer's keys are known
+	clock sendClock               // the engine's
+	ssrc  atomic.Uint32           // the main SSRC, set by Bind
+
+	// For sender reports (reports.go): written by the writer, read by
+	// the peer's report timer.
+	packets, octets atomic.Uint32
+	last            atomic.Uint64 // RTP timestamp << 32 | sendClock time of its first packet
+	closed          atomic.Bool
+	batch           transport.Flusher // the engine's; never changes
 
 	// Reused: the core calls from one goroutine at a time.
 	hdr rtp.Header
@@ -189,10 +198,20 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 	if ws == nil {
 		return transport.ErrClosed
 	}
+	if f := w.fast.Load(); f != nil {
+		if to := f.to.Load(); to != nil {
+			at, err := f.bc.writeSRTP(f.ctx, &w.hdr, header, payload, *to)
+			if err == nil {
+				w.count(at, len(header)+len(payload)-w.hdr.MarshalSize())
+			}
+			return err
+		}
+	}
 	n, err := w.hdr.Unmarshal(header)
 	if err != nil {
 		return err
 	}
+	octets := len(header) - n + len(payload)
 	if n < len(header) {
 		// The core rewrote the payload's first bytes (a VP8 descriptor's
 		// picture ID) and passed them at the end of header: join them.
@@ -202,7 +221,9 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		w.buf = append(append(w.buf[:0], header[n:]...), payload...)
 		payload = w.buf
 	}
-	_, err = (*ws).WriteRTP(&w.hdr, payload)
+	if _, err = (*ws).WriteRTP(&w.hdr, payload); err == nil {
+		w.count(w.clock.now(), octets)
+	}
 	return err
 }
 
@@ -251,6 +272,10 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 		return codec, nil // bound once per subscription
 	}
 	ws := ctx.WriteStream()
+	s.out.ssrc.Store(uint32(ctx.SSRC()))
+	if bc, ok := s.peer.cfg.Engine.batch.(*batchConn); ok {
+		s.goDirect(bc)
+	}
 	s.out.ws.Store(&ws)
 	cfg := forward.SubscriberConfig{
 		Writer:         &s.out,

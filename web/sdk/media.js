@@ -4,6 +4,9 @@
 /** How long a negotiation step waits for ICE gathering, in ms. */
 export const GATHER_TIMEOUT = 3000;
 
+/** The longest wait before offering again after a refused offer, in ms. */
+export const RETRY_MAX = 10000;
+
 /** How long ICE may stay disconnected before an ICE restart, in ms. */
 export const ICE_GRACE = 2000;
 
@@ -106,15 +109,20 @@ export class Media {
     this.senders = new Map();
     /** "userId/trackName" → {userId, trackName, track, mid}. */
     this.remote = new Map();
+    /** Whether the current local description went to the server (then new candidates are trickled). */
     this.sdpSent = false;
     this.iceTimer = null;
+    this.failures = 0;
+    this.retryAt = 0;
+    this.retryTimer = null;
+    this.offerQueued = false;
     this.wire();
   }
 
   /** wire installs the peer connection's handlers. */
   wire() {
     const pc = this.pc;
-    pc.onnegotiationneeded = () => this.enqueue(() => this.offer());
+    pc.onnegotiationneeded = () => this.needOffer();
     pc.ontrack = (ev) => this.track(ev.transceiver, ev.track);
     pc.oniceconnectionstatechange = () => {
       this.iceWatch();
@@ -193,6 +201,7 @@ export class Media {
     if (this.closed || pc.signalingState !== 'stable') return;
     const remote = pc.currentRemoteDescription;
     const sdp = remote ? harmonizeExtmap(offer.sdp, remote.sdp) : offer.sdp;
+    this.sdpSent = false;
     await pc.setLocalDescription({ type: 'offer', sdp });
     await this.gathered();
     if (this.closed) return;
@@ -201,6 +210,7 @@ export class Media {
       this.sdpSent = true;
       answer = await this.hooks.request('offer', { sdp: pc.localDescription.sdp });
     } catch (e) {
+      this.sdpSent = false;
       if (this.closed) return;
       if (pc.signalingState === 'have-local-offer') {
         // Glare (the server's offer wins) or any failure: roll back; the
@@ -208,11 +218,44 @@ export class Media {
         await pc.setLocalDescription({ type: 'rollback' });
       }
       if (e && e.code === 'Glare') return;
+      this.failed();
       throw e;
     }
+    this.failures = 0;
     if (this.closed) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     this.reconcile();
+  }
+
+  /**
+   * needOffer queues the client's offer, or holds it back for a while after
+   * a refused one, so that a refusal never turns into a loop of offers.
+   */
+  needOffer() {
+    const wait = this.retryAt - Date.now();
+    if (wait <= 0) {
+      // One queued offer covers every change made before it starts.
+      if (this.offerQueued) return;
+      this.offerQueued = true;
+      this.enqueue(() => {
+        this.offerQueued = false;
+        return this.offer();
+      });
+      return;
+    }
+    if (!this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        if (!this.closed) this.needOffer();
+      }, wait);
+    }
+  }
+
+  /** failed backs off after a refused offer: 0.5 s doubling to 10 s, then asks again. */
+  failed() {
+    this.failures++;
+    this.retryAt = Date.now() + Math.min(250 * 2 ** this.failures, RETRY_MAX);
+    this.needOffer();
   }
 
   /** answer handles the server's offer push. */
@@ -220,6 +263,7 @@ export class Media {
     return this.enqueue(async () => {
       const pc = this.pc;
       this.mids = parseMsids(sdp);
+      this.sdpSent = false;
       await pc.setRemoteDescription({ type: 'offer', sdp });
       await pc.setLocalDescription();
       this.reconcile();
@@ -289,6 +333,7 @@ export class Media {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.iceTimer);
+    clearTimeout(this.retryTimer);
     const pc = this.pc;
     pc.onnegotiationneeded = pc.ontrack = pc.onicecandidate = null;
     pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;

@@ -294,3 +294,15 @@ test('gives up after reconnectGiveUp and emits disconnected', async () => {
   await gone;
   assert.equal(calls.connected, false);
 });
+
+test('a refused offer is retried with backoff, not in a loop', async () => {
+  const { srv, rtc, opts } = setup({ offer: () => ({ error: { code: 'Invalid', message: 'bad sdp' } }) });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.join('room', { cam: track('video') });
+  const offers = () => srv.sockets[0].sent.filter((m) => m.type === 'offer').length;
+  await tick(300);
+  assert.equal(offers(), 1);
+  assert.equal(rtc.pcs[0].rollbacks, 1);
+  await until(() => offers() === 2, 'the retry');
+  calls.close();
+});
