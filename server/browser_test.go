@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"testing"
 	"testing/fstest"
@@ -169,7 +170,10 @@ func e2eFS(t *testing.T) fs.FS {
 // removal and re-admission, and deletion.
 func TestBrowserCall(t *testing.T) {
 	b := browser.Start(t)
-	ts := newTestServer(t, func(c *Config) { c.Static = e2eFS(t) })
+	ts := newTestServer(t, func(c *Config) {
+		c.Static = e2eFS(t)
+		c.WebRTC.UDPPort = freeUDPPort(t) // single-port mode: the batched, direct send path
+	})
 	if code, _ := ts.get(t, "/sdk/calls.js"); code != http.StatusOK {
 		t.Fatalf("GET /sdk/calls.js: %d", code)
 	}
@@ -272,4 +276,15 @@ func (ts *testServer) cut(user string) {
 	for _, ss := range victims {
 		ss.kill()
 	}
+}
+
+// freeUDPPort returns a UDP port free on 127.0.0.1 a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }
