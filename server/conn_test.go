@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,23 @@ func TestKeepalive(t *testing.T) {
 	alice.event("user:left", func(e eventData) bool { return e.UserID == "bob" })
 	waitFor(t, "bob's session to end", func() bool { return ts.Stats().Sessions == 1 })
 	alice.must("getUsers", nil) // alice, reading all along, is still there
+}
+
+// TestDevTokens: /dev/token serves tokens only when enabled, and never
+// for an invalid user id.
+func TestDevTokens(t *testing.T) {
+	on := newTestServer(t, nil)
+	if code, body := on.get(t, "/dev/token?user=alice&create=1"); code != http.StatusOK || !strings.Contains(body, `"token"`) {
+		t.Errorf("enabled: %d %s", code, body)
+	}
+	if code, _ := on.get(t, "/dev/token?user=a%20b"); code != http.StatusBadRequest {
+		t.Errorf("a user id with a space: %d", code)
+	}
+	off := newTestServer(t, func(c *Config) { c.DevTokens = false })
+	if code, _ := off.get(t, "/dev/token?user=alice"); code != http.StatusNotFound {
+		t.Errorf("disabled: %d", code)
+	}
+	if code, body := off.get(t, "/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
 }
