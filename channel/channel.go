@@ -84,6 +84,9 @@ func newChannel(r *Registry, id string, cfg CallConfig, owner string) *Channel {
 // ID returns the channel id.
 func (c *Channel) ID() string { return c.id }
 
+// Owner returns the user who created the channel; it never changes.
+func (c *Channel) Owner() string { return c.owner }
+
 // Config returns the current configuration, defaults filled in.
 func (c *Channel) Config() CallConfig {
 	c.mu.Lock()

@@ -25,8 +25,8 @@ func IssueToken(secret []byte, user string, create bool, ttl time.Duration) (str
 	if len(secret) < MinSecretLen {
 		return "", fmt.Errorf("%w: secret shorter than %d bytes", ErrInvalidConfig, MinSecretLen)
 	}
-	if user == "" || len(user) > channel.MaxIDLen {
-		return "", fmt.Errorf("%w: user id must be 1 to %d bytes", ErrInvalidConfig, channel.MaxIDLen)
+	if user == "" || len(user) > channel.MaxIDLen || !validName(user) {
+		return "", fmt.Errorf("%w: user id must be 1 to %d bytes without whitespace or control characters", ErrInvalidConfig, channel.MaxIDLen)
 	}
 	now := time.Now()
 	c := Claims{Create: create, RegisteredClaims: jwt.RegisteredClaims{
@@ -50,8 +50,8 @@ func verifyToken(secret []byte, token string, now time.Time) (Claims, error) {
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
-	if c.Subject == "" || len(c.Subject) > channel.MaxIDLen {
-		return Claims{}, fmt.Errorf("%w: token subject must be a user id of 1 to %d bytes", ErrUnauthenticated, channel.MaxIDLen)
+	if c.Subject == "" || len(c.Subject) > channel.MaxIDLen || !validName(c.Subject) {
+		return Claims{}, fmt.Errorf("%w: token subject must be a user id of 1 to %d bytes without whitespace", ErrUnauthenticated, channel.MaxIDLen)
 	}
 	return c, nil
 }

@@ -28,7 +28,7 @@ type testServer struct {
 	http *httptest.Server
 }
 
-func newTestServer(t *testing.T, tweak func(*Config)) *testServer {
+func newTestServer(t testing.TB, tweak func(*Config)) *testServer {
 	t.Helper()
 	cfg := Config{
 		Secret:    testSecret,

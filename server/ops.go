@@ -183,7 +183,7 @@ func (ss *session) join(ctx context.Context, create bool, c createData, tracks [
 	if err != nil {
 		return nil, err // the stay's pump sees the end too
 	}
-	return stayResult{Status: true, ChannelID: ch.ID(), Seq: snap.Seq, Users: usersToWire(snap.Users), Config: configToWire(ch.Config())}, nil
+	return stayResult{Status: true, ChannelID: ch.ID(), Owner: ch.Owner(), Seq: snap.Seq, Users: usersToWire(snap.Users), Config: configToWire(ch.Config())}, nil
 }
 
 // tracksFromWire checks announced tracks and returns them for the channel
@@ -195,6 +195,9 @@ func tracksFromWire(in []trackData) ([]channel.TrackInfo, map[string]string, err
 		k, err := kindFromWire(t.Kind)
 		if err != nil {
 			return nil, nil, err
+		}
+		if !validName(t.Name) {
+			return nil, nil, fmt.Errorf("%w: track name %q has whitespace or control characters", channel.ErrInvalid, t.Name)
 		}
 		if t.TrackID == "" || len(t.TrackID) > maxTrackIDLen {
 			return nil, nil, fmt.Errorf("%w: track %q needs a trackId of 1 to %d bytes", channel.ErrInvalid, t.Name, maxTrackIDLen)
@@ -271,7 +274,7 @@ func (ss *session) opConfigure(st *stay, data json.RawMessage) (any, error) {
 	if err := decodeStrict(data, &d); err != nil {
 		return nil, err
 	}
-	cfg, err := configFromWire(d.Config)
+	cfg, err := configFromWire(d.Config.apply(configToWire(st.ch.Config())))
 	if err != nil {
 		return nil, err
 	}

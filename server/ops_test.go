@@ -42,7 +42,7 @@ func TestOperations(t *testing.T) {
 	}), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Status || res.ChannelID != "c" || len(res.Users) != 1 || res.Users[0].ID != "alice" || res.Config.MaxUsers != 3 {
+	if !res.Status || res.ChannelID != "c" || res.Owner != "alice" || len(res.Users) != 1 || res.Users[0].ID != "alice" || res.Config.MaxUsers != 3 {
 		t.Fatalf("create's result: %+v", res)
 	}
 	alice.event("cnl:create", func(e eventData) bool { return e.SenderID == "alice" && e.Config != nil && e.Config.MaxUsers == 3 })
@@ -66,6 +66,7 @@ func TestOperations(t *testing.T) {
 	// Tracks: add, remove, self mute.
 	bob.want("Invalid", "addTracks", tracksData{Tracks: []trackData{{Name: "x", Kind: "smell", TrackID: "x"}}})
 	bob.want("Invalid", "addTracks", tracksData{Tracks: []trackData{{Name: "x", Kind: "audio"}}}) // no trackId
+	bob.want("Invalid", "addTracks", tracksData{Tracks: []trackData{{Name: "my cam", Kind: "video", TrackID: "x"}}})
 	bob.want("Exists", "addTracks", tracksData{Tracks: []trackData{track("cam", "video")}})
 	bob.must("addTracks", tracksData{Tracks: []trackData{track("mic", "audio")}})
 	alice.event("track:add", func(e eventData) bool { return e.UserID == "bob" && e.TrackName == "mic" })
@@ -97,10 +98,13 @@ func TestOperations(t *testing.T) {
 	if us := users[userModeData](t, mod.Users); len(us) != 1 || us[0] != (userModeData{ID: "bob", Mode: 4}) || mod.SenderID != "alice" {
 		t.Errorf("user:mod: %+v", mod)
 	}
-	bob.want("UnAuthorized", "configure", configureData{Config: configData{Kind: "audio"}})
-	alice.want("Invalid", "configure", configureData{Config: configData{Kind: "smell"}})
-	alice.must("configure", configureData{Config: configData{Kind: "audio", MaxUsers: 3}})
-	bob.event("cnl:config", func(e eventData) bool { return e.Config != nil && e.Config.Kind == "audio" })
+	cfg := func(c map[string]any) map[string]any { return map[string]any{"config": c} }
+	bob.want("UnAuthorized", "configure", cfg(map[string]any{"kind": "audio"}))
+	alice.want("Invalid", "configure", cfg(map[string]any{"kind": "smell"}))
+	alice.want("Invalid", "configure", cfg(map[string]any{"maxUsers": -1}))
+	alice.want("Invalid", "configure", cfg(map[string]any{"colour": "red"}))
+	alice.must("configure", cfg(map[string]any{"kind": "audio"})) // an update: maxUsers stays 3
+	bob.event("cnl:config", func(e eventData) bool { return e.Config != nil && e.Config.Kind == "audio" && e.Config.MaxUsers == 3 })
 	bob.want("KindNotAllowed", "addTracks", tracksData{Tracks: []trackData{track("cam2", "video")}})
 
 	// delUsers disconnects bob, who cannot join again until added.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode"
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/permission"
@@ -135,7 +136,36 @@ type modUsersData struct {
 }
 
 type configureData struct {
-	Config configData `json:"config"`
+	Config configPatch `json:"config"`
+}
+
+// configPatch is configure's argument: the fields given change, the
+// others keep their current values.
+type configPatch struct {
+	Kind              *string `json:"kind"`
+	JoinRequest       *bool   `json:"joinRequest"`
+	MaxUsers          *int    `json:"maxUsers"`
+	DefaultPermission *int    `json:"defaultPermission"`
+}
+
+// apply returns cur with p's fields set.
+func (p configPatch) apply(cur configData) configData {
+	if p.Kind != nil {
+		cur.Kind = *p.Kind
+		if cur.Kind == "" {
+			cur.Kind = "-" // refused by configFromWire, not taken as the default
+		}
+	}
+	if p.JoinRequest != nil {
+		cur.JoinRequest = *p.JoinRequest
+	}
+	if p.MaxUsers != nil {
+		cur.MaxUsers = *p.MaxUsers
+	}
+	if p.DefaultPermission != nil {
+		cur.DefaultPermission = *p.DefaultPermission
+	}
+	return cur
 }
 
 type tracksData struct {
@@ -186,6 +216,7 @@ type statusResult struct {
 type stayResult struct {
 	Status    bool         `json:"status"`
 	ChannelID string       `json:"channelId"`
+	Owner     string       `json:"owner"`
 	Seq       uint64       `json:"seq"`
 	Users     []activeUser `json:"users"`
 	Config    configData   `json:"config"`
@@ -243,6 +274,17 @@ type newcallPush struct {
 }
 
 // Conversions between the wire and the channel package.
+
+// validName reports whether a user id or track name can be carried in
+// SDP (a=msid): no whitespace or control characters.
+func validName(s string) bool {
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
 
 func kindFromWire(s string) (channel.Kind, error) {
 	switch s {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -151,7 +152,10 @@ func (ss *session) authenticate() error {
 	}
 	if err != nil {
 		ss.srv.stats.authFailures.Add(1)
-		ss.reply(req.ID, nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err))
+		if !errors.Is(err, ErrUnauthenticated) {
+			err = fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		}
+		ss.reply(req.ID, nil, err)
 		ss.closeWith(4001, "unauthenticated")
 		return err
 	}

@@ -172,8 +172,10 @@ func (st *stay) negotiate() {
 		}
 		sdp, err := st.peer.Offer()
 		if err != nil {
+			// An offer still unanswered: the peer asks again after its
+			// answer (see webrtc.Peer.Offer).
 			if st.ctx.Err() == nil {
-				st.ss.log.Warn("server offer failed", "err", err)
+				st.ss.log.Debug("server offer not made", "err", err)
 			}
 			continue
 		}

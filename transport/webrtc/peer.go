@@ -2,6 +2,9 @@ package webrtc
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -428,11 +431,18 @@ func (p *Peer) applyOps() bool {
 				continue
 			}
 			s.sender = sender
+			p.onlyCodecOf(sender, s.local.mime)
 			changed = true
 			p.spawn(func() { s.readRTCP(sender) })
 		case s.sender != nil:
+			tr := p.transceiverOf(s.sender)
 			if err := p.pc.RemoveTrack(s.sender); err == nil {
 				changed = true
+			}
+			if tr != nil {
+				// Every codec again: a section whose one codec the client
+				// rejected would otherwise be left out of the next offer.
+				_ = tr.SetCodecPreferences(nil)
 			}
 			s.sender = nil
 		}
@@ -443,6 +453,40 @@ func (p *Peer) applyOps() bool {
 		p.mu.Unlock()
 	}
 	return changed
+}
+
+// onlyCodecOf restricts the m-section of sender to the one codec it
+// forwards (and its RTX). Offering every registered codec in a server
+// offer can collide, inside the BUNDLE group, with payload types the
+// client mapped to other formats in its own sections (Chrome refuses such
+// an offer: "Bundled payload type collision").
+func (p *Peer) onlyCodecOf(sender *pion.RTPSender, mime string) {
+	var keep []pion.RTPCodecParameters
+	var pts []string
+	for _, c := range codecList() {
+		if strings.EqualFold(c.MimeType, mime) {
+			keep = append(keep, c)
+			pts = append(pts, "apt="+strconv.Itoa(int(c.PayloadType)))
+		}
+	}
+	for _, c := range codecList() {
+		if strings.EqualFold(c.MimeType, pion.MimeTypeRTX) && slices.Contains(pts, c.SDPFmtpLine) {
+			keep = append(keep, c)
+		}
+	}
+	if tr := p.transceiverOf(sender); tr != nil && len(keep) > 0 {
+		_ = tr.SetCodecPreferences(keep) // on failure the section offers every codec, as before
+	}
+}
+
+// transceiverOf returns the transceiver of sender, nil if none has it.
+func (p *Peer) transceiverOf(sender *pion.RTPSender) *pion.RTPTransceiver {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			return tr
+		}
+	}
+	return nil
 }
 
 // spawn runs fn on a goroutine Close waits for, unless the peer is closed.

@@ -1,0 +1,290 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/callcore/callcore/internal/browser"
+	"github.com/callcore/callcore/web"
+)
+
+// e2eWait bounds each wait for something a browser shows.
+const e2eWait = 30 * time.Second
+
+// e2ePage is the blank page the browser tests load: the SDK is imported
+// from the server like any app would.
+const e2ePage = `<!doctype html><meta charset="utf-8"><title>callcore e2e</title><body></body>`
+
+// e2eSetup loads the SDK, takes the fake camera and microphone at
+// 320×240, connects as the tab's user and records every event. Remote
+// tracks are rendered (video muted, audio played) as they arrive.
+const e2eSetup = `(async () => {
+  const { Calls } = await import('/sdk/calls.js');
+  const media = await navigator.mediaDevices.getUserMedia({
+    video: { width: 320, height: 240, frameRate: 15 }, audio: true });
+  const res = await fetch('/dev/token?user=%s&create=1');
+  const { token } = await res.json();
+  const calls = await Calls.connect(location.origin, token);
+  const t = window.t = { Calls, calls, media, token, events: [], remote: {}, els: {}, samples: {} };
+  t.tracks = () => ({ cam: media.getVideoTracks()[0], mic: media.getAudioTracks()[0] });
+  for (const name of ['track:add', 'track:mute', 'track:del', 'cnl:create', 'cnl:config',
+      'cnl:delete', 'cnl:req', 'user:join', 'user:left', 'user:add', 'user:del', 'user:mod',
+      'newcall', 'bye', 'status', 'disconnected', 'reconnected']) {
+    calls.on(name, (e) => {
+      const { track, ...rest } = e || {};
+      t.events.push({ name, ...rest });
+      if (name === 'track:add' && track) {
+        const key = e.userId + '/' + e.trackName;
+        t.remote[key] = track;
+        t.els[key] = __probe.attach(track);
+      }
+    });
+  }
+  // stats of one remote track, by "user/track"
+  t.stats = (key) => __probe.trackStats(calls.pc, t.remote[key]);
+  // stable reports whether the stat has not grown by more than eps over
+  // the last ms milliseconds of calls (a condition to poll).
+  t.stable = async (key, field, ms, eps) => {
+    const v = (await t.stats(key))[field], now = performance.now();
+    const s = (t.samples[key + field] ||= []);
+    s.push([now, v]);
+    while (s.length > 1 && now - s[1][0] >= ms) s.shift();
+    return now - s[0][0] >= ms && v - s[0][1] <= eps;
+  };
+  t.forget = (key, field) => { delete t.samples[key + field]; return true; };
+  t.saw = (name, pred) => t.events.some((e) => e.name === name && pred(e));
+  t.call = async (f) => { try { return { ok: await f() }; } catch (e) { return { code: e.code || String(e) }; } };
+  return true;
+})()`
+
+// user is one browser user of the e2e test.
+type user struct {
+	t    *testing.T
+	tab  *browser.Tab
+	name string
+}
+
+func (u *user) eval(js string, out any) { u.t.Helper(); u.tab.Eval(u.t, js, out) }
+
+func (u *user) waitFor(desc, js string) {
+	u.t.Helper()
+	u.tab.WaitFor(u.t, u.name+": "+desc, js, e2eWait)
+}
+
+// do runs an SDK call (an expression using t.calls) and returns the error
+// code it rejected with, "" when it resolved with {status: true} or
+// anything else.
+func (u *user) do(js string) string {
+	u.t.Helper()
+	var r struct {
+		OK   json.RawMessage `json:"ok"`
+		Code string          `json:"code"`
+	}
+	u.eval(fmt.Sprintf("t.call(() => %s)", js), &r)
+	return r.Code
+}
+
+func (u *user) must(js string) {
+	u.t.Helper()
+	if code := u.do(js); code != "" {
+		u.t.Fatalf("%s: %s failed with %s", u.name, js, code)
+	}
+}
+
+func (u *user) want(code, js string) {
+	u.t.Helper()
+	if got := u.do(js); got != code {
+		u.t.Fatalf("%s: %s: got %q, want %q", u.name, js, got, code)
+	}
+}
+
+// stat reads one field of a remote track's stats, once the track is
+// received on the current connection.
+func (u *user) stat(key, field string) float64 {
+	u.t.Helper()
+	u.waitFor(key+" on the current connection",
+		fmt.Sprintf("!!t.calls.pc && t.calls.pc.getReceivers().some((r) => r.track === t.remote[%q])", key))
+	var v float64
+	u.eval(fmt.Sprintf("t.stats(%q).then((s) => s[%q])", key, field), &v)
+	return v
+}
+
+// rising waits for a remote track's stat to grow by more than by.
+func (u *user) rising(key, field string, by float64) {
+	u.t.Helper()
+	v := u.stat(key, field)
+	u.waitFor(fmt.Sprintf("%s %s rising past %g", key, field, v+by),
+		fmt.Sprintf("t.stats(%q).then((s) => s[%q] > %g)", key, field, v+by))
+}
+
+// still waits until a remote track's stat has stopped growing (by at most
+// eps over a second).
+func (u *user) still(key, field string, eps float64) {
+	u.t.Helper()
+	u.eval(fmt.Sprintf("t.forget(%q, %q)", key, field), nil)
+	u.waitFor(fmt.Sprintf("%s %s to stop", key, field), fmt.Sprintf("t.stable(%q, %q, 1000, %g)", key, field, eps))
+}
+
+// sees waits until the user receives key's video (frames decoded rising,
+// pixels not black) and, for audio, energy rising.
+func (u *user) sees(from string) {
+	u.t.Helper()
+	u.waitFor("a track from "+from, fmt.Sprintf("!!t.remote[%q] && !!t.remote[%q]", from+"/cam", from+"/mic"))
+	u.rising(from+"/cam", "framesDecoded", 10)
+	u.waitFor(from+"'s video not black", fmt.Sprintf("__probe.isNotBlack(t.els[%q])", from+"/cam"))
+	u.rising(from+"/mic", "totalAudioEnergy", 0.001)
+}
+
+func (u *user) saw(name, pred string) {
+	u.t.Helper()
+	u.waitFor("event "+name+" where "+pred, fmt.Sprintf("t.saw(%q, (e) => %s)", name, pred))
+}
+
+// e2eFS is the SDK and the demo from package web, plus the blank test page.
+func e2eFS(t *testing.T) fs.FS {
+	m := fstest.MapFS{"e2e.html": {Data: []byte(e2ePage)}}
+	err := fs.WalkDir(web.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(web.FS, p)
+		m[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestBrowserCall: two users in headless Chromium, through the SDK only,
+// in one call on the reference server: media both ways, self mute (black
+// video, silent audio), admin mute (not forwarded, mutedBy and reason, no
+// self unmute), recv cleared and restored, a lost connection recovered,
+// removal and re-admission, and deletion.
+func TestBrowserCall(t *testing.T) {
+	b := browser.Start(t)
+	ts := newTestServer(t, func(c *Config) {
+		c.Static = e2eFS(t)
+		c.WebRTC.UDPPort = freeUDPPort(t) // single-port mode: the batched, direct send path
+	})
+	if code, _ := ts.get(t, "/sdk/calls.js"); code != http.StatusOK {
+		t.Fatalf("GET /sdk/calls.js: %d", code)
+	}
+	newUser := func(name string) *user {
+		u := &user{t: t, tab: b.NewUser(t, name), name: name}
+		u.tab.Navigate(t, ts.http.URL+"/e2e.html")
+		u.tab.InstallProbe(t)
+		var ok bool
+		u.eval(fmt.Sprintf(e2eSetup, name), &ok)
+		return u
+	}
+	alice, bob := newUser("alice"), newUser("bob")
+
+	// Both in the call; each sees and hears the other.
+	alice.must("t.calls.create('room', t.tracks())")
+	bob.must("t.calls.join('room', t.tracks())")
+	alice.saw("user:join", "e.userId === 'bob'")
+	alice.sees("bob")
+	bob.sees("alice")
+	var status string
+	bob.eval("t.calls.status", &status)
+	if status != "connected" {
+		t.Errorf("bob's status %q", status)
+	}
+
+	t.Log("muteTracks: alice's video turns black and her audio silent at bob's, then both come back")
+	alice.must("t.calls.muteTracks(['cam', 'mic'], true)")
+	bob.saw("track:mute", "e.userId === 'alice' && e.trackName === 'cam' && e.value === true")
+	bob.waitFor("alice's video black", "__probe.isBlack(t.els['alice/cam'])")
+	bob.rising("alice/cam", "framesDecoded", 3) // empty frames keep coming
+	bob.still("alice/mic", "totalAudioEnergy", 1e-6)
+	alice.must("t.calls.muteTracks(['cam', 'mic'], false)")
+	bob.waitFor("alice's video back", "__probe.isNotBlack(t.els['alice/cam'])")
+	bob.rising("alice/mic", "totalAudioEnergy", 0.001)
+
+	t.Log("muteUser: alice mutes bob's video and audio; they stop reaching her; bob cannot unmute")
+	alice.must("t.calls.muteUser('bob', 'video', true, 'too bright')")
+	alice.must("t.calls.muteUser('bob', 'audio', true, 'too loud')")
+	for _, u := range []*user{alice, bob} {
+		u.saw("track:mute", "e.userId === 'bob' && e.trackName === 'cam' && e.value === true && e.mutedBy === 'alice' && e.muteReason === 'too bright'")
+	}
+	alice.still("bob/cam", "framesDecoded", 0)
+	alice.waitFor("bob's video black", "__probe.isBlack(t.els['bob/cam'])")
+	alice.still("bob/mic", "totalAudioEnergy", 1e-6)
+	bob.want("UnAuthorized", "t.calls.muteTracks('cam', false)")
+	alice.must("t.calls.muteUser('bob', 'video', false)")
+	alice.must("t.calls.muteUser('bob', 'audio', false)")
+	alice.sees("bob")
+
+	t.Log("modUsers: bob's recv cleared: he stops receiving but stays connected; restored: resumes")
+	alice.must("t.calls.modUsers([{id: 'bob', mode: 2}])")
+	bob.saw("user:mod", "e.users.some((u) => u.id === 'bob' && u.mode === 2)")
+	bob.still("alice/cam", "framesDecoded", 0)
+	bob.eval("t.calls.status", &status)
+	if status != "connected" {
+		t.Errorf("bob's status with recv cleared: %q", status)
+	}
+	alice.rising("bob/cam", "framesDecoded", 5) // bob still sends
+	alice.must("t.calls.modUsers([{id: 'bob', mode: 6}])")
+	bob.rising("alice/cam", "framesDecoded", 10)
+
+	t.Log("a lost connection: bob's WebSocket is cut; the SDK reconnects and joins again")
+	ts.cut("bob")
+	bob.saw("reconnected", "true")
+	alice.saw("user:left", "e.userId === 'bob'")
+	bob.waitFor("bob back in the room", "t.calls.channel === 'room'")
+	alice.waitFor("bob's new tracks", "t.events.filter((e) => e.name === 'track:add' && e.userId === 'bob' && e.trackName === 'cam').length >= 2")
+	alice.rising("bob/cam", "framesDecoded", 10)
+	bob.rising("alice/cam", "framesDecoded", 10)
+
+	t.Log("delUsers: bob is disconnected and cannot join; addUsers lets him back")
+	alice.must("t.calls.delUsers(['bob'])")
+	bob.saw("user:del", "e.users.includes('bob')")
+	bob.waitFor("bob out of the call", "t.calls.channel === null && t.calls.pc === null")
+	bob.want("NotMember", "t.calls.join('room', t.tracks())")
+	alice.must("t.calls.addUsers(['bob'])")
+	bob.saw("newcall", "e.channelId === 'room' && e.senderId === 'alice'")
+	bob.must("t.calls.join('room', t.tracks())")
+	bob.rising("alice/cam", "framesDecoded", 5)
+
+	t.Log("delete: only the owner; bob gets cnl:delete and is disconnected")
+	bob.want("UnAuthorized", "t.calls.delete('mine')")
+	alice.must("t.calls.delete('the end')")
+	bob.saw("cnl:delete", "e.senderId === 'alice' && e.reason === 'the end'")
+	bob.waitFor("bob disconnected", "t.calls.channel === null && t.calls.pc === null")
+	alice.waitFor("alice disconnected", "t.calls.channel === null")
+	if n := ts.Registry().Len(); n != 0 {
+		t.Errorf("%d channels left", n)
+	}
+}
+
+// cut drops every WebSocket of user at once, as a network failure would.
+func (ts *testServer) cut(user string) {
+	ts.mu.Lock()
+	var victims []*session
+	for ss := range ts.byUser[user] {
+		victims = append(victims, ss)
+	}
+	ts.mu.Unlock()
+	for _, ss := range victims {
+		ss.kill()
+	}
+}
+
+// freeUDPPort returns a UDP port free on 127.0.0.1 a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
