@@ -88,8 +88,8 @@ func BenchmarkWriter(b *testing.B) {
 }
 
 // newDirectOut is a writer on the direct path: SRTP (AES-128-GCM) into a
-// batchConn on a loopback socket, addressed to a second socket.
-func newDirectOut(t testing.TB) (*rtpOut, *batchConn, func()) {
+// trackBatch on a loopback socket, addressed to a second socket.
+func newDirectOut(t testing.TB) (*rtpOut, *trackBatch, func()) {
 	t.Helper()
 	lo := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
 	sock, err := net.ListenUDP("udp4", lo)
@@ -100,22 +100,24 @@ func newDirectOut(t testing.TB) (*rtpOut, *batchConn, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bc := newBatchConn(sock, sendClock{epoch: time.Now()})
+	ss := newSendSock(sock, sendClock{epoch: time.Now()})
+	tb := newTrackBatch(ss, false)
 	ctx, err := srtp.CreateContext(make([]byte, 16), make([]byte, 12), srtp.ProtectionProfileAeadAes128Gcm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, _ := newOut()
-	out.batch = bc
+	out.sock, out.tb, out.batch = ss, tb, tb
 	var to atomic.Pointer[netip.AddrPort]
 	addr := sink.LocalAddr().(*net.UDPAddr).AddrPort()
 	to.Store(&addr)
-	out.fast.Store(&fastOut{ctx: ctx, to: &to, bc: bc})
-	return out, bc, func() { sock.Close(); sink.Close() }
+	out.fast.Store(&fastOut{ctx: ctx, to: &to})
+	return out, tb, func() { sock.Close(); sink.Close() }
 }
 
 // TestDirectWriterAllocs: the direct path (parse, copy into the batch
-// slot, SRTP in place, sender-report counters) allocates nothing.
+// slot, SRTP in place, sender-report counters) allocates nothing, batched
+// or sent at once (the RTCP loop's retransmissions).
 func TestDirectWriterAllocs(t *testing.T) {
 	out, bc, done := newDirectOut(t)
 	defer done()
@@ -131,6 +133,16 @@ func TestDirectWriterAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per packet, want 0", allocs)
+	}
+	out.immediate.Store(true)
+	_ = out.WriteRTP(testHeader, payload) // its scratch buffer, once
+	allocs = testing.AllocsPerRun(1000, func() {
+		if err := out.WriteRTP(testHeader, payload); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per immediate packet, want 0", allocs)
 	}
 }
 

@@ -4,25 +4,57 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+
+	"github.com/callcore/callcore/forward"
 )
 
-// TestBatchConn: RTP datagrams wait for Flush (at most maxBatch of them),
-// anything else goes out at once, and the batch path allocates nothing.
-func TestBatchConn(t *testing.T) {
+// TestTrackBatch: SRTP datagrams wait for Flush (at most maxBatch of
+// them: a full batch is sent at once), they decrypt to the packets
+// written, and the batch path allocates nothing once its slots exist.
+func TestTrackBatch(t *testing.T) {
 	lo := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
 	sock, err := net.ListenUDP("udp4", lo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newBatchConn(sock, sendClock{epoch: time.Now()})
-	defer c.Close()
+	defer sock.Close()
 	rcv, err := net.ListenUDP("udp4", lo)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rcv.Close()
 	_ = rcv.SetReadBuffer(1 << 20)
+	ss := newSendSock(sock, sendClock{epoch: time.Now()})
+	track := newTrack(t, forward.Audio, "audio/opus", 48000, 111)
+	b := ss.acquire(track)
+	if ss.acquire(track) != b {
+		t.Fatal("two batches for one track")
+	}
+	key, salt := make([]byte, 16), make([]byte, 12)
+	enc, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm)
+	if err != nil {
+		t.Fatal(err)
+	}
 	to := rcv.LocalAddr().(*net.UDPAddr).AddrPort()
+	seq := uint16(0)
+	var hdr rtp.Header
+	write := func(mark byte) {
+		t.Helper()
+		h := []byte{0x80, 111, byte(seq >> 8), byte(seq), 0, 0, 0, 0, 0, 0, 0, 7}
+		seq++
+		p := make([]byte, 88)
+		p[0] = mark
+		if _, err := b.write(enc, &hdr, h, p, to); err != nil {
+			t.Fatal(err)
+		}
+	}
 	read := func(want byte) {
 		t.Helper()
 		buf := make([]byte, 2048)
@@ -31,55 +63,51 @@ func TestBatchConn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 100 || buf[12] != want {
-			t.Fatalf("read %d bytes, mark %d; want 100 bytes, mark %d", n, buf[12], want)
-		}
-	}
-	pkt := func(mark byte) []byte {
-		b := make([]byte, 100)
-		b[0], b[1], b[12] = 0x80, 111, mark
-		return b
-	}
-	rtcp := pkt(9)
-	rtcp[1] = 200
-	for i := range byte(3) {
-		if _, err := c.WriteToAddrPort(pkt(i), to); err != nil {
+		plain, err := dec.DecryptRTP(nil, buf[:n], nil)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if len(plain) != 100 || plain[12] != want {
+			t.Fatalf("read %d bytes, mark %d; want 100 bytes, mark %d", len(plain), plain[12], want)
+		}
 	}
-	if c.n != 3 {
-		t.Fatalf("%d datagrams queued, want 3", c.n)
+	for i := range byte(3) {
+		write(i)
 	}
-	if _, err := c.WriteTo(rtcp, net.UDPAddrFromAddrPort(to)); err != nil {
-		t.Fatal(err)
+	if b.n != 3 {
+		t.Fatalf("%d datagrams queued, want 3", b.n)
 	}
-	read(9) // RTCP went straight out, ahead of the batch
-	if err := c.Flush(); err != nil {
+	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range byte(3) {
 		read(i)
 	}
 	for i := range maxBatch + 1 {
-		if _, err := c.WriteToAddrPort(pkt(byte(i)), to); err != nil {
-			t.Fatal(err)
-		}
+		write(byte(i))
 	}
-	if c.n != 1 {
-		t.Fatalf("%d datagrams queued after a full batch, want 1", c.n)
+	if b.n != 1 {
+		t.Fatalf("%d datagrams queued after a full batch, want 1", b.n)
 	}
-	if err := c.Flush(); err != nil {
+	if err := b.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range maxBatch + 1 {
 		read(byte(i))
 	}
-	p := pkt(1)
+	h := []byte{0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}
+	p := make([]byte, 88)
 	allocs := testing.AllocsPerRun(100, func() {
-		_, _ = c.WriteToAddrPort(p, to)
-		_ = c.Flush()
+		h[3]++
+		_, _ = b.write(enc, &hdr, h, p, to)
+		_ = b.Flush()
 	})
 	if allocs != 0 && !raceEnabled {
 		t.Fatalf("%v allocations per batched datagram and flush, want 0", allocs)
+	}
+	ss.release(track, b)
+	ss.release(track, b)
+	if len(ss.batches) != 0 {
+		t.Fatal("the batch outlived its subscriptions")
 	}
 }

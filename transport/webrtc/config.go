@@ -9,8 +9,6 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	pion "github.com/pion/webrtc/v4"
-
-	"github.com/callcore/callcore/transport"
 )
 
 // Config is the server side of every peer: ICE and the media engine. Zero
@@ -107,9 +105,9 @@ type Engine struct {
 	api  *pion.API
 	conn net.PacketConn // the mux's socket, nil without UDPPort
 	mux  ice.UDPMux
-	// batch is the flush point of the subscriptions' writers: the mux's
-	// batchConn when the mux socket is IPv4, else noFlush.
-	batch transport.Flusher
+	// sock is the direct path's socket: the mux's when it is IPv4, else
+	// nil (the subscriptions' writers use pion's send path).
+	sock  *sendSock
 	clock sendClock // for sender reports
 }
 
@@ -119,7 +117,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg, batch: noFlush{}, clock: sendClock{epoch: time.Now()}}
+	e := &Engine{cfg: cfg, clock: sendClock{epoch: time.Now()}}
 	se := pion.SettingEngine{}
 	// AES-128-GCM first: the cheapest SRTP profile in pion (pion's own
 	// default list starts with AES-256-GCM).
@@ -156,8 +154,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.conn = conn
 		if conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
-			bc := newBatchConn(conn, e.clock)
-			e.conn, e.batch = bc, bc
+			e.sock = newSendSock(conn, e.clock)
 		}
 		e.mux = pion.NewICEUDPMux(nil, e.conn)
 		se.SetICEUDPMux(e.mux)

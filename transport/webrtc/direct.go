@@ -15,8 +15,8 @@ import (
 
 // The direct send path (single-port mode, IPv4 mux socket): a
 // subscription's writer encrypts the core's packet with SRTP itself, into
-// a slot of the engine's batch, addressed to the peer's selected ICE
-// candidate pair. pion's per-packet send path (interceptor chain, SRTP
+// a slot of its track's batch (trackBatch), addressed to the peer's
+// selected ICE candidate pair. pion's per-packet send path (interceptor chain, SRTP
 // session and its locks, mux endpoint, ICE conn, UDP mux accounting) is
 // not on it.
 //
@@ -48,7 +48,6 @@ type direct struct {
 type fastOut struct {
 	ctx *srtp.Context
 	to  *atomic.Pointer[netip.AddrPort]
-	bc  *batchConn
 }
 
 var errNoDTLSConn = errors.New("webrtc: DTLS connection not reachable")
@@ -106,8 +105,7 @@ func dtlsClient(pc *pion.PeerConnection) (bool, bool) {
 // path. It runs on pion's state goroutines; it does nothing without a
 // batching engine, or when already done.
 func (p *Peer) setupDirect() {
-	bc, ok := p.cfg.Engine.batch.(*batchConn)
-	if !ok || p.direct.keys.Load() != nil {
+	if p.cfg.Engine.sock == nil || p.direct.keys.Load() != nil {
 		return
 	}
 	dt := p.pc.SCTP().Transport()
@@ -184,20 +182,52 @@ func (p *Peer) setupDirect() {
 	}
 	p.mu.Unlock()
 	for _, s := range subs {
-		s.goDirect(bc)
+		s.goDirect()
 	}
 }
 
 // goDirect switches the subscription's writer to the direct path, once
 // the peer's keys are known.
-func (s *Subscription) goDirect(bc *batchConn) {
+func (s *Subscription) goDirect() {
 	k := s.peer.direct.keys.Load()
-	if k == nil || s.out.fast.Load() != nil {
+	if k == nil || s.out.tb == nil || s.out.fast.Load() != nil {
 		return
 	}
 	ctx, err := srtp.CreateContext(k.key, k.salt, k.profile)
 	if err != nil {
 		return
 	}
-	s.out.fast.CompareAndSwap(nil, &fastOut{ctx: ctx, to: &s.peer.direct.to, bc: bc})
+	s.out.fast.CompareAndSwap(nil, &fastOut{ctx: ctx, to: &s.peer.direct.to})
+}
+
+// writeDirect is the writer's direct path: SRTP into the track's batch,
+// or, from the RTCP loop, into the writer's scratch buffer and out at once.
+func (w *rtpOut) writeDirect(f *fastOut, header, payload []byte) error {
+	to := *f.to.Load()
+	var at uint32
+	if !w.immediate.Load() {
+		var err error
+		if at, err = w.tb.write(f.ctx, &w.hdr, header, payload, to); err != nil {
+			return err
+		}
+	} else {
+		n := len(header) + len(payload)
+		if n+srtpOverhead > batchSlot || !to.Addr().Is4() {
+			return errTooLarge
+		}
+		if w.scratch == nil {
+			w.scratch = make([]byte, batchSlot)
+		}
+		copy(w.scratch[copy(w.scratch, header):n], payload)
+		out, err := f.ctx.EncryptRTP(w.scratch, w.scratch[:n], &w.hdr)
+		if err != nil {
+			return err
+		}
+		if _, err := w.sock.conn.WriteToUDPAddrPort(out, to); err != nil {
+			return err
+		}
+		at = w.sock.clock.now()
+	}
+	w.count(at, len(header)+len(payload)-w.hdr.MarshalSize())
+	return nil
 }

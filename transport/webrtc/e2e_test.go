@@ -250,12 +250,28 @@ type call struct {
 
 const callSubscribers = 3
 
+// It runs with a port per peer (pion's send path) and in single-port mode
+// (the direct path: NACK answers sent at once from the RTCP loop, the
+// muter's key frames batched like the publisher's packets).
 func TestPublishSubscribeLoopback(t *testing.T) {
+	t.Run("ports", func(t *testing.T) { testPublishSubscribeLoopback(t, newTestEngine(t, Config{})) })
+	t.Run("mux", func(t *testing.T) {
+		e, _ := newMuxEngine(t)
+		testPublishSubscribeLoopback(t, e)
+	})
+}
+
+func testPublishSubscribeLoopback(t *testing.T, engine *Engine) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	c := &call{engine: newTestEngine(t, Config{}), api: clientAPI(t), needed: make(chan struct{}, 64)}
+	c := &call{engine: engine, api: clientAPI(t), needed: make(chan struct{}, 64)}
 	defer c.engine.Close()
 	c.startPublisher(t)
 	c.subscribeVideo(t)
+	if engine.sock != nil {
+		for _, s := range c.videoSubs {
+			waitFor(t, "the direct path", func() bool { return s.out.fast.Load() != nil })
+		}
+	}
 	c.addAudioMidCall(t)
 	c.removeAudioMidCall(t)
 	c.checkNACK(t)

@@ -52,8 +52,13 @@ func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription,
 		info.StreamID = "callcore-stream-" + n
 	}
 	s := &Subscription{peer: p, track: track}
-	s.out.batch = p.cfg.Engine.batch
+	s.out.batch = noFlush{}
 	s.out.clock = p.cfg.Engine.clock
+	if sock := p.cfg.Engine.sock; sock != nil {
+		s.out.sock = sock
+		s.out.tb = sock.acquire(track)
+		s.out.batch = s.out.tb
+	}
 	s.local = &localTrack{
 		s: s, id: info.TrackID, streamID: info.StreamID, kind: tc.Kind,
 		mime: tc.MimeType, clock: tc.ClockRate, fmtp: info.SDPFmtpLine,
@@ -61,6 +66,9 @@ func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription,
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		if s.out.tb != nil {
+			s.out.sock.release(track, s.out.tb)
+		}
 		return nil, ErrClosed
 	}
 	p.subs[s] = struct{}{}
@@ -143,6 +151,9 @@ func (s *Subscription) detach() bool {
 	if fs := s.sub.Load(); fs != nil {
 		_ = fs.Close()
 	}
+	if s.out.tb != nil {
+		s.out.sock.release(s.track, s.out.tb)
+	}
 	return true
 }
 
@@ -160,8 +171,11 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 			return
 		}
 		if fs := s.sub.Load(); fs != nil {
+			// The core's retransmissions go out at once: no fan-out
+			// flushes them (trackBatch).
+			s.out.immediate.Store(true)
 			_ = fs.HandleRTCP(buf[:n]) // malformed RTCP is counted by the core
-			_ = s.out.batch.Flush()    // the retransmissions it wrote
+			s.out.immediate.Store(false)
 		}
 	}
 }
@@ -183,7 +197,11 @@ type rtpOut struct {
 	packets, octets atomic.Uint32
 	last            atomic.Uint64 // RTP timestamp << 32 | sendClock time of its first packet
 	closed          atomic.Bool
-	batch           transport.Flusher // the engine's; never changes
+	batch           transport.Flusher // tb, or noFlush without the direct path; never changes
+	sock            *sendSock         // the engine's, nil without the direct path
+	tb              *trackBatch       // the batch of the track's subscriptions on the engine
+	immediate       atomic.Bool       // set by the RTCP loop: its writes are not batched
+	scratch         []byte            // immediate direct writes: the SRTP datagram
 
 	// Reused: the core calls from one goroutine at a time.
 	hdr rtp.Header
@@ -199,13 +217,7 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		return transport.ErrClosed
 	}
 	if f := w.fast.Load(); f != nil {
-		if to := f.to.Load(); to != nil {
-			at, err := f.bc.writeSRTP(f.ctx, &w.hdr, header, payload, *to)
-			if err == nil {
-				w.count(at, len(header)+len(payload)-w.hdr.MarshalSize())
-			}
-			return err
-		}
+		return w.writeDirect(f, header, payload)
 	}
 	n, err := w.hdr.Unmarshal(header)
 	if err != nil {
@@ -227,8 +239,8 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 	return err
 }
 
-// Batch returns the engine's flush point, shared by every subscription
-// of the engine.
+// Batch returns the flush point of the track's subscriptions on the
+// engine (its trackBatch), or a no-op without the direct path.
 func (w *rtpOut) Batch() transport.Flusher { return w.batch }
 
 // localTrack is the pion TrackLocal of a subscription. Bind subscribes
@@ -273,9 +285,7 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	}
 	ws := ctx.WriteStream()
 	s.out.ssrc.Store(uint32(ctx.SSRC()))
-	if bc, ok := s.peer.cfg.Engine.batch.(*batchConn); ok {
-		s.goDirect(bc)
-	}
+	s.goDirect()
 	s.out.ws.Store(&ws)
 	cfg := forward.SubscriberConfig{
 		Writer:         &s.out,
