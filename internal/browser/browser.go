@@ -94,7 +94,8 @@ type Browser struct {
 // [DefaultFlags], and replace a default flag of the same name (for example
 // "use-file-for-fake-video-capture=/path/to/clip.y4m").
 //
-// The binary is looked up with e2e.LookPath(t, "chromium"): without it the
+// The binary is $CALLCORE_CHROMIUM if set, else e2e.LookPath(t, "chromium")
+// (Debian's launcher script replaced by the real binary): without it the
 // test is skipped, or failed under CALLCORE_E2E=require. The browser runs
 // with these flags and a new temporary --user-data-dir. At cleanup the browser
 // is closed (gracefully, then killed), and the test fails if any process

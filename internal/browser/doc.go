@@ -31,9 +31,11 @@
 // of the switch either way. So "black" is max <= 20 and "not black" is
 // mean > 30. The fake microphone beeps about twice a second: a received and
 // played track's totalAudioEnergy grows by 0.12..0.35 per second (48000
-// samples; down to 0.02..0.05 on a starved CPU, as concealed samples carry
-// little energy); a disabled track's by less than 2e-5 once what was in
-// flight and in the jitter buffer has played (1..2 s after the switch).
+// samples; down to 0.008..0.05 on a starved CPU, as concealed samples carry
+// little energy); a disabled track's by 1e-9..1e-5 once what was in flight
+// and in the jitter buffer has played (1..2 s after the switch; up to 7e-4
+// in the first quiet second, which can hold the tail of a beep), so
+// "silent" is < 1e-3 per second.
 //
 // # Running
 //
