@@ -29,13 +29,13 @@ const waitTimeout = 15 * time.Second
 // about 175); with the sending track disabled they are exactly 0. The fake
 // microphone beeps: totalAudioEnergy grows by about 0.12..0.35 per second
 // of received audio (0.008..0.05 on a starved CPU); with the track disabled,
-// once the audio in flight has played (1..2 s), by 1e-9..1e-5 (up to 7e-4
-// in the first quiet second, which can hold the tail of a beep).
+// once the audio in flight has played (1..2 s), by 1e-9..1e-5 per second
+// (up to 7e-4 in the first quiet window, which can hold the tail of a beep).
 const (
 	blackMaxLuma = 20   // isBlack: no pixel brighter
 	notBlackMean = 30   // isNotBlack: mean luma above
 	energyRise   = 0.02 // an enabled track soon adds this much energy
-	silentEnergy = 1e-3 // a disabled track adds less energy per 48000 samples
+	silentEnergy = 1e-3 // a disabled track adds less energy per second (48000 samples)
 )
 
 // serve serves testdata and /cookie (the request's Cookie header) on
@@ -113,7 +113,7 @@ func TestLoopbackMedia(t *testing.T) {
 		"__probe.trackStats(pc2, remote.audio).then(s => s.totalAudioEnergy > %v)", a0.TotalAudioEnergy+energyRise), waitTimeout)
 	// For the log: about 0.12..0.25 per second, less on a starved CPU
 	// (concealed samples); the condition above is what the test asserts.
-	enabledEnergy := energyOverOneSecond(t, tab)
+	enabledEnergy := energyPerSecond(t, tab)
 
 	// Disabled video renders black, then bright again.
 	tab.Eval(t, "stream.getVideoTracks()[0].enabled = false", nil)
@@ -124,22 +124,22 @@ func TestLoopbackMedia(t *testing.T) {
 
 	// Disabled audio sends silence: after what was in flight and in the
 	// jitter buffer has played (more under load), whole seconds of received
-	// audio add (almost) no energy.
+	// audio add (almost) no energy, twice in a row.
 	tab.Eval(t, "stream.getAudioTracks()[0].enabled = false", nil)
 	disabledAt := time.Now()
-	quiet := energyOverOneSecond(t, tab)
+	quiet := energyPerSecond(t, tab)
 	for quiet >= silentEnergy && time.Since(disabledAt) < waitTimeout {
-		quiet = energyOverOneSecond(t, tab)
+		quiet = energyPerSecond(t, tab)
 	}
 	if quiet >= silentEnergy {
-		t.Fatalf("disabled audio: still +%.3g energy per 48000 samples after %v, want < %v", quiet, waitTimeout, silentEnergy)
+		t.Fatalf("disabled audio: still +%.3g energy per second after %v, want < %v", quiet, waitTimeout, silentEnergy)
 	}
 	quietAfter := time.Since(disabledAt)
-	again := energyOverOneSecond(t, tab)
+	again := energyPerSecond(t, tab)
 	if again >= silentEnergy {
-		t.Errorf("disabled audio: +%.3g energy in the next 48000 samples, want < %v", again, silentEnergy)
+		t.Errorf("disabled audio: +%.3g energy per second in the next half second, want < %v", again, silentEnergy)
 	}
-	t.Logf("audio energy per 48000 samples: enabled %.3g; disabled: %.3g in the first quiet second (within %v of disabling), %.3g in the next",
+	t.Logf("audio energy per second: enabled %.3g; disabled: %.3g in the first quiet half second (within %v of disabling), %.3g in the next",
 		enabledEnergy, quiet, quietAfter.Round(time.Millisecond), again)
 	tab.Eval(t, "stream.getAudioTracks()[0].enabled = true", nil)
 	a1 := tab.AudioStats(t, "pc2")
@@ -153,13 +153,14 @@ func TestLoopbackMedia(t *testing.T) {
 	}
 }
 
-// energyOverOneSecond returns how much totalAudioEnergy pc2 gains over the
-// next 48000 received samples (one second at 48 kHz).
-func energyOverOneSecond(t *testing.T, tab *Tab) float64 {
+// energyPerSecond measures how much totalAudioEnergy pc2 gains over the
+// next half second of received audio (24000 samples at 48 kHz), and returns
+// it per second (per 48000 samples).
+func energyPerSecond(t *testing.T, tab *Tab) float64 {
 	t.Helper()
 	a := tab.AudioStats(t, "pc2")
-	tab.WaitFor(t, "one second of audio", fmt.Sprintf(
-		"__probe.audioStats(pc2).then(s => s.totalSamplesReceived >= %d)", a.TotalSamplesReceived+48000), waitTimeout)
+	tab.WaitFor(t, "half a second of audio", fmt.Sprintf(
+		"__probe.audioStats(pc2).then(s => s.totalSamplesReceived >= %d)", a.TotalSamplesReceived+24000), waitTimeout)
 	b := tab.AudioStats(t, "pc2")
 	return (b.TotalAudioEnergy - a.TotalAudioEnergy) * 48000 / float64(b.TotalSamplesReceived-a.TotalSamplesReceived)
 }

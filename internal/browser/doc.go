@@ -34,8 +34,8 @@
 // samples; down to 0.008..0.05 on a starved CPU, as concealed samples carry
 // little energy); a disabled track's by 1e-9..1e-5 once what was in flight
 // and in the jitter buffer has played (1..2 s after the switch; up to 7e-4
-// in the first quiet second, which can hold the tail of a beep), so
-// "silent" is < 1e-3 per second.
+// per second in the first quiet window, which can hold the tail of a beep),
+// so "silent" is < 1e-3 per second.
 //
 // # Running
 //
