@@ -153,6 +153,9 @@ func (p *Peer) setupDirect() {
 			return nil
 		}
 		to := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+		if !to.Addr().Is4() { // the mux socket is IPv4 (sendmmsg with AF_INET)
+			return nil
+		}
 		return &to
 	}
 	// A change (ICE restart) replaces the address; the pair read below

@@ -37,7 +37,9 @@ import (
 // other work shares the machine), allocs/delivery (every allocation of
 // the process while sending, the receivers' included: an upper bound for
 // the send side), B/sub (heap added per subscriber: server side and
-// receiver together, after GC), srtp-profile (the negotiated SRTP profile: 7 AES-128-GCM,
+// receiver together, after GC, once connected; after sending it is
+// dominated by the receivers' pion buffers, which grow with their backlog,
+// so it is not reported), srtp-profile (the negotiated SRTP profile: 7 AES-128-GCM,
 // 8 AES-256-GCM, 1 AES-CM-128-HMAC-SHA1-80).
 func BenchmarkWebRTCFanout(b *testing.B) {
 	for _, n := range []int{10, 50} {
