@@ -179,3 +179,21 @@ func TestFlood(t *testing.T) {
 		t.Errorf("rate limited counted %d", ts.Stats().RateLimited)
 	}
 }
+
+// TestFloodOfGarbage: malformed messages spend the rate limit too, and a
+// connection that sends nothing but them is closed.
+func TestFloodOfGarbage(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, func(c *Config) { c.RequestRate = 0.001; c.RequestBurst = 5; c.MaxRefusals = 20 })
+	mallory := login(t, ts, "mallory", false)
+	for range 40 {
+		mallory.raw([]byte(`{"id":1,"type":"x","bogus":1}`))
+	}
+	if got := mallory.waitClosed(); got != websocket.StatusPolicyViolation {
+		t.Errorf("closed with %d", got)
+	}
+	if st := ts.Stats(); st.Invalid != 5 || st.RateLimited != 20 {
+		t.Errorf("invalid %d, rate limited %d; want 5 and 20", st.Invalid, st.RateLimited)
+	}
+}

@@ -22,6 +22,11 @@ type Config struct {
 	// DevTokens serves GET /dev/token?user=ID&create=1, which answers with
 	// a token for any user: for demos and tests only.
 	DevTokens bool
+	// LoopbackHostsOnly refuses (421) requests whose Host header is not
+	// localhost or a loopback address: with DevTokens on a loopback
+	// listener, it keeps a web page whose name was made to resolve to
+	// 127.0.0.1 (DNS rebinding) from minting tokens and joining calls.
+	LoopbackHostsOnly bool
 	// DevTokenTTL is how long a dev token is valid. Default 12 hours.
 	DevTokenTTL time.Duration
 	// WebRTC is the media transport's ICE and engine setup.

@@ -92,3 +92,27 @@ func TestDevTokens(t *testing.T) {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
 }
+
+// TestLoopbackHostsOnly: with the guard on, a request naming another host
+// (a DNS-rebinding page) is refused; loopback names are served.
+func TestLoopbackHostsOnly(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.LoopbackHostsOnly = true })
+	for host, want := range map[string]int{
+		"evil.example:80": http.StatusMisdirectedRequest,
+		"192.0.2.2":       http.StatusMisdirectedRequest,
+		"localhost:8080":  http.StatusOK,
+		"127.0.0.1:8080":  http.StatusOK,
+		"[::1]:8080":      http.StatusOK,
+	} {
+		req, _ := http.NewRequest("GET", ts.http.URL+"/dev/token?user=alice", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}

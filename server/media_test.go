@@ -260,3 +260,34 @@ func TestDropMidNegotiation(t *testing.T) {
 		t.Errorf("after the drops: %+v %v", snap, err)
 	}
 }
+
+// TestMediaLostLeaves: a user whose media connection stays lost for the
+// grace period leaves the call, and its client reads its own user:left
+// (so it knows to join again) while its WebSocket stays up.
+func TestMediaLostLeaves(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, func(c *Config) {
+		c.Grace = 300 * time.Millisecond
+		c.WebRTC.ICEDisconnectedTimeout = time.Second
+		c.WebRTC.ICEFailedTimeout = 2 * time.Second
+		c.WebRTC.ICEKeepalive = 200 * time.Millisecond
+	})
+	stop := make(chan struct{})
+	defer close(stop)
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
+	pa := newPeer(t, alice)
+	pa.sendVP8("alice-cam", stop)
+	pa.offer()
+	bob := login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb := newPeer(t, bob)
+	pb.answer()
+	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 5 })
+	_ = pb.pc.Close() // the network is gone: no more media, no leave
+	bob.event("user:left", func(e eventData) bool { return e.UserID == "bob" })
+	alice.event("user:left", func(e eventData) bool { return e.UserID == "bob" })
+	bob.want("NotMember", "getUsers", nil)
+	bob.must("join", joinData{ChannelID: "c"}) // and it can come back
+}

@@ -59,13 +59,17 @@ func (ss *session) handle(req request) {
 	}
 	st := ss.current()
 	if st == nil {
-		if req.Type == "leave" {
-			ss.cancelJoin() // leaving withdraws a pending join request
+		if req.Type == "leave" && ss.cancelJoin() { // leaving withdraws a pending join request
+			ss.reply(req.ID, okResult, nil)
+			return
 		}
 		ss.reply(req.ID, nil, fmt.Errorf("%w: not in a channel", channel.ErrNotMember))
 		return
 	}
 	data, err := op(ss, st, req.Data)
+	if req.Type == "answer" && err != nil && !errors.Is(err, webrtc.ErrNoOffer) {
+		st.kick() // the server's offer stays outstanding: make a fresh one
+	}
 	if errors.Is(err, ErrInvalidMessage) {
 		ss.srv.stats.invalid.Add(1)
 	}
@@ -79,13 +83,16 @@ func (ss *session) current() *stay {
 	return ss.stay
 }
 
-// cancelJoin withdraws a join in progress.
-func (ss *session) cancelJoin() {
+// cancelJoin withdraws a join in progress, reporting whether there was
+// one.
+func (ss *session) cancelJoin() bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.joining != nil {
 		ss.joining()
+		return true
 	}
+	return false
 }
 
 // startJoin runs a create or join request: refused at once when the
@@ -157,16 +164,25 @@ func (ss *session) join(ctx context.Context, create bool, c createData, tracks [
 		if ch, err = ss.srv.reg.Get(c.ChannelID); err != nil {
 			return nil, err
 		}
-		if prev := ss.srv.claimStay(ch.ID(), ss.user, ss); prev != nil {
+		sub, err = ch.Join(ctx, ss.user, tracks)
+		if prev := ss.srv.holder(ch.ID(), ss.user); errors.Is(err, channel.ErrExists) && prev != nil && prev != ss {
+			// The user is in the call through another connection: this
+			// one takes the call over (a reconnecting client, a second
+			// tab), but only when the join is refused for that alone, so
+			// that a join refused for another reason changes nothing. The
+			// channel checks Exists before kinds: those are checked here.
+			if !kindsAllowed(ch.Config().Kind, tracks) {
+				return nil, fmt.Errorf("%w: the channel allows %s", channel.ErrKindNotAllowed, ch.Config().Kind)
+			}
 			ss.srv.stats.takeovers.Add(1)
 			ss.log.Info("call taken over from another connection", "channel", ch.ID())
 			prev.bye("replaced", websocket.StatusNormalClosure)
+			sub, err = ch.Join(ctx, ss.user, tracks)
 		}
-		sub, err = ch.Join(ctx, ss.user, tracks)
 	}
 	if err != nil {
-		if ch != nil {
-			ss.srv.releaseStay(ch.ID(), ss.user, ss)
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: join request withdrawn", channel.ErrNotMember)
 		}
 		return nil, err
 	}
@@ -174,7 +190,7 @@ func (ss *session) join(ctx context.Context, create bool, c createData, tracks [
 	if ctx.Err() != nil { // the session ended or the join was withdrawn meanwhile
 		_ = ch.Leave(ss.user)
 		ss.srv.releaseStay(ch.ID(), ss.user, ss)
-		return nil, fmt.Errorf("%w: join withdrawn", channel.ErrClosed)
+		return nil, fmt.Errorf("%w: join request withdrawn", channel.ErrNotMember)
 	}
 	if _, err := ss.newStay(ch, sub, ids); err != nil {
 		return nil, err
@@ -184,6 +200,16 @@ func (ss *session) join(ctx context.Context, create bool, c createData, tracks [
 		return nil, err // the stay's pump sees the end too
 	}
 	return stayResult{Status: true, ChannelID: ch.ID(), Owner: ch.Owner(), Seq: snap.Seq, Users: usersToWire(snap.Users), Config: configToWire(ch.Config())}, nil
+}
+
+// kindsAllowed reports whether a channel of kind allows every track.
+func kindsAllowed(kind channel.Kind, tracks []channel.TrackInfo) bool {
+	for _, t := range tracks {
+		if kind&t.Kind == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // tracksFromWire checks announced tracks and returns them for the channel

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -150,7 +151,11 @@ func TestTakeover(t *testing.T) {
 	alice.must("create", createData{ChannelID: "c"})
 	bob1 := login(t, ts, "bob", false)
 	bob1.must("join", joinData{ChannelID: "c"})
+	// A join that would be refused for another reason takes nothing over.
+	alice.must("configure", map[string]any{"config": map[string]any{"kind": "audio"}})
 	bob2 := login(t, ts, "bob", false)
+	bob2.want("KindNotAllowed", "join", joinData{ChannelID: "c", Tracks: []trackData{track("cam", "video")}})
+	bob1.must("getUsers", nil) // still in the call
 	bob2.must("join", joinData{ChannelID: "c"})
 	var bye reasonData
 	if err := json.Unmarshal(bob1.pushOf("bye"), &bye); err != nil || bye.Reason != "replaced" {
@@ -166,4 +171,35 @@ func TestTakeover(t *testing.T) {
 	if ts.Stats().Takeovers != 1 {
 		t.Errorf("takeovers: %d", ts.Stats().Takeovers)
 	}
+}
+
+// TestJoinRequestWithdrawn: a leave while a join request waits withdraws
+// it: the join fails with NotMember, the leave succeeds, the admins' view
+// is unchanged.
+func TestJoinRequestWithdrawn(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, nil)
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Config: &configData{JoinRequest: true}})
+	bob := login(t, ts, "bob", false)
+	w := bob.send("join", joinData{ChannelID: "c"})
+	alice.event("cnl:req", func(e eventData) bool { return e.UserID == "bob" })
+	bob.want("Exists", "join", joinData{ChannelID: "c"}) // one at a time
+	bob.must("leave", nil)
+	select {
+	case r := <-w:
+		if r.Error == nil || r.Error.Code != "NotMember" {
+			t.Errorf("withdrawn join answered %+v", r)
+		}
+	case <-time.After(deadline):
+		t.Fatal("the withdrawn join was not answered")
+	}
+	var snap usersResult
+	if err := json.Unmarshal(alice.must("getUsers", nil), &snap); err != nil || len(snap.Users) != 1 {
+		t.Errorf("after the withdrawal: %+v %v", snap, err)
+	}
+	// Approving now does not bring bob in.
+	alice.must("addUsers", usersData{Users: []string{"bob"}})
+	bob.want("NotMember", "getUsers", nil)
 }

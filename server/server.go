@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,7 +121,27 @@ func New(cfg Config) (*Server, error) {
 }
 
 // ServeHTTP serves the server's endpoints.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.LoopbackHostsOnly && !loopbackHost(r.Host) {
+		http.Error(w, "this server answers loopback host names only", http.StatusMisdirectedRequest)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a Host header names this machine's
+// loopback: localhost or a loopback address, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // Registry returns the server's channels, for embedders that act on them
 // directly (an admin console, tests).
@@ -246,18 +268,18 @@ func (s *Server) authenticated(ss *session) {
 	set[ss] = struct{}{}
 }
 
-// claimStay makes ss the session of user's stay in channel ch and returns
-// the session it takes the stay over from, if any.
-func (s *Server) claimStay(ch, user string, ss *session) (previous *session) {
+// claimStay makes ss the session of user's stay in channel ch.
+func (s *Server) claimStay(ch, user string, ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := stayKey{ch, user}
-	previous = s.stays[k]
-	if previous == ss {
-		previous = nil
-	}
-	s.stays[k] = ss
-	return previous
+	s.stays[stayKey{ch, user}] = ss
+}
+
+// holder returns the session of user's stay in channel ch, nil if none.
+func (s *Server) holder(ch, user string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stays[stayKey{ch, user}]
 }
 
 // releaseStay forgets ss's stay in ch, unless another session took it.

@@ -37,6 +37,7 @@ type session struct {
 	stay    *stay              // the current channel stay; guarded by mu
 	joining context.CancelFunc // a join or create in progress; guarded by mu
 	ending  bool               // a close has been queued; guarded by mu
+	done    bool               // the session is ending: no new stay; guarded by mu
 
 	bucket bucket // read loop only
 }
@@ -72,8 +73,11 @@ func (ss *session) run() {
 	go func() { defer ss.wg.Done(); ss.keepalive() }()
 	err := ss.readLoop()
 	ss.log.Debug("session ends", "user", ss.user, "err", err)
-	ss.endStay(true, "connection closed")
+	ss.mu.Lock()
+	ss.done = true // a join completing from now on ends its stay at once
+	ss.mu.Unlock()
 	ss.cancelJoin()
+	ss.endStay(true, "connection closed")
 	ss.closeWith(websocket.StatusNormalClosure, "")
 	select {
 	case <-written:
@@ -90,7 +94,7 @@ func (ss *session) readLoop() error {
 	if err := ss.authenticate(); err != nil {
 		return err
 	}
-	refusals := 0
+	refusals, invalid := 0, 0 // in a row
 	for {
 		typ, data, err := ss.conn.Read(ss.ctx)
 		if err != nil {
@@ -101,25 +105,31 @@ func (ss *session) readLoop() error {
 			ss.closeWith(websocket.StatusUnsupportedData, "text messages only")
 			return ErrInvalidMessage
 		}
-		var req request
-		if err := decodeStrict(data, &req); err != nil || req.ID == 0 || req.Type == "" {
-			ss.srv.stats.invalid.Add(1)
-			if err == nil {
-				err = fmt.Errorf("%w: a request needs a positive id and a type", ErrInvalidMessage)
-			}
-			ss.reply(idOf(data), nil, err)
-			continue
-		}
+		// Every message spends a token, the malformed ones too.
 		if !ss.bucket.take(now()) {
 			ss.srv.stats.rateLimited.Add(1)
 			if refusals++; refusals >= ss.srv.cfg.MaxRefusals {
 				ss.closeWith(websocket.StatusPolicyViolation, "rate limit exceeded")
 				return ErrRateLimited
 			}
-			ss.reply(req.ID, nil, fmt.Errorf("%w: at most %g requests a second", ErrRateLimited, ss.srv.cfg.RequestRate))
+			ss.reply(idOf(data), nil, fmt.Errorf("%w: at most %g requests a second", ErrRateLimited, ss.srv.cfg.RequestRate))
 			continue
 		}
 		refusals = 0
+		var req request
+		if err := decodeStrict(data, &req); err != nil || req.ID == 0 || req.Type == "" {
+			ss.srv.stats.invalid.Add(1)
+			if err == nil {
+				err = fmt.Errorf("%w: a request needs a positive id and a type", ErrInvalidMessage)
+			}
+			if invalid++; invalid >= ss.srv.cfg.MaxRefusals {
+				ss.closeWith(websocket.StatusPolicyViolation, "too many invalid messages")
+				return err
+			}
+			ss.reply(idOf(data), nil, err)
+			continue
+		}
+		invalid = 0
 		ss.handle(req)
 	}
 }
@@ -263,6 +273,7 @@ func (ss *session) closeWith(code websocket.StatusCode, reason string) {
 // bye tells the client why it is being disconnected, makes its user leave
 // its channel and closes the connection with code.
 func (ss *session) bye(reason string, code websocket.StatusCode) {
+	ss.cancelJoin()
 	ss.endStay(true, reason)
 	ss.enqueue(outMsg{a: answer{Type: "bye", Data: reasonData{Reason: reason}}, close: code, reason: reason})
 }

@@ -50,8 +50,10 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 				ss.push("status", statusPush{Status: string(s)})
 			}
 		},
-		Grace:  ss.srv.cfg.Grace,
-		OnGone: func() { go ss.endStayIf(st, true, "media connection lost") },
+		Grace: ss.srv.cfg.Grace,
+		// The media connection stayed lost: the user leaves, and the
+		// pump ends the stay on its user:left, which the client reads.
+		OnGone: func() { go func() { _ = ch.Leave(ss.user) }() },
 	})
 	if err != nil {
 		cancel()
@@ -65,6 +67,11 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 		return nil, fmt.Errorf("server: attaching media: %w", err)
 	}
 	ss.mu.Lock()
+	if ss.done { // the session ended while the stay was set up
+		ss.mu.Unlock()
+		st.end(true)
+		return nil, fmt.Errorf("%w: connection closed", channel.ErrClosed)
+	}
 	ss.stay = st
 	ss.mu.Unlock()
 	ss.wg.Add(2)

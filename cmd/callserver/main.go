@@ -106,10 +106,11 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 		demo = true
 	}
 	cfg = server.Config{
-		Secret:    secret,
-		DevTokens: demo || o.dev,
-		Static:    web.FS,
-		Logger:    log,
+		Secret:            secret,
+		DevTokens:         demo || o.dev,
+		LoopbackHostsOnly: demo && loopbackAddr(o.addr),
+		Static:            web.FS,
+		Logger:            log,
 		WebRTC: webrtc.Config{
 			UDPPort:      o.udpPort,
 			ListenIP:     o.listenIP,
