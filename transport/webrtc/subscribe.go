@@ -180,12 +180,13 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 	}
 }
 
-// rtpOut is the subscriber's writer: the core's rewritten packet goes to
-// pion's write stream (interceptors, SRTP, socket) in the calling
-// goroutine. It never waits: pion's write path has no queue to fill, and
-// packets written before DTLS is up are dropped by pion. With the UDP mux
-// on an IPv4 socket, the socket holds the SRTP datagram until the core
-// flushes the engine's batch after the fan-out (transport.Batcher).
+// rtpOut is the subscriber's writer, in the calling goroutine; it never
+// waits. With the UDP mux on an IPv4 socket, once the peer's SRTP keys
+// are known, it encrypts the core's rewritten packet itself into a slot
+// of the track's batch, which the core flushes after the fan-out
+// (direct.go, transport.Batcher). Otherwise the packet goes to pion's
+// write stream (SRTP, socket); packets written before DTLS is up are
+// dropped by pion.
 type rtpOut struct {
 	ws    atomic.Pointer[pion.TrackLocalWriter]
 	fast  atomic.Pointer[fastOut] // the direct path, once the peer's keys are known
