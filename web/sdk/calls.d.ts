@@ -72,7 +72,10 @@ export interface TrackState {
 /** A user in the call now, with its tracks. */
 export interface ActiveUser {
   id: string;
-  /** Undefined when only known from a user:join event (see getUsers). */
+  /**
+   * Known from a snapshot (join, getUsers) or user:mod; a user first seen
+   * in a user:join gets the channel's defaultPermission until then.
+   */
   mode: number;
   tracks: TrackState[];
 }
@@ -121,7 +124,10 @@ export interface CallEventMap {
   /** A join request, for admins. */
   'cnl:req': ChannelEvent & { userId: string };
   'user:join': ChannelEvent & { userId: string };
-  /** error is set when the SDK failed to rejoin after a reconnection. */
+  /**
+   * error is set when the SDK failed to rejoin after a reconnection or a
+   * stay the server ended on its own (the SDK's own user:left, not the server's).
+   */
   'user:left': ChannelEvent & { userId: string; error?: ErrorCode | string };
   'user:add': ChannelEvent & { users: User[]; senderId: string };
   'user:del': ChannelEvent & { users: string[]; senderId: string };
@@ -144,6 +150,11 @@ export interface ConnectOptions {
   reconnect?: boolean;
   /** How long to try reconnecting before giving up, in ms (default 30000). */
   reconnectGiveUp?: number;
+  /**
+   * A fresh token for each reconnection (default: the token given to
+   * connect). After an UnAuthorized, it is asked once more before giving up.
+   */
+  getToken?: () => Promise<string>;
   /** A WebSocket constructor (default globalThis.WebSocket). */
   WebSocket?: typeof WebSocket;
   /** An RTCPeerConnection constructor (default globalThis.RTCPeerConnection). */
@@ -202,7 +213,7 @@ export declare class Calls {
   modUsers(users: User[]): Promise<Status>;
   /** The active users with their tracks and modes. */
   getUsers(): Promise<ActiveUser[]>;
-  /** Updates the channel's configuration (admins). */
+  /** Changes the fields of the channel's configuration given; the others keep their values (admins). */
   configure(config: CallConfig): Promise<Status>;
   /** Publishes local tracks. */
   addTracks(tracks: TracksByName): Promise<void>;

@@ -25,6 +25,9 @@ const BACKOFF_FIRST = 250;
 const BACKOFF_MAX = 5000;
 const RECONNECT_GIVE_UP = 30000;
 
+/** How many recent channel events are kept to re-apply after a snapshot. */
+const RECENT_EVENTS = 256;
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** names turns `name | names` into an array of names. */
@@ -57,7 +60,8 @@ export class Calls {
   /**
    * connect opens a connection to serverURL and authenticates with token.
    * opts: {reconnect?: boolean (default true), reconnectGiveUp?: ms (default
-   * 30000), WebSocket?, RTCPeerConnection?, log?: (…args) => void}.
+   * 30000), getToken?: () => Promise<string> (a fresh token for each
+   * reconnection), WebSocket?, RTCPeerConnection?, log?: (…args) => void}.
    * @returns {Promise<Calls>}
    */
   static async connect(serverURL, token, opts = {}) {
@@ -75,6 +79,16 @@ export class Calls {
     this._signal = null;
     this._closed = false;
     this._reconnecting = false;
+    /** Whether leave() or delete() is in progress (the stay's end is ours). */
+    this._leaving = false;
+    /** How many create/join requests are in flight. */
+    this._entering = 0;
+    /** A server offer that came before the create/join result set up the stay. */
+    this._pendingOffer = null;
+    /** Recent channel events (by seq), re-applied after a snapshot. */
+    this._recent = [];
+    /** The highest seq dropped from _recent: an older snapshot cannot be replayed. */
+    this._trimmed = 0;
     this.userId = null;
     this.canCreate = false;
     this.iceServers = [];
@@ -158,8 +172,8 @@ export class Calls {
 
   // ---- connection ----
 
-  /** _open connects and authenticates; it rejects with the server's code. */
-  async _open() {
+  /** _open connects and authenticates with token; it rejects with the server's code. */
+  async _open(token = this._token) {
     const signal = new Signal(this._url, {
       WebSocket: this._opts.WebSocket,
       onPush: (type, data) => this._push(type, data),
@@ -168,7 +182,7 @@ export class Calls {
     await signal.open();
     let res;
     try {
-      res = await signal.request('auth', { token: this._token });
+      res = await signal.request('auth', { token });
     } catch (e) {
       signal.close();
       throw e;
@@ -178,6 +192,7 @@ export class Calls {
       throw new CallError('Closed', 'closed');
     }
     this._signal = signal;
+    this._token = token;
     this.userId = res.userId;
     this.canCreate = !!res.canCreate;
     this.iceServers = res.iceServers || [];
@@ -209,23 +224,39 @@ export class Calls {
     this._emit('disconnected', { reason: this._bye || 'connection lost' });
   }
 
-  /** _reconnect reconnects with backoff, re-authenticates and rejoins the channel. */
+  /** _freshToken is opts.getToken's token, or the last one that worked. */
+  async _freshToken() {
+    const get = this._opts.getToken;
+    if (!get) return this._token;
+    const token = await get();
+    if (typeof token !== 'string' || token === '') throw new CallError('UnAuthorized', 'getToken gave no token');
+    return token;
+  }
+
+  /**
+   * _reconnect reconnects with backoff, re-authenticates (with a fresh
+   * token from opts.getToken when given) and rejoins the channel.
+   */
   async _reconnect() {
     if (this._reconnecting) return;
     this._reconnecting = true;
     const start = Date.now();
     let delay = BACKOFF_FIRST;
+    let refused = false; // an UnAuthorized already retried with a fresh token
     for (;;) {
       await sleep(delay);
       delay = Math.min(delay * 2, BACKOFF_MAX);
       if (this._closed) return;
       try {
-        await this._open();
+        await this._open(await this._freshToken());
         break;
       } catch (e) {
         this._log('reconnect failed:', e.message);
         if (this._closed) return;
-        if (e.code === 'UnAuthorized' || Date.now() - start > (this._opts.reconnectGiveUp ?? RECONNECT_GIVE_UP)) {
+        // With getToken, an UnAuthorized gets one more try with a fresh token.
+        const unauthorized = e.code === 'UnAuthorized' && (refused || !this._opts.getToken);
+        if (e.code === 'UnAuthorized') refused = true;
+        if (unauthorized || Date.now() - start > (this._opts.reconnectGiveUp ?? RECONNECT_GIVE_UP)) {
           this._reconnecting = false;
           this._gone();
           return;
@@ -238,19 +269,46 @@ export class Calls {
     await this._rejoin();
   }
 
-  /** _rejoin joins again the channel a lost connection left, with a fresh PC. */
-  async _rejoin() {
+  /**
+   * _rejoin joins again, with the same tracks and a fresh PC, the channel of
+   * a stay that a lost connection (or the server, see _lostStay) ended.
+   */
+  async _rejoin(lost = false) {
     const channelId = this._channel;
     if (!channelId) return;
     const tracks = { ...this._tracks };
     for (const r of this.remoteTracks()) this._emit('track:del', { event: 'track:del', channelId, ...r });
     this._endStay();
     try {
-      await this._enter('join', { channelId }, tracks, 0);
+      await this._enter('join', { channelId }, tracks, 0, lost);
     } catch (e) {
       this._log(`rejoin of ${channelId} failed:`, e.message);
+      if (e.code === 'Closed' && this._reconnecting && !this._channel) {
+        // The connection dropped meanwhile: its reconnection rejoins.
+        this._channel = channelId;
+        this._tracks = tracks;
+        return;
+      }
       this._emit('user:left', { event: 'user:left', channelId, userId: this.userId, error: e.code });
     }
+  }
+
+  /**
+   * _lostStay handles a stay the server ended without a leave() (the media
+   * connection stayed down past its grace period, the client was too slow
+   * for events, or a request got NotMember): it rejoins the channel once.
+   */
+  _lostStay(why) {
+    if (this._closed || this._reconnecting || this._leaving || !this._channel) return;
+    this._log(`stay in ${this._channel} lost (${why}): rejoining`);
+    if (!this._relost) {
+      this._rejoin(true);
+      return;
+    }
+    const channelId = this._channel;
+    for (const r of this.remoteTracks()) this._emit('track:del', { event: 'track:del', channelId, ...r });
+    this._endStay();
+    this._emit('user:left', { event: 'user:left', channelId, userId: this.userId, error: why });
   }
 
   /** close closes the connection and the media connection for good. */
@@ -265,7 +323,12 @@ export class Calls {
 
   _resetStay() {
     this._channel = null;
-    this._staySeq = 0;
+    /** The seq of the last event (or snapshot) the state reflects. */
+    this._lastSeq = 0;
+    /** Whether this stay is a rejoin after a lost stay whose media has not connected yet. */
+    this._relost = false;
+    this._recent = [];
+    this._trimmed = 0;
     this._tracks = {};
     this._users = new Map();
     this._config = null;
@@ -284,13 +347,30 @@ export class Calls {
     const s = this.status;
     if (s === this._status) return;
     this._status = s;
+    if (s === 'connected') this._relost = false;
     this._emit('status', s);
   }
 
-  /** _setUsers replaces the known active users. */
-  _setUsers(users) {
+  /**
+   * _snapshot replaces the known active users with a snapshot that reflects
+   * the events up to seq, then re-applies the newer events received. A
+   * snapshot older than the events kept is ignored unless forced; it tells
+   * whether it was applied.
+   */
+  _snapshot(seq, users, force = false) {
+    seq = seq || 0;
+    if (seq < this._trimmed && !force) return false;
     this._users = new Map();
     for (const u of users || []) this._users.set(u.id, { id: u.id, mode: u.mode, tracks: (u.tracks || []).map(copyState) });
+    this._lastSeq = seq;
+    for (const ev of this._recent.filter((e) => e.channelId === this._channel && e.seq > seq)) {
+      if (!this._channel) break;
+      this._lastSeq = ev.seq;
+      const res = this._apply(ev);
+      if (res.end === 'lost') this._lostStay(ev.event);
+      else if (res.end) this._endStay();
+    }
+    return true;
   }
 
   /** _newMedia creates the stay's peer connection. */
@@ -298,7 +378,12 @@ export class Calls {
     const media = new Media(
       this.iceServers,
       {
-        request: (type, data) => this._request(type, data),
+        request: (type, data) =>
+          this._request(type, data).catch((e) => {
+            // NotMember: the server ended the stay without telling us yet.
+            if (e.code === 'NotMember' && this._media === media) this._lostStay(`${type}: NotMember`);
+            throw e;
+          }),
         canSignal: () => this.connected && this._media === media,
         onTrack: (entry) => this._remoteTrack(entry),
         onStatus: () => this._statusChanged(),
@@ -311,24 +396,44 @@ export class Calls {
     return media;
   }
 
-  /** _enter runs create or join and sets up the stay's media. */
-  async _enter(type, data, tracks, timeout) {
+  /**
+   * _enter runs create or join and sets up the stay's media; relost marks
+   * the rejoin of a lost stay (not rejoined again until its media connects).
+   */
+  async _enter(type, data, tracks, timeout, relost = false) {
     if (typeof data.channelId !== 'string' || data.channelId === '') {
       throw new CallError('Invalid', 'channelId must be a non-empty string');
     }
     const infos = announce(tracks);
     if (infos.length) data.tracks = infos;
-    const res = await this._request(type, data, timeout);
+    if (!this._channel) {
+      // Events and offers from now on belong to the stay this request starts.
+      this._recent = [];
+      this._trimmed = 0;
+      this._pendingOffer = null;
+    }
+    let res;
+    this._entering++;
+    try {
+      res = await this._request(type, data, timeout);
+    } finally {
+      this._entering--;
+    }
+    const recent = this._recent;
     if (this._media) this._endStay();
+    this._recent = recent;
     this._channel = res.channelId || data.channelId;
-    this._staySeq = res.seq || 0;
     this._config = res.config || null;
-    this._setUsers(res.users);
+    this._relost = relost;
     const media = this._newMedia();
     for (const [name, track] of Object.entries(tracks || {})) {
       media.addTrack(name, track);
       this._tracks[name] = track;
     }
+    const offer = this._pendingOffer;
+    this._pendingOffer = null;
+    if (offer) this._offer(offer);
+    this._snapshot(res.seq, res.users, true);
     return { status: true };
   }
 
@@ -346,11 +451,14 @@ export class Calls {
 
   /** leave leaves the current channel. */
   async leave() {
+    this._leaving = true;
     try {
       await this._request('leave');
     } catch (e) {
       // A lost connection has left the channel already: do not rejoin it.
       if (!(this._reconnecting && e.code === 'Closed')) throw e;
+    } finally {
+      this._leaving = false;
     }
     this._endStay();
     return { status: true };
@@ -358,7 +466,12 @@ export class Calls {
 
   /** delete deletes the current channel (owner only). */
   async delete(reason) {
-    await this._request('delete', reason ? { reason } : undefined);
+    this._leaving = true;
+    try {
+      await this._request('delete', reason ? { reason } : undefined);
+    } finally {
+      this._leaving = false;
+    }
     this._endStay();
     return { status: true };
   }
@@ -383,18 +496,22 @@ export class Calls {
 
   /** getUsers returns the channel's active users with their tracks. */
   async getUsers() {
+    const channel = this._channel;
     const res = await this._request('getUsers');
-    this._setUsers(res.users);
-    this.lastUsersSeq = res.seq;
+    if (!channel || this._channel !== channel) return (res.users || []).map((u) => ({ ...u, tracks: (u.tracks || []).map(copyState) }));
+    // A snapshot older than the events kept leaves the newer state as is.
+    if (!this._snapshot(res.seq, res.users)) this._log(`getUsers: snapshot ${res.seq} is too old`);
     return this.users;
   }
 
-  /** configure updates the channel's configuration. */
+  /** configure changes the fields of the channel's configuration given; the others keep their values. */
   async configure(config) {
     const channel = this._channel;
     await this._request('configure', { config });
-    // Missing fields take their defaults (docs/protocol.md, CallConfig).
-    if (this._channel === channel) this._config = { ...CONFIG_DEFAULTS, ...config };
+    if (channel && this._channel === channel) {
+      const given = Object.fromEntries(Object.entries(config || {}).filter(([, v]) => v !== undefined));
+      this._config = { ...CONFIG_DEFAULTS, ...this._config, ...given };
+    }
     return { status: true };
   }
 
@@ -458,9 +575,16 @@ export class Calls {
     }
   }
 
-  /** _offer answers the server's offer, creating the PC if there is none yet. */
+  /**
+   * _offer answers the server's offer. One that comes before the create or
+   * join result set up the stay waits for it (pushes are not ordered with
+   * answers).
+   */
   _offer(sdp) {
-    if (!this._channel) return;
+    if (!this._channel) {
+      if (this._entering) this._pendingOffer = sdp;
+      return;
+    }
     const media = this._media || this._newMedia();
     media.answer(sdp).catch(() => {});
   }
@@ -474,31 +598,60 @@ export class Calls {
     this._emit('track:add', { channelId: this._channel, userId, trackName, track, tracks });
   }
 
-  /** _user returns the known active user id, adding it if needed. */
+  /**
+   * _user returns the known active user id, adding it if needed; a user
+   * first known from an event gets the channel's default permission as its
+   * mode until a user:mod or a snapshot tells.
+   */
   _user(id) {
     let u = this._users.get(id);
     if (!u) {
-      u = { id, mode: undefined, tracks: [] };
+      const cfg = this._config || CONFIG_DEFAULTS;
+      u = { id, mode: cfg.defaultPermission ?? CONFIG_DEFAULTS.defaultPermission, tracks: [] };
       this._users.set(id, u);
     }
     return u;
   }
 
-  /** _ownEnd tells whether a stay-ending event belongs to the current stay. */
-  _ownEnd(ev) {
-    return this._channel !== null && ev.channelId === this._channel && !(ev.seq <= this._staySeq);
+  /**
+   * _event handles one channel event: keeps it for snapshots to come,
+   * applies it to the state unless the state already reflects it (seq),
+   * and re-emits it.
+   */
+  _event(ev) {
+    const seq = typeof ev.seq === 'number' ? ev.seq : null;
+    if (seq !== null) {
+      this._recent.push(ev);
+      if (this._recent.length > RECENT_EVENTS) this._trimmed = Math.max(this._trimmed, this._recent.shift().seq);
+    }
+    let res = {};
+    if (this._channel !== null && ev.channelId === this._channel && (seq === null || seq > this._lastSeq)) {
+      if (seq !== null) this._lastSeq = seq;
+      res = this._apply(ev);
+    }
+    if (res.end === 'lost') {
+      // Not re-emitted: the rejoin emits what a reconnection's does.
+      this._lostStay(ev.event);
+      return;
+    }
+    if (res.end) this._endStay();
+    if (ev.event === 'track:add') return; // the app hears track:add when the media arrives
+    this._emit(ev.event, ev.event === 'track:del' ? { ...ev, track: res.track } : ev);
   }
 
-  /** _event applies one channel event to the state and re-emits it. */
-  _event(ev) {
-    const name = ev.event;
+  /**
+   * _apply applies one event of the current stay to the state. It returns
+   * {end: true} for an event that ends the stay, {end: 'lost'} for the
+   * user's own user:left it did not cause, and track:del's MediaStreamTrack.
+   */
+  _apply(ev) {
     const me = this.userId;
-    switch (name) {
+    switch (ev.event) {
       case 'track:add': {
         const u = this._user(ev.userId);
         if (Array.isArray(ev.tracks)) u.tracks = ev.tracks.map(copyState);
         else if (ev.track) u.tracks = u.tracks.filter((t) => t.name !== ev.trackName).concat(copyState(ev.track));
-        return; // the app hears track:add when the media arrives
+        break;
       }
       case 'track:mute': {
         const t = this._user(ev.userId).tracks.find((x) => x.name === ev.trackName);
@@ -515,26 +668,21 @@ export class Calls {
         const u = this._users.get(ev.userId);
         if (u) u.tracks = u.tracks.filter((t) => t.name !== ev.trackName);
         const entry = this._media ? this._media.forget(ev.userId, ev.trackName) : null;
-        this._emit(name, { ...ev, track: entry ? entry.track : undefined });
-        return;
+        return { track: entry ? entry.track : undefined };
       }
       case 'cnl:config':
+        // It carries the whole configuration.
         this._config = { ...CONFIG_DEFAULTS, ...(ev.config || {}) };
         break;
       case 'cnl:delete':
-        if (this._ownEnd(ev)) this._endStay();
-        break;
+        return { end: true };
       case 'user:join':
         this._user(ev.userId);
-        if (ev.userId !== me) this._refreshUsers();
         break;
       case 'user:left':
-        if (ev.userId === me) {
-          if (this._ownEnd(ev)) this._endStay();
-        } else {
-          this._users.delete(ev.userId);
-          this._forgetUser(ev.userId);
-        }
+        if (ev.userId === me) return { end: this._leaving ? true : 'lost' };
+        this._users.delete(ev.userId);
+        this._forgetUser(ev.userId);
         break;
       case 'user:add':
       case 'user:mod':
@@ -545,27 +693,15 @@ export class Calls {
         break;
       case 'user:del':
         for (const id of ev.users || []) {
-          if (id === me) {
-            if (this._ownEnd(ev)) this._endStay();
-          } else {
-            this._users.delete(id);
-            this._forgetUser(id);
-          }
+          if (id === me) return { end: true };
+          this._users.delete(id);
+          this._forgetUser(id);
         }
         break;
       default:
         break;
     }
-    this._emit(name, ev);
-  }
-
-  /** _refreshUsers asks for the active users soon (a user:join carries no mode). */
-  _refreshUsers() {
-    if (this._refreshing) return;
-    this._refreshing = setTimeout(() => {
-      this._refreshing = null;
-      if (this._channel) this.getUsers().catch(() => {});
-    }, 50);
+    return {};
   }
 
   /** _forgetUser drops the remote tracks of a user who left. */

@@ -7,6 +7,10 @@ export const GATHER_TIMEOUT = 3000;
 /** The longest wait before offering again after a refused offer, in ms. */
 export const RETRY_MAX = 10000;
 
+/** The wait before offering again after a repeated Glare: doubling from GLARE_FIRST to GLARE_MAX, in ms. */
+export const GLARE_FIRST = 100;
+export const GLARE_MAX = 2000;
+
 /** How long ICE may stay disconnected before an ICE restart, in ms. */
 export const ICE_GRACE = 2000;
 
@@ -113,6 +117,8 @@ export class Media {
     this.sdpSent = false;
     this.iceTimer = null;
     this.failures = 0;
+    /** Glares in a row: the second and later ones back off. */
+    this.glares = 0;
     this.retryAt = 0;
     this.retryTimer = null;
     this.offerQueued = false;
@@ -217,11 +223,15 @@ export class Media {
         // browser asks again if changes remain.
         await pc.setLocalDescription({ type: 'rollback' });
       }
-      if (e && e.code === 'Glare') return;
+      if (e && e.code === 'Glare') {
+        this.glared();
+        return;
+      }
       this.failed();
       throw e;
     }
     this.failures = 0;
+    this.glares = 0;
     if (this.closed) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     this.reconcile();
@@ -258,19 +268,47 @@ export class Media {
     this.needOffer();
   }
 
-  /** answer handles the server's offer push. */
+  /**
+   * glared holds the next offer back after a Glare that repeats (0.1 s
+   * doubling to 2 s); the first one is offered again at once. The browser
+   * asks again after the rollback if changes remain.
+   */
+  glared() {
+    this.glares++;
+    if (this.glares > 1) this.retryAt = Date.now() + Math.min(GLARE_FIRST * 2 ** (this.glares - 2), GLARE_MAX);
+  }
+
+  /**
+   * answer handles the server's offer push. When no answer can be made or
+   * sent, the server would wait for it for ever: the client offers instead,
+   * after the backoff (the server answers it, or replies Glare and offers
+   * again).
+   */
   answer(sdp) {
     return this.enqueue(async () => {
       const pc = this.pc;
-      this.mids = parseMsids(sdp);
-      this.sdpSent = false;
-      await pc.setRemoteDescription({ type: 'offer', sdp });
-      await pc.setLocalDescription();
-      this.reconcile();
-      await this.gathered();
-      if (this.closed || !this.hooks.canSignal()) return;
-      this.sdpSent = true;
-      await this.hooks.request('answer', { sdp: pc.localDescription.sdp });
+      try {
+        this.mids = parseMsids(sdp);
+        this.sdpSent = false;
+        await pc.setRemoteDescription({ type: 'offer', sdp });
+        await pc.setLocalDescription();
+        this.reconcile();
+        await this.gathered();
+        if (this.closed || !this.hooks.canSignal()) return;
+        this.sdpSent = true;
+        await this.hooks.request('answer', { sdp: pc.localDescription.sdp });
+      } catch (e) {
+        if (this.closed || !this.hooks.canSignal()) return;
+        this.hooks.log('answering the server offer failed:', e);
+        if (pc.signalingState === 'have-remote-offer') {
+          try {
+            await pc.setLocalDescription({ type: 'rollback' });
+          } catch (err) {
+            this.hooks.log('rollback:', err);
+          }
+        }
+        this.failed();
+      }
     });
   }
 

@@ -110,6 +110,8 @@ function fakePC(trace) {
       if (desc && desc.type === 'rollback') {
         this.rollbacks++;
         this.signalingState = 'stable';
+        // A browser asks again after a rollback when changes remain.
+        if (this.negotiateAfterRollback) setTimeout(() => this.onnegotiationneeded && this.onnegotiationneeded());
         return;
       }
       if (this.signalingState === 'have-remote-offer') {
@@ -154,7 +156,7 @@ function setup(over = {}) {
     if (over[msg.type]) return over[msg.type](msg);
     switch (msg.type) {
       case 'auth':
-        return msg.data.token === 'good' ? { data: { userId: 'me', canCreate: true, iceServers: [{ urls: ['stun:x'] }] } } : { error: { code: 'UnAuthorized', message: 'bad token' } };
+        return msg.data.token.startsWith('good') ? { data: { userId: 'me', canCreate: true, iceServers: [{ urls: ['stun:x'] }] } } : { error: { code: 'UnAuthorized', message: 'bad token' } };
       case 'create':
       case 'join':
         return { data: { status: true, channelId: msg.data.channelId, seq: 3, users: [{ id: 'me', mode: 7, tracks: [] }, { id: 'bob', mode: 6, tracks: [{ name: 'cam', kind: 'video', muted: false }] }], config: { kind: 'audioVideo' } } };
@@ -244,11 +246,14 @@ test('a server offer maps mids to users and tracks; events update and re-emit', 
   assert.deepEqual(calls.remoteTracks(), []);
 
   const pc = calls.pc;
-  ws.push({ type: 'event', data: { event: 'user:left', seq: 7, channelId: 'room', userId: 'me' } });
+  ws.push({ type: 'event', data: { event: 'user:left', seq: 7, channelId: 'room', userId: 'bob' } });
+  ws.push({ type: 'event', data: { event: 'user:del', seq: 8, channelId: 'room', users: ['me'], senderId: 'bob' } });
   await until(() => calls.channel === null, 'the end of the stay');
   assert.ok(pc.closed);
   assert.equal(calls.pc, null);
-  assert.equal(got.at(-1)[0], 'user:left');
+  assert.deepEqual(got.slice(-2).map(([e]) => e), ['user:left', 'status']);
+  await tick(20);
+  assert.equal(ws.sent.filter((m) => m.type === 'join').length, 1, 'no rejoin after user:del');
   calls.close();
 });
 
@@ -304,5 +309,210 @@ test('a refused offer is retried with backoff, not in a loop', async () => {
   assert.equal(offers(), 1);
   assert.equal(rtc.pcs[0].rollbacks, 1);
   await until(() => offers() === 2, 'the retry');
+  calls.close();
+});
+
+/** count counts the requests of one type sent on socket ws. */
+const count = (ws, type) => ws.sent.filter((m) => m.type === type).length;
+
+test('an own user:left the SDK did not cause ends the stay and rejoins; leave, user:del and cnl:delete do not', async () => {
+  const { srv, rtc, opts } = setup();
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const got = [];
+  for (const ev of ['track:del', 'user:left']) calls.on(ev, (p) => got.push([ev, p]));
+  const cam = track('video');
+  await calls.join('room', { cam });
+  const ws = srv.sockets[0];
+  ws.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+  await until(() => calls.remoteTracks().length === 1, 'the remote track');
+  const first = calls.pc;
+  ws.push({ type: 'event', data: { event: 'user:left', seq: 4, channelId: 'room', userId: 'me' } });
+  await until(() => count(ws, 'join') === 2 && calls.channel === 'room' && calls.pc !== first, 'the rejoin');
+  assert.ok(first.closed);
+  assert.deepEqual(ws.sent.filter((m) => m.type === 'join')[1].data, { channelId: 'room', tracks: [{ name: 'cam', kind: 'video', trackId: cam.id }] });
+  assert.deepEqual(got.map(([e, p]) => [e, p.userId]), [['track:del', 'bob']], 'the events of a rejoin, not the user:left');
+  assert.equal(rtc.pcs.length, 2);
+
+  // Our own leave: no rejoin, whenever its user:left comes.
+  ws.push({ type: 'event', data: { event: 'user:left', seq: 2, channelId: 'room', userId: 'me' } }); // older than the stay
+  const leaving = calls.leave();
+  ws.push({ type: 'event', data: { event: 'user:left', seq: 5, channelId: 'room', userId: 'me' } });
+  await leaving;
+  await calls.join('room');
+  ws.push({ type: 'event', data: { event: 'cnl:delete', seq: 6, channelId: 'room', senderId: 'bob', reason: 'x' } });
+  await until(() => calls.channel === null, 'the end after cnl:delete');
+  await tick(20);
+  assert.equal(count(ws, 'join'), 3);
+  calls.close();
+});
+
+test('NotMember on offer rejoins once; a rejoined stay lost again ends with user:left', async () => {
+  const { srv, opts } = setup({ offer: () => ({ error: { code: 'NotMember', message: 'not in a channel' } }) });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const left = [];
+  calls.on('user:left', (p) => left.push(p));
+  await calls.join('room', { cam: track('video') });
+  const ws = srv.sockets[0];
+  await until(() => left.length === 1, 'the user:left');
+  assert.equal(count(ws, 'join'), 2, 'one rejoin');
+  assert.deepEqual(left[0], { event: 'user:left', channelId: 'room', userId: 'me', error: 'offer: NotMember' });
+  assert.equal(calls.channel, null);
+  assert.equal(calls.pc, null);
+  await tick(50);
+  assert.equal(count(ws, 'join'), 2, 'no loop');
+  calls.close();
+});
+
+test('a failed rejoin after a lost stay emits user:left with the error', async () => {
+  let joins = 0;
+  const { srv, opts } = setup({ join: (msg) => (++joins === 1 ? null : { error: { code: 'NotFound', message: 'gone' } }) });
+  // The first join is answered by hand below.
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const left = [];
+  calls.on('user:left', (p) => left.push(p));
+  const ws = srv.sockets[0];
+  const joined = calls.join('room');
+  await until(() => count(ws, 'join') === 1, 'the join');
+  ws.push({ id: ws.sent.at(-1).id, type: 'result', data: { status: true, channelId: 'room', seq: 1, users: [], config: {} } });
+  await joined;
+  ws.push({ type: 'event', data: { event: 'user:left', seq: 2, channelId: 'room', userId: 'me' } });
+  await until(() => left.length === 1, 'the user:left');
+  assert.equal(left[0].error, 'NotFound');
+  assert.equal(calls.channel, null);
+  calls.close();
+});
+
+test('a server offer before the join result is answered once the stay exists', async () => {
+  let srvRef;
+  const { srv, opts } = setup({
+    join: (msg) => {
+      const ws = srvRef.sockets[0];
+      setTimeout(() => {
+        ws.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+        ws.push({ id: msg.id, type: 'result', data: { status: true, channelId: 'room', seq: 3, users: [{ id: 'bob', mode: 6, tracks: [] }], config: {} } });
+      });
+      return null;
+    },
+  });
+  srvRef = srv;
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const added = [];
+  calls.on('track:add', (p) => added.push(p));
+  await calls.join('room');
+  const ws = srv.sockets[0];
+  await until(() => count(ws, 'answer') === 1, 'the answer');
+  assert.equal(added.length, 1);
+  assert.equal(added[0].userId, 'bob');
+  calls.close();
+});
+
+test('a repeated Glare backs off', async () => {
+  const { srv, rtc, opts } = setup({ offer: () => ({ error: { code: 'Glare', message: 'crossed' } }) });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.join('room', { cam: track('video') });
+  calls.pc.negotiateAfterRollback = true;
+  await tick(700);
+  // Without a backoff, hundreds; with it: at 0, 0, 100, 300, 700 ms.
+  const n = count(srv.sockets[0], 'offer');
+  assert.ok(n >= 3 && n <= 6, `${n} offers`);
+  assert.equal(rtc.pcs[0].rollbacks, n);
+  calls.close();
+});
+
+test('a server offer that cannot be answered is followed by a client offer', async () => {
+  const { srv, opts } = setup({ answer: () => ({ error: { code: 'Internal', message: 'boom' } }) });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.join('room');
+  const ws = srv.sockets[0];
+  ws.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+  await until(() => count(ws, 'answer') === 1, 'the answer');
+  assert.equal(count(ws, 'offer'), 0);
+  await until(() => count(ws, 'offer') === 1, 'a fresh client offer');
+  await until(() => calls.pc.remoteDescription.type === 'answer', "the server's answer");
+  calls.close();
+});
+
+test('configure changes only the fields given; cnl:config replaces the config', async () => {
+  const full = { kind: 'audio', joinRequest: true, maxUsers: 5, defaultPermission: 4 };
+  const { srv, opts } = setup({ create: (msg) => ({ data: { status: true, channelId: msg.data.channelId, seq: 1, users: [], config: full } }) });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.create('room');
+  await calls.configure({ maxUsers: 3 });
+  assert.deepEqual(srv.sockets[0].sent.at(-1).data, { config: { maxUsers: 3 } });
+  assert.deepEqual(calls.config, { ...full, maxUsers: 3 });
+  srv.sockets[0].push({ type: 'event', data: { event: 'cnl:config', seq: 2, channelId: 'room', senderId: 'bob', config: { kind: 'video', maxUsers: 2 } } });
+  await until(() => calls.config.kind === 'video', 'cnl:config');
+  assert.deepEqual(calls.config, { kind: 'video', joinRequest: false, maxUsers: 2, defaultPermission: 6 });
+  calls.close();
+});
+
+test('snapshots and events agree by seq; no getUsers after user:join', async () => {
+  let srvRef;
+  let usersAnswer = null;
+  const { srv, opts } = setup({
+    join: (msg) => {
+      const ws = srvRef.sockets[0];
+      setTimeout(() => {
+        // Pushed before the result: newer than the snapshot (4), and older (3).
+        ws.push({ type: 'event', data: { event: 'user:left', seq: 3, channelId: 'room', userId: 'bob' } });
+        ws.push({ type: 'event', data: { event: 'user:join', seq: 4, channelId: 'room', userId: 'carol' } });
+        ws.push({ id: msg.id, type: 'result', data: { status: true, channelId: 'room', seq: 3, users: [{ id: 'me', mode: 7, tracks: [] }], config: { defaultPermission: 2 } } });
+        // Pushed after the result, but older than the snapshot.
+        ws.push({ type: 'event', data: { event: 'user:join', seq: 2, channelId: 'room', userId: 'bob' } });
+      });
+      return null;
+    },
+    getUsers: (msg) => {
+      usersAnswer = msg.id;
+      return null;
+    },
+  });
+  srvRef = srv;
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.join('room');
+  const ws = srv.sockets[0];
+  await tick(10);
+  const ids = () => calls.users.map((u) => u.id).sort();
+  assert.deepEqual(ids(), ['carol', 'me']);
+  assert.equal(calls.users.find((u) => u.id === 'carol').mode, 2, "the config's default permission");
+  ws.push({ type: 'event', data: { event: 'user:join', seq: 5, channelId: 'room', userId: 'dave' } });
+  await tick(80);
+  assert.equal(count(ws, 'getUsers'), 0, 'no getUsers after user:join');
+
+  // A getUsers answer older than events already applied: they are re-applied on it.
+  const pending = calls.getUsers();
+  await until(() => usersAnswer !== null, 'getUsers');
+  ws.push({ type: 'event', data: { event: 'user:mod', seq: 6, channelId: 'room', users: [{ id: 'carol', mode: 7 }], senderId: 'me' } });
+  ws.push({ id: usersAnswer, type: 'result', data: { seq: 4, users: [{ id: 'me', mode: 7, tracks: [] }, { id: 'carol', mode: 6, tracks: [] }] } });
+  const users = await pending;
+  assert.deepEqual(users.map((u) => [u.id, u.mode]).sort(), [['carol', 7], ['dave', 2], ['me', 7]]);
+  calls.close();
+});
+
+test('reconnection takes a fresh token from getToken, and retries once after UnAuthorized', async () => {
+  const { srv, opts } = setup();
+  const tokens = ['bad1', 'good2'];
+  const calls = await Calls.connect('http://h', 'good', { ...opts, getToken: async () => tokens.shift() });
+  const events = [];
+  calls.on('reconnected', () => events.push('reconnected'));
+  srv.sockets[0].drop();
+  await until(() => events.length === 1, 'the reconnection');
+  assert.deepEqual(srv.sockets.slice(1).map((ws) => ws.sent[0].data.token), ['bad1', 'good2']);
+
+  // Two refusals in a row: give up.
+  tokens.push('bad3', 'bad4', 'good5');
+  const gone = new Promise((r) => calls.on('disconnected', r));
+  srv.sockets.at(-1).drop();
+  await gone;
+  assert.deepEqual(srv.sockets.slice(3).map((ws) => ws.sent[0].data.token), ['bad3', 'bad4']);
+});
+
+test('without getToken, reconnection uses the original token', async () => {
+  const { srv, opts } = setup();
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const back = new Promise((r) => calls.on('reconnected', r));
+  srv.sockets[0].drop();
+  await back;
+  assert.equal(srv.sockets[1].sent[0].data.token, 'good');
   calls.close();
 });
