@@ -85,10 +85,6 @@ export class Calls {
     this._entering = 0;
     /** A server offer that came before the create/join result set up the stay. */
     this._pendingOffer = null;
-    /** Recent channel events (by seq), re-applied after a snapshot. */
-    this._recent = [];
-    /** The highest seq dropped from _recent: an older snapshot cannot be replayed. */
-    this._trimmed = 0;
     this.userId = null;
     this.canCreate = false;
     this.iceServers = [];
@@ -327,7 +323,9 @@ export class Calls {
     this._lastSeq = 0;
     /** Whether this stay is a rejoin after a lost stay whose media has not connected yet. */
     this._relost = false;
+    /** Recent channel events (by seq), re-applied after a snapshot. */
     this._recent = [];
+    /** The highest seq dropped from _recent: an older snapshot cannot be replayed. */
     this._trimmed = 0;
     this._tracks = {};
     this._users = new Map();
