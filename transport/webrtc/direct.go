@@ -16,9 +16,9 @@ import (
 // The direct send path (single-port mode, IPv4 mux socket): a
 // subscription's writer encrypts the core's packet with SRTP itself, into
 // a slot of its track's batch (trackBatch), addressed to the peer's
-// selected ICE candidate pair. pion's per-packet send path (interceptor chain, SRTP
-// session and its locks, mux endpoint, ICE conn, UDP mux accounting) is
-// not on it.
+// selected ICE candidate pair. pion's per-packet send path (interceptor
+// chain, SRTP session and its locks, mux endpoint, ICE conn, UDP mux
+// accounting) is not on it.
 //
 // Keys: pion does not export its SRTP session, so the keys are derived as
 // pion derives them (RFC 5764: the DTLS exporter "EXTRACTOR-dtls_srtp",
