@@ -34,7 +34,10 @@ func newTestServer(t testing.TB, tweak func(*Config)) *testServer {
 		Secret:    testSecret,
 		DevTokens: true,
 		WebRTC:    webrtc.Config{LoopbackOnly: true},
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// A lost connection's stay waits this long to be resumed: short,
+		// so that tests of drops see the user leave promptly.
+		ResumeGrace: 200 * time.Millisecond,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if tweak != nil {
 		tweak(&cfg)

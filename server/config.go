@@ -71,6 +71,11 @@ type Config struct {
 	// SendQueue is how many messages may wait to be written to one
 	// client; a client that lets it fill is disconnected. Default 512.
 	SendQueue int
+	// ResumeGrace is how long a user's stay in a channel outlives a lost
+	// WebSocket (one that failed rather than closed): its media keeps
+	// flowing, and a new connection of the user joining with resume takes
+	// it over without leaving the call. Default 15 s.
+	ResumeGrace time.Duration
 	// Grace is how long a user's media connection may stay disconnected
 	// (ICE lost) while its WebSocket lives before the user is made to
 	// leave its channel. Default 30 s.
@@ -90,6 +95,7 @@ func (c Config) withDefaults() Config {
 	def(&c.PingTimeout, 15*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.Grace, 30*time.Second)
+	def(&c.ResumeGrace, 15*time.Second)
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 256 << 10
 	}
@@ -123,7 +129,7 @@ func (c Config) Validate() error {
 	case c.RequestRate < 0 || c.RequestBurst < 1 || c.MaxRefusals < 1 || c.SendQueue < 16:
 		return fmt.Errorf("%w: RequestRate, RequestBurst, MaxRefusals or SendQueue out of range", ErrInvalidConfig)
 	case c.DevTokenTTL < 0 || c.AuthTimeout < 0 || c.PingInterval < 0 || c.PingTimeout < 0 ||
-		c.WriteTimeout < 0 || c.Grace < 0 || c.IdleTimeout < 0 || c.JoinRequestTimeout < 0:
+		c.WriteTimeout < 0 || c.Grace < 0 || c.ResumeGrace < 0 || c.IdleTimeout < 0 || c.JoinRequestTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	}
 	for _, p := range c.OriginPatterns {

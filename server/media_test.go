@@ -291,3 +291,57 @@ func TestMediaLostLeaves(t *testing.T) {
 	bob.want("NotMember", "getUsers", nil)
 	bob.must("join", joinData{ChannelID: "c"}) // and it can come back
 }
+
+// TestResume: a user whose WebSocket is lost (not closed) stays in the
+// call for ResumeGrace with its media flowing; a new connection joining
+// with resume takes the stay over without anyone seeing it leave. A lost
+// connection nobody resumes ends in a leave.
+func TestResume(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, func(c *Config) { c.ResumeGrace = 2 * time.Second })
+	stop := make(chan struct{})
+	defer close(stop)
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
+	pa := newPeer(t, alice)
+	pa.sendVP8("alice-cam", stop)
+	pa.offer()
+	bob := login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb := newPeer(t, bob)
+	pb.answer()
+	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 5 })
+	var before usersResult
+	if err := json.Unmarshal(alice.must("getUsers", nil), &before); err != nil {
+		t.Fatal(err)
+	}
+
+	ts.cut("bob")
+	bob.waitClosed()
+	n := pb.received.Load()
+	waitFor(t, "media while the connection is lost", func() bool { return pb.received.Load() >= n+10 })
+	bob = login(t, ts, "bob", false)
+	var res stayResult
+	if err := json.Unmarshal(bob.must("join", joinData{ChannelID: "c", Resume: true}), &res); err != nil || !res.Resumed {
+		t.Fatalf("resume: %+v %v", res, err)
+	}
+	var after usersResult
+	if err := json.Unmarshal(alice.must("getUsers", nil), &after); err != nil || after.Seq != before.Seq || len(after.Users) != 2 {
+		t.Errorf("the resume was seen: seq %d → %d, users %+v", before.Seq, after.Seq, after.Users)
+	}
+	n = pb.received.Load()
+	waitFor(t, "media after the resume", func() bool { return pb.received.Load() >= n+10 })
+	bob.want("NotFound", "muteTracks", muteTracksData{Names: []string{"none"}, State: new(true)}) // in the channel: not NotMember
+	if ts.Stats().Resumes != 1 {
+		t.Errorf("resumes: %d", ts.Stats().Resumes)
+	}
+
+	// Lost again and not resumed: bob leaves after the grace period.
+	ts.cut("bob")
+	alice.event("user:left", func(e eventData) bool { return e.UserID == "bob" })
+	waitFor(t, "bob's peer to close", func() bool {
+		s := pb.pc.ConnectionState()
+		return s != pion.PeerConnectionStateConnected
+	})
+}

@@ -100,12 +100,14 @@ func (ss *session) cancelJoin() bool {
 func (ss *session) startJoin(req request) {
 	var c createData
 	var err error
+	resume := false
 	if req.Type == "create" {
 		err = decodeStrict(req.Data, &c)
 	} else {
 		var j joinData
 		err = decodeStrict(req.Data, &j)
 		c = createData{ChannelID: j.ChannelID, Tracks: j.Tracks}
+		resume = j.Resume
 	}
 	var tracks []channel.TrackInfo
 	var ids map[string]string
@@ -128,7 +130,7 @@ func (ss *session) startJoin(req request) {
 	ss.mu.Unlock()
 	run := func() {
 		defer cancel()
-		data, err := ss.join(ctx, req.Type == "create", c, tracks, ids)
+		data, err := ss.join(ctx, req.Type == "create", resume, c, tracks, ids)
 		ss.mu.Lock()
 		ss.joining = nil
 		ss.mu.Unlock()
@@ -145,7 +147,7 @@ func (ss *session) startJoin(req request) {
 }
 
 // join creates or joins the channel and starts the stay.
-func (ss *session) join(ctx context.Context, create bool, c createData, tracks []channel.TrackInfo, ids map[string]string) (any, error) {
+func (ss *session) join(ctx context.Context, create, resume bool, c createData, tracks []channel.TrackInfo, ids map[string]string) (any, error) {
 	var ch *channel.Channel
 	var sub *channel.Subscription
 	var err error
@@ -164,19 +166,30 @@ func (ss *session) join(ctx context.Context, create bool, c createData, tracks [
 		if ch, err = ss.srv.reg.Get(c.ChannelID); err != nil {
 			return nil, err
 		}
+		if resume {
+			if st := ss.srv.adopt(ch.ID(), ss.user, ss); st != nil {
+				return ss.resume(st)
+			}
+		}
 		sub, err = ch.Join(ctx, ss.user, tracks)
-		if prev := ss.srv.holder(ch.ID(), ss.user); errors.Is(err, channel.ErrExists) && prev != nil && prev != ss {
-			// The user is in the call through another connection: this
-			// one takes the call over (a reconnecting client, a second
-			// tab), but only when the join is refused for that alone, so
-			// that a join refused for another reason changes nothing. The
-			// channel checks Exists before kinds: those are checked here.
+		if prev := ss.srv.holder(ch.ID(), ss.user); errors.Is(err, channel.ErrExists) && prev != nil && prev.owner.Load() != ss {
+			// The user is in the call through another connection, or
+			// through a lost one waiting to be resumed: this join takes
+			// the call over (a second tab, a client that lost its media
+			// connection too), but only when it is refused for that
+			// alone, so that a join refused for another reason changes
+			// nothing. The channel checks Exists before kinds: those are
+			// checked here.
 			if !kindsAllowed(ch.Config().Kind, tracks) {
 				return nil, fmt.Errorf("%w: the channel allows %s", channel.ErrKindNotAllowed, ch.Config().Kind)
 			}
 			ss.srv.stats.takeovers.Add(1)
 			ss.log.Info("call taken over from another connection", "channel", ch.ID())
-			prev.bye("replaced", websocket.StatusNormalClosure)
+			if orphan := ss.srv.disown(ch.ID(), ss.user); orphan != nil {
+				orphan.end(true)
+			} else if other := prev.owner.Load(); other != nil {
+				other.bye("replaced", websocket.StatusNormalClosure)
+			}
 			sub, err = ch.Join(ctx, ss.user, tracks)
 		}
 	}
@@ -186,10 +199,8 @@ func (ss *session) join(ctx context.Context, create bool, c createData, tracks [
 		}
 		return nil, err
 	}
-	ss.srv.claimStay(ch.ID(), ss.user, ss)
 	if ctx.Err() != nil { // the session ended or the join was withdrawn meanwhile
 		_ = ch.Leave(ss.user)
-		ss.srv.releaseStay(ch.ID(), ss.user, ss)
 		return nil, fmt.Errorf("%w: join request withdrawn", channel.ErrNotMember)
 	}
 	if _, err := ss.newStay(ch, sub, ids); err != nil {
@@ -200,6 +211,34 @@ func (ss *session) join(ctx context.Context, create bool, c createData, tracks [
 		return nil, err // the stay's pump sees the end too
 	}
 	return stayResult{Status: true, ChannelID: ch.ID(), Owner: ch.Owner(), Seq: snap.Seq, Users: usersToWire(snap.Users), Config: configToWire(ch.Config())}, nil
+}
+
+// resume makes the orphaned stay st, just adopted, the session's: the
+// user never left the call and its media connection goes on. The server's
+// offer still awaiting an answer, if any, is sent again.
+func (ss *session) resume(st *stay) (any, error) {
+	ss.mu.Lock()
+	if ss.done {
+		ss.mu.Unlock()
+		ss.srv.orphan(st) // this connection is gone too
+		return nil, fmt.Errorf("%w: connection closed", channel.ErrClosed)
+	}
+	ss.stay = st
+	ss.mu.Unlock()
+	ss.srv.stats.resumes.Add(1)
+	ss.log.Info("stay resumed", "channel", st.ch.ID())
+	snap, err := st.ch.GetUsers(ss.user)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	offer := st.offer
+	st.mu.Unlock()
+	if offer != "" {
+		ss.push("offer", sdpData{SDP: offer})
+	}
+	return stayResult{Status: true, ChannelID: st.ch.ID(), Owner: st.ch.Owner(), Resumed: true, Seq: snap.Seq,
+		Users: usersToWire(snap.Users), Config: configToWire(st.ch.Config())}, nil
 }
 
 // kindsAllowed reports whether a channel of kind allows every track.
@@ -381,7 +420,13 @@ func (ss *session) opAnswer(st *stay, data json.RawMessage) (any, error) {
 	if err := decodeStrict(data, &d); err != nil {
 		return nil, err
 	}
-	return nil, sdpError(st.peer.SetAnswer(d.SDP))
+	if err := st.peer.SetAnswer(d.SDP); err != nil {
+		return nil, sdpError(err)
+	}
+	st.mu.Lock()
+	st.offer = ""
+	st.mu.Unlock()
+	return nil, nil
 }
 
 func (ss *session) opCandidate(st *stay, data json.RawMessage) (any, error) {

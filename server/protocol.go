@@ -116,6 +116,7 @@ type createData struct {
 type joinData struct {
 	ChannelID string      `json:"channelId"`
 	Tracks    []trackData `json:"tracks"`
+	Resume    bool        `json:"resume"`
 }
 
 type reasonData struct {
@@ -217,6 +218,7 @@ type stayResult struct {
 	Status    bool         `json:"status"`
 	ChannelID string       `json:"channelId"`
 	Owner     string       `json:"owner"`
+	Resumed   bool         `json:"resumed,omitempty"`
 	Seq       uint64       `json:"seq"`
 	Users     []activeUser `json:"users"`
 	Config    configData   `json:"config"`

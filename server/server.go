@@ -35,9 +35,10 @@ type Server struct {
 	mu       sync.Mutex
 	closed   bool                             // guarded by mu
 	sessions map[*session]struct{}            // guarded by mu
-	stays    map[stayKey]*session             // who is in which channel; guarded by mu
+	stays    map[stayKey]*stay                // every stay, orphans included; guarded by mu
 	byUser   map[string]map[*session]struct{} // authenticated sessions; guarded by mu
 	wg       sync.WaitGroup                   // one per session
+	stayWG   sync.WaitGroup                   // the stays' pumps and negotiators
 
 	stats counters
 }
@@ -47,7 +48,7 @@ type stayKey struct{ channel, user string }
 
 // counters are the server's lock-free counters.
 type counters struct {
-	connections, authFailures, invalid, rateLimited, takeovers, unannounced atomic.Uint64
+	connections, authFailures, invalid, rateLimited, takeovers, resumes, unannounced atomic.Uint64
 }
 
 // Stats are the server's counters.
@@ -64,6 +65,9 @@ type Stats struct {
 	// Takeovers counts joins that took a user's call over from another
 	// connection.
 	Takeovers uint64
+	// Resumes counts stays taken over by a new connection after their
+	// connection was lost.
+	Resumes uint64
 	// Unannounced counts published media tracks whose id no create, join
 	// or addTracks announced: they are not forwarded.
 	Unannounced uint64
@@ -81,7 +85,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		sessions: map[*session]struct{}{},
-		stays:    map[stayKey]*session{},
+		stays:    map[stayKey]*stay{},
 		byUser:   map[string]map[*session]struct{}{},
 	}
 	engine, err := webrtc.New(cfg.WebRTC)
@@ -158,6 +162,7 @@ func (s *Server) Stats() Stats {
 		Invalid:      s.stats.invalid.Load(),
 		RateLimited:  s.stats.rateLimited.Load(),
 		Takeovers:    s.stats.takeovers.Load(),
+		Resumes:      s.stats.resumes.Load(),
 		Unannounced:  s.stats.unannounced.Load(),
 		Sessions:     n,
 	}
@@ -183,8 +188,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ss := range sessions {
 		ss.bye("shutdown", websocket.StatusGoingAway)
 	}
+	s.mu.Lock()
+	orphans := make([]*stay, 0, len(s.stays))
+	for _, st := range s.stays {
+		if st.orphaned {
+			st.orphaned = false
+			st.expiry.Stop()
+			orphans = append(orphans, st)
+		}
+	}
+	s.mu.Unlock()
+	for _, st := range orphans {
+		st.end(true)
+	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.stayWG.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
@@ -268,27 +286,87 @@ func (s *Server) authenticated(ss *session) {
 	set[ss] = struct{}{}
 }
 
-// claimStay makes ss the session of user's stay in channel ch.
-func (s *Server) claimStay(ch, user string, ss *session) {
+// claimStay records st as user's stay in its channel.
+func (s *Server) claimStay(st *stay) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stays[stayKey{ch, user}] = ss
+	s.stays[stayKey{st.ch.ID(), st.user}] = st
 }
 
-// holder returns the session of user's stay in channel ch, nil if none.
-func (s *Server) holder(ch, user string) *session {
+// holder returns user's stay in channel ch, nil if none.
+func (s *Server) holder(ch, user string) *stay {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stays[stayKey{ch, user}]
 }
 
-// releaseStay forgets ss's stay in ch, unless another session took it.
-func (s *Server) releaseStay(ch, user string, ss *session) {
+// releaseStay forgets st (it ended).
+func (s *Server) releaseStay(st *stay) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if k := (stayKey{ch, user}); s.stays[k] == ss {
+	if k := (stayKey{st.ch.ID(), st.user}); s.stays[k] == st {
 		delete(s.stays, k)
 	}
+	if st.expiry != nil {
+		st.expiry.Stop()
+	}
+	st.orphaned = false
+}
+
+// orphan keeps st alive for ResumeGrace after its session lost its
+// connection: a new connection of the user may resume it. A server
+// shutting down ends it instead.
+func (s *Server) orphan(st *stay) {
+	s.mu.Lock()
+	if s.closed || s.stays[stayKey{st.ch.ID(), st.user}] != st {
+		s.mu.Unlock()
+		st.end(true)
+		return
+	}
+	st.owner.Store(nil)
+	st.orphaned = true
+	st.expiry = time.AfterFunc(s.cfg.ResumeGrace, func() { s.expire(st) })
+	s.mu.Unlock()
+}
+
+// expire ends an orphan nobody resumed.
+func (s *Server) expire(st *stay) {
+	s.mu.Lock()
+	was := st.orphaned
+	st.orphaned = false
+	s.mu.Unlock()
+	if was {
+		st.log().Info("out of channel", "channel", st.ch.ID(), "why", "not resumed")
+		st.end(true)
+	}
+}
+
+// adopt hands user's orphaned stay in ch to ss, nil if there is none.
+func (s *Server) adopt(ch, user string, ss *session) *stay {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stays[stayKey{ch, user}]
+	if st == nil || !st.orphaned {
+		return nil
+	}
+	st.orphaned = false
+	st.expiry.Stop()
+	st.owner.Store(ss)
+	return st
+}
+
+// disown takes user's orphaned stay in ch away from expiry, for ending it
+// now; nil if there is none.
+func (s *Server) disown(ch, user string) *stay {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stays[stayKey{ch, user}]
+	if st == nil || !st.orphaned {
+		return nil
+	}
+	st.orphaned = false
+	st.expiry.Stop()
+	return st
 }
 
 // notifier delivers newcall notifications to the user's open sessions.

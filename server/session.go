@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -75,9 +78,21 @@ func (ss *session) run() {
 	ss.log.Debug("session ends", "user", ss.user, "err", err)
 	ss.mu.Lock()
 	ss.done = true // a join completing from now on ends its stay at once
+	lost := !ss.ending && connectionLost(err)
+	st := ss.stay
 	ss.mu.Unlock()
 	ss.cancelJoin()
-	ss.endStay(true, "connection closed")
+	if st != nil && lost {
+		// The connection failed rather than closed: the stay waits for
+		// the user to come back (join with resume).
+		ss.mu.Lock()
+		ss.stay = nil
+		ss.mu.Unlock()
+		ss.log.Info("connection lost: the stay waits to be resumed", "channel", st.ch.ID())
+		ss.srv.orphan(st)
+	} else {
+		ss.endStay(true, "connection closed")
+	}
 	ss.closeWith(websocket.StatusNormalClosure, "")
 	select {
 	case <-written:
@@ -86,6 +101,15 @@ func (ss *session) run() {
 	ss.cancel()
 	ss.wg.Wait()
 	_ = ss.conn.CloseNow()
+}
+
+// connectionLost reports whether a read failed because the connection was
+// lost (reset, cut, or killed for not answering pings) rather than closed
+// by either side or refused for bad input.
+func connectionLost(err error) bool {
+	return websocket.CloseStatus(err) == -1 &&
+		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+			errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.Canceled))
 }
 
 // readLoop authenticates the client, then reads and handles requests

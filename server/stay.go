@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -14,17 +17,24 @@ import (
 	"github.com/callcore/callcore/transport/webrtc"
 )
 
-// stay is a session's time in one channel: the channel's event stream,
-// the user's WebRTC peer attached to the media plane, and two goroutines:
-// the event pump (channel events to the client) and the negotiator (the
-// server's offers). It ends once (end): by leave, by the channel (the
-// user removed, the channel deleted), by the session's end, by a takeover
-// or when the media connection has been lost for Config.Grace.
+// stay is a user's time in one channel: the channel's event stream, the
+// user's WebRTC peer attached to the media plane, and two goroutines: the
+// event pump (channel events to the client) and the negotiator (the
+// server's offers). It speaks through its owner session. When that
+// session's connection is lost (not closed), the stay is orphaned for
+// Config.ResumeGrace: the media keeps flowing and a new connection of the
+// user may resume it (join with resume), else it ends. It ends once (end):
+// by leave, by the channel (the user removed, the channel deleted), by
+// its session's clean end, by a takeover, by an orphan's expiry or when
+// the media connection has been lost for Config.Grace.
 type stay struct {
-	ss   *session
+	srv  *Server
+	user string
 	ch   *channel.Channel
 	sub  *channel.Subscription
 	peer *webrtc.Peer
+
+	owner atomic.Pointer[session] // nil while orphaned
 
 	ctx    context.Context // ends with the stay
 	cancel context.CancelFunc
@@ -33,13 +43,18 @@ type stay struct {
 
 	mu    sync.Mutex
 	names map[string]string // announced media track id → channel track name; guarded by mu
+	offer string            // the server's offer awaiting the client's answer; guarded by mu
+
+	orphaned bool        // guarded by Server.mu
+	expiry   *time.Timer // ends an orphan; guarded by Server.mu
 }
 
 // newStay starts the session's stay in ch (the user is active there with
 // event stream sub): a peer for its media, attached to the plane.
 func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids map[string]string) (*stay, error) {
-	ctx, cancel := context.WithCancel(ss.ctx)
-	st := &stay{ss: ss, ch: ch, sub: sub, ctx: ctx, cancel: cancel, need: make(chan struct{}, 1), names: ids}
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &stay{srv: ss.srv, user: ss.user, ch: ch, sub: sub, ctx: ctx, cancel: cancel, need: make(chan struct{}, 1), names: ids}
+	st.owner.Store(ss)
 	peer, err := webrtc.NewPeer(webrtc.PeerConfig{
 		Engine:              ss.srv.engine,
 		Track:               forward.TrackConfig{},
@@ -47,21 +62,21 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 		OnNegotiationNeeded: st.kick,
 		OnStatus: func(s webrtc.Status) {
 			if st.ctx.Err() == nil { // not once the stay has ended
-				ss.push("status", statusPush{Status: string(s)})
+				st.push("status", statusPush{Status: string(s)})
 			}
 		},
 		Grace: ss.srv.cfg.Grace,
 		// The media connection stayed lost: the user leaves, and the
 		// pump ends the stay on its user:left, which the client reads.
-		OnGone: func() { go func() { _ = ch.Leave(ss.user) }() },
+		OnGone: func() { go func() { _ = ch.Leave(st.user) }() },
 	})
 	if err != nil {
 		cancel()
 		_ = ch.Leave(ss.user)
-		ss.srv.releaseStay(ch.ID(), ss.user, ss)
 		return nil, fmt.Errorf("server: media connection: %w", err)
 	}
 	st.peer = peer
+	ss.srv.claimStay(st)
 	if err := ss.srv.plane.Attach(ch.ID(), ss.user, webrtc.Endpoint{Peer: peer}); err != nil {
 		st.end(true)
 		return nil, fmt.Errorf("server: attaching media: %w", err)
@@ -74,11 +89,36 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 	}
 	ss.stay = st
 	ss.mu.Unlock()
-	ss.wg.Add(2)
-	go func() { defer ss.wg.Done(); st.pump() }()
-	go func() { defer ss.wg.Done(); st.negotiate() }()
+	ss.srv.stayWG.Add(2)
+	go func() { defer ss.srv.stayWG.Done(); st.pump() }()
+	go func() { defer ss.srv.stayWG.Done(); st.negotiate() }()
 	ss.log.Info("in channel", "channel", ch.ID())
 	return st, nil
+}
+
+// push sends a push through the stay's session; nothing while orphaned.
+func (st *stay) push(typ string, data any) {
+	if ss := st.owner.Load(); ss != nil {
+		ss.push(typ, data)
+	}
+}
+
+// log is the stay's logger.
+func (st *stay) log() *slog.Logger {
+	if ss := st.owner.Load(); ss != nil {
+		return ss.log
+	}
+	return st.srv.log.With("user", st.user, "orphan", true)
+}
+
+// finish detaches st from its session (if any) and ends it.
+func (st *stay) finish(leave bool, why string) {
+	if ss := st.owner.Load(); ss != nil {
+		ss.endStayIf(st, leave, why)
+		return
+	}
+	st.log().Info("out of channel", "channel", st.ch.ID(), "why", why)
+	st.end(leave)
 }
 
 // endStayIf ends st if it is still the session's stay; leave makes the
@@ -108,12 +148,12 @@ func (st *stay) end(leave bool) {
 	st.once.Do(func() {
 		st.cancel()
 		if leave {
-			_ = st.ch.Leave(st.ss.user)
+			_ = st.ch.Leave(st.user)
 		}
 		if st.peer != nil {
 			_ = st.peer.Close()
 		}
-		st.ss.srv.releaseStay(st.ch.ID(), st.ss.user, st.ss)
+		st.srv.releaseStay(st)
 	})
 }
 
@@ -122,24 +162,27 @@ func (st *stay) end(leave bool) {
 // sent after the stay has ended, so that a client reading it knows its
 // media connection is closed.
 func (st *stay) pump() {
-	user := st.ss.user
 	for {
 		ev, err := st.sub.Next(st.ctx)
 		if err != nil {
 			if st.ctx.Err() != nil {
 				return
 			}
-			st.ss.endStayIf(st, false, err.Error())
-			if errors.Is(err, channel.ErrSlowConsumer) {
-				st.ss.closeWith(websocket.StatusPolicyViolation, "too slow for the channel's events")
+			ss := st.owner.Load()
+			st.finish(false, err.Error())
+			if ss != nil && errors.Is(err, channel.ErrSlowConsumer) {
+				ss.closeWith(websocket.StatusPolicyViolation, "too slow for the channel's events")
 			}
 			return
 		}
-		last := isLast(&ev, user)
+		last := isLast(&ev, st.user)
+		ss := st.owner.Load() // the session that reads the last event
 		if last {
-			st.ss.endStayIf(st, false, ev.Type.String())
+			st.finish(false, ev.Type.String())
 		}
-		st.ss.push("event", eventToWire(&ev))
+		if ss != nil {
+			ss.push("event", eventToWire(&ev))
+		}
 		if last {
 			return
 		}
@@ -182,11 +225,14 @@ func (st *stay) negotiate() {
 			// An offer still unanswered: the peer asks again after its
 			// answer (see webrtc.Peer.Offer).
 			if st.ctx.Err() == nil {
-				st.ss.log.Debug("server offer not made", "err", err)
+				st.log().Debug("server offer not made", "err", err)
 			}
 			continue
 		}
-		st.ss.push("offer", sdpData{SDP: sdp})
+		st.mu.Lock()
+		st.offer = sdp // sent again if the stay is resumed before its answer
+		st.mu.Unlock()
+		st.push("offer", sdpData{SDP: sdp})
 	}
 }
 
@@ -198,12 +244,12 @@ func (st *stay) onPublish(tr *forward.Track, info webrtc.PublishInfo) {
 	name, ok := st.names[info.TrackID]
 	st.mu.Unlock()
 	if !ok {
-		st.ss.srv.stats.unannounced.Add(1)
-		st.ss.log.Warn("media of an unannounced track is not forwarded", "trackId", info.TrackID, "kind", info.Kind)
+		st.srv.stats.unannounced.Add(1)
+		st.log().Warn("media of an unannounced track is not forwarded", "trackId", info.TrackID, "kind", info.Kind)
 		return
 	}
-	if err := st.ss.srv.plane.Published(st.ch.ID(), st.ss.user, name, tr); err != nil {
-		st.ss.log.Warn("publishing a track", "track", name, "err", err)
+	if err := st.srv.plane.Published(st.ch.ID(), st.user, name, tr); err != nil {
+		st.log().Warn("publishing a track", "track", name, "err", err)
 	}
 }
 
