@@ -240,22 +240,75 @@ func (c *Channel) Configure(actor string, cfg CallConfig) error {
 		if _, err := permission.Decide(permission.OpConfigure, permission.Facts{Actor: c.actor(actor)}); err != nil {
 			return err
 		}
-		if cfg == c.cfg {
-			return nil
-		}
-		old := c.cfg.Kind
-		c.cfg = cfg
-		if old&^cfg.Kind != 0 {
-			c.kindBy = actor
-		}
-		c.emit(Event{Type: EventConfig, Sender: actor, Config: cfg})
-		if old != cfg.Kind {
-			for _, m := range c.sortedActive() {
-				for _, t := range m.tracks {
-					c.recompute(m, t)
-				}
-			}
-		}
+		c.setConfig(actor, cfg)
 		return nil
 	})
+}
+
+// ConfigPatch names the configuration fields UpdateConfig changes; nil
+// fields keep their current values.
+type ConfigPatch struct {
+	Kind              *Kind
+	JoinRequest       *bool
+	MaxUsers          *int
+	DefaultPermission *permission.Mode
+}
+
+// apply returns cfg with p's fields set.
+func (p ConfigPatch) apply(cfg CallConfig) CallConfig {
+	if p.Kind != nil {
+		cfg.Kind = *p.Kind
+	}
+	if p.JoinRequest != nil {
+		cfg.JoinRequest = *p.JoinRequest
+	}
+	if p.MaxUsers != nil {
+		cfg.MaxUsers = *p.MaxUsers
+	}
+	if p.DefaultPermission != nil {
+		cfg.DefaultPermission = *p.DefaultPermission
+	}
+	return cfg
+}
+
+// UpdateConfig is Configure for the fields p sets, the others keeping
+// their values: the patch is applied under the channel's lock, so that
+// admins updating different fields at once all see their change hold.
+// A zero Kind or DefaultPermission means its default, as in Configure.
+func (c *Channel) UpdateConfig(actor string, p ConfigPatch) error {
+	if err := checkID("user id", actor); err != nil {
+		return err
+	}
+	if err := p.apply(CallConfig{}).Validate(); err != nil { // every field a patch sets is checked on its own
+		return err
+	}
+	return c.do(func() error {
+		if _, err := permission.Decide(permission.OpConfigure, permission.Facts{Actor: c.actor(actor)}); err != nil {
+			return err
+		}
+		c.setConfig(actor, p.apply(c.cfg).withDefaults())
+		return nil
+	})
+}
+
+// setConfig makes cfg the configuration, with c.mu held: cnl:config, and
+// the kind's admin mute recomputed when the kind changed. The same
+// configuration is a no-op.
+func (c *Channel) setConfig(actor string, cfg CallConfig) {
+	if cfg == c.cfg {
+		return
+	}
+	old := c.cfg.Kind
+	c.cfg = cfg
+	if old&^cfg.Kind != 0 {
+		c.kindBy = actor
+	}
+	c.emit(Event{Type: EventConfig, Sender: actor, Config: cfg})
+	if old != cfg.Kind {
+		for _, m := range c.sortedActive() {
+			for _, t := range m.tracks {
+				c.recompute(m, t)
+			}
+		}
+	}
 }

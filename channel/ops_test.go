@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/callcore/callcore/permission"
@@ -320,5 +321,50 @@ func TestLayersOfMuting(t *testing.T) {
 	h.join("ann", TrackInfo{"mic", Audio})
 	if s, _ := h.rec.muteOf("room", "ann", "mic"); s != MuteAdmin {
 		t.Errorf("after rejoin: %v", s)
+	}
+}
+
+// TestUpdateConfig: admins updating different fields at once all see
+// their change hold; an invalid field is refused before anything changes.
+func TestUpdateConfig(t *testing.T) {
+	reg, err := NewRegistry(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	ch, _, err := reg.Create("owner", "c", CreateOptions{Config: CallConfig{MaxUsers: 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.AddUsers("owner", []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	all := permission.Admin | permission.Send | permission.Recv
+	if err := ch.ModUsers("owner", []UserMode{{ID: "a", Mode: all}, {ID: "b", Mode: all}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		var wg sync.WaitGroup
+		kind, join := Audio, true
+		wg.Go(func() { _ = ch.UpdateConfig("a", ConfigPatch{Kind: &kind}) })
+		wg.Go(func() { _ = ch.UpdateConfig("b", ConfigPatch{JoinRequest: &join}) })
+		wg.Wait()
+		if got := ch.Config(); got.Kind != Audio || !got.JoinRequest || got.MaxUsers != 9 {
+			t.Fatalf("after both updates: %+v", got)
+		}
+		back, no := AudioVideo, false
+		if err := ch.UpdateConfig("owner", ConfigPatch{Kind: &back, JoinRequest: &no}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := -1
+	if err := ch.UpdateConfig("owner", ConfigPatch{MaxUsers: &bad}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("maxUsers -1: %v", err)
+	}
+	if err := ch.UpdateConfig("stranger", ConfigPatch{}); !errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrNotMember) {
+		t.Errorf("a stranger: %v", err)
+	}
+	if got := ch.Config(); got.MaxUsers != 9 {
+		t.Errorf("refused updates changed the config: %+v", got)
 	}
 }

@@ -339,11 +339,11 @@ func (ss *session) opConfigure(st *stay, data json.RawMessage) (any, error) {
 	if err := decodeStrict(data, &d); err != nil {
 		return nil, err
 	}
-	cfg, err := configFromWire(d.Config.apply(configToWire(st.ch.Config())))
+	p, err := d.Config.patch()
 	if err != nil {
 		return nil, err
 	}
-	return okResult, st.ch.Configure(ss.user, cfg)
+	return okResult, st.ch.UpdateConfig(ss.user, p)
 }
 
 func (ss *session) opAddTracks(st *stay, data json.RawMessage) (any, error) {

@@ -149,24 +149,28 @@ type configPatch struct {
 	DefaultPermission *int    `json:"defaultPermission"`
 }
 
-// apply returns cur with p's fields set.
-func (p configPatch) apply(cur configData) configData {
+// patch checks p and turns it into the channel's patch.
+func (p configPatch) patch() (channel.ConfigPatch, error) {
+	var out channel.ConfigPatch
 	if p.Kind != nil {
-		cur.Kind = *p.Kind
-		if cur.Kind == "" {
-			cur.Kind = "-" // refused by configFromWire, not taken as the default
+		cfg, err := configFromWire(configData{Kind: *p.Kind})
+		if err != nil || *p.Kind == "" {
+			return out, fmt.Errorf("%w: config kind %q", channel.ErrInvalid, *p.Kind)
 		}
+		out.Kind = &cfg.Kind
 	}
-	if p.JoinRequest != nil {
-		cur.JoinRequest = *p.JoinRequest
-	}
-	if p.MaxUsers != nil {
-		cur.MaxUsers = *p.MaxUsers
+	if p.MaxUsers != nil && *p.MaxUsers < 0 {
+		return out, fmt.Errorf("%w: maxUsers %d", channel.ErrInvalid, *p.MaxUsers)
 	}
 	if p.DefaultPermission != nil {
-		cur.DefaultPermission = *p.DefaultPermission
+		if *p.DefaultPermission < 0 || *p.DefaultPermission > int(permission.Admin|permission.Send|permission.Recv) {
+			return out, fmt.Errorf("%w: defaultPermission %d", channel.ErrInvalid, *p.DefaultPermission)
+		}
+		m := permission.Mode(*p.DefaultPermission)
+		out.DefaultPermission = &m
 	}
-	return cur
+	out.JoinRequest, out.MaxUsers = p.JoinRequest, p.MaxUsers
+	return out, nil
 }
 
 type tracksData struct {
