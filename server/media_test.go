@@ -345,3 +345,48 @@ func TestResume(t *testing.T) {
 		return s != pion.PeerConnectionStateConnected
 	})
 }
+
+// TestICERestart: a client's ICE restart (an offer with new credentials)
+// goes through the protocol like any offer; media keeps flowing.
+func TestICERestart(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
+	pa := newPeer(t, alice)
+	pa.sendVP8("alice-cam", stop)
+	pa.offer()
+	bob := login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb := newPeer(t, bob)
+	pb.answer()
+	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 5 })
+	ufrag := func() string {
+		sdp := pb.pc.RemoteDescription().SDP
+		i := strings.Index(sdp, "a=ice-ufrag:")
+		return sdp[i : i+strings.IndexByte(sdp[i:], '\r')]
+	}
+	before := ufrag()
+	o, err := pb.pc.CreateOffer(&pion.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a sdpData
+	if err := json.Unmarshal(bob.must("offer", sdpData{SDP: pb.local(o)}), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		t.Fatal(err)
+	}
+	if ufrag() == before {
+		t.Error("the server's answer kept its ICE credentials")
+	}
+	n := pb.received.Load()
+	waitFor(t, "media after the restart", func() bool { return pb.received.Load() >= n+20 })
+	if s := pb.pc.ConnectionState(); s != pion.PeerConnectionStateConnected {
+		t.Errorf("after the restart: %s", s)
+	}
+}
