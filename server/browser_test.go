@@ -173,6 +173,7 @@ func TestBrowserCall(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) {
 		c.Static = e2eFS(t)
 		c.WebRTC.UDPPort = freeUDPPort(t) // single-port mode: the batched, direct send path
+		c.ResumeGrace = 10 * time.Second  // the lost connection below is resumed
 	})
 	if code, _ := ts.get(t, "/sdk/calls.js"); code != http.StatusOK {
 		t.Fatalf("GET /sdk/calls.js: %d", code)
@@ -235,14 +236,35 @@ func TestBrowserCall(t *testing.T) {
 	alice.must("t.calls.modUsers([{id: 'bob', mode: 6}])")
 	bob.rising("alice/cam", "framesDecoded", 10)
 
-	t.Log("a lost connection: bob's WebSocket is cut; the SDK reconnects and joins again")
+	t.Log("a lost connection: bob's WebSocket is cut; the SDK reconnects and resumes the stay: nobody sees him leave, media goes on")
+	bob.eval("(t.pcBeforeCut = t.calls.pc, true)", nil)
+	var mark int
+	alice.eval("t.events.length", &mark)
+	aliceSeen := alice.stat("bob/cam", "framesDecoded")
+	bobSeen := bob.stat("alice/cam", "framesDecoded")
 	ts.cut("bob")
-	bob.saw("reconnected", "true")
-	alice.saw("user:left", "e.userId === 'bob'")
-	bob.waitFor("bob back in the room", "t.calls.channel === 'room'")
-	alice.waitFor("bob's new tracks", "t.events.filter((e) => e.name === 'track:add' && e.userId === 'bob' && e.trackName === 'cam').length >= 2")
+	alice.rising("bob/cam", "framesDecoded", 5) // while bob reconnects
+	bob.rising("alice/cam", "framesDecoded", 5)
+	bob.saw("reconnected", "e.resumed === true")
+	bob.waitFor("bob still in the room on the same peer connection", "t.calls.channel === 'room' && t.calls.pc === t.pcBeforeCut")
 	alice.rising("bob/cam", "framesDecoded", 10)
 	bob.rising("alice/cam", "framesDecoded", 10)
+	if v := alice.stat("bob/cam", "framesDecoded"); v <= aliceSeen+15 {
+		t.Errorf("alice's framesDecoded of bob/cam: %g, was %g before the cut", v, aliceSeen)
+	}
+	if v := bob.stat("alice/cam", "framesDecoded"); v <= bobSeen+15 {
+		t.Errorf("bob's framesDecoded of alice/cam: %g, was %g before the cut", v, bobSeen)
+	}
+	var left bool
+	alice.eval(fmt.Sprintf("t.events.slice(%d).some((e) => (e.name === 'user:left' && e.userId === 'bob') || (e.name === 'track:del' && e.userId === 'bob'))", mark), &left)
+	if left {
+		t.Error("alice saw bob leave (or his tracks go) after the cut")
+	}
+	var same bool
+	bob.eval("t.calls.pc === t.pcBeforeCut && !t.events.some((e) => e.name === 'track:del' && e.userId === 'alice')", &same)
+	if !same {
+		t.Error("bob's peer connection or remote tracks changed across the resume")
+	}
 
 	t.Log("delUsers: bob is disconnected and cannot join; addUsers lets him back")
 	alice.must("t.calls.delUsers(['bob'])")

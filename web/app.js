@@ -448,7 +448,7 @@ function wire(calls) {
     log(`disconnected: ${reason}`, 'error');
     checkStay();
   });
-  calls.on('reconnected', () => log('reconnected', 'warn'));
+  calls.on('reconnected', ({ resumed }) => log(resumed ? 'reconnected: the call went on' : 'reconnected', 'warn'));
 }
 
 function dropTile(userId) {

@@ -92,7 +92,8 @@ export interface ChannelEvent {
   event: string;
   /**
    * The channel's sequence number of this event; absent on the events the
-   * SDK makes itself (track:del and user:left around a reconnection).
+   * SDK makes itself (track:del, user:join and user:left around a
+   * reconnection).
    */
   seq?: number;
   channelId: string;
@@ -140,8 +141,14 @@ export interface CallEventMap {
   'bye': { reason: 'shutdown' | 'replaced' | string };
   /** The connection is gone for good (no more reconnection attempts). */
   'disconnected': { reason: string };
-  /** The connection came back after a drop (the channel is rejoined next). */
-  'reconnected': { userId: string };
+  /**
+   * The connection came back after a drop and the channel, if any, was
+   * joined again. resumed: the server resumed the stay (same peer
+   * connection and remote tracks; nobody saw the user leave); false: a
+   * fresh stay (new peer connection, the old remote tracks got track:del),
+   * a failed join (the SDK's user:left with error follows) or no channel.
+   */
+  'reconnected': { userId: string; resumed: boolean };
 }
 
 /** Options of Calls.connect. */

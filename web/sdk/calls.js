@@ -79,6 +79,8 @@ export class Calls {
     this._signal = null;
     this._closed = false;
     this._reconnecting = false;
+    /** Whether the join that resumes the stay after a reconnection is in flight. */
+    this._resuming = false;
     /** Whether leave() or delete() is in progress (the stay's end is ours). */
     this._leaving = false;
     /** How many create/join requests are in flight. */
@@ -231,7 +233,8 @@ export class Calls {
 
   /**
    * _reconnect reconnects with backoff, re-authenticates (with a fresh
-   * token from opts.getToken when given) and rejoins the channel.
+   * token from opts.getToken when given) and resumes the stay (_resume).
+   * The stay and its peer connection are kept meanwhile: media goes on.
    */
   async _reconnect() {
     if (this._reconnecting) return;
@@ -261,13 +264,90 @@ export class Calls {
     }
     this._reconnecting = false;
     this._bye = null;
-    this._emit('reconnected', { userId: this.userId });
-    await this._rejoin();
+    await this._resume();
+  }
+
+  /**
+   * _resume joins the stay's channel again after a reconnection, asking the
+   * server to resume the stay the lost connection left (same tracks, same
+   * peer connection: nobody sees a leave). Not resumed (it expired, the
+   * server restarted…), the join is a fresh stay: the old peer connection
+   * is replaced. It emits reconnected {resumed}.
+   */
+  async _resume() {
+    const channelId = this._channel;
+    const old = this._media;
+    if (!channelId) {
+      this._emit('reconnected', { userId: this.userId, resumed: false });
+      return;
+    }
+    const tracks = { ...this._tracks };
+    // Without a peer connection to go on with (a rejoin cut off), the stay
+    // cannot be resumed: the join takes over the one the server kept.
+    const data = old ? { channelId, resume: true } : { channelId };
+    const infos = announce(tracks);
+    if (infos.length) data.tracks = infos;
+    // Events and offers from now on belong to the stay this join resumes
+    // (or starts); those of the gap are not replayed.
+    this._recent = [];
+    this._trimmed = 0;
+    this._pendingOffer = null;
+    this._resuming = true;
+    let res;
+    this._entering++;
+    try {
+      res = await this._request('join', data, 0);
+    } catch (e) {
+      if (this._closed || this._channel !== channelId || this._media !== old) return;
+      this._log(`resuming the stay in ${channelId} failed:`, e.message);
+      // The connection dropped again: its reconnection resumes the stay.
+      if (e.code === 'Closed' && this._reconnecting) return;
+      for (const r of this.remoteTracks()) this._emit('track:del', { event: 'track:del', channelId, ...r });
+      this._endStay();
+      this._emit('reconnected', { userId: this.userId, resumed: false });
+      this._emit('user:left', { event: 'user:left', channelId, userId: this.userId, error: e.code });
+      return;
+    } finally {
+      this._entering--;
+      this._resuming = false;
+    }
+    // leave(), close() or the server ended the stay meanwhile.
+    if (this._closed || this._channel !== channelId || this._media !== old) return;
+    if (!res.resumed || !old) {
+      for (const r of this.remoteTracks()) this._emit('track:del', { event: 'track:del', channelId, ...r });
+      this._start(res, channelId, tracks, false);
+      this._emit('reconnected', { userId: this.userId, resumed: false });
+      return;
+    }
+    if (res.config) this._config = res.config;
+    const before = new Set(this._users.keys());
+    const remote = [...old.remote.values()];
+    this._snapshot(res.seq, res.users, true);
+    if (this._media !== old) return; // a replayed event ended the stay
+    // The events of the gap are not replayed: what it changed is told as
+    // users who joined or left, and forwarded tracks gone.
+    for (const id of before) {
+      if (id !== this.userId && !this._users.has(id)) this._emit('user:left', { event: 'user:left', channelId, userId: id });
+    }
+    for (const id of this._users.keys()) {
+      if (id !== this.userId && !before.has(id)) this._emit('user:join', { event: 'user:join', channelId, userId: id });
+    }
+    for (const r of remote) {
+      const u = this._users.get(r.userId);
+      if (u && u.tracks.some((t) => t.name === r.trackName)) continue;
+      old.forget(r.userId, r.trackName);
+      this._emit('track:del', { event: 'track:del', channelId, userId: r.userId, trackName: r.trackName, track: r.track });
+    }
+    const offer = this._pendingOffer;
+    this._pendingOffer = null;
+    if (offer) old.answer(offer).catch(() => {});
+    old.resumed();
+    this._emit('reconnected', { userId: this.userId, resumed: true });
   }
 
   /**
    * _rejoin joins again, with the same tracks and a fresh PC, the channel of
-   * a stay that a lost connection (or the server, see _lostStay) ended.
+   * a stay that the server ended (see _lostStay).
    */
   async _rejoin(lost = false) {
     const channelId = this._channel;
@@ -382,7 +462,9 @@ export class Calls {
             if (e.code === 'NotMember' && this._media === media) this._lostStay(`${type}: NotMember`);
             throw e;
           }),
-        canSignal: () => this.connected && this._media === media,
+        // Not while the join resuming the stay is in flight: the server
+        // may not know the stay is this connection's yet.
+        canSignal: () => this.connected && this._media === media && !this._resuming,
         onTrack: (entry) => this._remoteTrack(entry),
         onStatus: () => this._statusChanged(),
         log: (...a) => this._log(...a),
@@ -417,10 +499,20 @@ export class Calls {
     } finally {
       this._entering--;
     }
+    this._start(res, data.channelId, tracks, relost);
+    return { status: true };
+  }
+
+  /**
+   * _start sets up the stay a create or join result started: a fresh peer
+   * connection sending tracks (an older stay's is closed), the offer that
+   * came first answered, and the result's snapshot.
+   */
+  _start(res, channelId, tracks, relost) {
     const recent = this._recent;
     if (this._media) this._endStay();
     this._recent = recent;
-    this._channel = res.channelId || data.channelId;
+    this._channel = res.channelId || channelId;
     this._config = res.config || null;
     this._relost = relost;
     const media = this._newMedia();
@@ -432,7 +524,6 @@ export class Calls {
     this._pendingOffer = null;
     if (offer) this._offer(offer);
     this._snapshot(res.seq, res.users, true);
-    return { status: true };
   }
 
   /** create creates channel channelId, joins it and publishes tracks. */
@@ -579,6 +670,11 @@ export class Calls {
    * answers).
    */
   _offer(sdp) {
+    if (this._resuming) {
+      // Answered once the join result tells whether the stay is resumed.
+      this._pendingOffer = sdp;
+      return;
+    }
     if (!this._channel) {
       if (this._entering) this._pendingOffer = sdp;
       return;
@@ -622,8 +718,12 @@ export class Calls {
       this._recent.push(ev);
       if (this._recent.length > RECENT_EVENTS) this._trimmed = Math.max(this._trimmed, this._recent.shift().seq);
     }
+    // While a stay is being resumed, its events wait for the join's
+    // snapshot: the ones it does not reflect are applied then, and what
+    // they changed is told with those of the gap (_resume).
+    if (this._resuming && seq !== null) return;
     let res = {};
-    if (this._channel !== null && ev.channelId === this._channel && (seq === null || seq > this._lastSeq)) {
+    if (this._channel !== null && !this._resuming && ev.channelId === this._channel && (seq === null || seq > this._lastSeq)) {
       if (seq !== null) this._lastSeq = seq;
       res = this._apply(ev);
     }

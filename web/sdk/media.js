@@ -122,6 +122,8 @@ export class Media {
     this.retryAt = 0;
     this.retryTimer = null;
     this.offerQueued = false;
+    /** Whether an offer was skipped or cut off while signalling was down: resumed() makes it. */
+    this.wanted = false;
     this.wire();
   }
 
@@ -202,7 +204,11 @@ export class Media {
   /** offer is the client's negotiation step (negotiationneeded, ICE restart). */
   async offer(iceRestart = false) {
     const pc = this.pc;
-    if (pc.signalingState !== 'stable' || !this.hooks.canSignal()) return;
+    if (pc.signalingState !== 'stable') return;
+    if (!this.hooks.canSignal()) {
+      this.wanted = true; // offered once the connection is back (resumed)
+      return;
+    }
     const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
     if (this.closed || pc.signalingState !== 'stable') return;
     const remote = pc.currentRemoteDescription;
@@ -225,6 +231,12 @@ export class Media {
       }
       if (e && e.code === 'Glare') {
         this.glared();
+        return;
+      }
+      if (e && e.code === 'Closed' && !this.hooks.canSignal()) {
+        // The connection dropped with the offer in flight: offered again
+        // once it is back (resumed), with no backoff.
+        this.wanted = true;
         return;
       }
       this.failed();
@@ -356,6 +368,21 @@ export class Media {
         if (this.pc.iceConnectionState === 'disconnected') this.restartIce();
       }, ICE_GRACE);
     }
+  }
+
+  /**
+   * resumed goes on after the signalling connection came back with this
+   * peer connection kept: the offer skipped or cut off meanwhile is made,
+   * and ICE left down is restarted.
+   */
+  resumed() {
+    if (this.closed) return;
+    if (this.wanted) {
+      this.wanted = false;
+      this.retryAt = 0;
+      this.needOffer();
+    }
+    this.iceWatch();
   }
 
   /** restartIce asks for an ICE restart; the queue sends the new offer. */

@@ -271,22 +271,163 @@ test('failures reject with the server code; removeTracks asks first', async () =
   await assert.rejects(calls.getUsers(), (e) => e.code === 'Closed');
 });
 
-test('a dropped connection fails requests in flight, reconnects and rejoins', async () => {
+test('a dropped connection fails requests in flight, reconnects; a stay not resumed is replaced', async () => {
   const { srv, rtc, opts } = setup({ getUsers: () => null });
   const calls = await Calls.connect('http://h', 'good', opts);
   const cam = track('video');
   await calls.join('room', { cam });
+  srv.sockets[0].push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+  await until(() => calls.remoteTracks().length === 1, 'the remote track');
   const first = calls.pc;
   const events = [];
-  calls.on('reconnected', () => events.push('reconnected'));
+  for (const ev of ['reconnected', 'track:del', 'track:add']) calls.on(ev, (p) => events.push([ev, p]));
   const pending = calls.getUsers();
   srv.sockets[0].drop();
   await assert.rejects(pending, (e) => e.code === 'Closed');
-  await until(() => events.includes('reconnected') && calls.pc && calls.pc !== first, 'the rejoin');
+  assert.equal(calls.pc, first, 'the stay is kept while reconnecting');
+  assert.equal(first.closed, false);
+  await until(() => events.some(([e]) => e === 'reconnected'), 'the reconnection');
   const join = srv.sockets[1].sent.find((m) => m.type === 'join');
-  assert.deepEqual(join.data, { channelId: 'room', tracks: [{ name: 'cam', kind: 'video', trackId: cam.id }] });
+  assert.deepEqual(join.data, { channelId: 'room', resume: true, tracks: [{ name: 'cam', kind: 'video', trackId: cam.id }] });
+  // The server did not resume the stay: a fresh one.
+  assert.deepEqual(events.map(([e, p]) => [e, p.userId, p.resumed]), [['track:del', 'bob', undefined], ['reconnected', 'me', false]]);
   assert.ok(first.closed);
+  assert.notEqual(calls.pc, first);
+  assert.equal(calls.channel, 'room');
+  assert.deepEqual(Object.keys(calls.tracks), ['cam']);
   assert.equal(rtc.pcs.length, 2);
+  assert.deepEqual(calls.remoteTracks(), []);
+  calls.close();
+});
+
+/** resumeSetup is setup whose join resumes the stay when asked to (result users: me and bob with cam). */
+function resumeSetup(over = {}) {
+  return setup({
+    join: (msg) => ({
+      data: {
+        status: true, channelId: msg.data.channelId, seq: msg.data.resume ? 9 : 3, resumed: msg.data.resume ? true : undefined,
+        users: [{ id: 'me', mode: 7, tracks: [] }, { id: 'bob', mode: 6, tracks: [{ name: 'cam', kind: 'video', muted: false }] }],
+        config: { kind: 'audioVideo' },
+      },
+    }),
+    ...over,
+  });
+}
+
+test('a dropped connection resumed by the server keeps the peer connection and the remote tracks', async () => {
+  const { srv, rtc, opts } = resumeSetup();
+  const calls = await Calls.connect('http://h', 'good', opts);
+  const cam = track('video');
+  await calls.join('room', { cam });
+  const ws = srv.sockets[0];
+  ws.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+  await until(() => calls.remoteTracks().length === 1 && count(ws, 'answer') === 1, 'the remote track');
+  const first = calls.pc;
+  const media = calls.remoteTracks()[0].track;
+  const events = [];
+  for (const ev of ['reconnected', 'track:del', 'track:add', 'user:left', 'user:join', 'status']) calls.on(ev, (p) => events.push([ev, p]));
+  ws.drop();
+  await until(() => events.some(([e]) => e === 'reconnected'), 'the reconnection');
+  const join = srv.sockets[1].sent.find((m) => m.type === 'join');
+  assert.deepEqual(join.data, { channelId: 'room', resume: true, tracks: [{ name: 'cam', kind: 'video', trackId: cam.id }] });
+  assert.deepEqual(events, [['reconnected', { userId: 'me', resumed: true }]], 'no churn');
+  assert.equal(calls.pc, first);
+  assert.equal(first.closed, false);
+  assert.equal(rtc.pcs.length, 1);
+  assert.deepEqual(calls.remoteTracks(), [{ userId: 'bob', trackName: 'cam', track: media }]);
+  assert.deepEqual(calls.users.map((u) => u.id).sort(), ['bob', 'me']);
+
+  // Negotiation goes on on the new connection: a server offer is answered.
+  const ws2 = srv.sockets[1];
+  ws2.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam'], ['1', 'carol', 'mic']]) } });
+  await until(() => count(ws2, 'answer') === 1, 'the answer on the new connection');
+  // Events go on from the snapshot's seq: an older one is ignored.
+  ws2.push({ type: 'event', data: { event: 'user:left', seq: 8, channelId: 'room', userId: 'bob' } });
+  ws2.push({ type: 'event', data: { event: 'track:mute', seq: 10, channelId: 'room', userId: 'bob', trackName: 'cam', value: true } });
+  await until(() => calls.users.find((u) => u.id === 'bob')?.tracks[0].muted, 'the mute');
+  assert.equal(events.filter(([e]) => e === 'track:del').length, 0);
+  calls.close();
+  assert.ok(first.closed);
+});
+
+test('an offer in flight when the connection drops is made again after the resume; the server offer re-sent is answered', async () => {
+  let srvRef;
+  let hold = true;
+  const { srv, rtc, opts } = resumeSetup({
+    offer: () => (hold ? null : { data: { sdp: 'server answer' } }),
+    join: (msg) => {
+      const ws = srvRef.sockets.at(-1);
+      const data = {
+        status: true, channelId: msg.data.channelId, seq: msg.data.resume ? 9 : 3, resumed: msg.data.resume ? true : undefined,
+        users: [{ id: 'me', mode: 7, tracks: [] }, { id: 'bob', mode: 6, tracks: [{ name: 'cam', kind: 'video', muted: false }] }],
+        config: {},
+      };
+      setTimeout(() => {
+        // The server sends its unanswered offer again before the result.
+        if (msg.data.resume) ws.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+        ws.push({ id: msg.id, type: 'result', data });
+      });
+      return null;
+    },
+  });
+  srvRef = srv;
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.join('room', { cam: track('video') });
+  const ws = srv.sockets[0];
+  await until(() => count(ws, 'offer') === 1, 'the offer');
+  const pc = calls.pc;
+  assert.equal(pc.signalingState, 'have-local-offer');
+  const resumed = new Promise((r) => calls.on('reconnected', r));
+  ws.drop();
+  await until(() => pc.rollbacks === 1, 'the rollback of the offer cut off');
+  hold = false;
+  assert.deepEqual(await resumed, { userId: 'me', resumed: true });
+  const ws2 = srv.sockets[1];
+  await until(() => count(ws2, 'answer') === 1, 'the answer to the offer re-sent');
+  await until(() => count(ws2, 'offer') === 1, 'the offer made again');
+  await until(() => pc.remoteDescription.sdp === 'server answer' && pc.signalingState === 'stable', "the server's answer");
+  assert.equal(calls.pc, pc);
+  assert.equal(rtc.pcs.length, 1);
+  assert.ok(ws2.sent.findIndex((m) => m.type === 'join') < ws2.sent.findIndex((m) => m.type === 'offer'), 'no offer before the stay is resumed');
+  assert.equal(calls.remoteTracks().length, 1);
+  calls.close();
+});
+
+test('a failed resume ends the stay with user:left; leave during the gap does not resume', async () => {
+  let fail = true;
+  const { srv, opts } = resumeSetup();
+  const calls = await Calls.connect('http://h', 'good', {
+    ...opts,
+    WebSocket: class extends srv.WebSocket {
+      send(text) {
+        const msg = JSON.parse(text);
+        if (msg.type === 'join' && msg.data.resume && fail) {
+          this.sent.push(msg);
+          setTimeout(() => this.push({ id: msg.id, type: 'error', error: { code: 'NotFound', message: 'gone' } }));
+          return;
+        }
+        super.send(text);
+      }
+    },
+  });
+  const got = [];
+  for (const ev of ['reconnected', 'user:left']) calls.on(ev, (p) => got.push([ev, p]));
+  await calls.join('room', { cam: track('video') });
+  const first = calls.pc;
+  srv.sockets[0].drop();
+  await until(() => got.length === 2, 'the events');
+  assert.deepEqual(got, [['reconnected', { userId: 'me', resumed: false }], ['user:left', { event: 'user:left', channelId: 'room', userId: 'me', error: 'NotFound' }]]);
+  assert.ok(first.closed);
+  assert.equal(calls.channel, null);
+
+  fail = false;
+  await calls.join('room', { cam: track('video') });
+  srv.sockets[1].drop();
+  await calls.leave();
+  assert.equal(calls.channel, null);
+  await until(() => got.length === 3, 'the reconnection');
+  assert.deepEqual(got[2], ['reconnected', { userId: 'me', resumed: false }]);
+  assert.equal(count(srv.sockets[2], 'join'), 0);
   calls.close();
 });
 
