@@ -113,26 +113,28 @@ func (st *stay) log() *slog.Logger {
 
 // finish detaches st from its session (if any) and ends it.
 func (st *stay) finish(leave bool, why string) {
-	if ss := st.owner.Load(); ss != nil {
-		ss.endStayIf(st, leave, why)
+	if ss := st.owner.Load(); ss != nil && ss.endStayIf(st, leave, why) {
 		return
 	}
+	// An orphan, or a stay its session is just handing to orphan().
 	st.log().Info("out of channel", "channel", st.ch.ID(), "why", why)
 	st.end(leave)
 }
 
-// endStayIf ends st if it is still the session's stay; leave makes the
-// user leave the channel first (when the channel did not end the stay).
-func (ss *session) endStayIf(st *stay, leave bool, why string) {
+// endStayIf ends st if it is still the session's stay, reporting whether
+// it did; leave makes the user leave the channel first (when the channel
+// did not end the stay).
+func (ss *session) endStayIf(st *stay, leave bool, why string) bool {
 	ss.mu.Lock()
 	if ss.stay != st {
 		ss.mu.Unlock()
-		return
+		return false
 	}
 	ss.stay = nil
 	ss.mu.Unlock()
 	ss.log.Info("out of channel", "channel", st.ch.ID(), "why", why)
 	st.end(leave)
+	return true
 }
 
 // endStay ends the session's stay, if any.
