@@ -261,6 +261,27 @@ func TestDropMidNegotiation(t *testing.T) {
 	}
 }
 
+// videoCall: alice creates channel c and publishes VP8 from a pion peer;
+// bob joins and receives it on his. It returns their clients and bob's
+// peer once bob has received some of alice's video; alice sends until the
+// test ends.
+func videoCall(t *testing.T, ts *testServer) (alice, bob *client, pb *peer) {
+	t.Helper()
+	alice = login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
+	pa := newPeer(t, alice)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // before pa's close, which waits for the sender
+	pa.sendVP8("alice-cam", stop)
+	pa.offer()
+	bob = login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb = newPeer(t, bob)
+	pb.answer()
+	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 5 })
+	return alice, bob, pb
+}
+
 // TestMediaLostLeaves: a user whose media connection stays lost for the
 // grace period leaves the call, and its client reads its own user:left
 // (so it knows to join again) while its WebSocket stays up.
@@ -273,18 +294,7 @@ func TestMediaLostLeaves(t *testing.T) {
 		c.WebRTC.ICEFailedTimeout = 2 * time.Second
 		c.WebRTC.ICEKeepalive = 200 * time.Millisecond
 	})
-	stop := make(chan struct{})
-	defer close(stop)
-	alice := login(t, ts, "alice", true)
-	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
-	pa := newPeer(t, alice)
-	pa.sendVP8("alice-cam", stop)
-	pa.offer()
-	bob := login(t, ts, "bob", false)
-	bob.must("join", joinData{ChannelID: "c"})
-	pb := newPeer(t, bob)
-	pb.answer()
-	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 5 })
+	alice, bob, pb := videoCall(t, ts)
 	_ = pb.pc.Close() // the network is gone: no more media, no leave
 	bob.event("user:left", func(e eventData) bool { return e.UserID == "bob" })
 	alice.event("user:left", func(e eventData) bool { return e.UserID == "bob" })
@@ -300,18 +310,7 @@ func TestResume(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	ts := newTestServer(t, func(c *Config) { c.ResumeGrace = 2 * time.Second })
-	stop := make(chan struct{})
-	defer close(stop)
-	alice := login(t, ts, "alice", true)
-	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
-	pa := newPeer(t, alice)
-	pa.sendVP8("alice-cam", stop)
-	pa.offer()
-	bob := login(t, ts, "bob", false)
-	bob.must("join", joinData{ChannelID: "c"})
-	pb := newPeer(t, bob)
-	pb.answer()
-	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 5 })
+	alice, bob, pb := videoCall(t, ts)
 	var before usersResult
 	if err := json.Unmarshal(alice.must("getUsers", nil), &before); err != nil {
 		t.Fatal(err)
@@ -352,18 +351,7 @@ func TestICERestart(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	ts := newTestServer(t, nil)
-	stop := make(chan struct{})
-	defer close(stop)
-	alice := login(t, ts, "alice", true)
-	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
-	pa := newPeer(t, alice)
-	pa.sendVP8("alice-cam", stop)
-	pa.offer()
-	bob := login(t, ts, "bob", false)
-	bob.must("join", joinData{ChannelID: "c"})
-	pb := newPeer(t, bob)
-	pb.answer()
-	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 5 })
+	_, bob, pb := videoCall(t, ts)
 	ufrag := func() string {
 		sdp := pb.pc.RemoteDescription().SDP
 		i := strings.Index(sdp, "a=ice-ufrag:")

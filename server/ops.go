@@ -185,7 +185,7 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 			}
 			ss.srv.stats.takeovers.Add(1)
 			ss.log.Info("call taken over from another connection", "channel", ch.ID())
-			if orphan := ss.srv.disown(ch.ID(), ss.user); orphan != nil {
+			if orphan := ss.srv.adopt(ch.ID(), ss.user, nil); orphan != nil {
 				orphan.end(true)
 			} else if other := prev.owner.Load(); other != nil {
 				other.bye("replaced", websocket.StatusNormalClosure)

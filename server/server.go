@@ -342,6 +342,7 @@ func (s *Server) expire(st *stay) {
 }
 
 // adopt hands user's orphaned stay in ch to ss, nil if there is none.
+// With ss nil it takes the orphan away from its expiry, for ending it now.
 func (s *Server) adopt(ch, user string, ss *session) *stay {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -351,21 +352,9 @@ func (s *Server) adopt(ch, user string, ss *session) *stay {
 	}
 	st.orphaned = false
 	st.expiry.Stop()
-	st.owner.Store(ss)
-	return st
-}
-
-// disown takes user's orphaned stay in ch away from expiry, for ending it
-// now; nil if there is none.
-func (s *Server) disown(ch, user string) *stay {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stays[stayKey{ch, user}]
-	if st == nil || !st.orphaned {
-		return nil
+	if ss != nil {
+		st.owner.Store(ss)
 	}
-	st.orphaned = false
-	st.expiry.Stop()
 	return st
 }
 
