@@ -383,7 +383,11 @@ func (p *Peer) negUnlock(fire bool) {
 		if fire && p.cfg.OnNegotiationNeeded != nil && !p.isClosed() {
 			p.cfg.OnNegotiationNeeded()
 		}
-		if !p.opsReady() || !p.negMu.TryLock() {
+		// Loop only while another goroutine's changes can be applied now:
+		// with signalling not stable (an offer or answer in flight, or the
+		// connection closed) they wait for the call that makes it stable,
+		// instead of spinning here.
+		if !p.opsReady() || p.pc.SignalingState() != pion.SignalingStateStable || !p.negMu.TryLock() {
 			return
 		}
 		fire = false
