@@ -56,6 +56,9 @@ type Config struct {
 	// second. Defaults 20 and 40.
 	RequestRate  float64
 	RequestBurst int
+	// MaxConnsPerIP bounds the WebSocket connections open at once from
+	// one remote address; more are refused (429). Default 64.
+	MaxConnsPerIP int
 	// MaxRefusals closes a connection whose requests were refused by the
 	// rate limit this many times in a row. Default 100.
 	MaxRefusals int
@@ -105,6 +108,9 @@ func (c Config) withDefaults() Config {
 	if c.RequestBurst == 0 {
 		c.RequestBurst = 40
 	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 64
+	}
 	if c.MaxRefusals == 0 {
 		c.MaxRefusals = 100
 	}
@@ -126,8 +132,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Secret must be at least %d bytes", ErrInvalidConfig, MinSecretLen)
 	case c.MaxMessageBytes < 4<<10:
 		return fmt.Errorf("%w: MaxMessageBytes %d is below 4 KiB", ErrInvalidConfig, c.MaxMessageBytes)
-	case c.RequestRate < 0 || c.RequestBurst < 1 || c.MaxRefusals < 1 || c.SendQueue < 16:
-		return fmt.Errorf("%w: RequestRate, RequestBurst, MaxRefusals or SendQueue out of range", ErrInvalidConfig)
+	case c.RequestRate < 0 || c.RequestBurst < 1 || c.MaxRefusals < 1 || c.SendQueue < 16 || c.MaxConnsPerIP < 1:
+		return fmt.Errorf("%w: RequestRate, RequestBurst, MaxRefusals, SendQueue or MaxConnsPerIP out of range", ErrInvalidConfig)
 	case c.DevTokenTTL < 0 || c.AuthTimeout < 0 || c.PingInterval < 0 || c.PingTimeout < 0 ||
 		c.WriteTimeout < 0 || c.Grace < 0 || c.ResumeGrace < 0 || c.IdleTimeout < 0 || c.JoinRequestTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)

@@ -116,3 +116,29 @@ func TestLoopbackHostsOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxConnsPerIP: connections past the per-address limit are refused
+// (429) and counted; closing one makes room.
+func TestMaxConnsPerIP(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, func(c *Config) { c.MaxConnsPerIP = 3 })
+	var open []*client
+	for range 3 {
+		open = append(open, dial(t, ts))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if conn, resp, err := websocket.Dial(ctx, ts.wsURL(), nil); err == nil {
+		conn.CloseNow()
+		t.Fatal("a fourth connection from one address was accepted")
+	} else if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a fourth connection: %v", err)
+	}
+	if ts.Stats().RefusedConns != 1 {
+		t.Errorf("refused connections counted: %d", ts.Stats().RefusedConns)
+	}
+	_ = open[0].conn.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "room for one more", func() bool { return ts.Stats().Sessions == 2 })
+	login(t, ts, "alice", false)
+}

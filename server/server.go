@@ -37,6 +37,7 @@ type Server struct {
 	sessions map[*session]struct{}            // guarded by mu
 	stays    map[stayKey]*stay                // every stay, orphans included; guarded by mu
 	byUser   map[string]map[*session]struct{} // authenticated sessions; guarded by mu
+	perIP    map[string]int                   // open connections by remote address; guarded by mu
 	wg       sync.WaitGroup                   // one per session
 	stayWG   sync.WaitGroup                   // the stays' pumps and negotiators
 
@@ -48,13 +49,15 @@ type stayKey struct{ channel, user string }
 
 // counters are the server's lock-free counters.
 type counters struct {
-	connections, authFailures, invalid, rateLimited, takeovers, resumes, unannounced atomic.Uint64
+	connections, refusedConns, authFailures, invalid, rateLimited, takeovers, resumes, unannounced atomic.Uint64
 }
 
 // Stats are the server's counters.
 type Stats struct {
 	// Connections is the number of WebSocket connections accepted.
 	Connections uint64
+	// RefusedConns counts WebSocket connections refused for MaxConnsPerIP.
+	RefusedConns uint64
 	// AuthFailures counts connections refused for a bad, expired or
 	// missing token.
 	AuthFailures uint64
@@ -87,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*session]struct{}{},
 		stays:    map[stayKey]*stay{},
 		byUser:   map[string]map[*session]struct{}{},
+		perIP:    map[string]int{},
 	}
 	engine, err := webrtc.New(cfg.WebRTC)
 	if err != nil {
@@ -133,6 +137,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// releaseIP gives back one connection of ip, with s.mu held.
+func (s *Server) releaseIP(ip string) {
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// remoteIP is the address part of a request's remote address.
+func remoteIP(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
 // loopbackHost reports whether a Host header names this machine's
 // loopback: localhost or a loopback address, with or without a port.
 func loopbackHost(host string) bool {
@@ -158,6 +177,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	return Stats{
 		Connections:  s.stats.connections.Load(),
+		RefusedConns: s.stats.refusedConns.Load(),
 		AuthFailures: s.stats.authFailures.Load(),
 		Invalid:      s.stats.invalid.Load(),
 		RateLimited:  s.stats.rateLimited.Load(),
@@ -221,13 +241,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // serveWS accepts a signalling WebSocket and runs its session.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ip := remoteIP(r.RemoteAddr)
 	s.mu.Lock()
-	closed := s.closed
+	closed, full := s.closed, s.perIP[ip] >= s.cfg.MaxConnsPerIP
+	if !closed && !full {
+		s.perIP[ip]++
+	}
 	s.mu.Unlock()
-	if closed {
+	switch {
+	case closed:
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
+	case full:
+		s.stats.refusedConns.Add(1)
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
 	}
+	released := false // the address's count, given back with the session's removal
+	defer func() {
+		if !released {
+			s.mu.Lock()
+			s.releaseIP(ip)
+			s.mu.Unlock()
+		}
+	}()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.OriginPatterns,
 	})
@@ -251,6 +288,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ss.run()
 	s.mu.Lock()
 	delete(s.sessions, ss)
+	s.releaseIP(ip)
+	released = true
 	if set := s.byUser[ss.user]; set != nil {
 		delete(set, ss)
 		if len(set) == 0 {
