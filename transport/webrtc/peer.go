@@ -167,35 +167,46 @@ func (p *Peer) Status() Status {
 }
 
 func (p *Peer) updateStatus() {
-	var s Status
+	if p.pc.ConnectionState() == pion.PeerConnectionStateConnected {
+		p.setupDirect()
+	}
+	p.setStatus("", false)
+}
+
+// currentStatus computes the status from pion's current states.
+func (p *Peer) currentStatus() Status {
 	switch p.pc.ConnectionState() {
 	case pion.PeerConnectionStateConnected:
-		s = StatusConnected
-		p.setupDirect()
+		return StatusConnected
 	case pion.PeerConnectionStateDisconnected, pion.PeerConnectionStateFailed, pion.PeerConnectionStateClosed:
-		s = StatusDisconnected
-	default:
-		switch p.pc.ICEConnectionState() {
-		case pion.ICEConnectionStateChecking, pion.ICEConnectionStateConnected, pion.ICEConnectionStateCompleted:
-			s = StatusChecking // ICE is through or nearly; DTLS is not yet
-		case pion.ICEConnectionStateDisconnected, pion.ICEConnectionStateFailed, pion.ICEConnectionStateClosed:
-			s = StatusDisconnected
-		default:
-			s = StatusConnecting
-		}
+		return StatusDisconnected
 	}
-	p.setStatus(s, false)
+	switch p.pc.ICEConnectionState() {
+	case pion.ICEConnectionStateChecking, pion.ICEConnectionStateConnected, pion.ICEConnectionStateCompleted:
+		return StatusChecking // ICE is through or nearly; DTLS is not yet
+	case pion.ICEConnectionStateDisconnected, pion.ICEConnectionStateFailed, pion.ICEConnectionStateClosed:
+		return StatusDisconnected
+	}
+	return StatusConnecting
 }
 
 // setStatus records s and reports a change. pion runs some state handlers
 // on goroutines of their own, so s is computed from the current states,
 // never from the event; after Close only Close's final "disconnected"
 // counts.
+//
+// An empty s means the current status, computed under p.mu: pion calls
+// its two state handlers concurrently, and a status computed before the
+// lock could be stored after a newer one (a peer left "connected" after
+// it failed would never be gone).
 func (p *Peer) setStatus(s Status, final bool) {
 	p.mu.Lock()
 	if p.closed && !final {
 		p.mu.Unlock()
 		return
+	}
+	if s == "" {
+		s = p.currentStatus()
 	}
 	changed := s != p.status
 	p.status = s
