@@ -9,6 +9,8 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/internal/pionloop"
 )
 
 // Config is the server side of every peer: ICE and the media engine. Zero
@@ -126,11 +128,7 @@ func New(cfg Config) (*Engine, error) {
 	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, cfg.ICEKeepalive)
 	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4, pion.NetworkTypeUDP6})
 	if cfg.LoopbackOnly {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
-		se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-		se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+		pionloop.Restrict(&se)
 	}
 	if len(cfg.NAT1To1IPs) > 0 {
 		if err := se.SetICEAddressRewriteRules(pion.ICEAddressRewriteRule{

@@ -10,6 +10,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/pionloop"
 	"github.com/callcore/callcore/transport"
 	"github.com/callcore/callcore/transport/transporttest"
 )
@@ -140,11 +141,7 @@ func bigBufferClientAPI(t *testing.T) (*pion.API, ice.UDPMux) {
 		t.Fatal(err)
 	}
 	se := pion.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
-	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	pionloop.Restrict(&se)
 	se.SetICEUDPMux(mux)
 	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)), mux
 }

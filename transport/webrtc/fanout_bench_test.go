@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/pionloop"
 )
 
 // BenchmarkWebRTCFanout and BenchmarkPionBroadcast side by side: one op is
@@ -62,11 +62,7 @@ func minimalAPI(t testing.TB) *pion.API {
 		t.Fatal(err)
 	}
 	se := pion.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
-	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	pionloop.Restrict(&se)
 	// An empty registry: without one pion registers its default interceptors.
 	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithSettingEngine(se),
 		pion.WithInterceptorRegistry(&interceptor.Registry{}))

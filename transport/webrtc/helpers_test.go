@@ -1,14 +1,13 @@
 package webrtc
 
 import (
-	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	pion "github.com/pion/webrtc/v4"
+
+	"github.com/callcore/callcore/internal/pionloop"
 )
 
 // deadline bounds every wait in these tests.
@@ -40,21 +39,11 @@ func newTestEngine(t testing.TB, cfg Config) *Engine {
 // default codecs and interceptors, forced onto 127.0.0.1.
 func clientAPI(t testing.TB) *pion.API {
 	t.Helper()
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	api, err := pionloop.ClientAPI()
+	if err != nil {
 		t.Fatal(err)
 	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := pion.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(n string) bool { return n == "lo" })
-	se.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
-	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se))
+	return api
 }
 
 // client is a test client: a pion PeerConnection and the goroutines it
