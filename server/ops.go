@@ -210,7 +210,7 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 	if err != nil {
 		return nil, err // the stay's pump sees the end too
 	}
-	return stayResult{Status: true, ChannelID: ch.ID(), Owner: ch.Owner(), Seq: snap.Seq, Users: usersToWire(snap.Users), Config: configToWire(ch.Config())}, nil
+	return stayResultOf(ch, snap, false), nil
 }
 
 // resume makes the orphaned stay st, just adopted, the session's: the
@@ -237,8 +237,13 @@ func (ss *session) resume(st *stay) (any, error) {
 	if offer != "" {
 		ss.push("offer", sdpData{SDP: offer})
 	}
-	return stayResult{Status: true, ChannelID: st.ch.ID(), Owner: st.ch.Owner(), Resumed: true, Seq: snap.Seq,
-		Users: usersToWire(snap.Users), Config: configToWire(st.ch.Config())}, nil
+	return stayResultOf(st.ch, snap, true), nil
+}
+
+// stayResultOf is create's and join's answer: the channel as snap shows it.
+func stayResultOf(ch *channel.Channel, snap channel.Snapshot, resumed bool) stayResult {
+	return stayResult{Status: true, ChannelID: ch.ID(), Owner: ch.Owner(), Resumed: resumed, Seq: snap.Seq,
+		Users: usersToWire(snap.Users), Config: configToWire(ch.Config())}
 }
 
 // kindsAllowed reports whether a channel of kind allows every track.

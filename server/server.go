@@ -412,6 +412,3 @@ func (n notifier) NewCall(ch, sender, user string) {
 		ss.push("newcall", newcallPush{ChannelID: ch, SenderID: sender})
 	}
 }
-
-// now is the server's clock for tokens and rate limits.
-func now() time.Time { return time.Now() }

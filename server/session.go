@@ -130,7 +130,7 @@ func (ss *session) readLoop() error {
 			return ErrInvalidMessage
 		}
 		// Every message spends a token, the malformed ones too.
-		if !ss.bucket.take(now()) {
+		if !ss.bucket.take(time.Now()) {
 			ss.srv.stats.rateLimited.Add(1)
 			if refusals++; refusals >= ss.srv.cfg.MaxRefusals {
 				ss.closeWith(websocket.StatusPolicyViolation, "rate limit exceeded")
@@ -181,7 +181,7 @@ func (ss *session) authenticate() error {
 		err = fmt.Errorf("%w: the first message must be auth", ErrUnauthenticated)
 	default:
 		if err = decodeStrict(req.Data, &a); err == nil {
-			ss.claims, err = verifyToken(ss.srv.cfg.Secret, a.Token, now())
+			ss.claims, err = verifyToken(ss.srv.cfg.Secret, a.Token, time.Now())
 		}
 	}
 	if err != nil {
