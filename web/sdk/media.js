@@ -40,11 +40,12 @@ export function parseMsids(sdp) {
 
 /**
  * harmonizeExtmap makes an offer's RTP header extension ids agree with the
- * ids the server's last description gave them. When the server offered
- * first, a browser's new m-sections may reuse one of those ids for another
- * extension, and one BUNDLE group must map each id to one extension
- * (Chrome refuses its own offer otherwise). The offer is returned as is
- * when nothing collides.
+ * ids the server's last description gave them. One BUNDLE group must map
+ * each id to one extension, and Chrome, after rolling back an offer of its
+ * own (Glare) and accepting the server's, numbers its next offer's new
+ * sections with the rolled-back ids and then refuses that offer itself
+ * (TestChromiumRenegotiation in transport/webrtc). The offer is returned
+ * as is when nothing collides.
  * @param {string} offer @param {string} remote
  */
 export function harmonizeExtmap(offer, remote) {
