@@ -195,6 +195,34 @@ func (c *Channel) Join(ctx context.Context, actor string, tracks []TrackInfo) (*
 	return c.await(ctx, req)
 }
 
+// PendingJoin is a join request StartJoin filed: Wait for its answer.
+type PendingJoin struct {
+	c   *Channel
+	req *joinRequest
+}
+
+// StartJoin is Join without the wait: it joins (sub set), or, when the
+// join is a join request, files it (admins get cnl:req) and returns it
+// pending. The decision is taken under the channel's lock, so a caller
+// that must not block knows at once whether it would have. A request
+// nobody waits for still ends (answered, refused or timed out) and holds
+// nothing.
+func (c *Channel) StartJoin(actor string, tracks []TrackInfo) (*Subscription, *PendingJoin, error) {
+	sub, req, err := c.startJoin(actor, tracks)
+	if err != nil || req == nil {
+		return sub, nil, err
+	}
+	return nil, &PendingJoin{c: c, req: req}, nil
+}
+
+// Wait waits for the answer to the request, as Join does: the
+// subscription once AddUsers lets the user in; ErrNotMember when it is
+// refused or times out; ctx.Err() when ctx ends first (the request is
+// withdrawn).
+func (p *PendingJoin) Wait(ctx context.Context) (*Subscription, error) {
+	return p.c.await(ctx, p.req)
+}
+
 // startJoin joins, or files a join request without waiting for it.
 func (c *Channel) startJoin(actor string, tracks []TrackInfo) (sub *Subscription, req *joinRequest, err error) {
 	if err := checkID("user id", actor); err != nil {

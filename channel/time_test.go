@@ -165,3 +165,55 @@ func TestIdleTimeoutZeroKeeps(t *testing.T) {
 		}
 	})
 }
+
+// TestStartJoin: StartJoin says at once whether a join is a request; the
+// request is filed (admins see cnl:req) and Wait gets its answer; a
+// request nobody waits for still times out and can be filed again.
+func TestStartJoin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{JoinRequestTimeout: time.Minute},
+			CreateOptions{Config: CallConfig{JoinRequest: true}, Users: []string{"mem"}})
+		h.drain("own")
+		// A member joins at once.
+		sub, pend, err := h.c.StartJoin("mem", nil)
+		if err != nil || sub == nil || pend != nil {
+			t.Fatalf("member: %v %v %v", sub, pend, err)
+		}
+		h.subs["mem"] = sub
+		h.drain("own")
+		// An outsider's join is a request.
+		sub, pend, err = h.c.StartJoin("out", []TrackInfo{mic})
+		if err != nil || sub != nil || pend == nil {
+			t.Fatalf("outsider: %v %v %v", sub, pend, err)
+		}
+		evs, _ := h.drain("own")
+		eq(t, "owner sees", types(evs), []string{"3:cnl:req:out"})
+		if _, _, err := h.c.StartJoin("out", nil); !errors.Is(err, ErrExists) {
+			t.Errorf("second request: %v", err)
+		}
+		done := make(chan joinAnswer, 1)
+		go func() {
+			sub, err := pend.Wait(t.Context())
+			done <- joinAnswer{sub, err}
+		}()
+		h.must(h.c.AddUsers("own", []string{"out"}))
+		a, ok := answered(t, done)
+		if !ok || a.err != nil || a.sub == nil {
+			t.Fatalf("approved: %v %+v", ok, a)
+		}
+		h.subs["out"] = a.sub
+
+		// Nobody waits: the request times out all the same.
+		if _, pend, err = h.c.StartJoin("idle", nil); err != nil || pend == nil {
+			t.Fatalf("idle: %v %v", pend, err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if _, err := pend.Wait(t.Context()); !errors.Is(err, ErrNotMember) {
+			t.Errorf("timed out request: %v", err)
+		}
+		if _, pend, err = h.c.StartJoin("idle", nil); err != nil || pend == nil {
+			t.Errorf("request again after the timeout: %v %v", pend, err)
+		}
+	})
+}

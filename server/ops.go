@@ -128,50 +128,57 @@ func (ss *session) startJoin(req request) {
 	ctx, cancel := context.WithCancel(ss.ctx)
 	ss.joining = cancel
 	ss.mu.Unlock()
-	run := func() {
-		defer cancel()
-		data, err := ss.join(ctx, req.Type == "create", resume, c, tracks, ids)
+	finish := func(data any, err error) {
+		cancel()
 		ss.mu.Lock()
 		ss.joining = nil
 		ss.mu.Unlock()
 		ss.reply(req.ID, data, err)
 	}
-	// Requests are answered in order; only a join that may wait for an
-	// admin (a join request) runs beside the read loop.
-	if ch, err := ss.srv.reg.Get(c.ChannelID); req.Type == "join" && err == nil && ch.Config().JoinRequest {
-		ss.wg.Add(1)
-		go func() { defer ss.wg.Done(); run() }()
+	// Requests are answered in order; only a join the channel made a join
+	// request (decided under its lock) waits for an admin beside the read
+	// loop.
+	data, wait, err := ss.join(ctx, req.Type == "create", resume, c, tracks, ids)
+	if wait == nil {
+		finish(data, err)
 		return
 	}
-	run()
+	ss.wg.Add(1)
+	go func() {
+		defer ss.wg.Done()
+		finish(wait())
+	}()
 }
 
-// join creates or joins the channel and starts the stay.
-func (ss *session) join(ctx context.Context, create, resume bool, c createData, tracks []channel.TrackInfo, ids map[string]string) (any, error) {
+// join creates or joins the channel and starts the stay. When the join
+// is a join request, it returns wait instead, which waits for the answer
+// and then does the rest: the caller runs it beside the read loop.
+func (ss *session) join(ctx context.Context, create, resume bool, c createData, tracks []channel.TrackInfo, ids map[string]string) (data any, wait func() (any, error), err error) {
 	var ch *channel.Channel
 	var sub *channel.Subscription
-	var err error
+	var pend *channel.PendingJoin
 	if create {
 		if !ss.claims.Create {
-			return nil, fmt.Errorf("%w: this user's token does not allow creating calls", channel.ErrUnauthorized)
+			return nil, nil, fmt.Errorf("%w: this user's token does not allow creating calls", channel.ErrUnauthorized)
 		}
 		opts := channel.CreateOptions{Tracks: tracks, Users: c.Users}
 		if c.Config != nil {
 			if opts.Config, err = configFromWire(*c.Config); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		ch, sub, err = ss.srv.reg.Create(ss.user, c.ChannelID, opts)
 	} else {
 		if ch, err = ss.srv.reg.Get(c.ChannelID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if resume {
 			if st := ss.srv.adopt(ch.ID(), ss.user, ss); st != nil {
-				return ss.resume(st)
+				data, err := ss.resume(st)
+				return data, nil, err
 			}
 		}
-		sub, err = ch.Join(ctx, ss.user, tracks)
+		sub, pend, err = ch.StartJoin(ss.user, tracks)
 		if prev := ss.srv.holder(ch.ID(), ss.user); errors.Is(err, channel.ErrExists) && prev != nil && prev.owner.Load() != ss {
 			// The user is in the call through another connection, or
 			// through a lost one waiting to be resumed: this join takes
@@ -181,7 +188,7 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 			// nothing. The channel checks Exists before kinds: those are
 			// checked here.
 			if !kindsAllowed(ch.Config().Kind, tracks) {
-				return nil, fmt.Errorf("%w: the channel allows %s", channel.ErrKindNotAllowed, ch.Config().Kind)
+				return nil, nil, fmt.Errorf("%w: the channel allows %s", channel.ErrKindNotAllowed, ch.Config().Kind)
 			}
 			ss.srv.stats.takeovers.Add(1)
 			ss.log.Info("call taken over from another connection", "channel", ch.ID())
@@ -190,15 +197,30 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 			} else if other := prev.owner.Load(); other != nil {
 				other.bye("replaced", websocket.StatusNormalClosure)
 			}
-			sub, err = ch.Join(ctx, ss.user, tracks)
+			sub, pend, err = ch.StartJoin(ss.user, tracks)
 		}
 	}
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w: join request withdrawn", channel.ErrNotMember)
-		}
-		return nil, err
+		return nil, nil, err
 	}
+	if pend != nil {
+		return nil, func() (any, error) {
+			sub, err := pend.Wait(ctx)
+			if err != nil {
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					err = fmt.Errorf("%w: join request withdrawn", channel.ErrNotMember)
+				}
+				return nil, err
+			}
+			return ss.joined(ctx, ch, sub, ids)
+		}, nil
+	}
+	data, err = ss.joined(ctx, ch, sub, ids)
+	return data, nil, err
+}
+
+// joined starts the stay of a user that has joined ch.
+func (ss *session) joined(ctx context.Context, ch *channel.Channel, sub *channel.Subscription, ids map[string]string) (any, error) {
 	if ctx.Err() != nil { // the session ended or the join was withdrawn meanwhile
 		_ = ch.Leave(ss.user)
 		return nil, fmt.Errorf("%w: join request withdrawn", channel.ErrNotMember)
