@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -163,6 +164,18 @@ func e2eFS(t *testing.T) fs.FS {
 	return m
 }
 
+// newE2EUser opens a browser context for name on the test page, with the
+// SDK connected (e2eSetup).
+func newE2EUser(t *testing.T, b *browser.Browser, ts *testServer, name string) *user {
+	t.Helper()
+	u := &user{t: t, tab: b.NewUser(t, name), name: name}
+	u.tab.Navigate(t, ts.http.URL+"/e2e.html")
+	u.tab.InstallProbe(t)
+	var ok bool
+	u.eval(fmt.Sprintf(e2eSetup, name), &ok)
+	return u
+}
+
 // TestBrowserCall: two users in headless Chromium, through the SDK only,
 // in one call on the reference server: media both ways, self mute (black
 // video, silent audio), admin mute (not forwarded, mutedBy and reason, no
@@ -178,15 +191,7 @@ func TestBrowserCall(t *testing.T) {
 	if code, _ := ts.get(t, "/sdk/calls.js"); code != http.StatusOK {
 		t.Fatalf("GET /sdk/calls.js: %d", code)
 	}
-	newUser := func(name string) *user {
-		u := &user{t: t, tab: b.NewUser(t, name), name: name}
-		u.tab.Navigate(t, ts.http.URL+"/e2e.html")
-		u.tab.InstallProbe(t)
-		var ok bool
-		u.eval(fmt.Sprintf(e2eSetup, name), &ok)
-		return u
-	}
-	alice, bob := newUser("alice"), newUser("bob")
+	alice, bob := newE2EUser(t, b, ts, "alice"), newE2EUser(t, b, ts, "bob")
 
 	// Both in the call; each sees and hears the other.
 	alice.must("t.calls.create('room', t.tracks())")
@@ -309,4 +314,113 @@ func freeUDPPort(t *testing.T) int {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// TestBrowserICERestart: the network between the browsers and the
+// server's UDP port fails for a while, the WebSocket stays up. Each SDK
+// sees ICE go down and restarts it (new credentials through the
+// server); once the network is back, media flows again on the same peer
+// connections, and nobody has left the call.
+func TestBrowserICERestart(t *testing.T) {
+	b := browser.Start(t)
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossy := &lossyConn{PacketConn: conn}
+	ts := newTestServer(t, func(c *Config) {
+		c.Static = e2eFS(t)
+		c.WebRTC.PacketConn = lossy
+	})
+	alice, bob := newE2EUser(t, b, ts, "alice"), newE2EUser(t, b, ts, "bob")
+	alice.must("t.calls.create('room', t.tracks())")
+	bob.must("t.calls.join('room', t.tracks())")
+	alice.sees("bob")
+	bob.sees("alice")
+	const ufrag = "t.calls.pc.currentRemoteDescription.sdp.match(/a=ice-ufrag:(\\S+)/)[1]"
+	var mark int
+	alice.eval("t.events.length", &mark)
+	for _, u := range []*user{alice, bob} {
+		u.eval("(t.pc0 = t.calls.pc, t.ufrag0 = "+ufrag+", true)", nil)
+	}
+
+	t.Log("the network fails: every datagram to and from the server's port is dropped")
+	lossy.cut.Store(true)
+	for _, u := range []*user{alice, bob} {
+		u.waitFor("ICE down", "['disconnected', 'failed'].includes(t.calls.pc.iceConnectionState)")
+	}
+	for _, u := range []*user{alice, bob} {
+		u.waitFor("an ICE restart: new server credentials", ufrag+" !== t.ufrag0")
+	}
+	t.Log("the network is back")
+	lossy.cut.Store(false)
+	for _, u := range []*user{alice, bob} {
+		u.waitFor("ICE up", "['connected', 'completed'].includes(t.calls.pc.iceConnectionState)")
+	}
+	// Video from bob to alice crosses the server both ways (media in,
+	// alice's PLIs out to bob): when it does not come back, both sides'
+	// RTP statistics say where it stopped.
+	v0 := alice.stat("bob/cam", "framesDecoded")
+	if err := alice.tab.WaitForErr("bob's video at alice", fmt.Sprintf("t.stats('bob/cam').then((s) => s.framesDecoded > %g)", v0+10), e2eWait); err != nil {
+		alice.logRTP()
+		bob.logRTP()
+		t.Fatal(err)
+	}
+	bob.rising("alice/cam", "framesDecoded", 10)
+	alice.rising("bob/mic", "totalAudioEnergy", 0.001)
+	for _, u := range []*user{alice, bob} {
+		var same bool
+		u.eval("t.calls.pc === t.pc0 && t.calls.channel === 'room' && t.calls.status === 'connected'", &same)
+		if !same {
+			t.Errorf("%s: a new peer connection, out of the room or not connected after the restart", u.name)
+		}
+	}
+	var left bool
+	alice.eval(fmt.Sprintf("t.events.slice(%d).some((e) => ['user:left', 'track:del', 'disconnected'].includes(e.name))", mark), &left)
+	if left {
+		t.Error("alice saw bob leave, a track go, or was disconnected across the ICE restart")
+	}
+	if n := lossy.dropped.Load(); n == 0 {
+		t.Error("nothing was dropped")
+	}
+}
+
+// lossyConn is the server's UDP socket with a switch that drops every
+// datagram both ways: the network failing between the clients and the
+// server while the WebSocket stays up.
+type lossyConn struct {
+	net.PacketConn
+	cut     atomic.Bool
+	dropped atomic.Int64
+}
+
+func (c *lossyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.cut.Load() {
+			return n, addr, err
+		}
+		c.dropped.Add(1)
+	}
+}
+
+func (c *lossyConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.cut.Load() {
+		c.dropped.Add(1)
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+// logRTP logs the user's RTP statistics and selected candidate pair.
+func (u *user) logRTP() {
+	var out any
+	u.eval(`t.calls.pc.getStats().then((r) => { const o = []; r.forEach((s) => {
+		if (s.type === 'inbound-rtp' || s.type === 'outbound-rtp') o.push({type: s.type, kind: s.kind, ssrc: s.ssrc,
+			packets: s.packetsReceived ?? s.packetsSent, lost: s.packetsLost, nack: s.nackCount, pli: s.pliCount, fir: s.firCount,
+			framesReceived: s.framesReceived, framesDecoded: s.framesDecoded, keyDec: s.keyFramesDecoded, dropped: s.framesDropped,
+			framesEncoded: s.framesEncoded, keyEnc: s.keyFramesEncoded, ql: s.qualityLimitationReason, active: s.active, target: s.targetBitrate});
+		if (s.type === 'candidate-pair' && s.nominated) o.push({type: 'pair', state: s.state, bytesSent: s.bytesSent, bytesReceived: s.bytesReceived, rtt: s.currentRoundTripTime, out: s.availableOutgoingBitrate});
+	}); return o; })`, &out)
+	u.t.Logf("%s stats: %v", u.name, out)
 }

@@ -20,6 +20,14 @@ type Config struct {
 	// port (pion's UDP mux). Zero gives each peer its own ports, from
 	// PortMin..PortMax when set, else ephemeral ones.
 	UDPPort int
+	// PacketConn, when set, is the socket of single-port mode, supplied by
+	// the embedder instead of UDPPort (a socket handed over by the
+	// service manager, one with options of its own, a wrapper). The
+	// engine that New returns owns it and closes it in Close. The direct,
+	// batched send path is used when it is a *net.UDPConn on an IPv4
+	// address; any other socket gets pion's send path. When New fails,
+	// the socket is left open.
+	PacketConn net.PacketConn
 	// ListenIP is the address the UDP mux listens on. Default: all
 	// addresses, or 127.0.0.1 with LoopbackOnly.
 	ListenIP string
@@ -71,6 +79,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: UDP port %d", ErrInvalidConfig, c.UDPPort)
 	case c.UDPPort != 0 && (c.PortMin != 0 || c.PortMax != 0):
 		return fmt.Errorf("%w: both a UDP mux port and a port range", ErrInvalidConfig)
+	case c.PacketConn != nil && (c.UDPPort != 0 || c.PortMin != 0 || c.PortMax != 0):
+		return fmt.Errorf("%w: both a PacketConn and a UDP port or port range", ErrInvalidConfig)
 	case c.PortMin > c.PortMax || (c.PortMin == 0) != (c.PortMax == 0):
 		return fmt.Errorf("%w: port range %d-%d", ErrInvalidConfig, c.PortMin, c.PortMax)
 	case c.ListenIP != "" && net.ParseIP(c.ListenIP) == nil:
@@ -126,6 +136,15 @@ func New(cfg Config) (*Engine, error) {
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM,
 		dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, cfg.ICEKeepalive)
+	// ICE-lite: the server only answers checks, so it is the controlled
+	// agent in every negotiation and ICE restart, whichever side offers.
+	// As a full agent it kept the role the first offer gave it, and a
+	// browser restarting ICE as the offerer takes the controlling role:
+	// both controlling, role conflicts, and now and then a server that
+	// kept sending to the client's old address (TestBrowserICERestart).
+	// The server gathers host candidates only, which is what a lite agent
+	// may have.
+	se.SetLite(true)
 	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4, pion.NetworkTypeUDP6})
 	if cfg.LoopbackOnly {
 		pionloop.Restrict(&se)
@@ -144,23 +163,27 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
-	if cfg.UDPPort != 0 {
+	me, ir, err := mediaEngine()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.PacketConn != nil:
+		e.conn = cfg.PacketConn
+	case cfg.UDPPort != 0:
 		ip := net.ParseIP(cfg.ListenIP)
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: cfg.UDPPort})
 		if err != nil {
 			return nil, err
 		}
 		e.conn = conn
-		if conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+	}
+	if e.conn != nil {
+		if conn, ok := e.conn.(*net.UDPConn); ok && conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
 			e.sock = newSendSock(conn, e.clock)
 		}
 		e.mux = pion.NewICEUDPMux(nil, e.conn)
 		se.SetICEUDPMux(e.mux)
-	}
-	me, ir, err := mediaEngine()
-	if err != nil {
-		e.Close()
-		return nil, err
 	}
 	e.api = pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
 	return e, nil

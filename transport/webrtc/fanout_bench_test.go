@@ -3,7 +3,6 @@ package webrtc
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"reflect"
 	"runtime"
 	"sync/atomic"
@@ -222,27 +221,8 @@ func settle(recv *atomic.Int64) (int64, time.Time) {
 	return last, at
 }
 
-// freeMuxEngine builds an engine on a free loopback port (single-port mode).
-func freeMuxEngine(b *testing.B) *Engine {
-	for try := 0; ; try++ {
-		l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		port := l.LocalAddr().(*net.UDPAddr).Port
-		l.Close()
-		e, err := New(Config{UDPPort: port, LoopbackOnly: true})
-		if err == nil {
-			return e
-		}
-		if try == 4 {
-			b.Fatal(err)
-		}
-	}
-}
-
 func benchOurs(b *testing.B, n int) {
-	engine := freeMuxEngine(b)
+	engine, _ := newMuxEngine(b)
 	defer engine.Close()
 	track, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, MimeType: pion.MimeTypeOpus,
 		ClockRate: 48000, PayloadType: 111, SSRC: 0x1234})

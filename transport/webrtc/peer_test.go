@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -231,8 +232,50 @@ func TestCodecMismatch(t *testing.T) {
 // TestUDPMux serves ICE on one UDP port: every server candidate uses it,
 // and a publisher's packets reach the core through it.
 func TestUDPMux(t *testing.T) {
+	listen := func(t *testing.T) *net.UDPConn {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	for _, tc := range []struct {
+		name   string
+		engine func(t *testing.T) (*Engine, int)
+		direct bool // the engine has the direct send path
+	}{
+		{"UDPPort", func(t *testing.T) (*Engine, int) {
+			conn := listen(t)
+			port := conn.LocalAddr().(*net.UDPAddr).Port
+			conn.Close() // free a moment ago: the engine listens on it
+			return newTestEngine(t, Config{UDPPort: port}), port
+		}, true},
+		{"PacketConn", func(t *testing.T) (*Engine, int) { return newMuxEngine(t) }, true},
+		{"PacketConn wrapped", func(t *testing.T) (*Engine, int) {
+			conn := listen(t)
+			return newTestEngine(t, Config{PacketConn: wrappedConn{conn}}), conn.LocalAddr().(*net.UDPAddr).Port
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			engine, port := tc.engine(t)
+			if (engine.sock != nil) != tc.direct {
+				t.Errorf("direct send path: %v, want %v", engine.sock != nil, tc.direct)
+			}
+			testUDPMux(t, engine, port)
+		})
+	}
+	if err := (Config{PacketConn: wrappedConn{}, UDPPort: 3478}).Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("PacketConn and UDPPort: %v", err)
+	}
+}
+
+// wrappedConn is a socket that is not a *net.UDPConn.
+type wrappedConn struct{ net.PacketConn }
+
+// testUDPMux: a publisher's media reaches the server through the engine's
+// one port, every server candidate on it.
+func testUDPMux(t *testing.T, engine *Engine, port int) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine, port := newMuxEngine(t)
 	defer engine.Close()
 	published := make(chan *forward.Track, 1)
 	server, err := NewPeer(PeerConfig{Engine: engine, OnPublish: func(tr *forward.Track, _ PublishInfo) { published <- tr }})

@@ -11,26 +11,20 @@ import (
 	"go.uber.org/goleak"
 )
 
-// newMuxEngine returns an engine in single-port mode (UDPPort) and its
-// port. A free port is found by binding one: another process may take it
-// before New binds it again, so a few are tried.
-func newMuxEngine(t *testing.T) (*Engine, int) {
+// newMuxEngine returns an engine in single-port mode on a socket of its
+// own on 127.0.0.1 (Config.PacketConn) and the socket's port.
+func newMuxEngine(t testing.TB) (*Engine, int) {
 	t.Helper()
-	for try := 0; ; try++ {
-		l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.LocalAddr().(*net.UDPAddr).Port
-		l.Close()
-		engine, err := New(Config{UDPPort: port, LoopbackOnly: true})
-		if err == nil {
-			return engine, port
-		}
-		if try == 4 {
-			t.Fatal(err)
-		}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	engine, err := New(Config{PacketConn: conn, LoopbackOnly: true})
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return engine, conn.LocalAddr().(*net.UDPAddr).Port
 }
 
 // newSmallCall starts the loopback call of TestPublishSubscribeLoopback
