@@ -62,7 +62,12 @@ type MuteConfig struct {
 	// of the publisher shows its own. Default 640×360.
 	Width, Height int
 	// Flush is how much silence subscribers get when an admin mute starts,
-	// before nothing. Default 100 ms (video gets one black key frame).
+	// before nothing. Default 100 ms. Video gets one black key frame and
+	// then adminTail repeat frames Flush apart: a packet of the key frame
+	// lost on the way then shows as a gap before the stream stops, and the
+	// subscriber's NACK gets it again from the retransmission cache (a
+	// lost last packet followed by nothing would leave the subscriber on
+	// the publisher's last picture).
 	Flush time.Duration
 }
 
@@ -89,6 +94,7 @@ type muteState struct {
 	epoch    uint32    // bumped at every switch of source
 	armed    bool      // a mute waits for the end of the publisher's frame
 	unmuting bool      // waiting for the publisher's key frame; empty media goes on
+	tail     int       // repeat frames still to send after an admin mute's key frame
 
 	ext     uint64      // next generated sequence number, in a space of its own
 	ts      uint64      // next generated timestamp
@@ -107,6 +113,10 @@ type muteState struct {
 
 // genBase starts the generated sequence numbers far from the publisher's.
 const genBase = 1 << 62
+
+// adminTail is the number of repeat frames after an admin mute's black key
+// frame (MuteConfig.Flush).
+const adminTail = 2
 
 // SetMute sets or clears one mute source and returns the effective state.
 // The switch happens at once for audio and at the end of the publisher's
@@ -213,8 +223,8 @@ func (t *Track) applyMute(now int64, boundary bool) {
 	}
 }
 
-// flush sends the short goodbye of an admin mute: one black key frame, or
-// Flush worth of silence.
+// flush sends the short goodbye of an admin mute: one black key frame
+// (generate sends its tail of repeat frames), or Flush worth of silence.
 func (t *Track) flush(now int64) {
 	fs := t.frames.Load()
 	if fs == nil {
@@ -228,12 +238,15 @@ func (t *Track) flush(now int64) {
 		return
 	}
 	t.emit(fs.key, true, now)
+	t.mt.wantKey.Store(false) // every subscriber just got one
+	t.mt.tail, t.mt.due = adminTail, now+int64(t.cfg.Mute.Flush)
 }
 
 // generate sends the empty frame that is due, if any.
 func (t *Track) generate(now int64) {
 	g := &t.mt
-	if !g.onGen || (g.applied == MutedSilent && !g.unmuting) || now < g.due {
+	silent := g.applied == MutedSilent && !g.unmuting
+	if !g.onGen || (silent && g.tail == 0) || now < g.due {
 		return
 	}
 	fs := t.frames.Load()
@@ -241,7 +254,11 @@ func (t *Track) generate(now int64) {
 		return
 	}
 	interval := int64(t.cfg.Mute.AudioFrame)
-	if t.codec != codecOther {
+	switch {
+	case silent: // an admin mute's tail
+		g.tail--
+		interval = int64(t.cfg.Mute.Flush)
+	case t.codec != codecOther:
 		interval = int64(time.Second) / int64(t.cfg.Mute.VideoRate)
 	}
 	g.due += interval

@@ -261,8 +261,8 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 		tr.Pump()
 	}
 	pkts := packets(t, &sink)
-	if n := decodeVP8Keys(t, pkts[start:]); n != 1 || countFrames(pkts[start:]) != 1 {
-		t.Fatalf("admin mute: %d frames (%d black key frames), want exactly one black key frame", countFrames(pkts[start:]), n)
+	if n := decodeVP8Keys(t, pkts[start:]); n != 1 || countFrames(pkts[start:]) != 3 {
+		t.Fatalf("admin mute: %d frames (%d black key frames), want one black key frame and two repeat frames", countFrames(pkts[start:]), n)
 	}
 	// The muted user lifting its own mute changes nothing.
 	if got := tr.SetMute(forward.MuteSelf, false); got != forward.MutedSilent {
@@ -285,6 +285,56 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 	}
 	if countFrames(pkts[start:]) < 2 {
 		t.Fatal("no empty frames while waiting for the key frame")
+	}
+}
+
+// TestAdminMuteTailRepairsLostKeyFrame: the admin mute's black key frame
+// is lost on the way; the repeat frames after it show the gap, and the
+// subscriber's NACK gets the key frame again from the cache (without them
+// the stream would stop on the loss, the subscriber showing the
+// publisher's last picture).
+func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
+	clk := &clocktest.Clock{}
+	tr := vp8Track(t, clk, nil)
+	pub := newPubVP8(t, clk, 10)
+	var sink memory.Sink
+	sub := subscribe(t, tr, &sink, 1, 0)
+	for range 30 {
+		send(t, tr, pub.next(t))
+	}
+	start := sink.Len()
+	tr.SetMute(forward.MuteAdmin, true)
+	key := packets(t, &sink)[start:] // the black key frame: lost
+	if n := decodeVP8Keys(t, key); n != 1 || countFrames(key) != 1 {
+		t.Fatalf("the admin mute sent %d frames, %d black key frames, before its tail", countFrames(key), n)
+	}
+	for range 5 {
+		clk.Advance(100 * time.Millisecond)
+		tr.Pump()
+	}
+	tail := packets(t, &sink)[start+len(key):]
+	if len(tail) == 0 || tail[0].SequenceNumber != key[len(key)-1].SequenceNumber+1 {
+		t.Fatalf("no repeat frame right after the key frame: %d packets", len(tail))
+	}
+	var lost []uint16
+	for _, p := range key {
+		lost = append(lost, p.SequenceNumber)
+	}
+	before := sink.Len()
+	if err := sub.HandleRTCP(nackFor(t, 1, lost...)); err != nil {
+		t.Fatal(err)
+	}
+	again := packets(t, &sink)[before:]
+	if len(again) != len(key) {
+		t.Fatalf("%d packets retransmitted, want %d", len(again), len(key))
+	}
+	for i := range again {
+		if again[i].SequenceNumber != key[i].SequenceNumber || !bytes.Equal(again[i].Payload, key[i].Payload) {
+			t.Fatalf("retransmission %d is not the lost packet", i)
+		}
+	}
+	if n := decodeVP8Keys(t, again); n != 1 {
+		t.Fatalf("the retransmission decodes to %d black key frames", n)
 	}
 }
 

@@ -237,8 +237,8 @@ func TestChannelDrivesMedia(t *testing.T) {
 			frames++
 		}
 	}
-	if frames != 1 {
-		t.Fatalf("admin mute: %d empty frames, want one black key frame", frames)
+	if frames != 3 {
+		t.Fatalf("admin mute: %d empty frames, want one black key frame and two repeat frames", frames)
 	}
 	if st := cam.Stats(); st.MutedDrop == 0 {
 		t.Fatalf("stats %+v", st)

@@ -166,7 +166,8 @@ func TestChannelEndpoint(t *testing.T) {
 		return n >= 20
 	})
 
-	// The owner mutes pub's video: one black key frame, then nothing.
+	// The owner mutes pub's video: one black key frame, its two repeat
+	// frames (forward.MuteConfig.Flush), then nothing.
 	if err := ch.MuteUser("host", "pub", channel.Video, channel.Mute, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +177,8 @@ func TestChannelEndpoint(t *testing.T) {
 	if n := view.blackKeys.Load(); n != 1 {
 		t.Errorf("%d black key frames while muted, want 1", n)
 	}
-	if extra := len(view.video) - view.blackEnd[0]; extra != 0 {
-		t.Errorf("%d video packets after the black key frame while muted", extra)
+	if extra := len(view.video) - view.blackEnd[0]; extra != 2 {
+		t.Errorf("%d video packets after the black key frame while muted, want 2", extra)
 	}
 	view.mu.Unlock()
 

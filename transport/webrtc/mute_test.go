@@ -28,7 +28,8 @@ func (c *call) waitPublisherSends(t *testing.T, n uint64) {
 
 // TestAdminMuteAndPause: with a publisher and two subscribers over
 // WebRTC, an admin mute gives each subscriber exactly one black VP8 key
-// frame (decoded) and then nothing while the publisher goes on sending;
+// frame (decoded), its two repeat frames, and then nothing while the
+// publisher goes on sending;
 // lifting it resumes the publisher's media on a key frame. Pausing one
 // subscription (SetOpen(false)) stops its media while the other keeps
 // receiving, and resuming continues on a key frame.
@@ -50,8 +51,15 @@ func TestAdminMuteAndPause(t *testing.T) {
 			t.Errorf("subscriber %d: %d black key frames while admin muted, want 1", i, n)
 		}
 		ends[i] = s.blackEnd[0]
-		if extra := len(s.video) - ends[i]; extra != 0 {
-			t.Errorf("subscriber %d: %d video packets after the black key frame while admin muted", i, extra)
+		// Then the two one-packet repeat frames of the mute's tail
+		// (forward.MuteConfig.Flush), and nothing of the publisher's.
+		if extra := len(s.video) - ends[i]; extra != 2 {
+			t.Errorf("subscriber %d: %d video packets after the black key frame while admin muted, want 2", i, extra)
+		}
+		for _, p := range s.video[ends[i]:] {
+			if _, _, ok := c.pubPacket(p); ok {
+				t.Errorf("subscriber %d: the publisher's media while admin muted", i)
+			}
 		}
 		s.mu.Unlock()
 	}
