@@ -206,7 +206,9 @@ type PendingJoin struct {
 // pending. The decision is taken under the channel's lock, so a caller
 // that must not block knows at once whether it would have. A request
 // nobody waits for still ends (answered, refused or timed out) and holds
-// nothing.
+// no goroutine; but once approved the user is active with a subscription
+// only Wait returns: a caller that files a request must Wait on it, or
+// Leave the user if it gives up.
 func (c *Channel) StartJoin(actor string, tracks []TrackInfo) (*Subscription, *PendingJoin, error) {
 	sub, req, err := c.startJoin(actor, tracks)
 	if err != nil || req == nil {

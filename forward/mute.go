@@ -191,6 +191,7 @@ func (t *Track) applyMute(now int64, boundary bool) {
 		g.armed = false
 		return
 	}
+	g.tail = 0 // an admin mute's tail ends with it
 	if want == Unmuted {
 		prev := g.applied
 		g.applied, g.armed = Unmuted, false
@@ -209,6 +210,9 @@ func (t *Track) applyMute(now int64, boundary bool) {
 	if g.applied == Unmuted && !g.onGen && !boundary {
 		g.armed = true // video: at most one frame late, never half a frame
 		return
+	}
+	if g.applied == MutedSilent && want == MutedEmpty {
+		g.wantKey.Store(true) // empty frames again: they start on a black key frame
 	}
 	g.applied, g.armed, g.unmuting = want, false, false
 	if !g.onGen {

@@ -288,6 +288,34 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 	}
 }
 
+// TestAdminLiftedUnderSelfMute: an admin mute lifted while the publisher
+// is still self-muted turns the silence back into empty frames, starting
+// on a black key frame (a subscriber may have lost everything since).
+func TestAdminLiftedUnderSelfMute(t *testing.T) {
+	clk := &clocktest.Clock{}
+	tr := vp8Track(t, clk, nil)
+	pub := newPubVP8(t, clk, 10)
+	var sink memory.Sink
+	subscribe(t, tr, &sink, 1, 0)
+	for range 30 {
+		send(t, tr, pub.next(t))
+	}
+	tr.SetMute(forward.MuteSelf, true)
+	tr.SetMute(forward.MuteAdmin, true)
+	for range 5 {
+		clk.Advance(100 * time.Millisecond)
+		tr.Pump()
+	}
+	mark := sink.Len()
+	if got := tr.SetMute(forward.MuteAdmin, false); got != forward.MutedEmpty {
+		t.Fatalf("state %v", got)
+	}
+	pkts := packets(t, &sink)[mark:]
+	if n := decodeVP8Keys(t, pkts); countFrames(pkts) != 1 || n != 1 {
+		t.Fatalf("after the admin mute: %d frames, %d black key frames; want one black key frame", countFrames(pkts), n)
+	}
+}
+
 // TestAdminMuteTailRepairsLostKeyFrame: the admin mute's black key frame
 // is lost on the way; the repeat frames after it show the gap, and the
 // subscriber's NACK gets the key frame again from the cache (without them

@@ -253,7 +253,7 @@ func (t *Track) resumeOn(media []byte, now int64) {
 		g.ext++
 		t.cnt.parameterSetsResent.Add(1)
 	}
-	g.onGen, g.unmuting = false, false
+	g.onGen, g.unmuting, g.tail = false, false, 0
 	g.epoch++
 	t.pic.resync = t.pic.seen
 }

@@ -29,7 +29,10 @@ type Config struct {
 	LoopbackHostsOnly bool
 	// DevTokenTTL is how long a dev token is valid. Default 12 hours.
 	DevTokenTTL time.Duration
-	// WebRTC is the media transport's ICE and engine setup.
+	// WebRTC is the media transport's ICE and engine setup. A
+	// WebRTC.PacketConn belongs to the server once New has built its
+	// engine: Shutdown closes it, and so does a New that fails after that
+	// point; a New refused before (an invalid config) leaves it open.
 	WebRTC webrtc.Config
 	// Static, when set, is served at / (the demo page) and /sdk/ (the
 	// browser SDK): cmd/callserver passes web.FS.

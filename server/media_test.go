@@ -280,7 +280,6 @@ func TestMediaLostLeaves(t *testing.T) {
 		c.Grace = 300 * time.Millisecond
 		c.WebRTC.ICEDisconnectedTimeout = time.Second
 		c.WebRTC.ICEFailedTimeout = 2 * time.Second
-		c.WebRTC.ICEKeepalive = 200 * time.Millisecond
 	})
 	alice, bob, pb := videoCall(t, ts)
 	_ = pb.pc.Close() // the network is gone: no more media, no leave

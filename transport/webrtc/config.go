@@ -40,9 +40,14 @@ type Config struct {
 	// ICEServers are handed to clients through ICEServers(); the server
 	// itself gathers host candidates only.
 	ICEServers []ICEServer
-	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive are pion's
-	// ICE timers. Defaults 5 s, 25 s and 2 s.
-	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+	// ICEDisconnectedTimeout is how long a peer's selected pair may stay
+	// silent before the peer is disconnected; ICEFailedTimeout, how long
+	// after that before it has failed (pion's ICE timers). Defaults 10 s
+	// and 25 s. The server is an ICE-lite agent and sends no checks of its
+	// own, so silence is the client's: media and RTCP count, and a client
+	// sending neither still sends a consent check every 4 to 6 s (RFC
+	// 7675); a disconnected timeout under 6 s would flap for it.
+	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
 	// LoopbackOnly restricts ICE to 127.0.0.1 over UDP4, without mDNS: for
 	// tests on a host with other interfaces.
 	LoopbackOnly bool
@@ -57,15 +62,12 @@ type ICEServer struct {
 
 func (c *Config) setDefaults() {
 	if c.ICEDisconnectedTimeout == 0 {
-		c.ICEDisconnectedTimeout = 5 * time.Second
+		c.ICEDisconnectedTimeout = 10 * time.Second
 	}
 	if c.ICEFailedTimeout == 0 {
 		c.ICEFailedTimeout = 25 * time.Second
 	}
-	if c.ICEKeepalive == 0 {
-		c.ICEKeepalive = 2 * time.Second
-	}
-	if c.ListenIP == "" && c.LoopbackOnly {
+	if c.ListenIP == "" && c.LoopbackOnly && c.PacketConn == nil {
 		c.ListenIP = "127.0.0.1"
 	}
 }
@@ -79,17 +81,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: UDP port %d", ErrInvalidConfig, c.UDPPort)
 	case c.UDPPort != 0 && (c.PortMin != 0 || c.PortMax != 0):
 		return fmt.Errorf("%w: both a UDP mux port and a port range", ErrInvalidConfig)
-	case c.PacketConn != nil && (c.UDPPort != 0 || c.PortMin != 0 || c.PortMax != 0):
-		return fmt.Errorf("%w: both a PacketConn and a UDP port or port range", ErrInvalidConfig)
+	case c.PacketConn != nil && (c.UDPPort != 0 || c.PortMin != 0 || c.PortMax != 0 || c.ListenIP != ""):
+		return fmt.Errorf("%w: both a PacketConn and a UDP port, port range or listen IP", ErrInvalidConfig)
 	case c.PortMin > c.PortMax || (c.PortMin == 0) != (c.PortMax == 0):
 		return fmt.Errorf("%w: port range %d-%d", ErrInvalidConfig, c.PortMin, c.PortMax)
 	case c.ListenIP != "" && net.ParseIP(c.ListenIP) == nil:
 		return fmt.Errorf("%w: listen IP %q", ErrInvalidConfig, c.ListenIP)
-	case c.ICEDisconnectedTimeout < 0 || c.ICEFailedTimeout < 0 || c.ICEKeepalive < 0:
+	case c.ICEDisconnectedTimeout < 0 || c.ICEFailedTimeout < 0:
 		return fmt.Errorf("%w: negative ICE timeout", ErrInvalidConfig)
-	case c.ICEKeepalive >= c.ICEDisconnectedTimeout:
-		return fmt.Errorf("%w: ICE keepalive %v not below the disconnected timeout %v",
-			ErrInvalidConfig, c.ICEKeepalive, c.ICEDisconnectedTimeout)
 	}
 	for _, ip := range c.NAT1To1IPs {
 		if net.ParseIP(ip) == nil {
@@ -135,7 +134,8 @@ func New(cfg Config) (*Engine, error) {
 	// default list starts with AES-256-GCM).
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AEAD_AES_256_GCM,
 		dtls.SRTP_AES128_CM_HMAC_SHA1_80)
-	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, cfg.ICEKeepalive)
+	// The keepalive interval is pion's default; a lite agent sends none.
+	se.SetICETimeouts(cfg.ICEDisconnectedTimeout, cfg.ICEFailedTimeout, 2*time.Second)
 	// ICE-lite: the server only answers checks, so it is the controlled
 	// agent in every negotiation and ICE restart, whichever side offers.
 	// As a full agent it kept the role the first offer gave it, and a

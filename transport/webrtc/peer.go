@@ -280,9 +280,9 @@ func (p *Peer) offer() (string, error) {
 }
 
 // RestartICE asks for an ICE restart: the server's next offer carries new
-// ICE credentials (and gathers anew), and both sides run connectivity
-// checks again while media goes on over the old pair until the new one is
-// selected. It goes through the negotiation queue: OnNegotiationNeeded
+// ICE credentials (and gathers anew), and the client runs connectivity
+// checks again (the server, a lite agent, answers them) while media goes
+// on over the old pair until the new one is selected. It goes through the negotiation queue: OnNegotiationNeeded
 // fires at once, or after the answer to an offer outstanding now; the
 // embedder calls Offer, sends it and calls SetAnswer as for any change.
 // A client-initiated restart (an offer with new credentials) is simply

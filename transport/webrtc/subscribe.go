@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -234,10 +235,14 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		w.buf = append(append(w.buf[:0], header[n:]...), payload...)
 		payload = w.buf
 	}
-	if _, err = (*ws).WriteRTP(&w.hdr, payload); err == nil {
-		w.count(w.clock.now(), octets)
+	if _, err = (*ws).WriteRTP(&w.hdr, payload); err != nil {
+		if w.closed.Load() { // closed while this write was under way: pion's error is its own
+			return fmt.Errorf("%w: %w", transport.ErrClosed, err)
+		}
+		return err
 	}
-	return err
+	w.count(w.clock.now(), octets)
+	return nil
 }
 
 // Batch returns the flush point of the track's subscriptions on the
