@@ -15,6 +15,10 @@ import (
 	"github.com/callcore/callcore/web"
 )
 
+// remoteUfrag is the ICE username fragment of the server's current
+// description, in the SDK's peer connection.
+const remoteUfrag = "t.calls.pc.currentRemoteDescription.sdp.match(/a=ice-ufrag:(\\S+)/)[1]"
+
 // e2eWait bounds each wait for something a browser shows.
 const e2eWait = 30 * time.Second
 
@@ -271,6 +275,21 @@ func TestBrowserCall(t *testing.T) {
 		t.Error("bob's peer connection or remote tracks changed across the resume")
 	}
 
+	t.Log("a server-initiated ICE restart on the direct send path: bob's browser answers with new candidates, and media follows the new pair")
+	const localPort = `t.calls.pc.getStats().then((r) => { let pair; r.forEach((s) => { if (s.type === 'transport') pair = r.get(s.selectedCandidatePairId); });
+		return pair && pair.state === 'succeeded' ? r.get(pair.localCandidateId).port : 0; })`
+	var port0 int
+	bob.eval(localPort, &port0)
+	bob.eval("(t.ufragBefore = "+remoteUfrag+", true)", nil)
+	if err := ts.holder("room", "bob").peer.RestartICE(); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitFor("new server credentials", remoteUfrag+" !== t.ufragBefore")
+	bob.waitFor("a pair on a new local port", fmt.Sprintf("%s.then((p) => p !== 0 && p !== %d)", localPort, port0))
+	alice.rising("bob/cam", "framesDecoded", 10)
+	bob.rising("alice/cam", "framesDecoded", 10)
+	bob.rising("alice/mic", "totalAudioEnergy", 0.001)
+
 	t.Log("delUsers: bob is disconnected and cannot join; addUsers lets him back")
 	alice.must("t.calls.delUsers(['bob'])")
 	bob.saw("user:del", "e.users.includes('bob')")
@@ -337,11 +356,10 @@ func TestBrowserICERestart(t *testing.T) {
 	bob.must("t.calls.join('room', t.tracks())")
 	alice.sees("bob")
 	bob.sees("alice")
-	const ufrag = "t.calls.pc.currentRemoteDescription.sdp.match(/a=ice-ufrag:(\\S+)/)[1]"
 	var mark int
 	alice.eval("t.events.length", &mark)
 	for _, u := range []*user{alice, bob} {
-		u.eval("(t.pc0 = t.calls.pc, t.ufrag0 = "+ufrag+", true)", nil)
+		u.eval("(t.pc0 = t.calls.pc, t.ufrag0 = "+remoteUfrag+", true)", nil)
 	}
 
 	t.Log("the network fails: every datagram to and from the server's port is dropped")
@@ -350,7 +368,7 @@ func TestBrowserICERestart(t *testing.T) {
 		u.waitFor("ICE down", "['disconnected', 'failed'].includes(t.calls.pc.iceConnectionState)")
 	}
 	for _, u := range []*user{alice, bob} {
-		u.waitFor("an ICE restart: new server credentials", ufrag+" !== t.ufrag0")
+		u.waitFor("an ICE restart: new server credentials", remoteUfrag+" !== t.ufrag0")
 	}
 	t.Log("the network is back")
 	lossy.cut.Store(false)
