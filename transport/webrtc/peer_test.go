@@ -273,10 +273,16 @@ func TestUDPMux(t *testing.T) {
 			testUDPMux(t, engine, port)
 		})
 	}
-	for _, cfg := range []Config{{PacketConn: wrappedConn{}, UDPPort: 3478}, {PacketConn: wrappedConn{}, ListenIP: "127.0.0.1"}} {
-		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+	// Refused with a PacketConn: the socket is left open for its owner.
+	conn := listen(t)
+	defer conn.Close()
+	for _, cfg := range []Config{{PacketConn: conn, UDPPort: 3478}, {PacketConn: conn, ListenIP: "127.0.0.1"}} {
+		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: %v", cfg, err)
 		}
+	}
+	if _, err := conn.WriteTo([]byte{0}, conn.LocalAddr()); err != nil {
+		t.Errorf("the socket after a refused New: %v", err)
 	}
 }
 
