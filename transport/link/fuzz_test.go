@@ -63,6 +63,9 @@ func fuzzState(tb testing.TB, keys *rtp.Keys) func(t testing.TB, from byte, d []
 	if s.rtcpCtx, err = newContext(keys); err != nil {
 		tb.Fatal(err)
 	}
+	if err := s.rtcpOut.init(conn); err != nil {
+		tb.Fatal(err)
+	}
 	peer := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	stranger := netip.MustParseAddrPort("127.0.0.1:9")
 	s.peer.Store(&peer)

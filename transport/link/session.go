@@ -45,9 +45,10 @@ type session struct {
 	wg   sync.WaitGroup
 	once sync.Once
 
-	rtcpMu  sync.Mutex // guards rtcpCtx, rtcpBuf and their use
+	rtcpMu  sync.Mutex // guards rtcpCtx, rtcpBuf, rtcpOut and their use
 	rtcpCtx *srtp.Context
 	rtcpBuf []byte
+	rtcpOut rawSender // non-blocking, as the writers' RTP
 
 	mu        sync.Mutex // guards relayByID, inByID, nextSSRC
 	relayByID map[string]*relay
@@ -94,6 +95,10 @@ func newSession(l *Link, c net.Conn, dialer bool) (*session, error) {
 		return nil, err
 	}
 	s.rtcpBuf = make([]byte, 0, l.cfg.MaxPacketSize+64)
+	if err := s.rtcpOut.init(s.conn); err != nil {
+		s.conn.Close()
+		return nil, err
+	}
 	s.rx.buf = make([]byte, l.cfg.MaxPacketSize+64)
 	s.rx.drop = l.cfg.dropIn
 	s.relays.Store(&map[uint32]*relay{})
@@ -281,7 +286,9 @@ func (s *session) reportMutes() {
 
 // WriteRTCP protects pkt and sends it to the peer: the feedback of this
 // side's inbound tracks (PLI, NACK) and keepalives. Safe for concurrent
-// use.
+// use. It never waits for room in the socket buffer (on Linux): a full
+// buffer drops the packet, counted in WouldBlock, and the error wraps
+// transport.ErrBufferFull (feedback is repeated or superseded anyway).
 func (s *session) WriteRTCP(pkt []byte) error {
 	if s.shut.Load() {
 		return transport.ErrClosed
@@ -294,11 +301,15 @@ func (s *session) WriteRTCP(pkt []byte) error {
 	out, err := s.rtcpCtx.EncryptRTCP(s.rtcpBuf[:0], pkt, nil)
 	if err == nil {
 		s.rtcpBuf = out[:0]
-		_, err = s.conn.WriteToUDPAddrPort(out, *peer)
+		err = s.rtcpOut.send(out, *peer)
 	}
 	s.rtcpMu.Unlock()
 	if err != nil {
-		s.l.cnt.sendErrors.Add(1)
+		if errors.Is(err, transport.ErrBufferFull) {
+			s.l.cnt.wouldBlock.Add(1)
+		} else {
+			s.l.cnt.sendErrors.Add(1)
+		}
 		return err
 	}
 	s.l.cnt.rtcpOut.Add(1)

@@ -38,7 +38,7 @@ type Stats struct {
 	Oversized     uint64 // packets too large to send
 	NoPeer        uint64 // packets not sent because the peer's media address is not known yet
 	SendErrors    uint64 // sends the kernel refused
-	WouldBlock    uint64 // RTP packets dropped because the socket buffer was full
+	WouldBlock    uint64 // RTP and RTCP packets dropped because the socket buffer was full
 	ReadErrors    uint64 // failed reads
 	LingerEnded   uint64 // times the peer's tracks were ended after Linger without a session
 }
