@@ -62,6 +62,11 @@ type Config struct {
 	// MaxConnsPerIP bounds the WebSocket connections open at once from
 	// one remote address; more are refused (429). Default 64.
 	MaxConnsPerIP int
+	// MaxConnsPerUser bounds the authenticated connections of one user at
+	// once (the rate limit is per connection: this bounds what one token
+	// holder can send); an auth past it is refused (RateLimited, closed
+	// with 1008). Default 16.
+	MaxConnsPerUser int
 	// MaxRefusals closes a connection whose requests were refused by the
 	// rate limit this many times in a row. Default 100.
 	MaxRefusals int
@@ -114,6 +119,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = 64
 	}
+	if c.MaxConnsPerUser == 0 {
+		c.MaxConnsPerUser = 16
+	}
 	if c.MaxRefusals == 0 {
 		c.MaxRefusals = 100
 	}
@@ -135,8 +143,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Secret must be at least %d bytes", ErrInvalidConfig, MinSecretLen)
 	case c.MaxMessageBytes < 4<<10:
 		return fmt.Errorf("%w: MaxMessageBytes %d is below 4 KiB", ErrInvalidConfig, c.MaxMessageBytes)
-	case c.RequestRate < 0 || c.RequestBurst < 1 || c.MaxRefusals < 1 || c.SendQueue < 16 || c.MaxConnsPerIP < 1:
-		return fmt.Errorf("%w: RequestRate, RequestBurst, MaxRefusals, SendQueue or MaxConnsPerIP out of range", ErrInvalidConfig)
+	case c.RequestRate < 0 || c.RequestBurst < 1 || c.MaxRefusals < 1 || c.SendQueue < 16 || c.MaxConnsPerIP < 1 || c.MaxConnsPerUser < 1:
+		return fmt.Errorf("%w: RequestRate, RequestBurst, MaxRefusals, SendQueue, MaxConnsPerIP or MaxConnsPerUser out of range", ErrInvalidConfig)
 	case c.DevTokenTTL < 0 || c.AuthTimeout < 0 || c.PingInterval < 0 || c.PingTimeout < 0 ||
 		c.WriteTimeout < 0 || c.Grace < 0 || c.ResumeGrace < 0 || c.IdleTimeout < 0 || c.JoinRequestTimeout < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)

@@ -142,3 +142,28 @@ func TestMaxConnsPerIP(t *testing.T) {
 	waitFor(t, "room for one more", func() bool { return ts.Stats().Sessions == 2 })
 	login(t, ts, "alice", false)
 }
+
+// TestMaxConnsPerUser: a user's connections past MaxConnsPerUser are
+// refused at auth (RateLimited, closed with 1008) and counted; other users
+// are not affected, and a closed connection makes room.
+func TestMaxConnsPerUser(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, func(c *Config) { c.MaxConnsPerUser = 2 })
+	first := login(t, ts, "alice", false)
+	login(t, ts, "alice", false)
+	extra := dial(t, ts)
+	if _, code := extra.call("auth", authData{Token: token(t, "alice", false)}); code != "RateLimited" {
+		t.Fatalf("a third connection of alice: %q, want RateLimited", code)
+	}
+	if st := extra.waitClosed(); st != websocket.StatusPolicyViolation {
+		t.Errorf("closed with %v, want 1008", st)
+	}
+	if n := ts.Stats().RefusedConns; n != 1 {
+		t.Errorf("refused connections counted: %d", n)
+	}
+	login(t, ts, "bob", false)
+	_ = first.conn.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "alice's first connection gone", func() bool { return ts.Stats().Sessions == 2 })
+	login(t, ts, "alice", false)
+}

@@ -56,7 +56,8 @@ type counters struct {
 type Stats struct {
 	// Connections is the number of WebSocket connections accepted.
 	Connections uint64
-	// RefusedConns counts WebSocket connections refused for MaxConnsPerIP.
+	// RefusedConns counts WebSocket connections refused for MaxConnsPerIP
+	// or MaxConnsPerUser.
 	RefusedConns uint64
 	// AuthFailures counts connections refused for a bad, expired or
 	// missing token.
@@ -313,16 +314,22 @@ func (s *Server) serveDevToken(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"token": tok})
 }
 
-// authenticated records that ss speaks for its user now.
-func (s *Server) authenticated(ss *session) {
+// authenticated records that ss speaks for its user now; false (and
+// counted) when the user has MaxConnsPerUser connections already.
+func (s *Server) authenticated(ss *session) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := s.byUser[ss.user]
+	if len(set) >= s.cfg.MaxConnsPerUser {
+		s.stats.refusedConns.Add(1)
+		return false
+	}
 	if set == nil {
 		set = map[*session]struct{}{}
 		s.byUser[ss.user] = set
 	}
 	set[ss] = struct{}{}
+	return true
 }
 
 // claimStay records st as user's stay in its channel.

@@ -195,7 +195,12 @@ func (ss *session) authenticate() error {
 	}
 	ss.user = ss.claims.Subject
 	ss.log = ss.log.With("user", ss.user)
-	ss.srv.authenticated(ss)
+	if !ss.srv.authenticated(ss) {
+		err := fmt.Errorf("%w: %d connections of this user open already", ErrRateLimited, ss.srv.cfg.MaxConnsPerUser)
+		ss.reply(req.ID, nil, err)
+		ss.closeWith(websocket.StatusPolicyViolation, "too many connections for this user")
+		return err
+	}
 	ss.reply(req.ID, authResult{UserID: ss.user, CanCreate: ss.claims.Create, ICEServers: ss.srv.engine.ICEServers()}, nil)
 	ss.log.Info("authenticated")
 	return nil
