@@ -113,16 +113,33 @@ func continuous(t *testing.T, pkts []rtp.Packet) {
 	}
 }
 
-func TestSelfMuteVP8(t *testing.T) {
-	clk := &clocktest.Clock{}
-	var upstream memory.Sink
-	tr := vp8Track(t, clk, &upstream)
-	pub := newPubVP8(t, clk, 10)
-	var sink memory.Sink
-	subscribe(t, tr, &sink, 1, 0)
-	for range 31 { // ten frames, and the first packet of the eleventh (a key frame)
-		send(t, tr, pub.next(t))
+// vp8Call is a VP8 track on a fake clock (key frame every 10 frames) with
+// one subscriber, SSRC 1; up gets the track's feedback to the publisher.
+type vp8Call struct {
+	clk  *clocktest.Clock
+	up   memory.Sink
+	tr   *forward.Track
+	pub  *pubVP8
+	sink memory.Sink
+	sub  *forward.Subscriber
+}
+
+// newVP8Call starts the call and sends n of the publisher's packets.
+func newVP8Call(t *testing.T, n int) *vp8Call {
+	t.Helper()
+	c := &vp8Call{clk: &clocktest.Clock{}}
+	c.tr = vp8Track(t, c.clk, &c.up)
+	c.pub = newPubVP8(t, c.clk, 10)
+	c.sub = subscribe(t, c.tr, &c.sink, 1, 0)
+	for range n {
+		send(t, c.tr, c.pub.next(t))
 	}
+	return c
+}
+
+func TestSelfMuteVP8(t *testing.T) {
+	c := newVP8Call(t, 31) // ten frames, and the first packet of the eleventh (a key frame)
+	clk, tr, pub, sink := c.clk, c.tr, c.pub, &c.sink
 	if got := tr.SetMute(forward.MuteSelf, true); got != forward.MutedEmpty {
 		t.Fatalf("state %v", got)
 	}
@@ -141,9 +158,9 @@ func TestSelfMuteVP8(t *testing.T) {
 		clk.Advance(200 * time.Millisecond)
 		tr.Pump()
 	}
-	plisBefore := plis(t, &upstream)
+	plisBefore := plis(t, &c.up)
 	tr.SetMute(forward.MuteSelf, false)
-	if plis(t, &upstream) != plisBefore+1 {
+	if plis(t, &c.up) != plisBefore+1 {
 		t.Fatal("unmute did not ask the publisher for a key frame at once")
 	}
 	for pub.frame%10 != 0 { // delta frames until the key frame: still empty media
@@ -153,7 +170,7 @@ func TestSelfMuteVP8(t *testing.T) {
 	for range 6 {
 		send(t, tr, pub.next(t))
 	}
-	pkts := packets(t, &sink)
+	pkts := packets(t, sink)
 	continuous(t, pkts)
 	for i, p := range pkts[muteStart:resume] {
 		if pub.sent[string(p.Payload)] {
@@ -240,15 +257,8 @@ func TestSelfMuteOpus(t *testing.T) {
 }
 
 func TestAdminMuteFlushesThenSilence(t *testing.T) {
-	clk := &clocktest.Clock{}
-	var upstream memory.Sink
-	tr := vp8Track(t, clk, &upstream)
-	pub := newPubVP8(t, clk, 10)
-	var sink memory.Sink
-	subscribe(t, tr, &sink, 1, 0)
-	for range 30 {
-		send(t, tr, pub.next(t))
-	}
+	c := newVP8Call(t, 30)
+	clk, tr, pub, sink := c.clk, c.tr, c.pub, &c.sink
 	start := sink.Len()
 	if got := tr.SetMute(forward.MuteAdmin, true); got != forward.MutedSilent {
 		t.Fatalf("state %v", got)
@@ -260,7 +270,7 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 		clk.Advance(200 * time.Millisecond)
 		tr.Pump()
 	}
-	pkts := packets(t, &sink)
+	pkts := packets(t, sink)
 	if n := decodeVP8Keys(t, pkts[start:]); n != 1 || countFrames(pkts[start:]) != 3 {
 		t.Fatalf("admin mute: %d frames (%d black key frames), want one black key frame and two repeat frames", countFrames(pkts[start:]), n)
 	}
@@ -277,7 +287,7 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 		send(t, tr, pub.next(t))
 	}
 	send(t, tr, pub.next(t))
-	pkts = packets(t, &sink)
+	pkts = packets(t, sink)
 	continuous(t, pkts)
 	last := pkts[len(pkts)-1]
 	if !pub.sent[string(last.Payload)] || last.Payload[1]&1 != 0 {
@@ -292,14 +302,8 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 // is still self-muted turns the silence back into empty frames, starting
 // on a black key frame (a subscriber may have lost everything since).
 func TestAdminLiftedUnderSelfMute(t *testing.T) {
-	clk := &clocktest.Clock{}
-	tr := vp8Track(t, clk, nil)
-	pub := newPubVP8(t, clk, 10)
-	var sink memory.Sink
-	subscribe(t, tr, &sink, 1, 0)
-	for range 30 {
-		send(t, tr, pub.next(t))
-	}
+	c := newVP8Call(t, 30)
+	clk, tr, sink := c.clk, c.tr, &c.sink
 	tr.SetMute(forward.MuteSelf, true)
 	tr.SetMute(forward.MuteAdmin, true)
 	for range 5 {
@@ -310,7 +314,7 @@ func TestAdminLiftedUnderSelfMute(t *testing.T) {
 	if got := tr.SetMute(forward.MuteAdmin, false); got != forward.MutedEmpty {
 		t.Fatalf("state %v", got)
 	}
-	pkts := packets(t, &sink)[mark:]
+	pkts := packets(t, sink)[mark:]
 	if n := decodeVP8Keys(t, pkts); countFrames(pkts) != 1 || n != 1 {
 		t.Fatalf("after the admin mute: %d frames, %d black key frames; want one black key frame", countFrames(pkts), n)
 	}
@@ -322,17 +326,11 @@ func TestAdminLiftedUnderSelfMute(t *testing.T) {
 // the stream would stop on the loss, the subscriber showing the
 // publisher's last picture).
 func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
-	clk := &clocktest.Clock{}
-	tr := vp8Track(t, clk, nil)
-	pub := newPubVP8(t, clk, 10)
-	var sink memory.Sink
-	sub := subscribe(t, tr, &sink, 1, 0)
-	for range 30 {
-		send(t, tr, pub.next(t))
-	}
+	c := newVP8Call(t, 30)
+	clk, tr, sub, sink := c.clk, c.tr, c.sub, &c.sink
 	start := sink.Len()
 	tr.SetMute(forward.MuteAdmin, true)
-	key := packets(t, &sink)[start:] // the black key frame: lost
+	key := packets(t, sink)[start:] // the black key frame: lost
 	if n := decodeVP8Keys(t, key); n != 1 || countFrames(key) != 1 {
 		t.Fatalf("the admin mute sent %d frames, %d black key frames, before its tail", countFrames(key), n)
 	}
@@ -340,7 +338,7 @@ func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
 		clk.Advance(100 * time.Millisecond)
 		tr.Pump()
 	}
-	tail := packets(t, &sink)[start+len(key):]
+	tail := packets(t, sink)[start+len(key):]
 	if len(tail) == 0 || tail[0].SequenceNumber != key[len(key)-1].SequenceNumber+1 {
 		t.Fatalf("no repeat frame right after the key frame: %d packets", len(tail))
 	}
@@ -352,7 +350,7 @@ func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
 	if err := sub.HandleRTCP(nackFor(t, 1, lost...)); err != nil {
 		t.Fatal(err)
 	}
-	again := packets(t, &sink)[before:]
+	again := packets(t, sink)[before:]
 	if len(again) != len(key) {
 		t.Fatalf("%d packets retransmitted, want %d", len(again), len(key))
 	}
@@ -367,15 +365,8 @@ func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
 }
 
 func TestJoinAndPLIWhileMutedGetBlackKeyFrames(t *testing.T) {
-	clk := &clocktest.Clock{}
-	var upstream memory.Sink
-	tr := vp8Track(t, clk, &upstream)
-	pub := newPubVP8(t, clk, 10)
-	var a memory.Sink
-	subscribe(t, tr, &a, 1, 0)
-	for range 30 {
-		send(t, tr, pub.next(t))
-	}
+	c := newVP8Call(t, 30)
+	clk, tr := c.clk, c.tr
 	tr.SetMute(forward.MuteSelf, true)
 	clk.Advance(200 * time.Millisecond)
 	tr.Pump()
@@ -389,7 +380,7 @@ func TestJoinAndPLIWhileMutedGetBlackKeyFrames(t *testing.T) {
 	if len(pb) == 0 || decodeVP8Keys(t, pb[:len(fs(pb))]) != 1 {
 		t.Fatal("a subscriber joining while muted must start on a black key frame")
 	}
-	plisBefore := plis(t, &upstream)
+	plisBefore := plis(t, &c.up)
 	if err := sb.HandleRTCP(pli(t, 2)); err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +389,7 @@ func TestJoinAndPLIWhileMutedGetBlackKeyFrames(t *testing.T) {
 	if n := decodeVP8Keys(t, packets(t, &b)); n != 2 {
 		t.Fatalf("after a PLI while muted: %d black key frames, want 2", n)
 	}
-	if plis(t, &upstream) != plisBefore {
+	if plis(t, &c.up) != plisBefore {
 		t.Fatal("a PLI while muted went to the publisher")
 	}
 }
