@@ -35,27 +35,35 @@ func repeats(key, rep []byte, n int) [][]byte {
 	return frames
 }
 
+// emptyFrames is a black key frame and repeat frames of mime at w×h: three
+// of them, one above 1920×1080 (decoding is slow there).
+func emptyFrames(t *testing.T, mime string, w, h int) [][]byte {
+	t.Helper()
+	key, err := BlackKeyFrame(mime, w, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := RepeatFrame(mime, w, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 3
+	if w*h > 1920*1080 {
+		n = 1
+	}
+	return repeats(key, rep, n)
+}
+
 func TestH264DecodesBlackFFmpeg(t *testing.T) {
 	e2e.LookPath(t, "ffmpeg")
 	for _, s := range h264Sizes {
 		w, h := s[0], s[1]
 		t.Run(fmt.Sprintf("%dx%d", w, h), func(t *testing.T) {
 			t.Parallel()
-			key, err := BlackKeyFrame(MimeTypeH264, w, h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := RepeatFrame(MimeTypeH264, w, h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := 3
-			if w*h > 1920*1080 {
-				n = 1
-			}
+			frames := emptyFrames(t, MimeTypeH264, w, h)
 			dir := t.TempDir()
-			in := writeFile(t, dir, "in.h264", bytes.Join(repeats(key, rep, n), nil))
-			checkAllBlack(t, decodeVideo(t, dir, in, "h264", "", w, h), n+1, w, h)
+			in := writeFile(t, dir, "in.h264", bytes.Join(frames, nil))
+			checkAllBlack(t, decodeVideo(t, dir, in, "h264", "", w, h), len(frames), w, h)
 		})
 	}
 }
@@ -68,21 +76,10 @@ func TestVP8DecodesBlackFFmpeg(t *testing.T) {
 		for _, dec := range []string{"vp8", "libvpx"} {
 			t.Run(fmt.Sprintf("%s-%dx%d", dec, w, h), func(t *testing.T) {
 				t.Parallel()
-				key, err := BlackKeyFrame(MimeTypeVP8, w, h)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rep, err := RepeatFrame(MimeTypeVP8, w, h)
-				if err != nil {
-					t.Fatal(err)
-				}
-				n := 3
-				if w*h > 1920*1080 {
-					n = 1
-				}
+				frames := emptyFrames(t, MimeTypeVP8, w, h)
 				dir := t.TempDir()
-				in := writeFile(t, dir, "in.ivf", ivf(w, h, repeats(key, rep, n)...))
-				checkAllBlack(t, decodeVideo(t, dir, in, "ivf", dec, w, h), n+1, w, h)
+				in := writeFile(t, dir, "in.ivf", ivf(w, h, frames...))
+				checkAllBlack(t, decodeVideo(t, dir, in, "ivf", dec, w, h), len(frames), w, h)
 			})
 		}
 	}
