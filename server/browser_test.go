@@ -442,3 +442,44 @@ func (u *user) logRTP() {
 	}); return o; })`, &out)
 	u.t.Logf("%s stats: %v", u.name, out)
 }
+
+// TestBrowserJoinRequest: in a call with joinRequest on, an outsider's join
+// through the SDK waits while the owner sees cnl:req; addUsers approves it
+// (the join resolves and media arrives); once removed, the user's join is
+// refused at once (NotMember). (A request withdrawn by leave is tested
+// with pion clients: TestJoinRequestWithdrawn.)
+func TestBrowserJoinRequest(t *testing.T) {
+	b := browser.Start(t)
+	ts := newTestServer(t, func(c *Config) { c.Static = e2eFS(t) })
+	alice, carol := newE2EUser(t, b, ts, "alice"), newE2EUser(t, b, ts, "carol")
+	alice.must("t.calls.create('room', t.tracks(), {joinRequest: true})")
+
+	t.Log("carol asks; alice approves with addUsers; carol is in and sees alice")
+	carol.eval("(t.pending = t.call(() => t.calls.join('room')), true)", nil)
+	alice.saw("cnl:req", "e.userId === 'carol'")
+	var settled bool
+	carol.eval("Promise.race([t.pending.then(() => true), new Promise((r) => setTimeout(() => r(false), 300))])", &settled)
+	if settled {
+		t.Fatal("carol's join settled before anyone answered her request")
+	}
+	alice.must("t.calls.addUsers(['carol'])")
+	var r struct {
+		Code string `json:"code"`
+	}
+	carol.eval("t.pending", &r)
+	if r.Code != "" {
+		t.Fatalf("carol's approved join: %s", r.Code)
+	}
+	alice.saw("user:join", "e.userId === 'carol'")
+	carol.waitFor("alice's camera", "!!t.remote['alice/cam']")
+	carol.rising("alice/cam", "framesDecoded", 10)
+
+	t.Log("carol leaves and alice removes her: her next join is refused at once, not a request")
+	carol.must("t.calls.leave()")
+	alice.must("t.calls.delUsers(['carol'])")
+	var code string
+	carol.eval("t.call(() => t.calls.join('room')).then((r) => r.code || '')", &code)
+	if code != "NotMember" {
+		t.Fatalf("a removed user's join: %q, want NotMember", code)
+	}
+}
