@@ -280,6 +280,9 @@ func TestBrowserCall(t *testing.T) {
 		return pair && pair.state === 'succeeded' ? r.get(pair.localCandidateId).port : 0; })`
 	var port0 int
 	bob.eval(localPort, &port0)
+	if port0 == 0 {
+		t.Fatal("bob has no selected candidate pair before the restart")
+	}
 	bob.eval("(t.ufragBefore = "+remoteUfrag+", true)", nil)
 	if err := ts.holder("room", "bob").peer.RestartICE(); err != nil {
 		t.Fatal(err)

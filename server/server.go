@@ -54,7 +54,8 @@ type counters struct {
 
 // Stats are the server's counters.
 type Stats struct {
-	// Connections is the number of WebSocket connections accepted.
+	// Connections is the number of WebSocket connections accepted (one
+	// refused later, at auth, for MaxConnsPerUser is counted here too).
 	Connections uint64
 	// RefusedConns counts WebSocket connections refused for MaxConnsPerIP
 	// or MaxConnsPerUser.

@@ -277,7 +277,11 @@ func TestUDPMux(t *testing.T) {
 	conn := listen(t)
 	defer conn.Close()
 	for _, cfg := range []Config{{PacketConn: conn, UDPPort: 3478}, {PacketConn: conn, ListenIP: "127.0.0.1"}} {
-		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+		e, err := New(cfg)
+		if err == nil {
+			e.Close()
+		}
+		if !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: %v", cfg, err)
 		}
 	}
