@@ -56,7 +56,18 @@ func renegotiate(t *testing.T, tab *browser.Tab, engine *Engine, steps []string)
 		t.Fatal(err)
 	}
 	defer p.Close()
-	tab.Eval(t, `(() => { if (window.pc) pc.close(); window.pc = new RTCPeerConnection(); return true })()`, nil)
+	// window.send(kinds) adds a sending transceiver per kind, with the fake
+	// camera and microphone.
+	tab.Eval(t, `(() => {
+		if (window.pc) pc.close();
+		window.pc = new RTCPeerConnection();
+		window.send = async (kinds) => {
+			if (!kinds.some((k) => k)) return;
+			const s = await navigator.mediaDevices.getUserMedia({audio: kinds.includes('audio'), video: kinds.includes('video')});
+			for (const tr of s.getTracks()) pc.addTransceiver(tr, {direction: 'sendonly', streams: [s]});
+		};
+		return true;
+	})()`, nil)
 	defer tab.Eval(t, `(() => { pc.close(); return true })()`, nil)
 	var sdps []string
 	for i, step := range steps {
@@ -96,8 +107,7 @@ func renegotiate(t *testing.T, tab *browser.Tab, engine *Engine, steps []string)
 			}
 		case "R": // Chromium offers, and rolls its offer back (as a polite peer in glare)
 			if err := tab.EvalErr(`(async (kinds) => {
-				const s = await navigator.mediaDevices.getUserMedia({audio: kinds.includes('audio'), video: kinds.includes('video')});
-				for (const tr of s.getTracks()) pc.addTransceiver(tr, {direction: 'sendonly', streams: [s]});
+				await send(kinds);
 				await pc.setLocalDescription(await pc.createOffer());
 				await pc.setLocalDescription({type: 'rollback'});
 				return true;
@@ -114,10 +124,7 @@ func renegotiate(t *testing.T, tab *browser.Tab, engine *Engine, steps []string)
 			}
 			if err := tab.EvalErr(`(async (kinds) => {
 				const {harmonizeExtmap} = await import('/sdk/media.js');
-				if (kinds.some(k => k)) {
-					const s = await navigator.mediaDevices.getUserMedia({audio: kinds.includes('audio'), video: kinds.includes('video')});
-					for (const tr of s.getTracks()) pc.addTransceiver(tr, {direction: 'sendonly', streams: [s]});
-				}
+				await send(kinds);
 				const offer = await pc.createOffer();
 				let raw = '';
 				try {
