@@ -86,7 +86,15 @@ func TestBadMessages(t *testing.T) {
 	bob.raw([]byte(`{"type": "getUsers"}`))
 	bob.raw([]byte(`{"id": 100, "type": "getUsers"} trailing`))
 	bob.raw([]byte(`not json at all`))
-	for n := 0; n < 4; { // answers to raw messages arrive as pushes
+	// What a lenient decoder lets through: trailing brackets, a name
+	// twice (the last would win), a name in another case, invalid UTF-8.
+	bob.raw([]byte(`{"id": 101, "type": "getUsers"}}`))
+	bob.raw([]byte(`{"id": 102, "type": "getUsers"}]`))
+	bob.raw([]byte(`{"id": 103, "type": "getUsers", "type": "delete"}`))
+	bob.raw([]byte(`{"id": 104, "Type": "getUsers"}`))
+	bob.raw([]byte(`{"id": 105, "type": "muteTracks", "data": {"names": ["cam"], "State": true}}`))
+	bob.raw([]byte("{\"id\": 106, \"type\": \"getUsers\", \"data\": {\"x\xff\": 1}}"))
+	for n := 0; n < 10; { // answers to raw messages arrive as pushes
 		r := <-bob.pushes
 		if r.Type == "event" {
 			continue

@@ -66,7 +66,7 @@ func (ss *session) handle(req request) {
 		ss.reply(req.ID, nil, fmt.Errorf("%w: not in a channel", channel.ErrNotMember))
 		return
 	}
-	data, err := op(ss, st, req.Data)
+	data, err := op(ss, st, json.RawMessage(req.Data))
 	if req.Type == "answer" && err != nil && !errors.Is(err, webrtc.ErrNoOffer) {
 		st.kick() // the server's offer stays outstanding: make a fresh one
 	}

@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"unicode"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/permission"
@@ -19,7 +21,7 @@ import (
 type request struct {
 	ID   uint64          `json:"id"`
 	Type string          `json:"type"`
-	Data json.RawMessage `json:"data,omitempty"`
+	Data jsontext.Value `json:"data,omitempty"`
 }
 
 // answer is the server's reply to one request, or a push when ID is 0.
@@ -77,19 +79,18 @@ func codeOf(err error) string {
 	return CodeInternal
 }
 
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data. Empty data decodes as {}.
+// decodeStrict decodes one JSON value into v and refuses what a lenient
+// decoder would let through: unknown fields, field names that differ from
+// the protocol's only in case, a name given twice, invalid UTF-8, and
+// anything after the value. Empty data decodes as {}. It uses the JSON v2
+// decoder (github.com/go-json-experiment/json), whose defaults are these
+// rules.
 func decodeStrict(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = []byte("{}")
 	}
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidMessage, err)
-	}
-	if d.More() {
-		return fmt.Errorf("%w: data after the JSON value", ErrInvalidMessage)
 	}
 	return nil
 }

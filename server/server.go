@@ -42,6 +42,9 @@ type Server struct {
 	stayWG   sync.WaitGroup                   // the stays' pumps and negotiators
 
 	stats counters
+
+	// Warnings a client can cause, each written at most once a second.
+	warnRefusedMedia, warnRefusedConn, warnRateLimited logEvery
 }
 
 // stayKey names a user's stay in a channel.
@@ -49,7 +52,7 @@ type stayKey struct{ channel, user string }
 
 // counters are the server's lock-free counters.
 type counters struct {
-	connections, refusedConns, authFailures, invalid, rateLimited, takeovers, resumes, unannounced atomic.Uint64
+	connections, refusedConns, authFailures, invalid, rateLimited, takeovers, resumes, unannounced, excessStreams atomic.Uint64
 }
 
 // Stats are the server's counters.
@@ -74,8 +77,11 @@ type Stats struct {
 	// connection was lost.
 	Resumes uint64
 	// Unannounced counts published media tracks whose id no create, join
-	// or addTracks announced: they are not forwarded.
+	// or addTracks announced: refused before anything was built for them.
 	Unannounced uint64
+	// ExcessStreams counts published media tracks refused past a peer's
+	// bound on streams (webrtc.PeerConfig.MaxStreams).
+	ExcessStreams uint64
 	// Sessions is the number of connections open now.
 	Sessions int
 }
@@ -178,15 +184,16 @@ func (s *Server) Stats() Stats {
 	n := len(s.sessions)
 	s.mu.Unlock()
 	return Stats{
-		Connections:  s.stats.connections.Load(),
-		RefusedConns: s.stats.refusedConns.Load(),
-		AuthFailures: s.stats.authFailures.Load(),
-		Invalid:      s.stats.invalid.Load(),
-		RateLimited:  s.stats.rateLimited.Load(),
-		Takeovers:    s.stats.takeovers.Load(),
-		Resumes:      s.stats.resumes.Load(),
-		Unannounced:  s.stats.unannounced.Load(),
-		Sessions:     n,
+		Connections:   s.stats.connections.Load(),
+		RefusedConns:  s.stats.refusedConns.Load(),
+		AuthFailures:  s.stats.authFailures.Load(),
+		Invalid:       s.stats.invalid.Load(),
+		RateLimited:   s.stats.rateLimited.Load(),
+		Takeovers:     s.stats.takeovers.Load(),
+		Resumes:       s.stats.resumes.Load(),
+		Unannounced:   s.stats.unannounced.Load(),
+		ExcessStreams: s.stats.excessStreams.Load(),
+		Sessions:      n,
 	}
 }
 

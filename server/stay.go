@@ -59,6 +59,8 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 		Engine:              ss.srv.engine,
 		Track:               forward.TrackConfig{},
 		OnPublish:           st.onPublish,
+		Admit:               st.admit,
+		OnRefused:           st.refused,
 		OnNegotiationNeeded: st.kick,
 		OnStatus: func(s webrtc.Status) {
 			if st.ctx.Err() == nil { // not once the stay has ended
@@ -238,16 +240,40 @@ func (st *stay) negotiate() {
 	}
 }
 
+// errUnannounced refuses media under an id no create, join or addTracks
+// announced.
+var errUnannounced = errors.New("server: media id not announced")
+
+// admit lets through only media whose id was announced: anything else is
+// refused before it costs anything (webrtc.PeerConfig.Admit).
+func (st *stay) admit(info webrtc.PublishInfo) error {
+	st.mu.Lock()
+	_, ok := st.names[info.TrackID]
+	st.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", errUnannounced, info.TrackID)
+	}
+	return nil
+}
+
+// refused counts a published track the peer refused, and logs it at most
+// once a second.
+func (st *stay) refused(info webrtc.PublishInfo, err error) {
+	if errors.Is(err, errUnannounced) {
+		st.srv.stats.unannounced.Add(1)
+	} else {
+		st.srv.stats.excessStreams.Add(1)
+	}
+	st.srv.warnRefusedMedia.warn(st.log(), "published media refused", "trackId", info.TrackID, "kind", info.Kind, "ssrc", info.SSRC, "err", err)
+}
+
 // onPublish hands a track the client publishes to the plane under the
-// channel name its media id was announced with. Media nobody announced is
-// counted and not forwarded.
+// channel name its media id was announced with.
 func (st *stay) onPublish(tr *forward.Track, info webrtc.PublishInfo) {
 	st.mu.Lock()
 	name, ok := st.names[info.TrackID]
 	st.mu.Unlock()
-	if !ok {
-		st.srv.stats.unannounced.Add(1)
-		st.log().Warn("media of an unannounced track is not forwarded", "trackId", info.TrackID, "kind", info.Kind)
+	if !ok { // forgotten since it was admitted (its track was removed)
 		return
 	}
 	if err := st.srv.plane.Published(st.ch.ID(), st.user, name, tr); err != nil {

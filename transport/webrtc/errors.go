@@ -17,4 +17,7 @@ var (
 	ErrGlare = errors.New("webrtc: offer collision (glare)")
 	// ErrNoOffer is returned by SetAnswer when no offer is outstanding.
 	ErrNoOffer = errors.New("webrtc: no offer outstanding")
+	// ErrTooManyStreams refuses a published track past
+	// PeerConfig.MaxStreams.
+	ErrTooManyStreams = errors.New("webrtc: too many published streams")
 )

@@ -70,8 +70,26 @@ type PeerConfig struct {
 	// channel) and the peer is closed, freeing its resources. Zero keeps a
 	// disconnected peer until Close.
 	Grace time.Duration
-	// OnGone is called once when the peer has been disconnected for Grace.
+	// OnGone is called once when the peer has been disconnected for Grace,
+	// or has been closed because its client kept publishing streams that
+	// were refused (see MaxStreams).
 	OnGone func()
+
+	// Admit, when set, is asked about each track the client publishes
+	// before the track costs anything (no forward.Track, no read loop): an
+	// error refuses it. The server admits only the media ids its user
+	// announced.
+	Admit func(PublishInfo) error
+	// MaxStreams bounds the tracks the client publishes at once (each
+	// simulcast layer is one); a track past it is refused with
+	// ErrTooManyStreams. The client's refused tracks over the peer's life
+	// are bounded too: once there have been more than MaxStreams of them
+	// the peer is closed and OnGone called, so whatever a client sends,
+	// the memory it holds stays bounded. Default 16.
+	MaxStreams int
+	// OnRefused is called for each refused track, with the reason (Admit's
+	// error, or ErrTooManyStreams); never with a lock held.
+	OnRefused func(PublishInfo, error)
 }
 
 // Validate reports whether the config is usable. Errors wrap
@@ -82,6 +100,9 @@ func (c PeerConfig) Validate() error {
 	}
 	if c.Grace < 0 {
 		return fmt.Errorf("%w: grace %v", ErrInvalidConfig, c.Grace)
+	}
+	if c.MaxStreams < 0 {
+		return fmt.Errorf("%w: MaxStreams %d", ErrInvalidConfig, c.MaxStreams)
 	}
 	return nil
 }
@@ -94,6 +115,8 @@ type Peer struct {
 	pc   *pion.PeerConnection
 	done chan struct{} // closed by Close
 	ids  atomic.Uint64
+
+	goneOnce sync.Once // OnGone's one call
 
 	direct direct // the direct send path's keys and address (single-port mode)
 
@@ -110,6 +133,8 @@ type Peer struct {
 	ops      []op // changes waiting for a stable signalling state
 	subs     map[*Subscription]struct{}
 	pubs     map[*forward.Track]PublishInfo
+	remotes  map[*pion.TrackRemote]bool // remote tracks with a read loop
+	refused  int                        // tracks refused over the peer's life
 	status   Status
 	grace    *time.Timer    // runs while disconnected, with Grace set
 	wg       sync.WaitGroup // read loops and the report timer's runs
@@ -127,6 +152,9 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = 16
+	}
 	pc, err := cfg.Engine.api.NewPeerConnection(pion.Configuration{
 		BundlePolicy:  pion.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: pion.RTCPMuxPolicyRequire,
@@ -135,12 +163,13 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, err
 	}
 	p := &Peer{
-		cfg:    cfg,
-		pc:     pc,
-		done:   make(chan struct{}),
-		subs:   map[*Subscription]struct{}{},
-		pubs:   map[*forward.Track]PublishInfo{},
-		status: StatusConnecting,
+		cfg:     cfg,
+		pc:      pc,
+		done:    make(chan struct{}),
+		subs:    map[*Subscription]struct{}{},
+		pubs:    map[*forward.Track]PublishInfo{},
+		remotes: map[*pion.TrackRemote]bool{},
+		status:  StatusConnecting,
 	}
 	if cfg.OnCandidate != nil {
 		pc.OnICECandidate(func(c *pion.ICECandidate) {
@@ -236,9 +265,16 @@ func (p *Peer) gone() {
 	if !still {
 		return
 	}
-	if p.cfg.OnGone != nil {
-		p.cfg.OnGone()
-	}
+	p.end()
+}
+
+// end tells the embedder the peer is gone (once) and closes it.
+func (p *Peer) end() {
+	p.goneOnce.Do(func() {
+		if p.cfg.OnGone != nil {
+			p.cfg.OnGone()
+		}
+	})
 	_ = p.Close()
 }
 

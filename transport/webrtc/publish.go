@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/pion/rtcp"
@@ -16,7 +17,10 @@ import (
 const readBufSize = 1500
 
 // onTrack turns a remote track into a forward.Track fed by a read loop.
-// pion calls it once the first packet of the track has arrived.
+// pion calls it once the first packet of the track has arrived, and again
+// for the same remote track when a new SSRC is mapped onto it; a track is
+// read once. Whether the track is wanted (Admit, MaxStreams) is decided
+// before anything is built for it.
 func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 	codec := remote.Codec()
 	info := PublishInfo{
@@ -30,6 +34,10 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 		SDPFmtpLine: codec.SDPFmtpLine,
 		SSRC:        uint32(remote.SSRC()),
 	}
+	if err := p.admit(remote, info); err != nil {
+		p.refuse(remote, recv, info, err)
+		return
+	}
 	cfg := p.cfg.Track
 	cfg.Kind = info.Kind
 	cfg.ClockRate = info.ClockRate
@@ -42,7 +50,9 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 	cfg.NACKUpstream = false // pion's NACK generator already asks the publisher
 	track, err := forward.NewTrack(cfg)
 	if err != nil {
-		return // pion drops the track's packets once its buffer is full
+		p.release(remote)
+		p.refuse(remote, recv, info, err)
+		return
 	}
 	p.mu.Lock()
 	if p.closed {
@@ -62,6 +72,65 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 	p.spawn(func() { drainRTCP(recv) })
 }
 
+// admit decides whether remote gets a read loop, and claims it when it
+// does: not twice, not past MaxStreams, not when Admit refuses.
+func (p *Peer) admit(remote *pion.TrackRemote, info PublishInfo) error {
+	p.mu.Lock()
+	switch {
+	case p.closed:
+		p.mu.Unlock()
+		return ErrClosed
+	case p.remotes[remote]:
+		p.mu.Unlock()
+		return nil // read already: its loop goes on with the new stream
+	case len(p.remotes) >= p.cfg.MaxStreams:
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %d at most", ErrTooManyStreams, p.cfg.MaxStreams)
+	}
+	p.remotes[remote] = true
+	p.mu.Unlock()
+	if p.cfg.Admit != nil {
+		if err := p.cfg.Admit(info); err != nil {
+			p.release(remote)
+			return err
+		}
+	}
+	return nil
+}
+
+// release gives back remote's claim on MaxStreams.
+func (p *Peer) release(remote *pion.TrackRemote) {
+	p.mu.Lock()
+	delete(p.remotes, remote)
+	p.mu.Unlock()
+}
+
+// refuse drops a track that was not admitted: the receiver is stopped
+// when it carries nothing admitted (pion frees its streams and buffers),
+// and a client that keeps publishing refused tracks loses its peer.
+func (p *Peer) refuse(remote *pion.TrackRemote, recv *pion.RTPReceiver, info PublishInfo, err error) {
+	if errors.Is(err, ErrClosed) {
+		return
+	}
+	p.mu.Lock()
+	p.refused++
+	abuse := p.refused > p.cfg.MaxStreams
+	shared := false
+	for _, t := range recv.Tracks() {
+		shared = shared || (t != remote && p.remotes[t])
+	}
+	p.mu.Unlock()
+	if p.cfg.OnRefused != nil {
+		p.cfg.OnRefused(info, err)
+	}
+	if !shared {
+		_ = recv.Stop()
+	}
+	if abuse && !p.isClosed() {
+		go p.end() // not on pion's goroutine: Close waits for pion
+	}
+}
+
 // readRTP is a published track's read loop: one goroutine per track, as
 // HandleRTP wants, reading into one buffer for the track's life.
 func (p *Peer) readRTP(remote *pion.TrackRemote, track *forward.Track, info PublishInfo) {
@@ -79,6 +148,7 @@ func (p *Peer) readRTP(remote *pion.TrackRemote, track *forward.Track, info Publ
 	_ = track.Close()
 	p.mu.Lock()
 	delete(p.pubs, track)
+	delete(p.remotes, remote)
 	p.mu.Unlock()
 	if p.cfg.OnUnpublish != nil {
 		p.cfg.OnUnpublish(track, info)
