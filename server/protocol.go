@@ -19,8 +19,8 @@ import (
 
 // request is a client's message.
 type request struct {
-	ID   uint64          `json:"id"`
-	Type string          `json:"type"`
+	ID   uint64         `json:"id"`
+	Type string         `json:"type"`
 	Data jsontext.Value `json:"data,omitempty"`
 }
 
