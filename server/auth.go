@@ -37,6 +37,9 @@ func IssueToken(secret []byte, user string, create bool, ttl time.Duration) (str
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 
+// tokenLeeway is the clock skew allowed for a token's expiry.
+const tokenLeeway = 5 * time.Second
+
 // verifyToken checks token's signature (HS256 only), expiry (required) and
 // subject, and returns its claims. Every failure wraps ErrUnauthenticated.
 func verifyToken(secret []byte, token string, now time.Time) (Claims, error) {
@@ -45,7 +48,7 @@ func verifyToken(secret []byte, token string, now time.Time) (Claims, error) {
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(func() time.Time { return now }),
-		jwt.WithLeeway(5*time.Second),
+		jwt.WithLeeway(tokenLeeway),
 	)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)

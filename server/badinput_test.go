@@ -172,8 +172,8 @@ func TestFlood(t *testing.T) {
 			}
 		}
 	}
-	if granted != 4 || limited != 19 {
-		t.Errorf("granted %d, rate limited %d; want 4 and 19 before the close", granted, limited)
+	if granted != 4 || limited != 20 {
+		t.Errorf("granted %d, rate limited %d; want 4 and 20 (MaxRefusals) before the close", granted, limited)
 	}
 	if got := mallory.waitClosed(); got != websocket.StatusPolicyViolation {
 		t.Errorf("flood: closed with %d", got)
@@ -183,13 +183,15 @@ func TestFlood(t *testing.T) {
 	if err := json.Unmarshal(alice.must("getUsers", nil), &snap); err != nil || len(snap.Users) != 1 {
 		t.Errorf("after the flood: %+v %v", snap, err)
 	}
-	if ts.Stats().RateLimited != 20 {
+	if ts.Stats().RateLimited != 21 {
 		t.Errorf("rate limited counted %d", ts.Stats().RateLimited)
 	}
 }
 
 // TestFloodOfGarbage: malformed messages spend the rate limit too, and a
-// connection that sends nothing but them is closed.
+// connection that sends nothing but them is closed: its 5 (the burst)
+// malformed messages and 15 refused by the rate limit are its 20
+// refusals; the next one closes it.
 func TestFloodOfGarbage(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
@@ -201,7 +203,7 @@ func TestFloodOfGarbage(t *testing.T) {
 	if got := mallory.waitClosed(); got != websocket.StatusPolicyViolation {
 		t.Errorf("closed with %d", got)
 	}
-	if st := ts.Stats(); st.Invalid != 5 || st.RateLimited != 20 {
-		t.Errorf("invalid %d, rate limited %d; want 5 and 20", st.Invalid, st.RateLimited)
+	if st := ts.Stats(); st.Invalid != 5 || st.RateLimited != 16 {
+		t.Errorf("invalid %d, rate limited %d; want 5 and 16", st.Invalid, st.RateLimited)
 	}
 }

@@ -54,11 +54,18 @@ type Config struct {
 	// MaxMessageBytes is the largest message a client may send. Default
 	// 256 KiB.
 	MaxMessageBytes int64
-	// RequestRate and RequestBurst bound each connection's requests: a
-	// token bucket of RequestBurst tokens refilled at RequestRate a
-	// second. Defaults 20 and 40.
+	// RequestRate and RequestBurst bound each user's requests, over all
+	// its connections: a token bucket of RequestBurst tokens refilled at
+	// RequestRate a second, kept after the user's last connection closes
+	// until it is full again (reconnecting gives no fresh burst). Defaults
+	// 20 and 40.
 	RequestRate  float64
 	RequestBurst int
+	// AddrRequestRate and AddrRequestBurst bound what one remote address
+	// sends over all its connections: each new connection and each
+	// message, auth included, spends a token. Defaults 100 and 200.
+	AddrRequestRate  float64
+	AddrRequestBurst int
 	// MaxConnsPerIP bounds the WebSocket connections open at once from
 	// one remote address; more are refused (429). Default 64.
 	MaxConnsPerIP int
@@ -67,9 +74,12 @@ type Config struct {
 	// holder can send); an auth past it is refused (RateLimited, closed
 	// with 1008). Default 16.
 	MaxConnsPerUser int
-	// MaxRefusals closes a connection whose requests were refused by the
-	// rate limit this many times in a row. Default 100.
-	MaxRefusals int
+	// MaxRefusals and RefusalWindow close a connection whose messages
+	// were refused (by a rate limit, or as malformed) more than
+	// MaxRefusals times in RefusalWindow (a token bucket of MaxRefusals
+	// refilled over RefusalWindow). Defaults 20 and 10 s.
+	MaxRefusals   int
+	RefusalWindow time.Duration
 	// AuthTimeout is how long a new connection has to authenticate.
 	// Default 10 s.
 	AuthTimeout time.Duration
@@ -123,7 +133,14 @@ func (c Config) withDefaults() Config {
 		c.MaxConnsPerUser = 16
 	}
 	if c.MaxRefusals == 0 {
-		c.MaxRefusals = 100
+		c.MaxRefusals = 20
+	}
+	def(&c.RefusalWindow, 10*time.Second)
+	if c.AddrRequestRate == 0 {
+		c.AddrRequestRate = 100
+	}
+	if c.AddrRequestBurst == 0 {
+		c.AddrRequestBurst = 200
 	}
 	if c.SendQueue == 0 {
 		c.SendQueue = 512
@@ -143,10 +160,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Secret must be at least %d bytes", ErrInvalidConfig, MinSecretLen)
 	case c.MaxMessageBytes < 4<<10:
 		return fmt.Errorf("%w: MaxMessageBytes %d is below 4 KiB", ErrInvalidConfig, c.MaxMessageBytes)
-	case c.RequestRate < 0 || c.RequestBurst < 1 || c.MaxRefusals < 1 || c.SendQueue < 16 || c.MaxConnsPerIP < 1 || c.MaxConnsPerUser < 1:
-		return fmt.Errorf("%w: RequestRate, RequestBurst, MaxRefusals, SendQueue, MaxConnsPerIP or MaxConnsPerUser out of range", ErrInvalidConfig)
+	case c.RequestRate < 0 || c.RequestBurst < 1 || c.AddrRequestRate < 0 || c.AddrRequestBurst < 1 ||
+		c.MaxRefusals < 1 || c.SendQueue < 16 || c.MaxConnsPerIP < 1 || c.MaxConnsPerUser < 1:
+		return fmt.Errorf("%w: RequestRate, RequestBurst, AddrRequestRate, AddrRequestBurst, MaxRefusals, SendQueue, MaxConnsPerIP or MaxConnsPerUser out of range", ErrInvalidConfig)
 	case c.DevTokenTTL < 0 || c.AuthTimeout < 0 || c.PingInterval < 0 || c.PingTimeout < 0 ||
-		c.WriteTimeout < 0 || c.Grace < 0 || c.ResumeGrace < 0 || c.IdleTimeout < 0 || c.JoinRequestTimeout < 0:
+		c.WriteTimeout < 0 || c.Grace < 0 || c.ResumeGrace < 0 || c.IdleTimeout < 0 || c.JoinRequestTimeout < 0 || c.RefusalWindow < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	}
 	for _, p := range c.OriginPatterns {

@@ -48,7 +48,7 @@ func (ss *session) handle(req request) {
 		ss.startJoin(req)
 		return
 	case "auth":
-		ss.reply(req.ID, nil, fmt.Errorf("%w: already authenticated", ErrInvalidMessage))
+		ss.renew(req)
 		return
 	}
 	op := channelOps[req.Type]

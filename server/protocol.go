@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"unicode"
+	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -238,6 +239,7 @@ type authResult struct {
 	UserID     string             `json:"userId"`
 	CanCreate  bool               `json:"canCreate"`
 	ICEServers []webrtc.ICEServer `json:"iceServers"`
+	ExpiresAt  int64              `json:"expiresAt"` // the token's expiry, Unix seconds
 }
 
 type activeUser struct {
@@ -282,11 +284,18 @@ type newcallPush struct {
 
 // Conversions between the wire and the channel package.
 
-// validName reports whether a user id or track name can be carried in
-// SDP (a=msid): no whitespace or control characters.
+// validName reports whether a user id or track name is valid UTF-8 that
+// can be carried in SDP (a=msid) and shown without deceiving: no
+// whitespace, control or format characters (zero-width characters and
+// bidirectional overrides are format characters: "owner\u200b" would
+// look like "owner"), no private-use or unassigned code points, no U+FFFD
+// (what invalid UTF-8 becomes on the way through JSON).
 func validName(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
 	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
+		if r == utf8.RuneError || unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co) || !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S) {
 			return false
 		}
 	}

@@ -38,8 +38,11 @@ type Server struct {
 	stays    map[stayKey]*stay                // every stay, orphans included; guarded by mu
 	byUser   map[string]map[*session]struct{} // authenticated sessions; guarded by mu
 	perIP    map[string]int                   // open connections by remote address; guarded by mu
-	wg       sync.WaitGroup                   // one per session
-	stayWG   sync.WaitGroup                   // the stays' pumps and negotiators
+	// Request budgets: each user's, shared by its connections, and each
+	// remote address's, spent by its connections and their messages.
+	userBudgets, addrBudgets *budgets
+	wg                       sync.WaitGroup // one per session
+	stayWG                   sync.WaitGroup // the stays' pumps and negotiators
 
 	stats counters
 
@@ -99,6 +102,9 @@ func New(cfg Config) (*Server, error) {
 		stays:    map[stayKey]*stay{},
 		byUser:   map[string]map[*session]struct{}{},
 		perIP:    map[string]int{},
+
+		userBudgets: newBudgets(cfg.RequestRate, cfg.RequestBurst),
+		addrBudgets: newBudgets(cfg.AddrRequestRate, cfg.AddrRequestBurst),
 	}
 	engine, err := webrtc.New(cfg.WebRTC)
 	if err != nil {
@@ -251,18 +257,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // serveWS accepts a signalling WebSocket and runs its session.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ip := remoteIP(r.RemoteAddr)
+	addr := s.addrBudgets.acquire(ip)
+	defer s.addrBudgets.release(ip, addr)
 	s.mu.Lock()
 	closed, full := s.closed, s.perIP[ip] >= s.cfg.MaxConnsPerIP
 	if !closed && !full {
 		s.perIP[ip]++
 	}
 	s.mu.Unlock()
+	// A connection spends a token of its address's budget too.
+	limited := !closed && !full && !s.addrBudgets.take(addr, time.Now())
 	switch {
 	case closed:
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	case full:
 		s.stats.refusedConns.Add(1)
+		s.warnRefusedConn.warn(s.log, "connection refused: too many connections from this address", "remote", ip, "max", s.cfg.MaxConnsPerIP)
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
@@ -274,6 +285,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 		}
 	}()
+	if limited {
+		s.stats.refusedConns.Add(1)
+		s.warnRefusedConn.warn(s.log, "connection refused: rate limit of the address exceeded", "remote", ip)
+		http.Error(w, "too many requests from this address", http.StatusTooManyRequests)
+		return
+	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns: s.cfg.OriginPatterns,
 	})
@@ -282,7 +299,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageBytes)
-	ss := newSession(s, conn, r.RemoteAddr)
+	ss := newSession(s, conn, r.RemoteAddr, ip, addr)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

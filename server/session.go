@@ -42,7 +42,12 @@ type session struct {
 	ending  bool               // a close has been queued; guarded by mu
 	done    bool               // the session is ending: no new stay; guarded by mu
 
-	bucket bucket // read loop only
+	ip       string  // the remote address, the key of addrBudget
+	addr     *budget // the address's request budget, shared by its connections
+	budget   *budget // the user's request budget, shared by its connections; set by auth
+	refusals bucket  // refusals allowed before the connection is closed; read loop only
+
+	expiry *time.Timer // ends the session when its token expires; guarded by mu
 }
 
 // outMsg is one message for the writer; a nonzero close ends the
@@ -53,16 +58,18 @@ type outMsg struct {
 	reason string
 }
 
-func newSession(s *Server, conn *websocket.Conn, remote string) *session {
+func newSession(s *Server, conn *websocket.Conn, remote, ip string, addr *budget) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
-		srv:    s,
-		conn:   conn,
-		log:    s.log.With("remote", remote),
-		ctx:    ctx,
-		cancel: cancel,
-		out:    make(chan outMsg, s.cfg.SendQueue),
-		bucket: newBucket(s.cfg.RequestRate, s.cfg.RequestBurst),
+		srv:      s,
+		conn:     conn,
+		log:      s.log.With("remote", remote),
+		ctx:      ctx,
+		cancel:   cancel,
+		out:      make(chan outMsg, s.cfg.SendQueue),
+		ip:       ip,
+		addr:     addr,
+		refusals: newBucket(float64(s.cfg.MaxRefusals)/s.cfg.RefusalWindow.Seconds(), s.cfg.MaxRefusals),
 	}
 }
 
@@ -101,6 +108,14 @@ func (ss *session) run() {
 	ss.cancel()
 	ss.wg.Wait()
 	_ = ss.conn.CloseNow()
+	ss.mu.Lock()
+	if ss.expiry != nil {
+		ss.expiry.Stop()
+	}
+	ss.mu.Unlock()
+	if ss.budget != nil {
+		ss.srv.userBudgets.release(ss.user, ss.budget)
+	}
 }
 
 // connectionLost reports whether a read failed because the connection was
@@ -114,11 +129,17 @@ func connectionLost(err error) bool {
 
 // readLoop authenticates the client, then reads and handles requests
 // until the connection fails or the session is ended.
+//
+// Every message spends a token of the remote address's budget and, once
+// authenticated, of the user's (both shared with their other
+// connections); one past either is refused at the cost of finding its id
+// (quickID), not decoded. A refusal, for the budget or for a malformed
+// message, spends one of the connection's MaxRefusals a RefusalWindow:
+// past them the connection is closed.
 func (ss *session) readLoop() error {
 	if err := ss.authenticate(); err != nil {
 		return err
 	}
-	refusals, invalid := 0, 0 // in a row
 	for {
 		typ, data, err := ss.conn.Read(ss.ctx)
 		if err != nil {
@@ -129,49 +150,63 @@ func (ss *session) readLoop() error {
 			ss.closeWith(websocket.StatusUnsupportedData, "text messages only")
 			return ErrInvalidMessage
 		}
-		// Every message spends a token, the malformed ones too.
-		if !ss.bucket.take(time.Now()) {
+		now := time.Now()
+		if !ss.srv.addrBudgets.take(ss.addr, now) || !ss.srv.userBudgets.take(ss.budget, now) {
 			ss.srv.stats.rateLimited.Add(1)
-			if refusals++; refusals >= ss.srv.cfg.MaxRefusals {
+			if !ss.refusals.take(now) {
+				ss.srv.warnRateLimited.warn(ss.log, "connection closed: rate limit exceeded", "user", ss.user)
 				ss.closeWith(websocket.StatusPolicyViolation, "rate limit exceeded")
 				return ErrRateLimited
 			}
-			ss.reply(idOf(data), nil, fmt.Errorf("%w: at most %g requests a second", ErrRateLimited, ss.srv.cfg.RequestRate))
+			ss.reply(quickID(data), nil, fmt.Errorf("%w: at most %g requests a second", ErrRateLimited, ss.srv.cfg.RequestRate))
 			continue
 		}
-		refusals = 0
 		var req request
 		if err := decodeStrict(data, &req); err != nil || req.ID == 0 || req.Type == "" {
 			ss.srv.stats.invalid.Add(1)
 			if err == nil {
 				err = fmt.Errorf("%w: a request needs a positive id and a type", ErrInvalidMessage)
 			}
-			if invalid++; invalid >= ss.srv.cfg.MaxRefusals {
+			if !ss.refusals.take(now) {
+				ss.srv.warnRateLimited.warn(ss.log, "connection closed: too many invalid messages", "user", ss.user)
 				ss.closeWith(websocket.StatusPolicyViolation, "too many invalid messages")
 				return err
 			}
 			ss.reply(idOf(data), nil, err)
 			continue
 		}
-		invalid = 0
 		ss.handle(req)
 	}
 }
 
-// authenticate reads the first message, which must be a valid auth.
+// authenticate reads the first message, which must be a valid auth, within
+// AuthTimeout: past it the connection is closed with 4001 (a timer closes
+// it; a read deadline would make the library close it without the code).
 func (ss *session) authenticate() error {
-	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.AuthTimeout)
-	defer cancel()
-	typ, data, err := ss.conn.Read(ctx)
-	if err != nil {
-		if ctx.Err() != nil && ss.ctx.Err() == nil {
-			ss.srv.stats.authFailures.Add(1)
-			ss.closeWith(4001, "no auth in time")
+	timer := time.AfterFunc(ss.srv.cfg.AuthTimeout, func() {
+		ss.srv.stats.authFailures.Add(1)
+		ss.closeWith(4001, "no auth in time")
+	})
+	typ, data, err := ss.conn.Read(ss.ctx)
+	if !timer.Stop() {
+		if err == nil {
+			err = fmt.Errorf("%w: no auth in time", ErrUnauthenticated)
 		}
+		return err // closed with 4001
+	}
+	if err != nil {
 		return err
 	}
 	var req request
 	var a authData
+	if !ss.srv.addrBudgets.take(ss.addr, time.Now()) {
+		ss.srv.stats.rateLimited.Add(1)
+		err := fmt.Errorf("%w: too many requests from this address", ErrRateLimited)
+		ss.reply(quickID(data), nil, err)
+		ss.srv.warnRateLimited.warn(ss.log, "auth refused: rate limit of the address exceeded")
+		ss.closeWith(websocket.StatusPolicyViolation, "rate limit exceeded")
+		return err
+	}
 	err = decodeStrict(data, &req)
 	switch {
 	case err != nil || typ != websocket.MessageText:
@@ -197,13 +232,61 @@ func (ss *session) authenticate() error {
 	ss.log = ss.log.With("user", ss.user)
 	if !ss.srv.authenticated(ss) {
 		err := fmt.Errorf("%w: %d connections of this user open already", ErrRateLimited, ss.srv.cfg.MaxConnsPerUser)
+		ss.srv.warnRefusedConn.warn(ss.log, "connection refused: too many connections of this user", "max", ss.srv.cfg.MaxConnsPerUser)
 		ss.reply(req.ID, nil, err)
 		ss.closeWith(websocket.StatusPolicyViolation, "too many connections for this user")
 		return err
 	}
-	ss.reply(req.ID, authResult{UserID: ss.user, CanCreate: ss.claims.Create, ICEServers: ss.srv.engine.ICEServers()}, nil)
+	ss.budget = ss.srv.userBudgets.acquire(ss.user)
+	ss.armExpiry()
+	ss.reply(req.ID, ss.authResult(), nil)
 	ss.log.Info("authenticated")
 	return nil
+}
+
+// authResult is the answer to an auth.
+func (ss *session) authResult() authResult {
+	return authResult{UserID: ss.user, CanCreate: ss.claims.Create, ICEServers: ss.srv.engine.ICEServers(),
+		ExpiresAt: ss.claims.ExpiresAt.Unix()}
+}
+
+// armExpiry (re)sets the timer that ends the session when its token
+// expires: the client renews it with another auth before then.
+func (ss *session) armExpiry() {
+	d := time.Until(ss.claims.ExpiresAt.Time) + tokenLeeway
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.expiry == nil {
+		ss.expiry = time.AfterFunc(d, func() {
+			ss.srv.stats.authFailures.Add(1)
+			ss.log.Info("token expired")
+			ss.bye("token expired", 4001)
+		})
+		return
+	}
+	ss.expiry.Reset(d)
+}
+
+// renew takes a fresh token for the session's user (an auth after the
+// first): the session then lives until the new token expires.
+func (ss *session) renew(req request) {
+	var a authData
+	err := decodeStrict(req.Data, &a)
+	var c Claims
+	if err == nil {
+		c, err = verifyToken(ss.srv.cfg.Secret, a.Token, time.Now())
+	}
+	if err == nil && c.Subject != ss.user {
+		err = fmt.Errorf("%w: a token for another user: a connection has one identity", ErrInvalidMessage)
+	}
+	if err != nil {
+		ss.srv.stats.authFailures.Add(1)
+		ss.reply(req.ID, nil, err)
+		return
+	}
+	ss.claims = c // the read loop's, as every request's handling
+	ss.armExpiry()
+	ss.reply(req.ID, ss.authResult(), nil)
 }
 
 // writeLoop writes the session's messages in order until it ends.
@@ -323,27 +406,4 @@ func idOf(data []byte) uint64 {
 		return 0
 	}
 	return v.ID
-}
-
-// bucket is a token bucket: burst tokens, refilled at rate a second.
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func newBucket(rate float64, burst int) bucket {
-	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
-}
-
-// take spends a token, reporting false when there is none.
-func (b *bucket) take(t time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+t.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = t
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

@@ -185,3 +185,24 @@ func FuzzDecodeStrict(f *testing.F) {
 		}
 	})
 }
+
+// TestQuickID: the id of a refused message is found without decoding it,
+// at the top level only.
+func TestQuickID(t *testing.T) {
+	for msg, want := range map[string]uint64{
+		`{"id":7,"type":"x"}`:                               7,
+		`{"data":{"users":[{"id":5}]},"id": 12,"type":"x"}`: 12,
+		`{"type":"x\"id\":3","id":4}`:                       4,
+		`{"data":{"id":9},"type":"x"}`:                      0,
+		`{"id":"5"}`:                                        0,
+		`{"id":-1}`:                                         0,
+		`not json`:                                          0,
+		`{"id":12345678901234567890}`:                       0,
+		`{"data":[{"a":"]"}],"id":8}`:                       8,
+		`{"data":"\\","id":6}`:                              6,
+	} {
+		if got := quickID([]byte(msg)); got != want {
+			t.Errorf("quickID(%s) = %d, want %d", msg, got, want)
+		}
+	}
+}
