@@ -2,6 +2,7 @@ package forward
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/callcore/callcore/internal/rtcpx"
 	"github.com/callcore/callcore/transport"
@@ -29,13 +30,16 @@ func (s *Subscriber) HandleRTCP(pkt []byte) error {
 	if t == nil || (!fb.KeyFrame && len(fb.NACKs) == 0) {
 		return nil
 	}
+	s.budget(t.clock.Nanotime())
+	if !fb.KeyFrame && len(fb.NACKs) == 0 {
+		return nil
+	}
 	t.enter()
 	ask := false
 	// A subscriber paused by its gate gets nothing, retransmissions
 	// included; one switching source has no segment to answer from yet.
 	if s.src.Load() == t && s.handoff.Load() == nil && s.open.Load() {
 		if fb.KeyFrame {
-			s.cnt.keyFrameRequests.Add(1)
 			t.cnt.keyFrameRequestsIn.Add(1)
 			if t.mt.onGen && !t.mt.unmuting {
 				t.mt.wantKey.Store(true) // muted: a black key frame at the next due time
@@ -60,6 +64,52 @@ func (s *Subscriber) HandleRTCP(pkt []byte) error {
 	return nil
 }
 
+// budget holds the feedback in s.feedback to the subscriber's budgets: a
+// key-frame request over its budget is dropped, and so are the NACKed
+// numbers over it (the list is cut where the tokens ran out). Both are
+// counted.
+func (s *Subscriber) budget(now int64) {
+	fb := &s.feedback
+	if !s.budgeted {
+		s.budgeted = true
+		s.kfBudget = newBucket(s.cfg.KeyFrameRequests, now)
+		s.nkBudget = newBucket(s.cfg.NACKs, now)
+	}
+	if fb.KeyFrame {
+		s.cnt.keyFrameRequests.Add(1)
+	}
+	if fb.KeyFrame && !s.kfBudget.take(now) {
+		fb.KeyFrame = false
+		s.cnt.keyFrameRequestsDropped.Add(1)
+	}
+	for i := range fb.NACKs {
+		n := &fb.NACKs[i]
+		if !s.nkBudget.take(now) {
+			s.dropNACKs(fb.NACKs[i:])
+			fb.NACKs = fb.NACKs[:i]
+			return
+		}
+		for b := range 16 {
+			if n.BLP&(1<<b) != 0 && !s.nkBudget.take(now) {
+				rest := n.BLP >> b << b
+				n.BLP &^= rest
+				s.cnt.nacksDropped.Add(uint64(bits.OnesCount16(rest)))
+				s.dropNACKs(fb.NACKs[i+1:])
+				fb.NACKs = fb.NACKs[:i+1]
+				return
+			}
+		}
+	}
+}
+
+func (s *Subscriber) dropNACKs(ns []rtcpx.NACK) {
+	n := 0
+	for _, e := range ns {
+		n += 1 + bits.OnesCount16(e.BLP)
+	}
+	s.cnt.nacksDropped.Add(uint64(n))
+}
+
 // nack answers one lost sequence number, in t's exclusive section.
 func (s *Subscriber) nack(t *Track, seq uint16) {
 	s.cnt.nacks.Add(1)
@@ -72,6 +122,10 @@ func (s *Subscriber) nack(t *Track, seq uint16) {
 	sl := t.cache.get(in)
 	if sl == nil {
 		s.cnt.cacheMiss.Add(1) // lost upstream, or older than the cache
+		return
+	}
+	if !s.rtx.spend() {
+		s.cnt.retransmitsRefused.Add(1) // more than its share of what it is sent
 		return
 	}
 	if err := s.sendCached(t.main, sl, out, sl.extTS+s.m.tsOff, s.cfg.RTX != nil); err != nil {

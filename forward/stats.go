@@ -78,6 +78,10 @@ type SubscriberStats struct {
 	NACKOverflow     uint64 // NACK entries beyond what one RTCP packet may carry here
 	KeyFrameRequests uint64 // PLI and FIR it sent
 	BadRTCP          uint64 // malformed RTCP it sent
+
+	KeyFrameRequestsDropped uint64 // PLI and FIR over its budget, ignored
+	NACKsDropped            uint64 // NACKed sequence numbers over its budget, ignored
+	RetransmitsRefused      uint64 // retransmissions over its share of what it is sent
 }
 
 type subCounters struct {
@@ -86,6 +90,8 @@ type subCounters struct {
 	dropWaitKey, replayed, nacks, retransmits   atomic.Uint64
 	nackTooOld, cacheMiss, nackOverflow         atomic.Uint64
 	keyFrameRequests, badRTCP                   atomic.Uint64
+	keyFrameRequestsDropped, nacksDropped       atomic.Uint64
+	retransmitsRefused                          atomic.Uint64
 }
 
 // Stats returns the subscriber's counters. It takes no lock.
@@ -98,5 +104,7 @@ func (s *Subscriber) Stats() SubscriberStats {
 		Replayed: c.replayed.Load(), NACKs: c.nacks.Load(), Retransmits: c.retransmits.Load(),
 		NACKTooOld: c.nackTooOld.Load(), CacheMiss: c.cacheMiss.Load(), NACKOverflow: c.nackOverflow.Load(),
 		KeyFrameRequests: c.keyFrameRequests.Load(), BadRTCP: c.badRTCP.Load(),
+		KeyFrameRequestsDropped: c.keyFrameRequestsDropped.Load(), NACKsDropped: c.nacksDropped.Load(),
+		RetransmitsRefused: c.retransmitsRefused.Load(),
 	}
 }

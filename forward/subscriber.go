@@ -35,10 +35,14 @@ type Subscriber struct {
 	stalled bool   // its writer refused the last packet: no replay until one passes
 	epoch   uint32 // the muter's source epoch of its current segment
 	rtxSeq  uint16 // next sequence number on the RTX stream
+	rtx     rtxCredit
 
 	// Owned by the goroutine calling HandleRTCP:
 	feedback rtcpx.Feedback
 	nackBuf  [maxNACKs]rtcpx.NACK
+	budgeted bool   // the buckets below have started
+	kfBudget bucket // PLI and FIR
+	nkBudget bucket // NACKed sequence numbers
 
 	cnt subCounters
 }
@@ -53,7 +57,8 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Subscriber{cfg: cfg, waitKey: true}
+	cfg.setDefaults()
+	s := &Subscriber{cfg: cfg, waitKey: true, rtx: newRTXCredit(cfg.RetransmitPercent, cfg.RetransmitBurst)}
 	s.m.init(cfg.FirstSeq, cfg.FirstTimestamp)
 	s.open.Store(true)
 	return s, nil
@@ -169,6 +174,7 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 	if s.stalled {
 		s.stalled = false
 	}
+	s.rtx.forwarded()
 	s.cnt.packets.Add(1)
 	s.cnt.bytes.Add(uint64(len(hdr) + len(p.payload)))
 }

@@ -3,6 +3,7 @@ package forward
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,7 @@ type keyFrames struct {
 	wanted  atomic.Bool // a subscriber waits for a key frame (set by fan-out workers too)
 	askedAt int64       // when the last request went upstream
 	asked   bool        // a request went upstream and no key frame came since
+	pending bool        // a request waits for the interval since the last one to pass
 }
 
 // subSet is one immutable snapshot of a track's subscribers.
@@ -108,6 +110,7 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 		unwrap: make([]byte, cfg.MaxPacketSize),
 		main:   newFanCtx(cfg.MaxPacketSize),
 	}
+	t.kf.askedAt = math.MinInt64 / 2 // the first request goes at once
 	t.learnt.Store(cfg.SSRC)
 	t.subs.Store(&subSet{})
 	return t, nil
@@ -225,7 +228,9 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 // sawKeyFrame notes a publisher's key frame and its picture size.
 func (t *Track) sawKeyFrame(ext uint64, now int64, media []byte) {
 	if ext > t.kf.seen {
-		t.kf.seen, t.kf.asked = ext, false
+		// A key frame answers every request so far: whoever waited is
+		// served by it.
+		t.kf.seen, t.kf.asked, t.kf.pending = ext, false, false
 		t.cnt.keyFrames.Add(1)
 	}
 	if w, h, ok := frameSize(t.codec, media); ok && w < 1<<16 && h < 1<<16 {
@@ -370,27 +375,25 @@ func (t *Track) refuse(v verdict) error {
 }
 
 // keyFrameDue merges the key-frame needs of the subscribers into one
-// request upstream: at most one per KeyFrameInterval unless a key frame
-// came in between, and the request is repeated at that interval until one
-// comes, so a lost request leaves nobody frozen.
+// request upstream, at most one per KeyFrameInterval whatever comes back:
+// a need that arrives sooner waits (pending) and goes at the end of the
+// interval, unless a key frame comes first. A request is repeated at that
+// interval until a key frame comes, so a lost request leaves nobody frozen.
 func (t *Track) keyFrameDue(now int64) bool {
 	k := &t.kf
-	if t.codec == codecOther { // audio: every packet is a place to start
+	if k.wanted.Load() {
+		// A need set between the load and the store is merged into this
+		// one. Audio never asks: every packet is a place to start.
 		k.wanted.Store(false)
+		k.pending = t.codec != codecOther
+	}
+	if !k.pending && !k.asked {
 		return false
 	}
-	if k.asked { // outstanding: repeat it until a key frame comes
-		k.wanted.Store(false)
-		if now-k.askedAt < int64(t.cfg.KeyFrameInterval) {
-			return false
-		}
-		k.askedAt = now
-		return true
-	}
-	if !k.wanted.Swap(false) {
+	if now-k.askedAt < int64(t.cfg.KeyFrameInterval) {
 		return false
 	}
-	k.asked, k.askedAt = true, now
+	k.asked, k.pending, k.askedAt = true, false, now
 	return true
 }
 
