@@ -145,22 +145,23 @@ func (t *Track) MuteSources() MuteSource { return MuteSource(t.mute.Load()) }
 
 // Pump applies mute changes and sends the empty media that is due. While a
 // track is muted something must call it at least every AudioFrame (a
-// Pulse does); publisher packets pump too.
+// Pulse does); publisher packets pump too. It never waits for the
+// section: a goroutine holding it does the work before leaving.
 func (t *Track) Pump() {
 	if StateOf(MuteSource(t.mute.Load())) != Unmuted {
 		t.ensureFrames()
 	}
-	t.enter()
+	t.submit(&t.poked)
+}
+
+// poke is Pump's work, in the section.
+func (t *Track) poke() {
 	now := t.clock.Nanotime()
 	g := &t.mt
 	boundary := t.codec == codecOther || !g.started || g.lastMarker || now-g.lastAt > int64(100*time.Millisecond)
 	t.applyMute(now, boundary)
 	t.generate(now)
-	ask := t.keyFrameDue(now)
-	t.exit()
-	if ask {
-		t.sendPLI()
-	}
+	t.kf.out = t.keyFrameDue(now) || t.kf.out
 }
 
 // ensureFrames builds the empty media at the publisher's size if the track

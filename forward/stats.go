@@ -26,6 +26,9 @@ type TrackStats struct {
 	ParameterSetsResent uint64 // H.264 SPS and PPS sent again before an IDR at unmute
 	NoEmptyMedia        uint64 // times the muter had no empty frames for the codec
 	NACKsOut            uint64 // NACK entries sent to the publisher for upstream loss
+
+	Handoffs  uint64 // publisher packets that slept until the section was handed to them
+	Delegated uint64 // requests (feedback, pumps) left to the goroutine holding the section
 }
 
 // Dropped is the number of packets refused for any reason.
@@ -41,6 +44,7 @@ type trackCounters struct {
 	keyFrameRequestsIn, keyFrameRequestsOut      atomic.Uint64
 	mutedDrop, generated, parameterSetsResent    atomic.Uint64
 	noEmptyMedia, nacksOut                       atomic.Uint64
+	handoffs, delegated                          atomic.Uint64
 }
 
 // Stats returns the track's counters. It takes no lock.
@@ -55,7 +59,7 @@ func (t *Track) Stats() TrackStats {
 		KeyFrameRequestsIn: c.keyFrameRequestsIn.Load(), KeyFrameRequestsOut: c.keyFrameRequestsOut.Load(),
 		MutedDrop: c.mutedDrop.Load(), Generated: c.generated.Load(),
 		ParameterSetsResent: c.parameterSetsResent.Load(), NoEmptyMedia: c.noEmptyMedia.Load(),
-		NACKsOut: c.nacksOut.Load(),
+		NACKsOut: c.nacksOut.Load(), Handoffs: c.handoffs.Load(), Delegated: c.delegated.Load(),
 	}
 }
 

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -37,6 +36,15 @@ type Subscriber struct {
 	rtxSeq  uint16 // next sequence number on the RTX stream
 	rtx     rtxCredit
 
+	// Feedback handed to the track's section: fbMu guards fbNACKs, fbN and
+	// fbKeys, and is taken only by HandleRTCP and by the section answering
+	// (never on the packet path, no callback under it).
+	fbMu    sync.Mutex
+	fbNACKs [fbMax]rtcpx.NACK
+	fbN     int
+	fbKeys  int // key-frame requests
+	fbTask  task
+
 	// Owned by the goroutine calling HandleRTCP:
 	feedback rtcpx.Feedback
 	nackBuf  [maxNACKs]rtcpx.NACK
@@ -59,6 +67,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	}
 	cfg.setDefaults()
 	s := &Subscriber{cfg: cfg, waitKey: true, rtx: newRTXCredit(cfg.RetransmitPercent, cfg.RetransmitBurst)}
+	s.fbTask.kind, s.fbTask.sub = taskFeedback, s
 	s.m.init(cfg.FirstSeq, cfg.FirstTimestamp)
 	s.open.Store(true)
 	return s, nil
@@ -82,13 +91,15 @@ func (s *Subscriber) SwitchTo(t *Track) error {
 	if old != nil {
 		// A handoff still settling must finish before it is replaced, or
 		// its track could deliver alongside the new one.
-		if h := s.handoff.Load(); h != nil {
-			for !h.from.quiescent(h.gen) {
-				runtime.Gosched()
-			}
+		if h := s.handoff.Load(); h != nil && !h.from.quiescent(h.gen) {
+			h.from.barrier()
 		}
-		g := old.remove(s)
-		s.handoff.Store(&handoff{from: old, gen: g})
+		old.remove(s)
+		// src goes nil before the old track's generation is read, so a
+		// section of it that starts later sees the subscriber gone; the
+		// handoff is set before src names t, so t's section sees it.
+		s.src.Store(nil)
+		s.handoff.Store(&handoff{from: old, gen: old.gen.Load()})
 	}
 	s.src.Store(t)
 	if !t.add(s) {
@@ -115,10 +126,8 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 	if t := s.src.Swap(nil); t != nil {
-		g := t.remove(s)
-		for !t.quiescent(g) {
-			runtime.Gosched()
-		}
+		t.remove(s)
+		t.barrier()
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -16,12 +15,13 @@ import (
 // Track is one published stream fanned out to its subscribers.
 //
 // Everything that changes a track's media state runs in the track's
-// exclusive section: HandleRTP (the publisher transport's read loop),
-// and a subscriber's NACK and key-frame requests. The section is entered
-// with one compare-and-swap; the packet path never contends with another
-// track or subscriber, and subscribers are added and removed without
-// entering it: the subscriber set is an immutable snapshot behind an atomic
-// pointer, replaced whole under mu.
+// exclusive section (section.go): HandleRTP (the publisher transport's
+// read loop) takes it with one compare-and-swap; a subscriber's NACK and
+// key-frame requests, pumps and key-frame requests are handed to whoever
+// holds it. The packet path never contends with another track or
+// subscriber, and subscribers are added and removed without entering it:
+// the subscriber set is an immutable snapshot behind an atomic pointer,
+// replaced whole under mu.
 type Track struct {
 	cfg   TrackConfig
 	codec codec
@@ -30,6 +30,8 @@ type Track struct {
 	mu     sync.Mutex               // guards replacing subs; never held on the packet path
 	subs   atomic.Pointer[subSet]   // read in the exclusive section without locks
 	gen    atomic.Uint64            // odd while a goroutine is in the exclusive section
+	queue  atomic.Pointer[task]     // work handed to the section (section.go)
+	poked  task                     // the track's own taskPoke
 	shut   atomic.Bool              // set by Close
 	mute   atomic.Uint32            // MuteSource bits, set by SetMute
 	frames atomic.Pointer[frameSet] // empty media, built off the packet path
@@ -46,12 +48,13 @@ type Track struct {
 	main    *fanCtx // scratch of the goroutine that runs the section
 	cur     pktInfo // the packet being fanned out
 	kf      keyFrames
-	par     parallel  // parallel fan-out state
-	mt      muteState // the muter
-	pic     picState  // VP8 picture-ID continuity
-	nack    nackGen   // upstream NACKs
-	lastAdj uint64    // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
-	desc    [8]byte   // a rewritten VP8 payload descriptor
+	par     parallel          // parallel fan-out state
+	mt      muteState         // the muter
+	pic     picState          // VP8 picture-ID continuity
+	nack    nackGen           // upstream NACKs
+	fbBuf   [fbMax]rtcpx.NACK // a subscriber's NACKs being answered
+	lastAdj uint64            // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
+	desc    [8]byte           // a rewritten VP8 payload descriptor
 }
 
 // keyFrames is a track's key-frame state, owned by the exclusive section.
@@ -64,6 +67,7 @@ type keyFrames struct {
 	askedAt int64       // when the last request went upstream
 	asked   bool        // a request went upstream and no key frame came since
 	pending bool        // a request waits for the interval since the last one to pass
+	out     bool        // a request is to go upstream once the section is left
 }
 
 // subSet is one immutable snapshot of a track's subscribers.
@@ -111,6 +115,7 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 		main:   newFanCtx(cfg.MaxPacketSize),
 	}
 	t.kf.askedAt = math.MinInt64 / 2 // the first request goes at once
+	t.poked.kind = taskPoke
 	t.learnt.Store(cfg.SSRC)
 	t.subs.Store(&subSet{})
 	return t, nil
@@ -118,22 +123,6 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 
 // Config returns the track's configuration with defaults applied.
 func (t *Track) Config() TrackConfig { return t.cfg }
-
-// enter takes the track's exclusive section. It spins only while another
-// goroutine handles one RTCP request or one packet of this track.
-func (t *Track) enter() {
-	for {
-		if g := t.gen.Load(); g%2 == 0 && t.gen.CompareAndSwap(g, g+1) {
-			return
-		}
-		runtime.Gosched()
-	}
-}
-
-func (t *Track) exit() { t.gen.Add(1) }
-
-// quiescent reports whether the section held when gen read g was left.
-func (t *Track) quiescent(g uint64) bool { return g%2 == 0 || t.gen.Load() != g }
 
 // HandleRTP takes one RTP packet from the publisher and hands it, rewritten,
 // to every subscriber. pkt is not retained. Packets that are refused are
@@ -143,16 +132,13 @@ func (t *Track) HandleRTP(pkt []byte) error {
 	if t.shut.Load() {
 		return ErrClosed
 	}
-	t.enter()
+	t.acquire()
 	ask, err := t.handle(pkt)
 	var nack []byte
 	if t.cfg.NACKUpstream && err == nil {
 		nack = t.nacksDue(t.cur.now)
 	}
-	t.exit()
-	if ask {
-		t.sendPLI()
-	}
+	t.leave(ask)
 	if nack != nil && t.cfg.Feedback != nil {
 		_ = t.cfg.Feedback.WriteRTCP(nack) // t.nack.out is only written by this goroutine
 	}
@@ -408,15 +394,11 @@ func (t *Track) sendPLI() {
 }
 
 // RequestKeyFrame asks the publisher for a key frame, merged with and
-// throttled like the subscribers' requests.
+// throttled like the subscribers' requests. It never waits for the
+// section: a goroutine holding it makes the request.
 func (t *Track) RequestKeyFrame() {
-	t.enter()
 	t.kf.wanted.Store(true)
-	ask := t.keyFrameDue(t.clock.Nanotime())
-	t.exit()
-	if ask {
-		t.sendPLI()
-	}
+	t.submit(&t.poked)
 }
 
 // Subscribe creates a subscriber and attaches it to the track.
@@ -447,9 +429,8 @@ func (t *Track) add(s *Subscriber) bool {
 	return true
 }
 
-// remove takes s out of the subscriber set and returns the generation to
-// wait out before s may be used by another goroutine.
-func (t *Track) remove(s *Subscriber) uint64 {
+// remove takes s out of the subscriber set.
+func (t *Track) remove(s *Subscriber) {
 	t.mu.Lock()
 	old := t.subs.Load()
 	list := make([]*Subscriber, 0, len(old.entries))
@@ -460,7 +441,6 @@ func (t *Track) remove(s *Subscriber) uint64 {
 	}
 	t.subs.Store(t.index(list))
 	t.mu.Unlock()
-	return t.gen.Load()
 }
 
 // index builds a snapshot with the distinct profiles and flushers of subs.
@@ -503,10 +483,7 @@ func (t *Track) Close() error {
 	t.shut.Store(true)
 	old := t.subs.Swap(&subSet{})
 	t.mu.Unlock()
-	g := t.gen.Load()
-	for !t.quiescent(g) {
-		runtime.Gosched()
-	}
+	t.barrier()
 	for _, e := range old.entries {
 		e.sub.src.CompareAndSwap(t, nil)
 	}
