@@ -95,6 +95,7 @@ type muteState struct {
 	armed    bool      // a mute waits for the end of the publisher's frame
 	unmuting bool      // waiting for the publisher's key frame; empty media goes on
 	tail     int       // repeat frames still to send after an admin mute's key frame
+	pulsed   bool      // needPulse as last stored
 
 	ext     uint64      // next generated sequence number, in a space of its own
 	ts      uint64      // next generated timestamp
@@ -161,7 +162,26 @@ func (t *Track) poke() {
 	boundary := t.codec == codecOther || !g.started || g.lastMarker || now-g.lastAt > int64(100*time.Millisecond)
 	t.applyMute(now, boundary)
 	t.generate(now)
+	t.notePulse()
 	t.kf.out = t.keyFrameDue(now) || t.kf.out
+}
+
+// notePulse tells the track's pulse, in the section, when the track starts
+// or stops generating empty media: a mute waiting for the end of a frame,
+// empty media flowing, or an admin mute's flush not yet over. needPulse is
+// stored before the pulse is loaded, and Pulse.Add stores the pulse before
+// it loads needPulse, so one of them sees the other.
+func (t *Track) notePulse() {
+	g := &t.mt
+	need := g.armed || (g.onGen && (g.applied != MutedSilent || g.unmuting || g.tail > 0))
+	if need == g.pulsed {
+		return
+	}
+	g.pulsed = need
+	t.needPulse.Store(need)
+	if p := t.pulse.Load(); need && p != nil {
+		p.wake(t)
+	}
 }
 
 // ensureFrames builds the empty media at the publisher's size if the track

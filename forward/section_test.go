@@ -74,9 +74,9 @@ func TestFeedbackDuringFanoutIsHandedOver(t *testing.T) {
 	sent.Store(1)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { // the publisher, until the feedback is done
+	go func() { // the publisher, until the feedback is done or its numbers would wrap
 		defer wg.Done()
-		for n := 0; !stop.Load() && n < 1_000_000 && time.Now().Before(deadline); n++ {
+		for n := 0; !stop.Load() && n < 60_000 && time.Now().Before(deadline); n++ {
 			pkt, _ := src.next(t)
 			if err := tr.HandleRTP(pkt); err != nil {
 				t.Error(err)

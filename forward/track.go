@@ -27,17 +27,21 @@ type Track struct {
 	codec codec
 	clock Clock
 
-	mu     sync.Mutex               // guards replacing subs; never held on the packet path
-	subs   atomic.Pointer[subSet]   // read in the exclusive section without locks
-	gen    atomic.Uint64            // odd while a goroutine is in the exclusive section
-	queue  atomic.Pointer[task]     // work handed to the section (section.go)
-	poked  task                     // the track's own taskPoke
-	shut   atomic.Bool              // set by Close
-	mute   atomic.Uint32            // MuteSource bits, set by SetMute
-	frames atomic.Pointer[frameSet] // empty media, built off the packet path
-	size   atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
-	learnt atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
-	cnt    trackCounters            // written in the exclusive section, read by anyone
+	mu    sync.Mutex             // guards replacing subs; never held on the packet path
+	subs  atomic.Pointer[subSet] // read in the exclusive section without locks
+	gen   atomic.Uint64          // odd while a goroutine is in the exclusive section
+	queue atomic.Pointer[task]   // work handed to the section (section.go)
+	poked task                   // the track's own taskPoke
+	pulse atomic.Pointer[Pulse]  // the pulse it was added to, if any
+	// needPulse: the track generates empty media and must be pumped when
+	// its publisher sends nothing. Written by the section when it changes.
+	needPulse atomic.Bool
+	shut      atomic.Bool              // set by Close
+	mute      atomic.Uint32            // MuteSource bits, set by SetMute
+	frames    atomic.Pointer[frameSet] // empty media, built off the packet path
+	size      atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
+	learnt    atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
+	cnt       trackCounters            // written in the exclusive section, read by anyone
 
 	// Owned by the exclusive section:
 	in      ingest
@@ -188,6 +192,7 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	if g.onGen && !(g.unmuting && p.key) {
 		t.cnt.mutedDrop.Add(1) // the publisher's media never reaches anyone while muted
 		t.generate(now)
+		t.notePulse()
 		return t.keyFrameDue(now), nil
 	}
 	if g.onGen { // unmute: real media resumes exactly on this key frame
@@ -197,6 +202,7 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 		p.epoch = g.epoch
 		_ = t.parse(pkt)
 	}
+	t.notePulse()
 	t.cache.markSent(ext, p.epoch)
 	if p.key && t.codec != codecOther {
 		t.forwardedKeyFrame(p)
