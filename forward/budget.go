@@ -47,15 +47,14 @@ func newRTXCredit(percent, burst int) rtxCredit {
 	return rtxCredit{earn: int64(percent), full: full, level: full}
 }
 
-// forwarded earns the credit of one packet sent.
-func (c *rtxCredit) forwarded() {
-	if c.level < c.full {
-		c.level = min(c.full, c.level+c.earn)
-	}
-}
+// forwarded earns the credit of one packet sent: one addition on the
+// packet path. The cap is applied when the credit is spent, which is the
+// same as applying it at every packet, since only additions come between.
+func (c *rtxCredit) forwarded() { c.level += c.earn }
 
 // spend takes one retransmission, and reports false when it is not earned.
 func (c *rtxCredit) spend() bool {
+	c.level = min(c.level, c.full)
 	if c.level < 100 {
 		return false
 	}

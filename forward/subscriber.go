@@ -36,6 +36,8 @@ type Subscriber struct {
 	rtxSeq  uint16 // next sequence number on the RTX stream
 	rtx     rtxCredit
 
+	cnt subCounters // next to the fields the packet path touches
+
 	// Feedback handed to the track's section: fbMu guards fbNACKs, fbN and
 	// fbKeys, and is taken only by HandleRTCP and by the section answering
 	// (never on the packet path, no callback under it).
@@ -51,8 +53,6 @@ type Subscriber struct {
 	budgeted bool   // the buckets below have started
 	kfBudget bucket // PLI and FIR
 	nkBudget bucket // NACKed sequence numbers
-
-	cnt subCounters
 }
 
 type handoff struct {
