@@ -97,8 +97,9 @@ type TrackConfig struct {
 	// of two from 16 to 8192. Default 512.
 	CacheSize int
 	// KeyFrameInterval is the least time between two key-frame requests to
-	// the publisher, unless a key frame arrived in between; a request is
-	// repeated at this interval while none comes. Default 500 ms.
+	// the publisher, whatever comes back: requests arriving sooner are
+	// merged into the next one allowed, and a request is repeated at this
+	// interval while no key frame comes. Default 500 ms.
 	KeyFrameInterval time.Duration
 	// ReplayAge is the age under which a joining subscriber is given the
 	// cached run from the last key frame at once, instead of waiting for a
@@ -212,12 +213,75 @@ type SubscriberConfig struct {
 	// RTX is the retransmission stream negotiated with the subscriber.
 	// Nil sends retransmissions on the media SSRC.
 	RTX *RTX
+	// KeyFrameRequests is the subscriber's budget of PLI and FIR. Requests
+	// over it are dropped and counted (KeyFrameRequestsDropped). Default 5
+	// a second, burst 5.
+	KeyFrameRequests Budget
+	// NACKs is the subscriber's budget of NACKed sequence numbers (one
+	// NACK entry names up to 17). Numbers over it are dropped and counted
+	// (NACKsDropped). Default 1000 a second, burst 500.
+	NACKs Budget
+	// RetransmitPercent bounds the retransmissions sent to the subscriber
+	// to this percentage of the packets forwarded to it, plus
+	// RetransmitBurst: each forwarded packet earns RetransmitPercent/100 of
+	// a retransmission, up to RetransmitBurst saved. Retransmissions over
+	// it are refused and counted (RetransmitsRefused). Default 50, at most
+	// 1000.
+	RetransmitPercent int
+	// RetransmitBurst is the most retransmissions saved up, and the
+	// subscriber's allowance when it starts. Default 100.
+	RetransmitBurst int
 }
 
-// Validate reports whether the config is usable. Errors wrap
-// ErrInvalidConfig.
+// Budget is a token bucket: Rate tokens a second, at most Burst saved.
+// The bucket starts full.
+type Budget struct {
+	Rate  int
+	Burst int
+}
+
+func (b *Budget) setDefaults(rate, burst int) {
+	if b.Rate == 0 {
+		b.Rate = rate
+	}
+	if b.Burst == 0 {
+		b.Burst = burst
+	}
+}
+
+func (b Budget) validate(what string) error {
+	if b.Rate < 1 || b.Rate > 1_000_000 || b.Burst < 1 || b.Burst > 1_000_000 {
+		return fmt.Errorf("%w: %s budget %+v", ErrInvalidConfig, what, b)
+	}
+	return nil
+}
+
+func (c *SubscriberConfig) setDefaults() {
+	c.KeyFrameRequests.setDefaults(5, 5)
+	c.NACKs.setDefaults(1000, 500)
+	if c.RetransmitPercent == 0 {
+		c.RetransmitPercent = 50
+	}
+	if c.RetransmitBurst == 0 {
+		c.RetransmitBurst = 100
+	}
+}
+
+// Validate reports whether the config, with defaults applied for zero
+// fields, is usable. Errors wrap ErrInvalidConfig.
 func (c SubscriberConfig) Validate() error {
+	c.setDefaults()
+	if err := c.KeyFrameRequests.validate("key-frame request"); err != nil {
+		return err
+	}
+	if err := c.NACKs.validate("NACK"); err != nil {
+		return err
+	}
 	switch {
+	case c.RetransmitPercent < 1 || c.RetransmitPercent > 1000:
+		return fmt.Errorf("%w: retransmit percent %d", ErrInvalidConfig, c.RetransmitPercent)
+	case c.RetransmitBurst < 1 || c.RetransmitBurst > 1_000_000:
+		return fmt.Errorf("%w: retransmit burst %d", ErrInvalidConfig, c.RetransmitBurst)
 	case c.Writer == nil:
 		return fmt.Errorf("%w: nil writer", ErrInvalidConfig)
 	case c.SSRC == 0:

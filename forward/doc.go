@@ -11,8 +11,11 @@
 //
 // A subscriber transport passes the subscriber's RTCP to
 // [Subscriber.HandleRTCP]: NACKs are answered from the shared cache, and
-// key-frame requests are merged into one request to the publisher,
-// throttled and repeated until a key frame comes. Subscribers start, and
+// key-frame requests are merged into one request to the publisher, at most
+// one per interval, repeated until a key frame comes. Each subscriber's
+// key-frame requests, NACKs and retransmissions are budgeted. Work that
+// needs a track's media state while another goroutine holds it is handed
+// to that goroutine: nothing waits for a track in a loop. Subscribers start, and
 // start again after a pause, a switch of source or a refused write, on a
 // key frame: the cached run from the last one when it is recent, otherwise
 // the next one.

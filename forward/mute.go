@@ -95,6 +95,7 @@ type muteState struct {
 	armed    bool      // a mute waits for the end of the publisher's frame
 	unmuting bool      // waiting for the publisher's key frame; empty media goes on
 	tail     int       // repeat frames still to send after an admin mute's key frame
+	pulsed   bool      // needPulse as last stored
 
 	ext     uint64      // next generated sequence number, in a space of its own
 	ts      uint64      // next generated timestamp
@@ -145,21 +146,41 @@ func (t *Track) MuteSources() MuteSource { return MuteSource(t.mute.Load()) }
 
 // Pump applies mute changes and sends the empty media that is due. While a
 // track is muted something must call it at least every AudioFrame (a
-// Pulse does); publisher packets pump too.
+// Pulse does); publisher packets pump too. It never waits for the
+// section: a goroutine holding it does the work before leaving.
 func (t *Track) Pump() {
 	if StateOf(MuteSource(t.mute.Load())) != Unmuted {
 		t.ensureFrames()
 	}
-	t.enter()
+	t.submit(&t.poked)
+}
+
+// poke is Pump's work, in the section.
+func (t *Track) poke() {
 	now := t.clock.Nanotime()
 	g := &t.mt
 	boundary := t.codec == codecOther || !g.started || g.lastMarker || now-g.lastAt > int64(100*time.Millisecond)
 	t.applyMute(now, boundary)
 	t.generate(now)
-	ask := t.keyFrameDue(now)
-	t.exit()
-	if ask {
-		t.sendPLI()
+	t.notePulse()
+	t.kf.out = t.keyFrameDue(now) || t.kf.out
+}
+
+// notePulse tells the track's pulse, in the section, when the track starts
+// or stops generating empty media: a mute waiting for the end of a frame,
+// empty media flowing, or an admin mute's flush not yet over. needPulse is
+// stored before the pulse is loaded, and Pulse.Add stores the pulse before
+// it loads needPulse, so one of them sees the other.
+func (t *Track) notePulse() {
+	g := &t.mt
+	need := g.armed || (g.onGen && (g.applied != MutedSilent || g.unmuting || g.tail > 0))
+	if need == g.pulsed {
+		return
+	}
+	g.pulsed = need
+	t.needPulse.Store(need)
+	if p := t.pulse.Load(); need && p != nil {
+		p.wake(t)
 	}
 }
 

@@ -89,7 +89,8 @@ func TestKeyFrameRequestsMergeAndRepeat(t *testing.T) {
 	if n := plis(t, &upstream); n != 2 {
 		t.Fatalf("not repeated after the interval: %d requests", n)
 	}
-	// A key frame arrives: the next request goes out at once.
+	// A key frame arrives, and a new request right after it: it waits for
+	// the interval since the last request, then goes (once).
 	src.frame, src.part = 1000, 0
 	pkt, key := src.next(t)
 	if !key {
@@ -99,8 +100,16 @@ func TestKeyFrameRequestsMergeAndRepeat(t *testing.T) {
 	if err := subs[0].HandleRTCP(pli(t, 1)); err != nil {
 		t.Fatal(err)
 	}
+	if n := plis(t, &upstream); n != 2 {
+		t.Fatalf("a request after a key frame went before the interval: %d", n)
+	}
+	clk.Advance(500 * time.Millisecond)
+	pkt, _ = src.next(t)
+	send(t, tr, pkt)
+	pkt, _ = src.next(t)
+	send(t, tr, pkt)
 	if n := plis(t, &upstream); n != 3 {
-		t.Fatalf("after a key frame a request must go at once: %d", n)
+		t.Fatalf("the merged request did not go at the end of the interval: %d", n)
 	}
 	if st := tr.Stats(); st.KeyFrameRequestsIn != 101 || st.KeyFrameRequestsOut != 3 {
 		t.Fatalf("stats %+v", st)

@@ -26,6 +26,9 @@ type TrackStats struct {
 	ParameterSetsResent uint64 // H.264 SPS and PPS sent again before an IDR at unmute
 	NoEmptyMedia        uint64 // times the muter had no empty frames for the codec
 	NACKsOut            uint64 // NACK entries sent to the publisher for upstream loss
+
+	Handoffs  uint64 // publisher packets that slept until the section was handed to them
+	Delegated uint64 // requests (feedback, pumps) left to the goroutine holding the section
 }
 
 // Dropped is the number of packets refused for any reason.
@@ -41,6 +44,7 @@ type trackCounters struct {
 	keyFrameRequestsIn, keyFrameRequestsOut      atomic.Uint64
 	mutedDrop, generated, parameterSetsResent    atomic.Uint64
 	noEmptyMedia, nacksOut                       atomic.Uint64
+	handoffs, delegated                          atomic.Uint64
 }
 
 // Stats returns the track's counters. It takes no lock.
@@ -55,7 +59,7 @@ func (t *Track) Stats() TrackStats {
 		KeyFrameRequestsIn: c.keyFrameRequestsIn.Load(), KeyFrameRequestsOut: c.keyFrameRequestsOut.Load(),
 		MutedDrop: c.mutedDrop.Load(), Generated: c.generated.Load(),
 		ParameterSetsResent: c.parameterSetsResent.Load(), NoEmptyMedia: c.noEmptyMedia.Load(),
-		NACKsOut: c.nacksOut.Load(),
+		NACKsOut: c.nacksOut.Load(), Handoffs: c.handoffs.Load(), Delegated: c.delegated.Load(),
 	}
 }
 
@@ -78,6 +82,10 @@ type SubscriberStats struct {
 	NACKOverflow     uint64 // NACK entries beyond what one RTCP packet may carry here
 	KeyFrameRequests uint64 // PLI and FIR it sent
 	BadRTCP          uint64 // malformed RTCP it sent
+
+	KeyFrameRequestsDropped uint64 // PLI and FIR over its budget, ignored
+	NACKsDropped            uint64 // NACKed sequence numbers over its budget, ignored
+	RetransmitsRefused      uint64 // retransmissions over its share of what it is sent
 }
 
 type subCounters struct {
@@ -86,6 +94,8 @@ type subCounters struct {
 	dropWaitKey, replayed, nacks, retransmits   atomic.Uint64
 	nackTooOld, cacheMiss, nackOverflow         atomic.Uint64
 	keyFrameRequests, badRTCP                   atomic.Uint64
+	keyFrameRequestsDropped, nacksDropped       atomic.Uint64
+	retransmitsRefused                          atomic.Uint64
 }
 
 // Stats returns the subscriber's counters. It takes no lock.
@@ -98,5 +108,7 @@ func (s *Subscriber) Stats() SubscriberStats {
 		Replayed: c.replayed.Load(), NACKs: c.nacks.Load(), Retransmits: c.retransmits.Load(),
 		NACKTooOld: c.nackTooOld.Load(), CacheMiss: c.cacheMiss.Load(), NACKOverflow: c.nackOverflow.Load(),
 		KeyFrameRequests: c.keyFrameRequests.Load(), BadRTCP: c.badRTCP.Load(),
+		KeyFrameRequestsDropped: c.keyFrameRequestsDropped.Load(), NACKsDropped: c.nacksDropped.Load(),
+		RetransmitsRefused: c.retransmitsRefused.Load(),
 	}
 }

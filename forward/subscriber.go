@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -35,12 +34,25 @@ type Subscriber struct {
 	stalled bool   // its writer refused the last packet: no replay until one passes
 	epoch   uint32 // the muter's source epoch of its current segment
 	rtxSeq  uint16 // next sequence number on the RTX stream
+	rtx     rtxCredit
+
+	cnt subCounters // next to the fields the packet path touches
+
+	// Feedback handed to the track's section: fbMu guards fbNACKs, fbN and
+	// fbKeys, and is taken only by HandleRTCP and by the section answering
+	// (never on the packet path, no callback under it).
+	fbMu    sync.Mutex
+	fbNACKs [fbMax]rtcpx.NACK
+	fbN     int
+	fbKeys  int // key-frame requests
+	fbTask  task
 
 	// Owned by the goroutine calling HandleRTCP:
 	feedback rtcpx.Feedback
 	nackBuf  [maxNACKs]rtcpx.NACK
-
-	cnt subCounters
+	budgeted bool   // the buckets below have started
+	kfBudget bucket // PLI and FIR
+	nkBudget bucket // NACKed sequence numbers
 }
 
 type handoff struct {
@@ -53,7 +65,9 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Subscriber{cfg: cfg, waitKey: true}
+	cfg.setDefaults()
+	s := &Subscriber{cfg: cfg, waitKey: true, rtx: newRTXCredit(cfg.RetransmitPercent, cfg.RetransmitBurst)}
+	s.fbTask.kind, s.fbTask.sub = taskFeedback, s
 	s.m.init(cfg.FirstSeq, cfg.FirstTimestamp)
 	s.open.Store(true)
 	return s, nil
@@ -77,13 +91,15 @@ func (s *Subscriber) SwitchTo(t *Track) error {
 	if old != nil {
 		// A handoff still settling must finish before it is replaced, or
 		// its track could deliver alongside the new one.
-		if h := s.handoff.Load(); h != nil {
-			for !h.from.quiescent(h.gen) {
-				runtime.Gosched()
-			}
+		if h := s.handoff.Load(); h != nil && !h.from.quiescent(h.gen) {
+			h.from.barrier()
 		}
-		g := old.remove(s)
-		s.handoff.Store(&handoff{from: old, gen: g})
+		old.remove(s)
+		// src goes nil before the old track's generation is read, so a
+		// section of it that starts later sees the subscriber gone; the
+		// handoff is set before src names t, so t's section sees it.
+		s.src.Store(nil)
+		s.handoff.Store(&handoff{from: old, gen: old.gen.Load()})
 	}
 	s.src.Store(t)
 	if !t.add(s) {
@@ -110,10 +126,8 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 	if t := s.src.Swap(nil); t != nil {
-		g := t.remove(s)
-		for !t.quiescent(g) {
-			runtime.Gosched()
-		}
+		t.remove(s)
+		t.barrier()
 	}
 	return nil
 }
@@ -169,6 +183,7 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 	if s.stalled {
 		s.stalled = false
 	}
+	s.rtx.forwarded()
 	s.cnt.packets.Add(1)
 	s.cnt.bytes.Add(uint64(len(hdr) + len(p.payload)))
 }

@@ -3,7 +3,7 @@ package forward
 import (
 	"encoding/binary"
 	"fmt"
-	"runtime"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -15,26 +15,33 @@ import (
 // Track is one published stream fanned out to its subscribers.
 //
 // Everything that changes a track's media state runs in the track's
-// exclusive section: HandleRTP (the publisher transport's read loop),
-// and a subscriber's NACK and key-frame requests. The section is entered
-// with one compare-and-swap; the packet path never contends with another
-// track or subscriber, and subscribers are added and removed without
-// entering it: the subscriber set is an immutable snapshot behind an atomic
-// pointer, replaced whole under mu.
+// exclusive section (section.go): HandleRTP (the publisher transport's
+// read loop) takes it with one compare-and-swap; a subscriber's NACK and
+// key-frame requests, pumps and key-frame requests are handed to whoever
+// holds it. The packet path never contends with another track or
+// subscriber, and subscribers are added and removed without entering it:
+// the subscriber set is an immutable snapshot behind an atomic pointer,
+// replaced whole under mu.
 type Track struct {
 	cfg   TrackConfig
 	codec codec
 	clock Clock
 
-	mu     sync.Mutex               // guards replacing subs; never held on the packet path
-	subs   atomic.Pointer[subSet]   // read in the exclusive section without locks
-	gen    atomic.Uint64            // odd while a goroutine is in the exclusive section
-	shut   atomic.Bool              // set by Close
-	mute   atomic.Uint32            // MuteSource bits, set by SetMute
-	frames atomic.Pointer[frameSet] // empty media, built off the packet path
-	size   atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
-	learnt atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
-	cnt    trackCounters            // written in the exclusive section, read by anyone
+	mu    sync.Mutex             // guards replacing subs; never held on the packet path
+	subs  atomic.Pointer[subSet] // read in the exclusive section without locks
+	gen   atomic.Uint64          // odd while a goroutine is in the exclusive section
+	queue atomic.Pointer[task]   // work handed to the section (section.go)
+	poked task                   // the track's own taskPoke
+	pulse atomic.Pointer[Pulse]  // the pulse it was added to, if any
+	// needPulse: the track generates empty media and must be pumped when
+	// its publisher sends nothing. Written by the section when it changes.
+	needPulse atomic.Bool
+	shut      atomic.Bool              // set by Close
+	mute      atomic.Uint32            // MuteSource bits, set by SetMute
+	frames    atomic.Pointer[frameSet] // empty media, built off the packet path
+	size      atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
+	learnt    atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
+	cnt       trackCounters            // written in the exclusive section, read by anyone
 
 	// Owned by the exclusive section:
 	in      ingest
@@ -45,12 +52,13 @@ type Track struct {
 	main    *fanCtx // scratch of the goroutine that runs the section
 	cur     pktInfo // the packet being fanned out
 	kf      keyFrames
-	par     parallel  // parallel fan-out state
-	mt      muteState // the muter
-	pic     picState  // VP8 picture-ID continuity
-	nack    nackGen   // upstream NACKs
-	lastAdj uint64    // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
-	desc    [8]byte   // a rewritten VP8 payload descriptor
+	par     parallel          // parallel fan-out state
+	mt      muteState         // the muter
+	pic     picState          // VP8 picture-ID continuity
+	nack    nackGen           // upstream NACKs
+	fbBuf   [fbMax]rtcpx.NACK // a subscriber's NACKs being answered
+	lastAdj uint64            // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
+	desc    [8]byte           // a rewritten VP8 payload descriptor
 }
 
 // keyFrames is a track's key-frame state, owned by the exclusive section.
@@ -62,6 +70,8 @@ type keyFrames struct {
 	wanted  atomic.Bool // a subscriber waits for a key frame (set by fan-out workers too)
 	askedAt int64       // when the last request went upstream
 	asked   bool        // a request went upstream and no key frame came since
+	pending bool        // a request waits for the interval since the last one to pass
+	out     bool        // a request is to go upstream once the section is left
 }
 
 // subSet is one immutable snapshot of a track's subscribers.
@@ -108,6 +118,8 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 		unwrap: make([]byte, cfg.MaxPacketSize),
 		main:   newFanCtx(cfg.MaxPacketSize),
 	}
+	t.kf.askedAt = math.MinInt64 / 2 // the first request goes at once
+	t.poked.kind = taskPoke
 	t.learnt.Store(cfg.SSRC)
 	t.subs.Store(&subSet{})
 	return t, nil
@@ -115,22 +127,6 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 
 // Config returns the track's configuration with defaults applied.
 func (t *Track) Config() TrackConfig { return t.cfg }
-
-// enter takes the track's exclusive section. It spins only while another
-// goroutine handles one RTCP request or one packet of this track.
-func (t *Track) enter() {
-	for {
-		if g := t.gen.Load(); g%2 == 0 && t.gen.CompareAndSwap(g, g+1) {
-			return
-		}
-		runtime.Gosched()
-	}
-}
-
-func (t *Track) exit() { t.gen.Add(1) }
-
-// quiescent reports whether the section held when gen read g was left.
-func (t *Track) quiescent(g uint64) bool { return g%2 == 0 || t.gen.Load() != g }
 
 // HandleRTP takes one RTP packet from the publisher and hands it, rewritten,
 // to every subscriber. pkt is not retained. Packets that are refused are
@@ -140,16 +136,13 @@ func (t *Track) HandleRTP(pkt []byte) error {
 	if t.shut.Load() {
 		return ErrClosed
 	}
-	t.enter()
+	t.acquire()
 	ask, err := t.handle(pkt)
 	var nack []byte
 	if t.cfg.NACKUpstream && err == nil {
 		nack = t.nacksDue(t.cur.now)
 	}
-	t.exit()
-	if ask {
-		t.sendPLI()
-	}
+	t.leave(ask)
 	if nack != nil && t.cfg.Feedback != nil {
 		_ = t.cfg.Feedback.WriteRTCP(nack) // t.nack.out is only written by this goroutine
 	}
@@ -199,6 +192,7 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	if g.onGen && !(g.unmuting && p.key) {
 		t.cnt.mutedDrop.Add(1) // the publisher's media never reaches anyone while muted
 		t.generate(now)
+		t.notePulse()
 		return t.keyFrameDue(now), nil
 	}
 	if g.onGen { // unmute: real media resumes exactly on this key frame
@@ -208,6 +202,7 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 		p.epoch = g.epoch
 		_ = t.parse(pkt)
 	}
+	t.notePulse()
 	t.cache.markSent(ext, p.epoch)
 	if p.key && t.codec != codecOther {
 		t.forwardedKeyFrame(p)
@@ -225,7 +220,9 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 // sawKeyFrame notes a publisher's key frame and its picture size.
 func (t *Track) sawKeyFrame(ext uint64, now int64, media []byte) {
 	if ext > t.kf.seen {
-		t.kf.seen, t.kf.asked = ext, false
+		// A key frame answers every request so far: whoever waited is
+		// served by it.
+		t.kf.seen, t.kf.asked, t.kf.pending = ext, false, false
 		t.cnt.keyFrames.Add(1)
 	}
 	if w, h, ok := frameSize(t.codec, media); ok && w < 1<<16 && h < 1<<16 {
@@ -370,27 +367,25 @@ func (t *Track) refuse(v verdict) error {
 }
 
 // keyFrameDue merges the key-frame needs of the subscribers into one
-// request upstream: at most one per KeyFrameInterval unless a key frame
-// came in between, and the request is repeated at that interval until one
-// comes, so a lost request leaves nobody frozen.
+// request upstream, at most one per KeyFrameInterval whatever comes back:
+// a need that arrives sooner waits (pending) and goes at the end of the
+// interval, unless a key frame comes first. A request is repeated at that
+// interval until a key frame comes, so a lost request leaves nobody frozen.
 func (t *Track) keyFrameDue(now int64) bool {
 	k := &t.kf
-	if t.codec == codecOther { // audio: every packet is a place to start
+	if k.wanted.Load() {
+		// A need set between the load and the store is merged into this
+		// one. Audio never asks: every packet is a place to start.
 		k.wanted.Store(false)
+		k.pending = t.codec != codecOther
+	}
+	if !k.pending && !k.asked {
 		return false
 	}
-	if k.asked { // outstanding: repeat it until a key frame comes
-		k.wanted.Store(false)
-		if now-k.askedAt < int64(t.cfg.KeyFrameInterval) {
-			return false
-		}
-		k.askedAt = now
-		return true
-	}
-	if !k.wanted.Swap(false) {
+	if now-k.askedAt < int64(t.cfg.KeyFrameInterval) {
 		return false
 	}
-	k.asked, k.askedAt = true, now
+	k.asked, k.pending, k.askedAt = true, false, now
 	return true
 }
 
@@ -405,15 +400,11 @@ func (t *Track) sendPLI() {
 }
 
 // RequestKeyFrame asks the publisher for a key frame, merged with and
-// throttled like the subscribers' requests.
+// throttled like the subscribers' requests. It never waits for the
+// section: a goroutine holding it makes the request.
 func (t *Track) RequestKeyFrame() {
-	t.enter()
 	t.kf.wanted.Store(true)
-	ask := t.keyFrameDue(t.clock.Nanotime())
-	t.exit()
-	if ask {
-		t.sendPLI()
-	}
+	t.submit(&t.poked)
 }
 
 // Subscribe creates a subscriber and attaches it to the track.
@@ -444,9 +435,8 @@ func (t *Track) add(s *Subscriber) bool {
 	return true
 }
 
-// remove takes s out of the subscriber set and returns the generation to
-// wait out before s may be used by another goroutine.
-func (t *Track) remove(s *Subscriber) uint64 {
+// remove takes s out of the subscriber set.
+func (t *Track) remove(s *Subscriber) {
 	t.mu.Lock()
 	old := t.subs.Load()
 	list := make([]*Subscriber, 0, len(old.entries))
@@ -457,7 +447,6 @@ func (t *Track) remove(s *Subscriber) uint64 {
 	}
 	t.subs.Store(t.index(list))
 	t.mu.Unlock()
-	return t.gen.Load()
 }
 
 // index builds a snapshot with the distinct profiles and flushers of subs.
@@ -500,10 +489,7 @@ func (t *Track) Close() error {
 	t.shut.Store(true)
 	old := t.subs.Swap(&subSet{})
 	t.mu.Unlock()
-	g := t.gen.Load()
-	for !t.quiescent(g) {
-		runtime.Gosched()
-	}
+	t.barrier()
 	for _, e := range old.entries {
 		e.sub.src.CompareAndSwap(t, nil)
 	}

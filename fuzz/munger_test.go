@@ -105,7 +105,11 @@ func (w *world) join(track int) {
 	sink := &memory.Sink{}
 	fail := &failing{to: sink}
 	first := uint16(len(w.subs) * 20000)
-	s, err := w.tracks[track].Subscribe(forward.SubscriberConfig{Writer: fail, SSRC: uint32(len(w.subs) + 1), FirstSeq: first, FirstTimestamp: 1000})
+	// The model answers every NACK it can: the subscriber's NACK and
+	// retransmission budgets are set out of reach (they are tested in
+	// forward).
+	s, err := w.tracks[track].Subscribe(forward.SubscriberConfig{Writer: fail, SSRC: uint32(len(w.subs) + 1), FirstSeq: first, FirstTimestamp: 1000,
+		NACKs: forward.Budget{Rate: 1_000_000, Burst: 1_000_000}, RetransmitPercent: 1000, RetransmitBurst: 1_000_000})
 	if err != nil {
 		w.t.Fatal(err)
 	}

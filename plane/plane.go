@@ -71,8 +71,9 @@ type Endpoint interface {
 type Config struct {
 	// Clock is given to every track. Default: each track's own system clock.
 	Clock forward.Clock
-	// Pulse keeps muted tracks' cadence. Nil makes the plane start its own
-	// (closed by Close).
+	// Pulse keeps muted tracks' cadence; every published track is added to
+	// it, and it ticks only while some track generates empty media. Nil
+	// makes the plane start its own (closed by Close).
 	Pulse *forward.Pulse
 	// Pool, when set, is given to every track for parallel fan-out.
 	Pool *forward.Pool
