@@ -9,8 +9,8 @@ import (
 // Levels of the synthetic traces, in -dBov.
 const (
 	silent = 127
-	loud   = 20  // a cough, a click
-	noLvl  = -1  // no packet in this frame
+	loud   = 20 // a cough, a click
+	noLvl  = -1 // no packet in this frame
 )
 
 // sim drives a Detector frame by frame with a manual time: every 20 ms
