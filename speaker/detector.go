@@ -201,8 +201,8 @@ func (d *Detector) evaluate(now int64) bool {
 			e.src.act = activity{}
 			continue
 		}
-		e.src.frames(&d.frames, nowMs, e.sinceMs, d.cfg.VoiceFlag)
-		e.src.updateFloor(&d.frames, nowMs)
+		covered := e.src.frames(&d.frames, nowMs, e.sinceMs, d.cfg.VoiceFlag)
+		e.src.updateFloor(&d.frames, covered, nowMs)
 		e.src.act = measure(&d.frames, e.src.floor)
 		busy = busy || e.src.act.heard
 		domOK = domOK || e.src == d.dominant

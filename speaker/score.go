@@ -23,8 +23,8 @@ const (
 	// the immediate horizon; quieter frames never wake a Detector.
 	wakeVolume = 40
 
-	// floorWindowMs is how often the noise floor may rise, by half of
-	// the distance to the lowest volume seen since it last moved.
+	// floorWindowMs is how often the noise floor may rise, to the lowest
+	// volume seen since it last moved.
 	floorWindowMs = 15_000
 )
 

@@ -65,8 +65,10 @@ func (s *Source) Level(level uint8, voiced bool, now int64) error {
 // maxGapFrames takes the quieter of its neighbours (late packets, longer
 // packets), longer gaps and levels before sinceMs are silence. When the
 // newest level is no older than the gap allowance, frame 0 is its frame,
-// so a decision between two packets does not see a silent frame.
-func (s *Source) frames(f *[numFrames]uint8, nowMs, sinceMs int64, voiceFlag bool) {
+// so a decision between two packets does not see a silent frame. It
+// returns how many frames the stored levels cover: older ones are unknown
+// (silent, but not evidence of the noise floor).
+func (s *Source) frames(f *[numFrames]uint8, nowMs, sinceMs int64, voiceFlag bool) (covered int) {
 	*f = [numFrames]uint8{}
 	n := s.count.Load()
 	var base int64
@@ -75,7 +77,7 @@ func (s *Source) frames(f *[numFrames]uint8, nowMs, sinceMs int64, voiceFlag boo
 		e := s.slots[(n-1-k)%ringLen].Load()
 		t := int64(e >> 8)
 		if t < sinceMs {
-			return
+			return prev + 1
 		}
 		vol := uint8(e & 0x7f)
 		if voiceFlag && e&0x80 == 0 {
@@ -89,7 +91,12 @@ func (s *Source) frames(f *[numFrames]uint8, nowMs, sinceMs int64, voiceFlag boo
 		}
 		pos := max(int((base-t+frameMs/2)/frameMs), prev, 0)
 		if pos >= numFrames {
-			return
+			if prev >= 0 && pos-prev-1 <= maxGapFrames {
+				for i := prev + 1; i < numFrames; i++ {
+					f[i] = min(f[prev], vol)
+				}
+			}
+			return numFrames
 		}
 		if pos == prev {
 			f[pos] = max(f[pos], vol)
@@ -103,15 +110,16 @@ func (s *Source) frames(f *[numFrames]uint8, nowMs, sinceMs int64, voiceFlag boo
 		f[pos] = vol
 		prev = pos
 	}
+	return prev + 1
 }
 
 // updateFloor lowers the noise floor to the quietest frame at once and
-// lets it rise slowly: every floorWindowMs halfway to the quietest volume
-// seen since, so a steady noise is gated within a minute while pauses in
-// speech keep it low.
-func (s *Source) updateFloor(f *[numFrames]uint8, nowMs int64) {
+// raises it to the quietest volume of the last floorWindowMs when that
+// was higher: a steady noise is gated after that long, while the pauses
+// of speech keep a talker's floor low (minimum statistics).
+func (s *Source) updateFloor(f *[numFrames]uint8, covered int, nowMs int64) {
 	lowest := uint8(127)
-	for _, v := range f {
+	for _, v := range f[:covered] {
 		lowest = min(lowest, v)
 	}
 	if !s.floorSet {
@@ -120,7 +128,7 @@ func (s *Source) updateFloor(f *[numFrames]uint8, nowMs int64) {
 	s.floor = min(s.floor, lowest)
 	s.floorNext = min(s.floorNext, lowest)
 	if nowMs-s.floorAt >= floorWindowMs {
-		s.floor += (s.floorNext - s.floor) / 2
+		s.floor = s.floorNext
 		s.floorNext, s.floorAt = 127, nowMs
 	}
 }
