@@ -2,15 +2,16 @@ package speaker_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/callcore/callcore/speaker"
 )
 
 // manualClock is a clock the example moves by hand.
-type manualClock struct{ ns int64 }
+type manualClock struct{ ns atomic.Int64 }
 
-func (c *manualClock) Nanotime() int64 { return c.ns }
+func (c *manualClock) Nanotime() int64 { return c.ns.Load() }
 
 // A channel with two users: ann talks, then bob. The packet path feeds each
 // audio packet's RFC 6464 level to its Source; the Group decides every
@@ -39,9 +40,9 @@ func Example() {
 		if f >= 75 {
 			annLevel, bobLevel = 127, 35
 		}
-		_ = ann.Level(annLevel, true, clock.ns)
-		_ = bob.Level(bobLevel, true, clock.ns)
-		clock.ns += int64(20 * time.Millisecond)
+		_ = ann.Level(annLevel, true, clock.Nanotime())
+		_ = bob.Level(bobLevel, true, clock.Nanotime())
+		clock.ns.Add(int64(20 * time.Millisecond))
 		if f == 50 {
 			// The Group's ticker runs on real time: wait for its first
 			// decision.
