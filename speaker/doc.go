@@ -29,7 +29,7 @@
 // One Group serves a node: one goroutine, one ticker (Config.Interval,
 // 300 ms by default), running only while some Detector has audible
 // sources. Each channel has a Detector, each audio track a Source whose
-// Level method is the packet path: two atomic operations and a load,
+// Level method is the packet path: an atomic add and store and two loads,
 // no lock, no allocation. A decision reads the newest levels of each
 // source of a busy Detector. docs/speaking.md gives the parameters and
 // the measured cost.
