@@ -159,7 +159,9 @@ export interface ConnectOptions {
   reconnectGiveUp?: number;
   /**
    * A fresh token for each reconnection (default: the token given to
-   * connect). After an UnAuthorized, it is asked once more before giving up.
+   * connect), and to renew the session's token on the same connection a
+   * minute before it expires (the server ends a session whose token
+   * expired). After an UnAuthorized, it is asked once more before giving up.
    */
   getToken?: () => Promise<string>;
   /** A WebSocket constructor (default globalThis.WebSocket). */

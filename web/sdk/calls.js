@@ -87,6 +87,8 @@ export class Calls {
     this._entering = 0;
     /** A server offer that came before the create/join result set up the stay. */
     this._pendingOffer = null;
+    /** The timer that renews the token before it expires (_scheduleRenewal). */
+    this._renewTimer = null;
     this.userId = null;
     this.canCreate = false;
     this.iceServers = [];
@@ -194,6 +196,38 @@ export class Calls {
     this.userId = res.userId;
     this.canCreate = !!res.canCreate;
     this.iceServers = res.iceServers || [];
+    this._scheduleRenewal(res.expiresAt);
+  }
+
+  /**
+   * _scheduleRenewal renews the session's token before it expires (the
+   * server ends a session whose token expired): with opts.getToken, a
+   * fresh token is sent in an auth on the same connection a minute before
+   * expiresAt (Unix seconds), or at 80 % of the time left when that is
+   * shorter. Without getToken the session ends at expiry.
+   */
+  _scheduleRenewal(expiresAt) {
+    clearTimeout(this._renewTimer);
+    if (!this._opts.getToken || !expiresAt) return;
+    const left = expiresAt * 1000 - Date.now();
+    const at = Math.max(Math.min(left - 60000, left * 0.8), 0);
+    this._renewTimer = setTimeout(() => this._renew(), at);
+  }
+
+  /** _renew sends a fresh token on the current connection. */
+  async _renew() {
+    if (this._closed || !this._signal) return;
+    const signal = this._signal;
+    try {
+      const token = await this._freshToken();
+      const res = await signal.request('auth', { token });
+      if (signal !== this._signal) return;
+      this._token = token;
+      this._scheduleRenewal(res.expiresAt);
+    } catch (e) {
+      this._log('token renewal failed:', e.message);
+      if (!this._closed && signal === this._signal) this._renewTimer = setTimeout(() => this._renew(), 5000);
+    }
   }
 
   /** _request sends one request on the current connection. */
@@ -218,6 +252,7 @@ export class Calls {
   _gone() {
     if (this._closed) return;
     this._closed = true;
+    clearTimeout(this._renewTimer);
     this._endStay();
     this._emit('disconnected', { reason: this._bye || 'connection lost' });
   }
@@ -391,6 +426,7 @@ export class Calls {
   close() {
     if (this._closed) return;
     this._closed = true;
+    clearTimeout(this._renewTimer);
     this._endStay();
     if (this._signal) this._signal.close();
   }

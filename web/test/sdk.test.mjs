@@ -195,6 +195,23 @@ test('connect authenticates, and a bad token rejects with its code', async () =>
   calls.close();
 });
 
+test('with getToken, the token is renewed on the same connection before it expires', async () => {
+  let n = 0;
+  const { srv, opts } = setup({
+    // Each token expires 60.15 s after it is given: renewal is due after 150 ms.
+    auth: (msg) => (msg.data.token.startsWith('good') ? { data: { userId: 'me', expiresAt: Date.now() / 1000 + 60.15 } } : { error: { code: 'UnAuthorized', message: 'bad' } }),
+  });
+  const calls = await Calls.connect('http://h', 'good0', { ...opts, getToken: async () => `good${++n}` });
+  await until(() => srv.sockets[0].sent.filter((m) => m.type === 'auth').length >= 3, 'two renewals');
+  const auths = srv.sockets[0].sent.filter((m) => m.type === 'auth').map((m) => m.data.token);
+  assert.deepEqual(auths.slice(0, 3), ['good0', 'good1', 'good2']);
+  assert.equal(srv.sockets.length, 1, 'renewed without reconnecting');
+  calls.close();
+  const sent = srv.sockets[0].sent.length;
+  await tick(300);
+  assert.equal(srv.sockets[0].sent.length, sent, 'no renewal after close');
+});
+
 test('create announces tracks before sending them, then offers; Glare rolls back', async () => {
   let glare = true;
   const { srv, rtc, opts } = setup({
