@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -178,4 +179,160 @@ func TestSSRCFloodCostsNothingThatLasts(t *testing.T) {
 	waitFor(t, "mallory's goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines+10 })
 	// bob is unaffected.
 	bob.must("getUsers", nil)
+}
+
+// responsivePublisher publishes VP8 at 30 frames a second from p, repeat
+// frames except for a key frame first and one for every PLI or FIR it
+// receives, as browsers answer. It returns the count of requests
+// received.
+func responsivePublisher(t *testing.T, p *peer, id string, stop chan struct{}) *atomic.Int64 {
+	t.Helper()
+	tr, err := pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000}, id, "stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := p.pc.AddTrack(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := mute.BlackKeyFrame(mute.MimeTypeVP8, 320, 240)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repeat, err := mute.RepeatFrame(mute.MimeTypeVP8, 320, 240)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int64
+	wantKey := make(chan struct{}, 1)
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pkt := range pkts {
+				switch pkt.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					requests.Add(1)
+					select {
+					case wantKey <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		for i := uint32(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			frame := repeat
+			select {
+			case <-wantKey:
+				frame = key
+			default:
+				if i == 0 {
+					frame = key
+				}
+			}
+			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: i * 3000},
+				Payload: append([]byte{0x10}, frame...)}
+			if err := tr.WriteRTP(pkt); err != nil {
+				return
+			}
+		}
+	}()
+	return &requests
+}
+
+// TestPLIStormBoundedUpstream: a subscriber sending 500 PLIs a second for
+// 3 s to a publisher that answers every request with a key frame makes
+// the server ask the publisher at most twice a second (KeyFrameInterval,
+// 500 ms), whatever key frames come back; so the other subscribers' rate
+// stays the publisher's.
+func TestPLIStormBoundedUpstream(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, nil)
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
+	pa := newPeer(t, alice)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	requests := responsivePublisher(t, pa, "alice-cam", stop)
+	pa.offer()
+	bob := login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb := newPeer(t, bob)
+	pb.answer()
+	var remote *pion.TrackRemote
+	select {
+	case remote = <-pb.tracks:
+	case <-time.After(deadline):
+		t.Fatal("bob got no track")
+	}
+	waitFor(t, "alice's video at bob", func() bool { return pb.received.Load() >= 10 })
+
+	before := requests.Load()
+	start := time.Now()
+	for i := 0; i < 1500; i++ { // 500 a second for 3 s
+		if err := pb.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(remote.SSRC())}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // pacing the storm, not waiting for an event
+	}
+	elapsed := time.Since(start)
+	got := requests.Load() - before
+	t.Logf("1500 PLIs from bob in %v: %d key-frame requests reached alice", elapsed.Round(time.Millisecond), got)
+	if max := int64(2*elapsed.Seconds()) + 2; got > max {
+		t.Errorf("%d key-frame requests upstream in %v; want at most %d (2 a second)", got, elapsed, max)
+	}
+	if got == 0 {
+		t.Error("no key-frame request reached the publisher at all")
+	}
+}
+
+// TestNACKFloodRetransmissionsBounded: a subscriber NACKing every recent
+// packet as fast as it can gets retransmissions bounded by its media
+// rate (RetransmitPercent of what it is forwarded, plus a burst), not
+// three times the stream.
+func TestNACKFloodRetransmissionsBounded(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, nil)
+	_, _, pb := videoCall(t, ts)
+	var remote *pion.TrackRemote
+	select {
+	case remote = <-pb.tracks:
+	case <-time.After(deadline):
+		t.Fatal("bob got no track")
+	}
+	// Watch what bob's peer receives: media about 30 packets a second,
+	// and retransmissions on top.
+	n0 := pb.received.Load()
+	start := time.Now()
+	for i := 0; i < 600; i++ { // 300 NACKs a second for 2 s, each naming 17 packets
+		last := uint16(pb.lastSeq.Load()) // the 17 packets up to the last received
+		pairs := []rtcp.NackPair{{PacketID: last - 16, LostPackets: 0xffff}}
+		if err := pb.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: uint32(remote.SSRC()), Nacks: pairs}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Millisecond) // pacing the flood, not waiting for an event
+	}
+	elapsed := time.Since(start)
+	got := pb.received.Load() - n0
+	media := 30 * elapsed.Seconds()
+	t.Logf("600 NACKs (10,200 numbers) in %v: bob received %d packets (media alone about %.0f)", elapsed.Round(time.Millisecond), got, media)
+	if limit := media*1.5 + 100 + 20; float64(got) > limit {
+		t.Errorf("bob received %d packets in %v: more than media x1.5 + the burst (%.0f)", got, elapsed, limit)
+	}
 }

@@ -33,7 +33,8 @@ type peer struct {
 	pc *pion.PeerConnection
 
 	wg       sync.WaitGroup
-	received atomic.Int64 // RTP packets received on all tracks
+	received atomic.Int64  // RTP packets received on all tracks
+	lastSeq  atomic.Uint32 // the sequence number of the last one
 	tracks   chan *pion.TrackRemote
 }
 
@@ -50,9 +51,11 @@ func newPeer(t *testing.T, c *client) *peer {
 		go func() {
 			defer p.wg.Done()
 			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
+				pkt, _, err := tr.ReadRTP()
+				if err != nil {
 					return
 				}
+				p.lastSeq.Store(uint32(pkt.SequenceNumber))
 				p.received.Add(1)
 			}
 		}()
