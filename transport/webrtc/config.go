@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/callcore/callcore/internal/pionloop"
@@ -112,8 +113,12 @@ func (c Config) Validate() error {
 // Engine holds what the peers of one server share: pion's API (codecs,
 // interceptors, ICE settings) and the UDP mux when there is one.
 type Engine struct {
-	cfg  Config
-	api  *pion.API
+	cfg Config
+	// The pion setup each peer's API is made of: the settings (with the
+	// peer's own buffer factory), codecs and interceptors.
+	se   pion.SettingEngine
+	me   *pion.MediaEngine
+	ir   *interceptor.Registry
 	conn net.PacketConn // the mux's socket, nil without UDPPort
 	mux  ice.UDPMux
 	// sock is the direct path's socket: the mux's when it is IPv4, else
@@ -185,7 +190,7 @@ func New(cfg Config) (*Engine, error) {
 		e.mux = pion.NewICEUDPMux(nil, e.conn)
 		se.SetICEUDPMux(e.mux)
 	}
-	e.api = pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
+	e.se, e.me, e.ir = se, me, ir
 	return e, nil
 }
 

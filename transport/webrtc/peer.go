@@ -116,7 +116,8 @@ type Peer struct {
 	done chan struct{} // closed by Close
 	ids  atomic.Uint64
 
-	goneOnce sync.Once // OnGone's one call
+	goneOnce sync.Once     // OnGone's one call
+	buffers  streamBuffers // pion's stream buffers, bounded
 
 	direct direct // the direct send path's keys and address (single-port mode)
 
@@ -155,22 +156,26 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	if cfg.MaxStreams == 0 {
 		cfg.MaxStreams = 16
 	}
-	pc, err := cfg.Engine.api.NewPeerConnection(pion.Configuration{
-		BundlePolicy:  pion.BundlePolicyMaxBundle,
-		RTCPMuxPolicy: pion.RTCPMuxPolicyRequire,
-	})
-	if err != nil {
-		return nil, err
-	}
 	p := &Peer{
 		cfg:     cfg,
-		pc:      pc,
 		done:    make(chan struct{}),
 		subs:    map[*Subscription]struct{}{},
 		pubs:    map[*forward.Track]PublishInfo{},
 		remotes: map[*pion.TrackRemote]bool{},
 		status:  StatusConnecting,
 	}
+	p.buffers.limit, p.buffers.onAbuse = p.streamLimit, p.end
+	se := cfg.Engine.se
+	se.BufferFactory = p.buffers.factory
+	api := pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(cfg.Engine.me), pion.WithInterceptorRegistry(cfg.Engine.ir))
+	pc, err := api.NewPeerConnection(pion.Configuration{
+		BundlePolicy:  pion.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: pion.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.pc = pc
 	if cfg.OnCandidate != nil {
 		pc.OnICECandidate(func(c *pion.ICECandidate) {
 			if c != nil {
@@ -266,6 +271,15 @@ func (p *Peer) gone() {
 		return
 	}
 	p.end()
+}
+
+// streamLimit bounds the SRTP and SRTCP streams pion may hold for the
+// peer at once: four for each published stream (RTP and RTCP, with RTX's)
+// up to MaxStreams, four for each subscription, and 32 to spare.
+func (p *Peer) streamLimit() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return 32 + 4*p.cfg.MaxStreams + 4*len(p.subs)
 }
 
 // end tells the embedder the peer is gone (once) and closes it.
