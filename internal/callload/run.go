@@ -21,6 +21,7 @@ type runner struct {
 	api    *pion.API
 	tokens tokens
 	log    io.Writer
+	gate   gate // pauses the publishers at the window's edges
 }
 
 // Run runs the load cfg describes against a running server and reports
@@ -72,11 +73,19 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	if err := sleep(ctx, cfg.Warmup); err != nil {
 		return nil, err
 	}
+	// The window starts with nothing in flight: the publishers pause
+	// between frames until what they sent has arrived.
+	r.gate.hold(ctx)
+	drain(ctx, ps)
 	s0 := take(ps, cfg.ServerPID)
+	r.gate.release()
 	fmt.Fprintf(log, "callload: measuring for %v\n", cfg.Duration)
 	if err := sleep(ctx, cfg.Duration); err != nil {
 		return nil, err
 	}
+	// It ends with the publishers stopped, so that what they sent is
+	// known; what is in flight then counts for loss after the drain.
+	r.gate.hold(ctx)
 	s1 := take(ps, cfg.ServerPID)
 	stopMedia()
 	senders.Wait()
@@ -131,6 +140,7 @@ func (r *runner) sources() (func() frameSource, error) {
 type failed struct{ err error }
 
 func (f failed) next(bool) ([]byte, time.Duration, error) { return nil, 0, f.err }
+func (f failed) interval() time.Duration                  { return time.Second }
 func (f failed) close()                                   {}
 
 // plan names the participants and spreads them over the channels, round
@@ -236,13 +246,13 @@ func (r *runner) joinGroup(ctx context.Context, ps []*participant, joined func(*
 // startSending starts a publisher's senders.
 func (r *runner) startSending(ctx context.Context, wg *sync.WaitGroup, p *participant, src frameSource) {
 	wg.Go(func() {
-		if err := p.sendVideo(ctx, src); err != nil {
+		if err := p.sendVideo(ctx, &r.gate, src); err != nil {
 			fmt.Fprintf(r.log, "callload: %s: video stopped: %v\n", p.user, err)
 		}
 	})
 	if p.audio != nil {
 		wg.Go(func() {
-			if err := p.sendAudio(ctx); err != nil {
+			if err := p.sendAudio(ctx, &r.gate); err != nil {
 				fmt.Fprintf(r.log, "callload: %s: audio stopped: %v\n", p.user, err)
 			}
 		})
@@ -275,7 +285,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// drain waits, after the publishers stopped, until no packet has arrived
+// drain waits, with the publishers stopped, until no packet has arrived
 // for 200 ms, at most 2 s.
 func drain(ctx context.Context, ps []*participant) {
 	total := func() (n uint64) {

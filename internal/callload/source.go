@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -23,6 +24,7 @@ const mtu = 1200
 // wantKey asks for a key frame, when the source can make one.
 type frameSource interface {
 	next(wantKey bool) (frame []byte, d time.Duration, err error)
+	interval() time.Duration // a frame's duration, for skipping one
 	close()
 }
 
@@ -71,7 +73,8 @@ func (s *synthetic) next(wantKey bool) ([]byte, time.Duration, error) {
 	return s.delta, s.d, nil
 }
 
-func (s *synthetic) close() {}
+func (s *synthetic) interval() time.Duration { return s.d }
+func (s *synthetic) close()                  {}
 
 // ivf sends a VP8 IVF file's frames in a loop, one per tick of the file's
 // time base. It cannot make key frames on request.
@@ -143,15 +146,23 @@ func (v *ivf) next(bool) ([]byte, time.Duration, error) {
 	return nil, 0, fmt.Errorf("%w: %s: no frames", ErrSource, v.f.Name())
 }
 
-func (v *ivf) close() { v.f.Close() }
+func (v *ivf) interval() time.Duration { return v.d }
+func (v *ivf) close()                  { v.f.Close() }
 
 // sendVideo paces src's frames in real time into the publisher's video
 // track, packetized as RFC 7741 VP8 (picture ids on, the S bit on each
 // frame's first packet, the marker on its last) until ctx ends.
-func (p *participant) sendVideo(ctx context.Context, src frameSource) error {
+// While g is held it skips frames, keeping its clock.
+func (p *participant) sendVideo(ctx context.Context, g *gate, src frameSource) error {
 	defer src.close()
 	pk := rtp.NewPacketizer(mtu, 96, 0, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
 	return pace(ctx, func() (time.Duration, error) {
+		if !g.enter() {
+			d := src.interval()
+			pk.SkipSamples(uint32(d * 90000 / time.Second))
+			return d, nil
+		}
+		defer g.leave()
 		frame, d, err := src.next(p.keyReq.Swap(false))
 		if err != nil {
 			return 0, err
@@ -166,13 +177,18 @@ func (p *participant) sendVideo(ctx context.Context, src frameSource) error {
 }
 
 // sendAudio sends 20 ms Opus frames of silence until ctx ends.
-func (p *participant) sendAudio(ctx context.Context) error {
+func (p *participant) sendAudio(ctx context.Context, g *gate) error {
 	frame, err := mute.SilentFrame(mute.MimeTypeOpus, 20*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	pk := rtp.NewPacketizer(mtu, 111, 0, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
 	return pace(ctx, func() (time.Duration, error) {
+		if !g.enter() {
+			pk.SkipSamples(960)
+			return 20 * time.Millisecond, nil
+		}
+		defer g.leave()
 		for _, pkt := range pk.Packetize(frame, 960) {
 			if p.audio.WriteRTP(pkt) == nil {
 				p.sent.Add(1)
@@ -206,3 +222,40 @@ func pace(ctx context.Context, send func() (time.Duration, error)) error {
 		t.Reset(time.Until(next))
 	}
 }
+
+// gate lets the runner stop every publisher between packets: while it is
+// held, senders skip their frames (their clocks go on), so that the
+// measuring window starts with nothing in flight and ends with what was
+// sent known exactly.
+type gate struct {
+	held atomic.Bool
+	busy atomic.Int64 // senders between enter and leave
+}
+
+// enter reports whether a sender may send now; if so it must call leave
+// when done.
+func (g *gate) enter() bool {
+	g.busy.Add(1)
+	if g.held.Load() {
+		g.busy.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (g *gate) leave() { g.busy.Add(-1) }
+
+// hold stops the senders and waits (at most a second) for those sending
+// to finish.
+func (g *gate) hold(ctx context.Context) {
+	g.held.Store(true)
+	end := time.Now().Add(time.Second)
+	for g.busy.Load() != 0 && time.Now().Before(end) {
+		if sleep(ctx, time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// release lets the senders go on.
+func (g *gate) release() { g.held.Store(false) }
