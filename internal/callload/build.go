@@ -84,6 +84,7 @@ func (r *runner) report(ps []*participant, s0, s1, s2 snapshot) (*Report, error)
 		}
 	}
 	rep.LoadAverage, _ = loadAverage()
+	rep.UDPRcvbufErrors, rep.UDPSndbufErrors = s2.rcvbufErrs-s0.rcvbufErrs, s2.sndbufErrs-s0.sndbufErrs
 	return rep, nil
 }
 

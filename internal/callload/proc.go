@@ -98,3 +98,48 @@ func procPath(pid int, file string) string {
 	}
 	return "/proc/" + strconv.Itoa(pid) + "/" + file
 }
+
+// udpErrors is the host's IPv4 UDP datagrams dropped for a full receive
+// buffer and for a full send buffer, from /proc/net/snmp (this network
+// namespace, every process).
+func udpErrors() (rcvbuf, sndbuf uint64, err error) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseSNMPUDP(b)
+}
+
+// parseSNMPUDP reads RcvbufErrors and SndbufErrors from the two "Udp:"
+// lines (names, then values).
+func parseSNMPUDP(b []byte) (rcvbuf, sndbuf uint64, err error) {
+	var lines [][]string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Udp:" {
+			lines = append(lines, f[1:])
+		}
+	}
+	if len(lines) != 2 || len(lines[0]) != len(lines[1]) {
+		return 0, 0, fmt.Errorf("/proc/net/snmp: no Udp table")
+	}
+	found := 0
+	for i, name := range lines[0] {
+		var dst *uint64
+		switch name {
+		case "RcvbufErrors":
+			dst = &rcvbuf
+		case "SndbufErrors":
+			dst = &sndbuf
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseUint(lines[1][i], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/net/snmp: %s %q", name, lines[1][i])
+		}
+		found++
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("/proc/net/snmp: no RcvbufErrors or SndbufErrors")
+	}
+	return rcvbuf, sndbuf, nil
+}

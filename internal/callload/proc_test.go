@@ -84,3 +84,17 @@ func TestValidateDefaults(t *testing.T) {
 		t.Errorf("Channels -1: %v", err)
 	}
 }
+
+// TestParseSNMPUDP reads the UDP buffer errors by column name.
+func TestParseSNMPUDP(t *testing.T) {
+	in := "Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors\nUdp: 2953875 670 605857 3560758 605857 12 0\n"
+	r, s, err := parseSNMPUDP([]byte(in))
+	if err != nil || r != 605857 || s != 12 {
+		t.Errorf("parseSNMPUDP: %d %d %v", r, s, err)
+	}
+	for _, bad := range []string{"", "Udp: A B\nUdp: 1\n", "Udp: InDatagrams\nUdp: 1\n", "Udp: RcvbufErrors SndbufErrors\nUdp: x 1\n"} {
+		if _, _, err := parseSNMPUDP([]byte(bad)); err == nil {
+			t.Errorf("parseSNMPUDP(%q): no error", bad)
+		}
+	}
+}

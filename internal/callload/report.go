@@ -54,6 +54,12 @@ type Report struct {
 	Client Usage `json:"client"`
 	// LoadAverage is /proc/loadavg at the window's end.
 	LoadAverage [3]float64 `json:"loadAverage"`
+	// UDPRcvbufErrors and UDPSndbufErrors are the host's UDP datagrams
+	// dropped for full socket buffers from the window's start to the end
+	// of the drain (/proc/net/snmp, every process): on one machine, where
+	// the loss happened.
+	UDPRcvbufErrors uint64 `json:"udpRcvbufErrors"`
+	UDPSndbufErrors uint64 `json:"udpSndbufErrors"`
 
 	// Channel has one row per channel.
 	Channel []ChannelRow `json:"channel"`
@@ -151,6 +157,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("delivered", "%d packets (%.0f/s) of %d expected", r.Delivered, r.DeliveredPerSecond, r.Expected)
 	row("lost", "%d (%.3f %%); sequence gaps %d, late %d", r.Lost, r.LostPercent, r.Gaps, r.Late)
 	row("key-frame requests", "%d", r.KeyRequests)
+	row("host UDP drops", "%d receive-buffer, %d send-buffer (all processes)", r.UDPRcvbufErrors, r.UDPSndbufErrors)
 	if s := r.Server; s != nil {
 		row("server CPU", "%.3f cores, %.2f µs per delivered packet (pid %d)", s.Cores, s.MicrosPerPacket, s.PID)
 		row("server RSS", "%.1f MiB", float64(s.RSSBytes)/(1<<20))

@@ -313,6 +313,7 @@ type snapshot struct {
 	keyReqs                    uint64
 	self, server               time.Duration
 	serverErr                  error
+	rcvbufErrs, sndbufErrs     uint64
 }
 
 // take reads every counter, and the server's CPU when pid is not 0.
@@ -326,6 +327,7 @@ func take(ps []*participant, pid int) snapshot {
 		s.keyReqs += p.keyReqs.Load()
 	}
 	s.self, _ = procCPU(0)
+	s.rcvbufErrs, s.sndbufErrs, _ = udpErrors()
 	if pid != 0 {
 		s.server, s.serverErr = procCPU(pid)
 	}

@@ -211,6 +211,9 @@ func pace(ctx context.Context, send func() (time.Duration, error)) error {
 			return nil
 		case <-t.C:
 		}
+		if ctx.Err() != nil { // both were ready: the end wins
+			return nil
+		}
 		d, err := send()
 		if err != nil {
 			return err
