@@ -103,11 +103,10 @@ func TestLoadAgainstServer(t *testing.T) {
 		if p.Received == 0 || p.Expected != sentIn[p.Channel] {
 			t.Errorf("subscriber %s: received %d, expected %d of the %d its channel's publisher sent", p.User, p.Received, p.Expected, sentIn[p.Channel])
 		}
-		// The publishers pause at the window's edges, so the count is
-		// exact: what is missing was lost (a loaded machine drops some
-		// on loopback too), and nothing arrives that was not sent but
-		// for a rare duplicate.
-		if p.Lost < -int64(p.Expected)/100 || p.Lost > int64(p.Expected)/20 || p.Gaps > p.Expected/20 {
+		// The publishers pause at the window's edges and duplicates are
+		// told apart, so the count is exact: what is missing was lost (a
+		// loaded machine drops some on loopback too).
+		if p.Lost < 0 || p.Lost > int64(p.Expected)/20 || p.Gaps > p.Expected/20 {
 			t.Errorf("subscriber %s: lost %d, gaps %d of %d", p.User, p.Lost, p.Gaps, p.Expected)
 		}
 		if p.JoinMs <= 0 || p.FirstMediaMs < p.JoinMs {
@@ -211,7 +210,7 @@ func TestLoadFromIVF(t *testing.T) {
 	if rate := float64(rep.Sent) / rep.WindowSeconds; rate < 25 || rate > 35 {
 		t.Errorf("sent %d packets in %.2f s: want about 30/s", rep.Sent, rep.WindowSeconds)
 	}
-	if rep.Delivered == 0 || rep.Lost > 2 || rep.Lost < -2 {
+	if rep.Delivered == 0 || rep.Lost > 2 || rep.Lost < 0 {
 		t.Errorf("delivered %d of %d expected, lost %d", rep.Delivered, rep.Expected, rep.Lost)
 	}
 }
@@ -265,8 +264,9 @@ func TestFlagErrors(t *testing.T) {
 	}
 }
 
-// TestRunErrors: a missing IVF file and a server that is not there fail
-// the run with the package's errors, after nothing or a failed join.
+// TestRunErrors: a missing or bad IVF file, a server pid that is no
+// process and a server that is not there fail the run with the package's
+// errors, before anything joins or after a failed join.
 func TestRunErrors(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
@@ -281,6 +281,9 @@ func TestRunErrors(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-secret", testSecret, "-ivf", bad}, &out, &logs); !errors.Is(err, callload.ErrSource) {
 		t.Errorf("a bad IVF file: %v, want ErrSource", err)
+	}
+	if err := run(context.Background(), []string{"-secret", testSecret, "-server-pid", "2147483647"}, &out, &logs); !errors.Is(err, callload.ErrInvalidConfig) || !strings.Contains(err.Error(), "ServerPID 2147483647") {
+		t.Errorf("a server pid that is no process: %v, want ErrInvalidConfig naming it", err)
 	}
 	gone := httptest.NewServer(nil)
 	gone.Close()

@@ -25,8 +25,9 @@ func (r *runner) report(ps []*participant, s0, s1, s2 snapshot) (*Report, error)
 		row := PeerRow{User: p.user, Channel: p.channel, Publisher: p.publisher, JoinMs: ms(p.joined),
 			Sent: sent, Expected: sentBy[p.channel] - sent,
 			Received: s1.received[i] - s0.received[i],
-			Gaps:     s1.gaps[i] - s0.gaps[i], Late: s1.late[i] - s0.late[i]}
-		row.Lost = int64(row.Expected) - int64(s2.received[i]-s0.received[i])
+			Gaps:     s1.gaps[i] - s0.gaps[i], Late: s1.late[i] - s0.late[i], Duplicates: s1.dups[i] - s0.dups[i]}
+		unique := (s2.received[i] - s0.received[i]) - (s2.dups[i] - s0.dups[i])
+		row.Lost = int64(row.Expected) - int64(unique)
 		joins = append(joins, p.joined)
 		if p.expectsMedia {
 			c, f := time.Duration(p.connAt.Load()), time.Duration(p.firstMedia.Load())
@@ -60,6 +61,7 @@ func (r *runner) report(ps []*participant, s0, s1, s2 snapshot) (*Report, error)
 		rep.Lost += row.Lost
 		rep.Gaps += row.Gaps
 		rep.Late += row.Late
+		rep.Duplicates += row.Duplicates
 	}
 	for i := range cfg.Channels {
 		if c := rows[fmt.Sprintf("%s-c%d", cfg.Prefix, i)]; c != nil {

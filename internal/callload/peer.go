@@ -47,7 +47,8 @@ type participant struct {
 	// Counters, written by the reading and sending goroutines.
 	received atomic.Uint64 // RTP packets read on every received track
 	gaps     atomic.Uint64 // sequence numbers skipped (per track, forward jumps)
-	late     atomic.Uint64 // packets older than their track's newest (reordered or repaired)
+	late     atomic.Uint64 // packets older than their track's newest, not seen before (reordered or repaired)
+	dups     atomic.Uint64 // packets received before (repeated retransmissions)
 	sent     atomic.Uint64 // RTP packets written (video and audio)
 	keyReqs  atomic.Uint64 // PLIs and FIRs received for the video
 	keyReq   atomic.Bool   // a key frame is wanted
@@ -184,13 +185,12 @@ func (p *participant) readRTCP(s *pion.RTPSender, video bool) {
 	}
 }
 
-// count reads a received track, counting packets, sequence gaps and late
-// packets.
+// count reads a received track, counting packets, sequence gaps, late
+// packets and duplicates.
 func (p *participant) count(tr *pion.TrackRemote) {
 	defer p.life.Done()
 	buf := make([]byte, 1500)
-	var last uint16
-	started := false
+	var w seqWindow
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {
@@ -202,18 +202,13 @@ func (p *participant) count(tr *pion.TrackRemote) {
 		if p.received.Add(1) == 1 {
 			p.firstMedia.Store(int64(time.Since(p.start)))
 		}
-		seq := binary.BigEndian.Uint16(buf[2:4])
-		d := seq - last
-		switch {
-		case !started:
-			started = true
-			last = seq
-		case d == 0:
-		case d < 0x8000:
-			p.gaps.Add(uint64(d - 1))
-			last = seq
-		default:
+		switch kind, gap := w.add(binary.BigEndian.Uint16(buf[2:4])); kind {
+		case seqNew:
+			p.gaps.Add(uint64(gap))
+		case seqLate, seqOld:
 			p.late.Add(1)
+		case seqDup:
+			p.dups.Add(1)
 		}
 	}
 }

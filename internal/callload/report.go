@@ -33,18 +33,22 @@ type Report struct {
 	// Expected is, summed over participants, what the publishers of
 	// their channel other than themselves sent.
 	Expected uint64 `json:"expected"`
-	// Delivered is RTP packets the participants read, summed.
+	// Delivered is RTP packets the participants read, summed, duplicates
+	// included.
 	Delivered          uint64  `json:"delivered"`
 	DeliveredPerSecond float64 `json:"deliveredPerSecond"`
-	// Lost is Expected less what arrived by the end of the drain after
-	// the window (the packets in flight at the window's edges make it
-	// off by a few either way); LostPercent is of Expected.
+	// Lost is Expected less the distinct packets that arrived by the end
+	// of the drain after the window (the publishers pause at the window's
+	// edges, so nothing in flight is miscounted); LostPercent is of
+	// Expected.
 	Lost        int64   `json:"lost"`
 	LostPercent float64 `json:"lostPercent"`
 	// Gaps counts sequence numbers skipped on received tracks; Late the
-	// packets older than their track's newest (reordered, repaired).
-	Gaps uint64 `json:"gaps"`
-	Late uint64 `json:"late"`
+	// packets older than their track's newest (reordered, repaired);
+	// Duplicates the packets that had arrived before.
+	Gaps       uint64 `json:"gaps"`
+	Late       uint64 `json:"late"`
+	Duplicates uint64 `json:"duplicates"`
 	// KeyRequests counts PLIs and FIRs the publishers received.
 	KeyRequests uint64 `json:"keyRequests"`
 
@@ -115,6 +119,7 @@ type PeerRow struct {
 	Lost         int64   `json:"lost"`
 	Gaps         uint64  `json:"gaps"`
 	Late         uint64  `json:"late"`
+	Duplicates   uint64  `json:"duplicates"`
 }
 
 // spread summarises ds.
@@ -155,7 +160,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("first media", "%s", sp(r.FirstMedia))
 	row("sent", "%d packets (%.0f/s)", r.Sent, float64(r.Sent)/r.WindowSeconds)
 	row("delivered", "%d packets (%.0f/s) of %d expected", r.Delivered, r.DeliveredPerSecond, r.Expected)
-	row("lost", "%d (%.3f %%); sequence gaps %d, late %d", r.Lost, r.LostPercent, r.Gaps, r.Late)
+	row("lost", "%d (%.3f %%); sequence gaps %d, late %d, duplicates %d", r.Lost, r.LostPercent, r.Gaps, r.Late, r.Duplicates)
 	row("key-frame requests", "%d", r.KeyRequests)
 	row("host UDP drops", "%d receive-buffer, %d send-buffer (all processes)", r.UDPRcvbufErrors, r.UDPSndbufErrors)
 	if s := r.Server; s != nil {

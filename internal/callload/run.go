@@ -43,6 +43,11 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 		log = io.Discard
 	}
 	log = &lockedWriter{w: log}
+	if cfg.ServerPID != 0 {
+		if _, err := procCPU(cfg.ServerPID); err != nil {
+			return nil, fmt.Errorf("%w: ServerPID %d: %v", ErrInvalidConfig, cfg.ServerPID, err)
+		}
+	}
 	api, err := newAPI(*cfg.LoopbackICE)
 	if err != nil {
 		return nil, err
@@ -176,7 +181,7 @@ func plan(cfg Config) []*participant {
 
 // joinAll joins the creators, then the other publishers, then the
 // subscribers, JoinParallel at a time, within JoinTimeout, and waits for
-// every participant that expects media to be connected. joined runs for
+// every participant that sends or expects media to be connected. joined runs for
 // each participant once it has joined.
 func (r *runner) joinAll(ctx context.Context, ps []*participant, joined func(*participant)) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
@@ -198,7 +203,7 @@ func (r *runner) joinAll(ctx context.Context, ps []*participant, joined func(*pa
 		}
 	}
 	for _, p := range ps {
-		if !p.expectsMedia {
+		if !p.expectsMedia && !p.publisher {
 			continue
 		}
 		select {
@@ -310,6 +315,7 @@ func drain(ctx context.Context, ps []*participant) {
 type snapshot struct {
 	at                         time.Time
 	received, gaps, late, sent []uint64
+	dups                       []uint64
 	keyReqs                    uint64
 	self, server               time.Duration
 	serverErr                  error
@@ -323,6 +329,7 @@ func take(ps []*participant, pid int) snapshot {
 		s.received = append(s.received, p.received.Load())
 		s.gaps = append(s.gaps, p.gaps.Load())
 		s.late = append(s.late, p.late.Load())
+		s.dups = append(s.dups, p.dups.Load())
 		s.sent = append(s.sent, p.sent.Load())
 		s.keyReqs += p.keyReqs.Load()
 	}
