@@ -153,6 +153,34 @@ func TestLoadAgainstServer(t *testing.T) {
 	}
 }
 
+// TestPublishersMeet: two publishers in one channel negotiate both ways
+// (each offers its tracks while the server offers it the other's, which
+// may cross: Glare, roll back, answer, offer again) and each receives
+// the other's video, as the subscriber receives both.
+func TestPublishersMeet(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	url := startServer(t)
+	rep := runJSON(t, "-url", url, "-secret", testSecret, "-publishers", "2", "-subscribers", "1",
+		"-bitrate", "300k", "-warmup", "1s", "-duration", "2s", "-prefix", "meet")
+	byUser := map[string]callload.PeerRow{}
+	for _, p := range rep.Peers {
+		byUser[p.User] = p
+	}
+	p0, p1, s0 := byUser["meet-p0"], byUser["meet-p1"], byUser["meet-s0"]
+	if p0.Expected != p1.Sent || p1.Expected != p0.Sent || s0.Expected != p0.Sent+p1.Sent {
+		t.Errorf("expected: p0 %d (p1 sent %d), p1 %d (p0 sent %d), s0 %d", p0.Expected, p1.Sent, p1.Expected, p0.Sent, s0.Expected)
+	}
+	for _, p := range []callload.PeerRow{p0, p1, s0} {
+		if p.Received == 0 || p.Lost < 0 || p.Lost > int64(p.Expected)/20 {
+			t.Errorf("%s: received %d of %d, lost %d", p.User, p.Received, p.Expected, p.Lost)
+		}
+	}
+	if rep.Channel[0].ID != "meet-c0" || rep.Connected.N != 3 {
+		t.Errorf("channel %q, connected %+v", rep.Channel[0].ID, rep.Connected)
+	}
+}
+
 // writeIVF writes a VP8 IVF file of n frames at 30 fps: a black key frame
 // then repeat frames.
 func writeIVF(t *testing.T, n int) string {
