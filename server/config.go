@@ -62,8 +62,10 @@ type Config struct {
 	RequestRate  float64
 	RequestBurst int
 	// AddrRequestRate and AddrRequestBurst bound what one remote address
-	// sends over all its connections: each new connection and each
-	// message, auth included, spends a token. Defaults 100 and 200.
+	// sends before its connections are authenticated: each new connection
+	// and each auth spends a token (what a user sends after is the user's
+	// budget). Defaults 100 and 200: many users behind one address (a
+	// NAT, a load tool) can all connect at once.
 	AddrRequestRate  float64
 	AddrRequestBurst int
 	// MaxConnsPerIP bounds the WebSocket connections open at once from

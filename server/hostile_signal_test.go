@@ -24,7 +24,7 @@ func TestReconnectingFlooderHeldToUserBudget(t *testing.T) {
 	logs := &lockedBuffer{}
 	ts := newTestServer(t, func(c *Config) {
 		c.RequestRate, c.RequestBurst = 10, 10
-		c.AddrRequestRate, c.AddrRequestBurst = 1e6, 1e6 // the user's budget is under test here
+		c.AddrRequestRate, c.AddrRequestBurst = 1e6, 1e6 // the user's budget is under test here, not the address's connections
 		c.MaxRefusals = 20
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
@@ -72,9 +72,9 @@ func TestReconnectingFlooderHeldToUserBudget(t *testing.T) {
 	login(t, ts, "bob", false).want("NotMember", "getUsers", nil)
 }
 
-// TestAddressBudget: one address's connections share a budget: a flood of
-// new connections from it is refused (429) once the budget is spent,
-// counted and logged at most once a second.
+// TestAddressBudget: one address's connections and auths share a budget:
+// a flood of new connections from it is refused (429) once the budget is
+// spent, counted and logged at most once a second.
 func TestAddressBudget(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })

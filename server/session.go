@@ -130,10 +130,10 @@ func connectionLost(err error) bool {
 // readLoop authenticates the client, then reads and handles requests
 // until the connection fails or the session is ended.
 //
-// Every message spends a token of the remote address's budget and, once
-// authenticated, of the user's (both shared with their other
-// connections); one past either is refused at the cost of finding its id
-// (quickID), not decoded. A refusal, for the budget or for a malformed
+// Every message after auth spends a token of the user's budget (shared
+// with its other connections; the auth and the connection itself spent
+// the remote address's); one past it is refused at the cost of finding
+// its id (quickID), not decoded. A refusal, for the budget or for a malformed
 // message, spends one of the connection's MaxRefusals a RefusalWindow:
 // past them the connection is closed.
 func (ss *session) readLoop() error {
@@ -151,7 +151,7 @@ func (ss *session) readLoop() error {
 			return ErrInvalidMessage
 		}
 		now := time.Now()
-		if !ss.srv.addrBudgets.take(ss.addr, now) || !ss.srv.userBudgets.take(ss.budget, now) {
+		if !ss.srv.userBudgets.take(ss.budget, now) {
 			ss.srv.stats.rateLimited.Add(1)
 			if !ss.refusals.take(now) {
 				ss.srv.warnRateLimited.warn(ss.log, "connection closed: rate limit exceeded", "user", ss.user)
