@@ -84,7 +84,7 @@ func TestInterceptorsStartOnlyWhenThePeerReceives(t *testing.T) {
 		}
 
 		info := &interceptor.StreamInfo{SSRC: 0x1234, MimeType: pion.MimeTypeVP8, ClockRate: 90000,
-			RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}},
+			RTCPFeedback:        []interceptor.RTCPFeedback{{Type: "nack"}},
 			RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01", ID: 5}}}
 		var queue [][]byte
 		for _, seq := range []uint16{1, 3} { // 2 is lost
