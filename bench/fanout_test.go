@@ -235,7 +235,7 @@ func BenchmarkFanoutMuted(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			tr.SetMute(forward.MuteSelf, true) // sends the first silent frame
+			tr.SetMute(forward.SourceSelf, true) // sends the first silent frame
 			pkt := []byte{0x80, 111, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0xfc, 1, 2, 3}
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -33,7 +33,7 @@ func (fc *fanCtx) fanout(t *Track, set *subSet, lo, hi int, pkt []byte, p *pktIn
 		fc.lens = append(fc.lens, 0)
 	}
 	for i, prof := range set.profiles {
-		fc.lens[i] = buildHeader(fc.hdrs[i], pkt, &t.hdr, &prof.remap)
+		fc.lens[i] = buildHeader(fc.hdrs[i], pkt, p.hdr, &prof.remap)
 		fc.lens[i] += copy(fc.hdrs[i][fc.lens[i]:], p.desc)
 	}
 	for i := lo; i < hi; i++ {

@@ -92,12 +92,12 @@ func TestSelfMuteH264(t *testing.T) {
 		sendAU(repNALs...)
 	}
 	muted := sink.Len()
-	tr.SetMute(forward.MuteSelf, true)
+	tr.SetMute(forward.SourceSelf, true)
 	for range 10 {
 		clk.Advance(200 * time.Millisecond)
 		tr.Pump()
 	}
-	tr.SetMute(forward.MuteSelf, false)
+	tr.SetMute(forward.SourceSelf, false)
 	sendAU(repNALs...) // not yet: empty media until the key frame
 	resumed := sink.Len()
 	sendAU(idr) // an IDR without parameter sets

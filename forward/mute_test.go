@@ -140,7 +140,7 @@ func newVP8Call(t *testing.T, n int) *vp8Call {
 func TestSelfMuteVP8(t *testing.T) {
 	c := newVP8Call(t, 31) // ten frames, and the first packet of the eleventh (a key frame)
 	clk, tr, pub, sink := c.clk, c.tr, c.pub, &c.sink
-	if got := tr.SetMute(forward.MuteSelf, true); got != forward.MutedEmpty {
+	if got := tr.SetMute(forward.SourceSelf, true); got != forward.MuteSelf {
 		t.Fatalf("state %v", got)
 	}
 	before := sink.Len()
@@ -159,7 +159,7 @@ func TestSelfMuteVP8(t *testing.T) {
 		tr.Pump()
 	}
 	plisBefore := plis(t, &c.up)
-	tr.SetMute(forward.MuteSelf, false)
+	tr.SetMute(forward.SourceSelf, false)
 	if plis(t, &c.up) != plisBefore+1 {
 		t.Fatal("unmute did not ask the publisher for a key frame at once")
 	}
@@ -224,7 +224,7 @@ func TestSelfMuteOpus(t *testing.T) {
 		}
 	}
 	talk(5)
-	tr.SetMute(forward.MuteSelf, true) // audio switches at once
+	tr.SetMute(forward.SourceSelf, true) // audio switches at once
 	muted := sink.Len()
 	silence, err := mute.SilentFrame(mute.MimeTypeOpus, 20*time.Millisecond)
 	if err != nil {
@@ -235,7 +235,7 @@ func TestSelfMuteOpus(t *testing.T) {
 		clk.Advance(20 * time.Millisecond)
 		tr.Pump()
 	}
-	tr.SetMute(forward.MuteSelf, false)
+	tr.SetMute(forward.SourceSelf, false)
 	unmuted := sink.Len()
 	talk(3)
 	pkts := packets(t, &sink)
@@ -260,7 +260,7 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 	c := newVP8Call(t, 30)
 	clk, tr, pub, sink := c.clk, c.tr, c.pub, &c.sink
 	start := sink.Len()
-	if got := tr.SetMute(forward.MuteAdmin, true); got != forward.MutedSilent {
+	if got := tr.SetMute(forward.SourceAdmin, true); got != forward.MuteAdmin {
 		t.Fatalf("state %v", got)
 	}
 	for range 60 {
@@ -275,12 +275,12 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 		t.Fatalf("admin mute: %d frames (%d black key frames), want one black key frame and two repeat frames", countFrames(pkts[start:]), n)
 	}
 	// The muted user lifting its own mute changes nothing.
-	if got := tr.SetMute(forward.MuteSelf, false); got != forward.MutedSilent {
+	if got := tr.SetMute(forward.SourceSelf, false); got != forward.MuteAdmin {
 		t.Fatalf("self unmute lifted an admin mute: %v", got)
 	}
 	// Lifting the admin mute works like unmute: empty frames, then the
 	// publisher's key frame.
-	tr.SetMute(forward.MuteAdmin, false)
+	tr.SetMute(forward.SourceAdmin, false)
 	clk.Advance(200 * time.Millisecond)
 	tr.Pump()
 	for pub.frame%10 != 0 {
@@ -304,14 +304,14 @@ func TestAdminMuteFlushesThenSilence(t *testing.T) {
 func TestAdminLiftedUnderSelfMute(t *testing.T) {
 	c := newVP8Call(t, 30)
 	clk, tr, sink := c.clk, c.tr, &c.sink
-	tr.SetMute(forward.MuteSelf, true)
-	tr.SetMute(forward.MuteAdmin, true)
+	tr.SetMute(forward.SourceSelf, true)
+	tr.SetMute(forward.SourceAdmin, true)
 	for range 5 {
 		clk.Advance(100 * time.Millisecond)
 		tr.Pump()
 	}
 	mark := sink.Len()
-	if got := tr.SetMute(forward.MuteAdmin, false); got != forward.MutedEmpty {
+	if got := tr.SetMute(forward.SourceAdmin, false); got != forward.MuteSelf {
 		t.Fatalf("state %v", got)
 	}
 	pkts := packets(t, sink)[mark:]
@@ -329,7 +329,7 @@ func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
 	c := newVP8Call(t, 30)
 	clk, tr, sub, sink := c.clk, c.tr, c.sub, &c.sink
 	start := sink.Len()
-	tr.SetMute(forward.MuteAdmin, true)
+	tr.SetMute(forward.SourceAdmin, true)
 	key := packets(t, sink)[start:] // the black key frame: lost
 	if n := decodeVP8Keys(t, key); n != 1 || countFrames(key) != 1 {
 		t.Fatalf("the admin mute sent %d frames, %d black key frames, before its tail", countFrames(key), n)
@@ -367,7 +367,7 @@ func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
 func TestJoinAndPLIWhileMutedGetBlackKeyFrames(t *testing.T) {
 	c := newVP8Call(t, 30)
 	clk, tr := c.clk, c.tr
-	tr.SetMute(forward.MuteSelf, true)
+	tr.SetMute(forward.SourceSelf, true)
 	clk.Advance(200 * time.Millisecond)
 	tr.Pump()
 	var b memory.Sink
@@ -420,7 +420,7 @@ func TestPulseKeepsCadence(t *testing.T) {
 	}
 	defer pulse.Close()
 	pulse.Add(tr)
-	tr.SetMute(forward.MuteSelf, true)
+	tr.SetMute(forward.SourceSelf, true)
 	deadline := time.Now().Add(10 * time.Second)
 	for sink.Len() < 10 { // about 200 ms of silence
 		if time.Now().After(deadline) {

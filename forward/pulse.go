@@ -59,7 +59,7 @@ func (p *Pulse) Add(t *Track) {
 	p.tracks[t] = struct{}{}
 	p.mu.Unlock()
 	t.pulse.Store(p) // before needPulse is read: see Track.notePulse
-	if t.needPulse.Load() || t.MuteState() != Unmuted {
+	if t.needPulse.Load() || t.MuteState() != MuteNone {
 		p.wake(t)
 	}
 }

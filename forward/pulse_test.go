@@ -37,7 +37,7 @@ func TestPulseTicksOnlyForMutedTracks(t *testing.T) {
 			t.Fatalf("unmuted track: pulse %+v, want no tick", st)
 		}
 
-		tr.SetMute(forward.MuteSelf, true)
+		tr.SetMute(forward.SourceSelf, true)
 		time.Sleep(time.Second)
 		synctest.Wait()
 		st := pulse.Stats()
@@ -48,7 +48,7 @@ func TestPulseTicksOnlyForMutedTracks(t *testing.T) {
 			t.Fatalf("muted for 1 s: %d silent frames, want 50 or 51", n)
 		}
 
-		tr.SetMute(forward.MuteSelf, false) // silence goes on until the publisher sends
+		tr.SetMute(forward.SourceSelf, false) // silence goes on until the publisher sends
 		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pubPT, SequenceNumber: 1, Timestamp: 960, SSRC: pubSSRC}, Payload: []byte{0xf8, 1, 2}}
 		b, err := p.Marshal()
 		if err != nil {

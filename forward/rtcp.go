@@ -71,8 +71,8 @@ func (s *Subscriber) answer(t *Track) {
 	}
 	if keys > 0 { // requests that came while the section was held are merged here
 		t.cnt.keyFrameRequestsIn.Add(uint64(keys))
-		if t.mt.onGen && !t.mt.unmuting {
-			t.mt.wantKey.Store(true) // muted: a black key frame at the next due time
+		if t.mt.feeding() {
+			t.mt.askKey() // muted: a black key frame at the next due time
 		} else {
 			t.kf.wanted.Store(true)
 			t.kf.out = t.keyFrameDue(t.clock.Nanotime()) || t.kf.out

@@ -199,7 +199,7 @@ func (s *Subscriber) start(t *Track, fc *fanCtx, p *pktInfo) bool {
 	}
 	s.cnt.dropWaitKey.Add(1)
 	if generated {
-		t.mt.wantKey.Store(true) // a black key frame, not the publisher's
+		t.mt.askKey() // a black key frame, not the publisher's
 	} else {
 		t.kf.wanted.Store(true)
 	}

@@ -33,15 +33,13 @@ type Track struct {
 	queue atomic.Pointer[task]   // work handed to the section (section.go)
 	poked task                   // the track's own taskPoke
 	pulse atomic.Pointer[Pulse]  // the pulse it was added to, if any
-	// needPulse: the track generates empty media and must be pumped when
-	// its publisher sends nothing. Written by the section when it changes.
+	// needPulse: the muter generates empty media and must be pumped when
+	// the publisher sends nothing. Written by the section when it changes.
 	needPulse atomic.Bool
-	shut      atomic.Bool              // set by Close
-	mute      atomic.Uint32            // MuteSource bits, set by SetMute
-	frames    atomic.Pointer[frameSet] // empty media, built off the packet path
-	size      atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
-	learnt    atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
-	cnt       trackCounters            // written in the exclusive section, read by anyone
+	shut      atomic.Bool   // set by Close
+	learnt    atomic.Uint32 // the publisher's SSRC once known, for RTCP sent outside the section
+	cnt       trackCounters // written in the exclusive section, read by anyone
+	mt        muter         // the empty media (muter.go): its own fields say who writes them
 
 	// Owned by the exclusive section:
 	in      ingest
@@ -53,8 +51,7 @@ type Track struct {
 	cur     pktInfo // the packet being fanned out
 	kf      keyFrames
 	par     parallel          // parallel fan-out state
-	mt      muteState         // the muter
-	pic     picState          // VP8 picture-ID continuity
+	pulsed  bool              // needPulse as last stored
 	nack    nackGen           // upstream NACKs
 	fbBuf   [fbMax]rtcpx.NACK // a subscriber's NACKs being answered
 	lastAdj uint64            // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
@@ -94,6 +91,7 @@ type profile struct {
 
 // pktInfo is what the core learnt of the packet being fanned out.
 type pktInfo struct {
+	hdr          *rtpx.Header // the packet's header, parsed
 	ext, extTS   uint64
 	noMedia, key bool
 	now          int64
@@ -120,6 +118,7 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 	}
 	t.kf.askedAt = math.MinInt64 / 2 // the first request goes at once
 	t.poked.kind = taskPoke
+	t.mt.init(t, &t.cfg, &t.cnt)
 	t.learnt.Store(cfg.SSRC)
 	t.subs.Store(&subSet{})
 	return t, nil
@@ -170,7 +169,7 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	t.lastAdj = t.in.seqAdj
 	t.cnt.bytesIn.Add(uint64(len(pkt)))
 	p := &t.cur
-	*p = pktInfo{ext: ext, extTS: extTS, now: now, payload: pkt[h.HeaderLen:], epoch: t.mt.epoch}
+	*p = pktInfo{hdr: h, ext: ext, extTS: extTS, now: now, payload: pkt[h.HeaderLen:]}
 	media := pkt[h.HeaderLen : len(pkt)-h.PaddingLen]
 	p.noMedia = len(media) == 0
 	if p.noMedia {
@@ -180,37 +179,21 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	if p.key && t.codec != codecOther {
 		t.sawKeyFrame(ext, now, media)
 	}
-	if t.codec == codecH264 && !p.noMedia {
-		t.mt.keepParameterSets(media)
-	}
 	t.cache.put(ext, extTS, now, p.key, p.noMedia, pkt)
-
-	g := &t.mt
-	boundary := t.codec == codecOther || !g.started || g.lastMarker || h.Timestamp != g.lastTS
-	g.started, g.lastMarker, g.lastTS, g.lastAt = true, h.Marker, h.Timestamp, now
-	t.applyMute(now, boundary)
-	if g.onGen && !(g.unmuting && p.key) {
-		t.cnt.mutedDrop.Add(1) // the publisher's media never reaches anyone while muted
-		t.generate(now)
-		t.notePulse()
+	sent := t.mt.publisher(now, h.Marker, h.Timestamp, p.key, media)
+	t.notePulse()
+	if !sent { // muted: the muter feeds the subscribers
 		return t.keyFrameDue(now), nil
 	}
-	if g.onGen { // unmute: real media resumes exactly on this key frame
-		saved := *p
-		t.resumeOn(media, now) // may send a packet of its own through t.cur and t.hdr
-		*p = saved
-		p.epoch = g.epoch
-		_ = t.parse(pkt)
-	}
-	t.notePulse()
+	p.epoch = t.mt.epoch
 	t.cache.markSent(ext, p.epoch)
 	if p.key && t.codec != codecOther {
 		t.forwardedKeyFrame(p)
 	}
 	if t.codec == codecVP8 && !p.noMedia {
-		p.desc, p.payload = t.mapPicture(p.payload)
+		p.desc, p.payload = t.mt.pic.mapPicture(&t.desc, p.payload)
 		if p.desc != nil {
-			t.cache.setPicOff(ext, t.pic.off)
+			t.cache.setPicOff(ext, t.mt.pic.off)
 		}
 	}
 	t.fanout(pkt, p)
@@ -225,8 +208,8 @@ func (t *Track) sawKeyFrame(ext uint64, now int64, media []byte) {
 		t.kf.seen, t.kf.asked, t.kf.pending = ext, false, false
 		t.cnt.keyFrames.Add(1)
 	}
-	if w, h, ok := frameSize(t.codec, media); ok && w < 1<<16 && h < 1<<16 {
-		t.size.Store(uint32(w)<<16 | uint32(h))
+	if w, h, ok := frameSize(t.codec, media); ok {
+		t.mt.sawSize(w, h)
 	}
 }
 
@@ -239,46 +222,6 @@ func (t *Track) forwardedKeyFrame(p *pktInfo) {
 		k.last, k.lastAt, k.epoch = p.ext, p.now, p.epoch
 	}
 }
-
-// resumeOn switches the subscribers back to the publisher at its key frame.
-// For H.264 its last parameter sets go first when the key frame does not
-// carry them, so a decoder has them before the IDR.
-func (t *Track) resumeOn(media []byte, now int64) {
-	g := &t.mt
-	if t.codec == codecH264 && len(g.sps) > 0 && len(g.pps) > 0 && !hasSPS(media) {
-		t.emitPacket(stapA(g.sps, g.pps), genBase+g.ext, g.ts+genBase, false, false, now)
-		g.ext++
-		t.cnt.parameterSetsResent.Add(1)
-	}
-	g.onGen, g.unmuting, g.tail = false, false, 0
-	g.epoch++
-	t.pic.resync = t.pic.seen
-}
-
-func hasSPS(media []byte) bool {
-	found := false
-	eachNAL(media, func(nal []byte) bool {
-		found = nal[0]&0x1f == 7
-		return !found
-	})
-	return found
-}
-
-// keepParameterSets remembers the publisher's last SPS and PPS.
-func (g *muteState) keepParameterSets(media []byte) {
-	eachNAL(media, func(nal []byte) bool {
-		switch nal[0] & 0x1f {
-		case 7:
-			g.sps = append(g.sps[:0], nal...)
-		case 8:
-			g.pps = append(g.pps[:0], nal...)
-		}
-		return true
-	})
-}
-
-// parse parses a packet the track made or unwrapped into t.hdr.
-func (t *Track) parse(pkt []byte) error { return rtpx.Parse(pkt, &t.hdr) }
 
 // fanout hands the packet in t.hdr to every subscriber, then flushes.
 func (t *Track) fanout(pkt []byte, p *pktInfo) {

@@ -7,7 +7,8 @@ package forward
 // offset chosen when real media resumes, and empty frames continue the
 // numbering. A publisher without picture IDs is passed through unchanged.
 
-// picState is a track's picture-ID mapping, owned by the exclusive section.
+// picState is a track's picture-ID mapping, kept by its muter and owned by
+// the exclusive section.
 type picState struct {
 	seen   bool   // the publisher sends picture IDs
 	off    uint16 // output = input + off (mod 2^15)
@@ -47,14 +48,13 @@ func writePicID(dst, p []byte, at int, wide bool, descLen int, off uint16) int {
 }
 
 // mapPicture applies the mapping to a publisher packet about to be fanned
-// out: it returns the rewritten descriptor (in t.desc) and the payload
-// after it, or no descriptor when the packet goes out unchanged.
-func (t *Track) mapPicture(payload []byte) (desc, rest []byte) {
+// out: it returns the rewritten descriptor (in dst) and the payload after
+// it, or no descriptor when the packet goes out unchanged.
+func (ps *picState) mapPicture(dst *[8]byte, payload []byte) (desc, rest []byte) {
 	at, wide, n, ok := vp8PictureID(payload)
 	if !ok {
 		return nil, payload
 	}
-	ps := &t.pic
 	first := !ps.seen
 	ps.seen = true
 	in := readPicID(payload, at, wide)
@@ -67,14 +67,14 @@ func (t *Track) mapPicture(payload []byte) (desc, rest []byte) {
 	if ps.off == 0 {
 		return nil, payload
 	}
-	writePicID(t.desc[:], payload, at, wide, n, ps.off)
-	return t.desc[:n], payload[n:]
+	writePicID(dst[:], payload, at, wide, n, ps.off)
+	return dst[:n], payload[n:]
 }
 
-// nextGenPicture returns the picture ID of the next empty frame.
-func (t *Track) nextGenPicture() uint16 {
-	t.pic.last = (t.pic.last + 1) & 0x7fff
-	return t.pic.last
+// next returns the picture ID of the next empty frame.
+func (ps *picState) next() uint16 {
+	ps.last = (ps.last + 1) & 0x7fff
+	return ps.last
 }
 
 // genVP8Payload returns a generated VP8 packet's payload with a 15-bit

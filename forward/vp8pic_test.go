@@ -54,14 +54,14 @@ func TestPictureIDsContinuousAcrossMute(t *testing.T) {
 	for range 30 {
 		sendFrame()
 	}
-	tr.SetMute(forward.MuteSelf, true)
+	tr.SetMute(forward.SourceSelf, true)
 	sendFrame() // the frame boundary: empty media takes over
 	for range 6 {
 		clk.Advance(200 * time.Millisecond)
 		tr.Pump()
 		sendFrame()
 	}
-	tr.SetMute(forward.MuteSelf, false)
+	tr.SetMute(forward.SourceSelf, false)
 	for frame%20 != 0 {
 		sendFrame()
 	}

@@ -143,9 +143,9 @@ func (m *muteWorld) setMute(src forward.MuteSource, on bool) {
 		m.t.Fatalf("effective state %v, want %v", got, after)
 	}
 	switch {
-	case before == forward.Unmuted && after != forward.Unmuted:
+	case before == forward.MuteNone && after != forward.MuteNone:
 		m.pending = true
-	case after == forward.Unmuted:
+	case after == forward.MuteNone:
 		m.pending, m.muted = false, false
 	}
 }
@@ -164,9 +164,9 @@ func (m *muteWorld) step(op byte) {
 			m.held = m.held[1:]
 		}
 	case 5:
-		m.setMute(forward.MuteSelf, m.sources&forward.MuteSelf == 0)
+		m.setMute(forward.SourceSelf, m.sources&forward.SourceSelf == 0)
 	case 6:
-		m.setMute(forward.MuteAdmin, m.sources&forward.MuteAdmin == 0)
+		m.setMute(forward.SourceAdmin, m.sources&forward.SourceAdmin == 0)
 	case 7:
 		m.join()
 	case 8: // time passes

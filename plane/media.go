@@ -207,13 +207,13 @@ func (p *Plane) MuteChanged(ch, id, name string, state channel.MuteState) {
 func applyMute(tr *forward.Track, state channel.MuteState) {
 	switch state {
 	case channel.MuteAdmin:
-		tr.SetMute(forward.MuteAdmin, true)
+		tr.SetMute(forward.SourceAdmin, true)
 	case channel.MuteSelf:
-		tr.SetMute(forward.MuteSelf, true)
-		tr.SetMute(forward.MuteAdmin, false)
+		tr.SetMute(forward.SourceSelf, true)
+		tr.SetMute(forward.SourceAdmin, false)
 	default:
-		tr.SetMute(forward.MuteAdmin, false)
-		tr.SetMute(forward.MuteSelf, false)
+		tr.SetMute(forward.SourceAdmin, false)
+		tr.SetMute(forward.SourceSelf, false)
 	}
 }
 

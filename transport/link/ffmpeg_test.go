@@ -148,10 +148,10 @@ func runThroughLink(t *testing.T, ffmpeg string, m mediaRun) []byte {
 	// Mute for the middle of the stream, at the origin, by packet counts.
 	packets := func() uint64 { return track.Stats().PacketsIn }
 	waitFor(t, ctx, "1.5 s of media", func() bool { return time.Duration(packets())*perPacket(m) > 1500*time.Millisecond })
-	track.SetMute(forward.MuteSelf, true)
+	track.SetMute(forward.SourceSelf, true)
 	mutedAt := packets()
 	waitFor(t, ctx, "1.5 s muted", func() bool { return time.Duration(packets()-mutedAt)*perPacket(m) > 1500*time.Millisecond })
-	track.SetMute(forward.MuteSelf, false)
+	track.SetMute(forward.SourceSelf, false)
 	if err := send.Wait(); err != nil {
 		t.Fatalf("sender: %v\n%s", err, sendOut.String())
 	}

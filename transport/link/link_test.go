@@ -108,20 +108,20 @@ func TestLinkInProcess(t *testing.T) {
 	waitFor(t, "the PLI at the publisher", func() bool { return pub.plis.Load() > before })
 
 	// Mute at the origin: B's subscribers get empty media, and the state.
-	track.SetMute(forward.MuteSelf, true)
-	waitFor(t, "the mute state at B", func() bool { return rt.MuteSources() == forward.MuteSelf })
+	track.SetMute(forward.SourceSelf, true)
+	waitFor(t, "the mute state at B", func() bool { return rt.MuteSources() == forward.SourceSelf })
 	_, _, e0 := rec.counts()
 	waitFor(t, "empty media at B", func() bool { _, _, e := rec.counts(); return e > e0+5 })
 	// An admin mute asked on B is applied at the origin.
-	if err := rt.SetMute(forward.MuteAdmin, true); err != nil {
+	if err := rt.SetMute(forward.SourceAdmin, true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the admin mute at the origin", func() bool { return track.MuteSources()&forward.MuteAdmin != 0 })
-	waitFor(t, "both mutes at B", func() bool { return rt.MuteSources() == forward.MuteSelf|forward.MuteAdmin })
-	if err := rt.SetMute(forward.MuteAdmin, false); err != nil {
+	waitFor(t, "the admin mute at the origin", func() bool { return track.MuteSources()&forward.SourceAdmin != 0 })
+	waitFor(t, "both mutes at B", func() bool { return rt.MuteSources() == forward.SourceSelf|forward.SourceAdmin })
+	if err := rt.SetMute(forward.SourceAdmin, false); err != nil {
 		t.Fatal(err)
 	}
-	track.SetMute(forward.MuteSelf, false)
+	track.SetMute(forward.SourceSelf, false)
 	waitFor(t, "unmuted at B", func() bool { return rt.MuteSources() == 0 })
 	_, p0, _ := rec.counts()
 	waitFor(t, "publisher media at B again", func() bool { _, p, _ := rec.counts(); return p > p0+30 })

@@ -111,11 +111,11 @@ func TestLinkThroughRelayProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the PLI at the publisher", func() bool { return pub.plis.Load() > before })
-	track.SetMute(forward.MuteSelf, true)
-	waitFor(t, "the mute at B", func() bool { return rt.MuteSources() == forward.MuteSelf })
+	track.SetMute(forward.SourceSelf, true)
+	waitFor(t, "the mute at B", func() bool { return rt.MuteSources() == forward.SourceSelf })
 	_, _, e0 := rec.counts()
 	waitFor(t, "empty media at B", func() bool { _, _, e := rec.counts(); return e > e0+3 })
-	track.SetMute(forward.MuteSelf, false)
+	track.SetMute(forward.SourceSelf, false)
 	_, p0, _ := rec.counts()
 	waitFor(t, "publisher media at B again", func() bool { _, p, _ := rec.counts(); return p > p0+30 })
 

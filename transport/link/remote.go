@@ -68,7 +68,7 @@ func (r *RemoteTrack) Subscribe(cfg forward.SubscriberConfig) (*forward.Subscrib
 }
 
 // SetMute asks the origin to set or clear one mute source on the track
-// (for instance forward.MuteAdmin when a moderator on this node mutes a
+// (for instance forward.SourceAdmin when a moderator on this node mutes a
 // remote user). It returns ErrNotConnected between sessions.
 func (r *RemoteTrack) SetMute(src forward.MuteSource, on bool) error {
 	s := r.l.current()

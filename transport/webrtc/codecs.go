@@ -7,6 +7,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/sdp/v3"
 	pion "github.com/pion/webrtc/v4"
 
@@ -52,7 +53,8 @@ func codecList() []pion.RTPCodecParameters {
 
 // mediaEngine registers the codecs and builds the interceptor registry.
 // Interceptors kept: RTCP receiver reports, the NACK generator (asks
-// publishers for lost packets) and TWCC feedback to publishers. Not
+// publishers for lost packets) and TWCC feedback to publishers, each
+// started only when the peer receives a stream (lazy.go). Not
 // registered: pion's NACK responder (the core answers subscribers' NACKs
 // from its shared cache), the stats interceptor, and the sender-report
 // interceptor (the subscriptions send their own: reports.go).
@@ -72,21 +74,33 @@ func mediaEngine() (*pion.MediaEngine, *interceptor.Registry, error) {
 		return nil, nil, err
 	}
 	ir := &interceptor.Registry{}
+	// Each binds its RTCP writer, and starts its ticker, only once the
+	// peer receives a stream (lazy.go).
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
 		return nil, nil, err
 	}
-	ir.Add(gen)
+	ir.Add(onReceiveFactory{gen})
 	// Receiver reports for what publishers send; sender reports are the
 	// subscriptions' own (reports.go).
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
 		return nil, nil, err
 	}
-	ir.Add(rr)
-	if err := pion.ConfigureTWCCSender(me, ir); err != nil {
+	ir.Add(onReceiveFactory{rr})
+	// TWCC feedback to publishers: what pion.ConfigureTWCCSender does,
+	// with the interceptor wrapped.
+	for _, kind := range []pion.RTPCodecType{pion.RTPCodecTypeVideo, pion.RTPCodecTypeAudio} {
+		me.RegisterFeedback(pion.RTCPFeedback{Type: pion.TypeRTCPFBTransportCC}, kind)
+		if err := me.RegisterHeaderExtension(pion.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+			return nil, nil, err
+		}
+	}
+	twccSender, err := twcc.NewSenderInterceptor()
+	if err != nil {
 		return nil, nil, err
 	}
+	ir.Add(onReceiveFactory{twccSender})
 	return me, ir, nil
 }
 

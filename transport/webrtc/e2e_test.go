@@ -484,7 +484,7 @@ func (c *call) checkSelfMute(t *testing.T) {
 		t.Fatal(err)
 	}
 	pulse.Add(c.video)
-	c.video.SetMute(forward.MuteSelf, true)
+	c.video.SetMute(forward.SourceSelf, true)
 	for _, s := range c.subs {
 		waitFor(t, "a black key frame", func() bool { return s.blackKeys.Load() >= 1 })
 	}
@@ -492,7 +492,7 @@ func (c *call) checkSelfMute(t *testing.T) {
 	for i, s := range c.subs {
 		marks[i], _ = s.counts()
 	}
-	c.video.SetMute(forward.MuteSelf, false)
+	c.video.SetMute(forward.SourceSelf, false)
 	// After unmute the core shifts the publisher's picture IDs to follow
 	// the empty frames' and passes each rewritten descriptor at the end of
 	// the header part of WriteRTP: the frames must still arrive whole.

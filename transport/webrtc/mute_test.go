@@ -39,7 +39,7 @@ func TestAdminMuteAndPause(t *testing.T) {
 	defer c.engine.Close()
 
 	// Admin mute: one black key frame, then silence.
-	c.video.SetMute(forward.MuteAdmin, true)
+	c.video.SetMute(forward.SourceAdmin, true)
 	for _, s := range c.subs {
 		waitFor(t, "the admin mute's black key frame", func() bool { return s.blackKeys.Load() >= 1 })
 	}
@@ -65,7 +65,7 @@ func TestAdminMuteAndPause(t *testing.T) {
 	}
 
 	// Lifted: the publisher's media resumes on its key frame.
-	c.video.SetMute(forward.MuteAdmin, false)
+	c.video.SetMute(forward.SourceAdmin, false)
 	for i, s := range c.subs {
 		waitFor(t, "the publisher's frames after the admin mute", func() bool {
 			s.mu.Lock()

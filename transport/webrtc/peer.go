@@ -139,7 +139,10 @@ type Peer struct {
 	status   Status
 	grace    *time.Timer    // runs while disconnected, with Grace set
 	wg       sync.WaitGroup // read loops and the report timer's runs
-	reports  *time.Timer    // sender reports (sendReports)
+	reports  *time.Timer    // sender reports (sendReports); nil until the first subscription
+	// reportsArmed: reports is armed or its run has not finished. It is
+	// armed only while the peer has subscriptions (armReports).
+	reportsArmed bool
 }
 
 // op is a queued change: a subscription to add or to remove.
@@ -186,10 +189,6 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 	pc.OnICEConnectionStateChange(func(pion.ICEConnectionState) { p.updateStatus() })
 	pc.OnConnectionStateChange(func(pion.PeerConnectionState) { p.updateStatus() })
 	pc.OnTrack(p.onTrack)
-	p.mu.Lock()
-	p.wg.Add(1)
-	p.reports = time.AfterFunc(reportInterval, p.sendReports)
-	p.mu.Unlock()
 	return p, nil
 }
 
@@ -580,9 +579,10 @@ func (p *Peer) Close() error {
 	}
 	p.closed = true
 	close(p.done)
-	if p.reports.Stop() {
+	if p.reportsArmed && p.reports.Stop() {
 		p.wg.Done() // the run it was armed for will not happen
 	}
+	p.reportsArmed = false
 	subs := make([]*Subscription, 0, len(p.subs))
 	for s := range p.subs {
 		subs = append(subs, s)

@@ -69,8 +69,24 @@ func toNTP(t time.Time) uint64 {
 	return secs<<32 | frac
 }
 
+// armReports arms the sender-report timer if the peer has subscriptions
+// and it is not armed: a peer that only publishes, or has nothing yet,
+// runs no timer. p.mu is held.
+func (p *Peer) armReports() {
+	if p.reportsArmed || p.closed || len(p.subs) == 0 {
+		return
+	}
+	p.reportsArmed = true
+	p.wg.Add(1)
+	if p.reports == nil {
+		p.reports = time.AfterFunc(reportInterval, p.sendReports)
+		return
+	}
+	p.reports.Reset(reportInterval)
+}
+
 // sendReports sends the sender reports of the peer's subscriptions in one
-// compound packet, then re-arms its timer unless the peer is closed.
+// compound packet, then re-arms its timer while the peer has any.
 func (p *Peer) sendReports() {
 	defer p.wg.Done()
 	now := time.Now()
@@ -91,9 +107,7 @@ func (p *Peer) sendReports() {
 		_ = p.pc.WriteRTCP(pkts)
 	}
 	p.mu.Lock()
-	if !p.closed {
-		p.wg.Add(1)
-		p.reports.Reset(reportInterval)
-	}
+	p.reportsArmed = false
+	p.armReports()
 	p.mu.Unlock()
 }

@@ -73,6 +73,7 @@ func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription,
 		return nil, ErrClosed
 	}
 	p.subs[s] = struct{}{}
+	p.armReports()
 	p.ops = append(p.ops, op{sub: s, add: true})
 	p.mu.Unlock()
 	p.kick()
