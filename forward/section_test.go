@@ -72,11 +72,24 @@ func TestFeedbackDuringFanoutIsHandedOver(t *testing.T) {
 	var stop atomic.Bool
 	var sent atomic.Int64
 	sent.Store(1)
+	// The publisher runs on credits the NACKer hands out, 20 a NACK: it
+	// keeps the section busy without running so far ahead of a descheduled
+	// NACKer that the numbers it NACKs leave the cache.
+	credits := make(chan struct{}, 64)
+	for range 64 {
+		credits <- struct{}{}
+	}
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { // the publisher, until the feedback is done or its numbers would wrap
 		defer wg.Done()
-		for n := 0; !stop.Load() && n < 60_000 && time.Now().Before(deadline); n++ {
+		for n := 0; n < 60_000 && time.Now().Before(deadline); n++ {
+			select {
+			case <-credits:
+			case <-done:
+				return
+			}
 			pkt, _ := src.next(t)
 			if err := tr.HandleRTP(pkt); err != nil {
 				t.Error(err)
@@ -97,11 +110,23 @@ func TestFeedbackDuringFanoutIsHandedOver(t *testing.T) {
 			}
 		}
 	}()
+	for w.high.Load() < 8 { // the first NACK names a packet that was sent
+		if time.Now().After(deadline) {
+			t.Fatal("the publisher sent nothing")
+		}
+		time.Sleep(time.Millisecond) // polling a condition against a deadline
+	}
 	tick := time.NewTicker(time.Millisecond)
 	for i := range nacks {
 		<-tick.C
 		if time.Now().After(deadline) {
 			t.Fatal("deadline passed")
+		}
+		for range 20 {
+			select {
+			case credits <- struct{}{}:
+			default:
+			}
 		}
 		if err := nacker.HandleRTCP(nackFor(t, 0x5555, uint16(w.high.Load()-3))); err != nil {
 			t.Fatal(err)
@@ -114,6 +139,7 @@ func TestFeedbackDuringFanoutIsHandedOver(t *testing.T) {
 	}
 	tick.Stop()
 	stop.Store(true)
+	close(done)
 	wg.Wait()
 
 	st, ts := nacker.Stats(), tr.Stats()
