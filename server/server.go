@@ -40,6 +40,7 @@ type Server struct {
 	perIP    map[string]int                   // open connections by remote address; guarded by mu
 	wg       sync.WaitGroup                   // one per session
 	stayWG   sync.WaitGroup                   // the stays' pumps and negotiators
+	drain    drainState                       // guarded by mu
 
 	stats counters
 }
@@ -50,6 +51,7 @@ type stayKey struct{ channel, user string }
 // counters are the server's lock-free counters.
 type counters struct {
 	connections, refusedConns, authFailures, invalid, rateLimited, takeovers, resumes, unannounced atomic.Uint64
+	draining                                                                                       atomic.Uint64
 }
 
 // Stats are the server's counters.
@@ -76,6 +78,8 @@ type Stats struct {
 	// Unannounced counts published media tracks whose id no create, join
 	// or addTracks announced: they are not forwarded.
 	Unannounced uint64
+	// Draining counts creates and joins refused with ErrDraining.
+	Draining uint64
 	// Sessions is the number of connections open now.
 	Sessions int
 }
@@ -117,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 	s.engine, s.plane, s.reg = engine, pl, reg
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /ws", s.serveWS)
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -186,12 +191,13 @@ func (s *Server) Stats() Stats {
 		Takeovers:    s.stats.takeovers.Load(),
 		Resumes:      s.stats.resumes.Load(),
 		Unannounced:  s.stats.unannounced.Load(),
+		Draining:     s.stats.draining.Load(),
 		Sessions:     n,
 	}
 }
 
 // Shutdown disconnects every client cleanly (a bye with reason
-// "shutdown", its user made to leave its channel, its media connection
+// "shutdown", or "drain" after a Drain whose limit passed, its user made to leave its channel, its media connection
 // closed, the WebSocket closed with 1001), waits for them until ctx ends,
 // and releases the channels, the media plane and the engine. New
 // connections are refused from its start.
@@ -202,13 +208,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	reason := s.byeReason()
 	sessions := make([]*session, 0, len(s.sessions))
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
 	s.mu.Unlock()
 	for _, ss := range sessions {
-		ss.bye("shutdown", websocket.StatusGoingAway)
+		ss.bye(reason, websocket.StatusGoingAway)
 	}
 	s.mu.Lock()
 	orphans := make([]*stay, 0, len(s.stays))
@@ -353,6 +360,7 @@ func (s *Server) releaseStay(st *stay) {
 	defer s.mu.Unlock()
 	if k := (stayKey{st.ch.ID(), st.user}); s.stays[k] == st {
 		delete(s.stays, k)
+		s.checkDrained()
 	}
 	if st.expiry != nil {
 		st.expiry.Stop()

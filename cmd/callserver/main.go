@@ -33,9 +33,20 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM drains and shuts down; a second one
+	// stops at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+	now := make(chan struct{})
+	go func() {
+		<-sigs
+		stop()
+		<-sigs
+		close(now)
+	}()
+	if err := run(ctx, now, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "callserver:", err)
 		os.Exit(1)
 	}
@@ -50,6 +61,7 @@ type options struct {
 	publicIP, listenIP, iceServer string
 	loopback                      bool
 	origins, logLevel             string
+	drainTimeout                  time.Duration
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -70,6 +82,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may go on while no new ones are taken (0: end them at once)")
 	// Environment first, so that flags override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -130,6 +143,19 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 	return cfg, demo, cfg.Validate()
 }
 
+// until is a context that ends after d, or when now is closed.
+func until(now <-chan struct{}, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() {
+		select {
+		case <-now:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // iceServer parses "turn:user:pass@host:port" or a plain STUN/TURN URL.
 func iceServer(u string) webrtc.ICEServer {
 	scheme, rest, ok := strings.Cut(u, ":")
@@ -163,10 +189,12 @@ func loopbackAddr(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// run serves until ctx ends (main: SIGINT or SIGTERM), then shuts down
-// gracefully. Logs go to logw; ready, when set, is told the listening
+// run serves until ctx ends (main: SIGINT or SIGTERM), then drains (no
+// new calls; the calls in progress go on for up to -drain-timeout, or
+// until now is closed: main's second signal) and shuts down gracefully
+// (each client told why, bounded by 10 s). Logs go to logw; ready, when set, is told the listening
 // address.
-func run(ctx context.Context, args []string, getenv func(string) string, logw io.Writer, ready func(addr string)) error {
+func run(ctx context.Context, now <-chan struct{}, args []string, getenv func(string) string, logw io.Writer, ready func(addr string)) error {
 	o, err := parse(args, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -213,6 +241,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logw io
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
+		if o.drainTimeout > 0 {
+			log.Info("draining: no new calls; a second signal stops at once", "limit", o.drainTimeout)
+			dctx, cancel := until(now, o.drainTimeout)
+			_ = srv.Drain(dctx) // it logs how it ended
+			cancel()
+		}
 		log.Info("shutting down")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'Invalid'
   | 'Closed'
   | 'RateLimited'
+  | 'Draining'
   | 'Internal'
   | 'Glare'
   | 'Timeout';
