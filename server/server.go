@@ -42,6 +42,8 @@ type Server struct {
 	stayWG   sync.WaitGroup                   // the stays' pumps and negotiators
 	drain    drainState                       // guarded by mu
 
+	metrics *metrics // the Prometheus side (metrics.go)
+
 	stats counters
 }
 
@@ -97,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 		stays:    map[stayKey]*stay{},
 		byUser:   map[string]map[*session]struct{}{},
 		perIP:    map[string]int{},
+		metrics:  newMetrics(),
 	}
 	engine, err := webrtc.New(cfg.WebRTC)
 	if err != nil {
@@ -263,6 +266,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	case full:
 		s.stats.refusedConns.Add(1)
+		s.metrics.refusedIP.Add(1)
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}

@@ -42,6 +42,8 @@ type session struct {
 	ending  bool               // a close has been queued; guarded by mu
 	done    bool               // the session is ending: no new stay; guarded by mu
 
+	inflight map[uint64]inflight // requests being answered, for the metrics; guarded by mu
+
 	bucket bucket // read loop only
 }
 
@@ -154,6 +156,7 @@ func (ss *session) readLoop() error {
 			continue
 		}
 		invalid = 0
+		ss.begin(req)
 		ss.handle(req)
 	}
 }
@@ -279,6 +282,7 @@ func (ss *session) enqueue(m outMsg) {
 
 // reply answers request id with data, or with err's code.
 func (ss *session) reply(id uint64, data any, err error) {
+	ss.answered(id, err)
 	if err != nil {
 		ss.enqueue(outMsg{a: answer{ID: id, Type: "error", Error: &wireError{Code: codeOf(err), Message: err.Error()}}})
 		return

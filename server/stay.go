@@ -154,6 +154,7 @@ func (st *stay) end(leave bool) {
 		}
 		if st.peer != nil {
 			_ = st.peer.Close()
+			st.srv.metrics.ledger.peer(st.peer) // before the release: see ledger
 		}
 		st.srv.releaseStay(st)
 	})
@@ -242,6 +243,7 @@ func (st *stay) negotiate() {
 // channel name its media id was announced with. Media nobody announced is
 // counted and not forwarded.
 func (st *stay) onPublish(tr *forward.Track, info webrtc.PublishInfo) {
+	st.srv.metrics.ledger.track(tr)
 	st.mu.Lock()
 	name, ok := st.names[info.TrackID]
 	st.mu.Unlock()

@@ -62,6 +62,7 @@ type options struct {
 	loopback                      bool
 	origins, logLevel             string
 	drainTimeout                  time.Duration
+	adminAddr                     string
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -82,6 +83,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "listen address of the admin endpoints: /metrics (Prometheus) and /debug/pprof/ (off when empty; keep it private)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may go on while no new ones are taken (0: end them at once)")
 	// Environment first, so that flags override it.
 	var envErr error
@@ -131,6 +133,9 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 			PortMax:      uint16(o.portMax),
 			LoopbackOnly: o.loopback,
 		},
+	}
+	if o.adminAddr != "" && o.adminAddr == o.addr && !strings.HasSuffix(o.addr, ":0") {
+		return cfg, false, errors.New("-admin-addr must not be the public -addr")
 	}
 	if o.portMin < 0 || o.portMax > 65535 || o.portMin > o.portMax {
 		return cfg, false, fmt.Errorf("bad UDP port range %d-%d", o.portMin, o.portMax)
@@ -227,10 +232,22 @@ func run(ctx context.Context, now <-chan struct{}, args []string, getenv func(st
 	}
 	log.Info("callserver listening", "url", scheme+"://"+ln.Addr().String()+"/", "demo", demo, "devTokens", cfg.DevTokens)
 
+	errc := make(chan error, 2)
+	var admin *http.Server
+	if o.adminAddr != "" {
+		aln, err := net.Listen("tcp", o.adminAddr)
+		if err != nil {
+			_ = ln.Close()
+			_ = srv.Shutdown(context.Background())
+			return fmt.Errorf("-admin-addr: %w", err)
+		}
+		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: hs.ErrorLog}
+		log.Info("admin listening", "url", "http://"+aln.Addr().String()+"/", "metrics", "/metrics", "pprof", "/debug/pprof/")
+		go func() { errc <- admin.Serve(aln) }()
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
 	go func() {
 		if scheme == "https" {
 			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
@@ -254,6 +271,9 @@ func run(ctx context.Context, now <-chan struct{}, args []string, getenv func(st
 	// Sessions first (they are hijacked connections http.Server does not
 	// wait for), then the HTTP server.
 	err = errors.Join(err, srv.Shutdown(sctx), hs.Shutdown(sctx))
+	if admin != nil {
+		err = errors.Join(err, admin.Shutdown(sctx))
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
