@@ -75,6 +75,18 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	ledger    *ledger
 	refusedIP atomic.Uint64 // connections refused for MaxConnsPerIP
+	lastWarn  atomic.Int64  // unix nanoseconds of the last refusal logged (warnRefused)
+}
+
+// warnRefused logs a refusal at warn, at most once a second (the others
+// are counted in the metrics only), so that a flood does not flood the log.
+func (s *Server) warnRefused(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := s.metrics.lastWarn.Load()
+	if now-last < int64(time.Second) || !s.metrics.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn(msg, args...)
 }
 
 func newMetrics() *metrics {

@@ -267,6 +267,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	case full:
 		s.stats.refusedConns.Add(1)
 		s.metrics.refusedIP.Add(1)
+		s.warnRefused("connection refused: too many from this address", "remote", ip, "limit", s.cfg.MaxConnsPerIP)
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}

@@ -68,3 +68,57 @@ func TestRunAdmin(t *testing.T) {
 		t.Error("an admin address equal to the public one was accepted")
 	}
 }
+
+// TestLimitFlags: every limit is a flag and an environment variable that
+// reaches the server's config; -log-format json logs JSON; bad values are
+// refused.
+func TestLimitFlags(t *testing.T) {
+	env := map[string]string{"CALLSERVER_MAX_CONNS_PER_IP": "200", "CALLSERVER_RESUME_GRACE": "40s", "CALLSERVER_IDLE_CLOSE": "5m"}
+	o, err := parse([]string{"-max-conns-per-user", "4", "-max-message-bytes", "65536", "-request-rate", "5", "-request-burst", "9",
+		"-max-refusals", "7", "-send-queue", "64", "-media-grace", "20s", "-join-request-timeout", "1m", "-auth-timeout", "3s",
+		"-ping-interval", "5s", "-ping-timeout", "6s", "-write-timeout", "2s", "-drain-timeout", "2m"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := o.config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConnsPerIP != 200 || cfg.MaxConnsPerUser != 4 || cfg.MaxMessageBytes != 65536 || cfg.RequestRate != 5 ||
+		cfg.RequestBurst != 9 || cfg.MaxRefusals != 7 || cfg.SendQueue != 64 || cfg.ResumeGrace != 40*time.Second ||
+		cfg.Grace != 20*time.Second || cfg.IdleTimeout != 5*time.Minute || cfg.JoinRequestTimeout != time.Minute ||
+		cfg.AuthTimeout != 3*time.Second || cfg.PingInterval != 5*time.Second || cfg.PingTimeout != 6*time.Second ||
+		cfg.WriteTimeout != 2*time.Second || o.drainTimeout != 2*time.Minute {
+		t.Errorf("config: %+v drain %v", cfg, o.drainTimeout)
+	}
+	for _, bad := range [][]string{{"-max-conns-per-ip", "-1"}, {"-max-message-bytes", "10"}, {"-drain-timeout", "-1s"}} {
+		o, err := parse(bad, noEnv)
+		if err == nil {
+			_, _, err = o.config(nil)
+		}
+		if err == nil {
+			t.Errorf("%v was accepted", bad)
+		}
+	}
+	if err := run(context.Background(), nil, []string{"-log-format", "xml"}, noEnv, io.Discard, nil); err == nil {
+		t.Error("-log-format xml was accepted")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, nil, []string{"-addr", "127.0.0.1:0", "-ice-loopback", "-log-format", "json"}, noEnv, logs, func(string) { cancel() })
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return")
+	}
+	if !strings.HasPrefix(logs.String(), `{"time":`) || !strings.Contains(logs.String(), `"msg":"callserver listening"`) {
+		t.Errorf("json logs: %s", logs)
+	}
+}

@@ -62,7 +62,18 @@ type options struct {
 	loopback                      bool
 	origins, logLevel             string
 	drainTimeout                  time.Duration
-	adminAddr                     string
+	adminAddr, logFormat          string
+	limits                        limits
+}
+
+// limits are the server's limits, each a flag (server.Config's fields of
+// the same names; 0 keeps the server's default).
+type limits struct {
+	maxConnsPerIP, maxConnsPerUser, requestBurst, maxRefusals, sendQueue int
+	maxMessageBytes                                                      int64
+	requestRate                                                          float64
+	resumeGrace, grace, idleTimeout, joinRequestTimeout, authTimeout     time.Duration
+	pingInterval, pingTimeout, writeTimeout                              time.Duration
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -84,6 +95,23 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "listen address of the admin endpoints: /metrics (Prometheus) and /debug/pprof/ (off when empty; keep it private)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	l := &o.limits
+	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "WebSocket connections open at once from one address (0: 64)")
+	fs.IntVar(&l.maxConnsPerUser, "max-conns-per-user", 0, "authenticated connections of one user at once (0: 16)")
+	fs.Int64Var(&l.maxMessageBytes, "max-message-bytes", 0, "largest signalling message a client may send (0: 256 KiB)")
+	fs.Float64Var(&l.requestRate, "request-rate", 0, "requests a second per connection, refilled (0: 20)")
+	fs.IntVar(&l.requestBurst, "request-burst", 0, "requests a connection may send at once (0: 40)")
+	fs.IntVar(&l.maxRefusals, "max-refusals", 0, "rate-limited or invalid requests in a row before a connection is closed (0: 100)")
+	fs.IntVar(&l.sendQueue, "send-queue", 0, "messages waiting for a slow client before it is disconnected (0: 512)")
+	fs.DurationVar(&l.resumeGrace, "resume-grace", 0, "how long a call outlives a lost WebSocket, to be resumed (0: 15s)")
+	fs.DurationVar(&l.grace, "media-grace", 0, "how long a media connection may stay lost before its user leaves (0: 30s)")
+	fs.DurationVar(&l.idleTimeout, "idle-close", 0, "close a channel with no active user after this long (0: never)")
+	fs.DurationVar(&l.joinRequestTimeout, "join-request-timeout", 0, "how long a join request waits for an admin (0: 30s)")
+	fs.DurationVar(&l.authTimeout, "auth-timeout", 0, "how long a new connection has to authenticate (0: 10s)")
+	fs.DurationVar(&l.pingInterval, "ping-interval", 0, "WebSocket keepalive ping interval (0: 15s)")
+	fs.DurationVar(&l.pingTimeout, "ping-timeout", 0, "close a connection whose pong takes longer (0: 15s)")
+	fs.DurationVar(&l.writeTimeout, "write-timeout", 0, "bound on one write to a client (0: 10s)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may go on while no new ones are taken (0: end them at once)")
 	// Environment first, so that flags override it.
 	var envErr error
@@ -133,6 +161,14 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 			PortMax:      uint16(o.portMax),
 			LoopbackOnly: o.loopback,
 		},
+	}
+	l := o.limits
+	cfg.MaxConnsPerIP, cfg.MaxConnsPerUser, cfg.MaxMessageBytes = l.maxConnsPerIP, l.maxConnsPerUser, l.maxMessageBytes
+	cfg.RequestRate, cfg.RequestBurst, cfg.MaxRefusals, cfg.SendQueue = l.requestRate, l.requestBurst, l.maxRefusals, l.sendQueue
+	cfg.ResumeGrace, cfg.Grace, cfg.IdleTimeout, cfg.JoinRequestTimeout = l.resumeGrace, l.grace, l.idleTimeout, l.joinRequestTimeout
+	cfg.AuthTimeout, cfg.PingInterval, cfg.PingTimeout, cfg.WriteTimeout = l.authTimeout, l.pingInterval, l.pingTimeout, l.writeTimeout
+	if o.drainTimeout < 0 {
+		return cfg, false, errors.New("-drain-timeout must not be negative")
 	}
 	if o.adminAddr != "" && o.adminAddr == o.addr && !strings.HasSuffix(o.addr, ":0") {
 		return cfg, false, errors.New("-admin-addr must not be the public -addr")
@@ -211,7 +247,16 @@ func run(ctx context.Context, now <-chan struct{}, args []string, getenv func(st
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
+	var h slog.Handler
+	switch o.logFormat {
+	case "text":
+		h = slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})
+	case "json":
+		h = slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})
+	default:
+		return fmt.Errorf("-log-format %q: text or json", o.logFormat)
+	}
+	log := slog.New(h)
 	cfg, demo, err := o.config(log)
 	if err != nil {
 		return err
