@@ -56,6 +56,8 @@ var (
 	descTakeovers   = desc("takeovers_total", "Joins that took a user's call over from another connection.")
 	descResumes     = desc("resumes_total", "Calls resumed by a new connection after a lost one.")
 	descUnannounced = desc("unannounced_tracks_total", "Published tracks no request announced (not forwarded).")
+	descHooks       = desc("webhooks_total", "Webhook deliveries by result: delivered, or dropped (queue full, attempts exhausted, shutdown).", "result")
+	descHookFails   = desc("webhook_failed_attempts_total", "Webhook POSTs that failed (each retry counted).")
 )
 
 // knownOps are the request types with a label of their own; any other
@@ -159,7 +161,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descPacketsIn, descBytesIn, descPacketsOut, descBytesOut, descDropped, descKeyFrames,
 		descKFReqIn, descKFReqOut, descNACKsIn, descNACKsOut, descRetransmits, descCacheMiss,
 		descReplayed, descGenerated, descConns, descRefusals, descInvalid, descRateLimited,
-		descTakeovers, descResumes, descUnannounced,
+		descTakeovers, descResumes, descUnannounced, descHooks, descHookFails,
 	} {
 		ch <- d
 	}
@@ -252,6 +254,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	count(descTakeovers, st.Takeovers)
 	count(descResumes, st.Resumes)
 	count(descUnannounced, st.Unannounced)
+	if h := s.hooks; h != nil {
+		count(descHooks, h.delivered.Load(), "delivered")
+		count(descHooks, h.dropped.Load(), "dropped")
+		count(descHookFails, h.failed.Load())
+	}
 
 	s.metrics.requests.Collect(ch)
 	s.metrics.latency.Collect(ch)

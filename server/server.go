@@ -42,7 +42,8 @@ type Server struct {
 	stayWG   sync.WaitGroup                   // the stays' pumps and negotiators
 	drain    drainState                       // guarded by mu
 
-	metrics *metrics // the Prometheus side (metrics.go)
+	metrics *metrics  // the Prometheus side (metrics.go)
+	hooks   *webhooks // nil without webhooks (webhook.go)
 
 	stats counters
 }
@@ -122,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.engine, s.plane, s.reg = engine, pl, reg
+	s.hooks = newWebhooks(cfg.Webhooks, s.log)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /ws", s.serveWS)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
@@ -246,6 +248,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.reg.Close()
+	s.hooks.stop(ctx)
 	err = errors.Join(err, s.plane.Close(), s.engine.Close())
 	s.log.Info("server stopped", "sessions", len(sessions))
 	return err

@@ -152,11 +152,13 @@ func (st *stay) end(leave bool) {
 		if leave {
 			_ = st.ch.Leave(st.user)
 		}
+		st.srv.hooks.rest(st.sub) // what the pump did not read, this user's user:left among them
 		if st.peer != nil {
 			_ = st.peer.Close()
 			st.srv.metrics.ledger.peer(st.peer) // before the release: see ledger
 		}
 		st.srv.releaseStay(st)
+		st.srv.hooks.forget(st.srv.reg)
 	})
 }
 
@@ -178,6 +180,7 @@ func (st *stay) pump() {
 			}
 			return
 		}
+		st.srv.hooks.observe(&ev)
 		last := isLast(&ev, st.user)
 		ss := st.owner.Load() // the session that reads the last event
 		if last {

@@ -91,7 +91,16 @@ func TestLimitFlags(t *testing.T) {
 		cfg.WriteTimeout != 2*time.Second || o.drainTimeout != 2*time.Minute {
 		t.Errorf("config: %+v drain %v", cfg, o.drainTimeout)
 	}
-	for _, bad := range [][]string{{"-max-conns-per-ip", "-1"}, {"-max-message-bytes", "10"}, {"-drain-timeout", "-1s"}} {
+	env = map[string]string{"CALLSERVER_WEBHOOK_SECRET": "0123456789abcdef0123"}
+	o, err = parse([]string{"-webhook-urls", "http://127.0.0.1:9/a, https://hooks.example/b", "-webhook-queue", "8"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, err = o.config(nil); err != nil || len(cfg.Webhooks.URLs) != 2 || string(cfg.Webhooks.Secret) != env["CALLSERVER_WEBHOOK_SECRET"] || cfg.Webhooks.Queue != 8 {
+		t.Errorf("webhooks: %+v %v", cfg.Webhooks, err)
+	}
+	for _, bad := range [][]string{{"-max-conns-per-ip", "-1"}, {"-max-message-bytes", "10"}, {"-drain-timeout", "-1s"},
+		{"-webhook-urls", "http://127.0.0.1:9/"}, {"-webhook-urls", "file:///x", "-webhook-secret", "0123456789abcdef0123"}} {
 		o, err := parse(bad, noEnv)
 		if err == nil {
 			_, _, err = o.config(nil)

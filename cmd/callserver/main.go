@@ -63,6 +63,9 @@ type options struct {
 	origins, logLevel             string
 	drainTimeout                  time.Duration
 	adminAddr, logFormat          string
+	webhookURLs, webhookSecret    string
+	webhookSecretFile             string
+	webhookQueue                  int
 	limits                        limits
 }
 
@@ -95,6 +98,10 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "listen address of the admin endpoints: /metrics (Prometheus) and /debug/pprof/ (off when empty; keep it private)")
+	fs.StringVar(&o.webhookURLs, "webhook-urls", "", "URLs that receive the channels' lifecycle as signed POSTs, comma-separated")
+	fs.StringVar(&o.webhookSecret, "webhook-secret", "", "the webhooks' signing secret (at least 16 bytes); prefer -webhook-secret-file")
+	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' signing secret")
+	fs.IntVar(&o.webhookQueue, "webhook-queue", 0, "webhook events waiting per URL before new ones are dropped (0: 1024)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	l := &o.limits
 	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "WebSocket connections open at once from one address (0: 64)")
@@ -167,6 +174,17 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 	cfg.RequestRate, cfg.RequestBurst, cfg.MaxRefusals, cfg.SendQueue = l.requestRate, l.requestBurst, l.maxRefusals, l.sendQueue
 	cfg.ResumeGrace, cfg.Grace, cfg.IdleTimeout, cfg.JoinRequestTimeout = l.resumeGrace, l.grace, l.idleTimeout, l.joinRequestTimeout
 	cfg.AuthTimeout, cfg.PingInterval, cfg.PingTimeout, cfg.WriteTimeout = l.authTimeout, l.pingInterval, l.pingTimeout, l.writeTimeout
+	if urls := splitList(o.webhookURLs); len(urls) > 0 {
+		secret := []byte(o.webhookSecret)
+		if o.webhookSecretFile != "" {
+			b, err := os.ReadFile(o.webhookSecretFile)
+			if err != nil {
+				return cfg, false, err
+			}
+			secret = []byte(strings.TrimSpace(string(b)))
+		}
+		cfg.Webhooks = server.WebhookConfig{URLs: urls, Secret: secret, Queue: o.webhookQueue}
+	}
 	if o.drainTimeout < 0 {
 		return cfg, false, errors.New("-drain-timeout must not be negative")
 	}
