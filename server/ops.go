@@ -33,6 +33,7 @@ var channelOps = map[string]channelOp{
 	"removeTracks": (*session).opRemoveTracks,
 	"muteTracks":   (*session).opMuteTracks,
 	"muteUser":     (*session).opMuteUser,
+	"getStats":     (*session).opGetStats,
 	"offer":        (*session).opOffer,
 	"answer":       (*session).opAnswer,
 	"candidate":    (*session).opCandidate,

@@ -593,6 +593,15 @@ export class Calls {
     return this.users;
   }
 
+  /**
+   * getStats returns the server's view of the caller's media connection:
+   * {status, sent: [TrackStats], received: [TrackStats], downlink} (see
+   * docs/protocol.md). Bitrates are over the time since the previous call.
+   */
+  async getStats() {
+    return this._request('getStats');
+  }
+
   /** configure changes the fields of the channel's configuration given; the others keep their values. */
   async configure(config) {
     const channel = this._channel;
