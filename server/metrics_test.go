@@ -225,23 +225,29 @@ func TestAdminHandler(t *testing.T) {
 	}
 }
 
-// BenchmarkScrape: one scrape of a server with a call of three users
-// (one publisher, two subscribers).
+// BenchmarkScrape: one scrape (a registry's Gather) of an idle server,
+// and of one in a call of three users (one publisher, two subscribers).
 func BenchmarkScrape(b *testing.B) {
-	ts := newTestServer(b, nil)
-	videoCall(b, ts)
-	c := login(b, ts, "carol", false)
-	c.must("join", joinData{ChannelID: "c"})
-	p := newPeer(b, c)
-	p.answer()
-	waitFor(b, "video at carol", func() bool { return p.received.Load() >= 5 })
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(ts.Collector())
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := reg.Gather(); err != nil {
-			b.Fatal(err)
+	gather := func(b *testing.B, ts *testServer) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(ts.Collector())
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := reg.Gather(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
+	b.Run("idle", func(b *testing.B) { gather(b, newTestServer(b, nil)) })
+	b.Run("call", func(b *testing.B) {
+		ts := newTestServer(b, nil)
+		videoCall(b, ts)
+		c := login(b, ts, "carol", false)
+		c.must("join", joinData{ChannelID: "c"})
+		p := newPeer(b, c)
+		p.answer()
+		waitFor(b, "video at carol", func() bool { return p.received.Load() >= 5 })
+		gather(b, ts)
+	})
 }
