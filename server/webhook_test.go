@@ -196,3 +196,41 @@ func TestWebhookConfig(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifySignature: any header and body are refused or accepted
+// without panicking; an accepted one is exactly the HMAC of its t and the
+// body (the reference: Sign at that time), and what Sign makes is always
+// accepted.
+func FuzzVerifySignature(f *testing.F) {
+	now := time.Unix(1_700_000_000, 0)
+	f.Add("t=1700000000,v1=00", []byte("{}"))
+	f.Add(Sign(hookSecret, now, []byte(`{"a":1}`)), []byte(`{"a":1}`))
+	f.Add("t=,v1=", []byte(""))
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		if err := VerifySignature(hookSecret, Sign(hookSecret, now, body), body, now, time.Minute); err != nil {
+			t.Fatalf("Sign's own signature refused: %v", err)
+		}
+		err := VerifySignature(hookSecret, header, body, now, time.Minute)
+		if err != nil {
+			if !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("error %v does not wrap ErrBadSignature", err)
+			}
+			return
+		}
+		var ts, v1 string
+		for _, part := range strings.Split(header, ",") {
+			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+			switch k {
+			case "t":
+				ts = v
+			case "v1":
+				v1 = v
+			}
+		}
+		mac := hmac.New(sha256.New, hookSecret)
+		mac.Write([]byte(ts + "." + string(body)))
+		if !strings.EqualFold(v1, hex.EncodeToString(mac.Sum(nil))) {
+			t.Fatalf("accepted %q for %q", header, body)
+		}
+	})
+}
