@@ -77,6 +77,7 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 		return nil, fmt.Errorf("server: media connection: %w", err)
 	}
 	st.peer = peer
+	ss.srv.hooks.join(ch.ID(), sub) // before the pump starts
 	ss.srv.claimStay(st)
 	if err := ss.srv.plane.Attach(ch.ID(), ss.user, webrtc.Endpoint{Peer: peer}); err != nil {
 		st.end(true)
@@ -153,13 +154,12 @@ func (st *stay) end(leave bool) {
 		if leave {
 			_ = st.ch.Leave(st.user)
 		}
-		st.srv.hooks.rest(st.sub) // what the pump did not read, this user's user:left among them
+		st.srv.hooks.rest(st.ch.ID(), st.sub) // what the pump did not read, this user's user:left among them
 		if st.peer != nil {
 			_ = st.peer.Close()
 			st.srv.metrics.ledger.peer(st.peer) // before the release: see ledger
 		}
 		st.srv.releaseStay(st)
-		st.srv.hooks.forget(st.srv.reg)
 	})
 }
 
@@ -181,7 +181,7 @@ func (st *stay) pump() {
 			}
 			return
 		}
-		st.srv.hooks.observe(&ev)
+		st.srv.hooks.observe(st.sub, &ev)
 		last := isLast(&ev, st.user)
 		ss := st.owner.Load() // the session that reads the last event
 		if last {

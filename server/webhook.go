@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -116,17 +118,37 @@ type hookEvent struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
-// hookState is what the webhooks know of one channel.
+// hookState is what the webhooks know of one channel while stays of it
+// exist. Its fields are guarded by webhooks.mu.
 type hookState struct {
-	seq    uint64              // the last event seen
-	active map[string]struct{} // users in the call
+	last     uint64                                // the last event sent
+	active   map[string]struct{}                   // users in the call
+	streams  map[*channel.Subscription]*hookStream // the stays' event streams
+	reporter *channel.Subscription                 // the oldest stream: its events are sent
+	pending  map[uint64]channel.Event              // events other streams showed ahead of the reporter
 }
 
+// hookStream is one stay's event stream.
+type hookStream struct {
+	order uint64 // registration order: the oldest stream reports
+	pos   uint64 // the last event it showed
+}
+
+// maxPending bounds a channel's pending events; past it the oldest go.
+const maxPending = 4096
+
 // webhooks turns the channels' events into webhook events and delivers
-// them. Every stay's event stream is shown to it (the stay's pump, and the
-// events left when the stay ends, its own user:left among them); the
-// channel's sequence numbers keep each event once and in order. A channel
-// that closes idle (nobody in it to see it) sends no channel.ended.
+// them. Each stay's event stream is registered when the stay starts (join
+// order) and shown to it as the stay's pump reads it, then, when the stay
+// ends, what the pump did not read (its own user:left among them). The
+// oldest stream of a channel reports: it holds every event since its
+// user joined, so the events are sent once and in the channel's order.
+// The others' events are kept while they are ahead of the reporter; when
+// the reporter ends, the next oldest takes over from where it stopped.
+// What it does not see is not sent: a channel that closes idle (nobody in
+// it) sends no channel.ended, and when two users join at the same moment
+// and outlive everyone older, the one registered first may report
+// without the other's join.
 type webhooks struct {
 	cfg     WebhookConfig
 	log     *slog.Logger
@@ -136,8 +158,9 @@ type webhooks struct {
 	wg      sync.WaitGroup
 	senders []*hookSender
 
-	mu       sync.Mutex            // guards the fields below; held to order events, never while sending
-	channels map[string]*hookState // guarded by mu
+	mu       sync.Mutex            // guards the fields below and the states; held to order events, never while sending
+	channels map[string]*hookState // channels with stays; guarded by mu
+	order    uint64                // streams registered; guarded by mu
 	closed   bool                  // guarded by mu
 
 	delivered, failed, dropped atomic.Uint64
@@ -178,28 +201,146 @@ func newWebhooks(cfg WebhookConfig, log *slog.Logger) *webhooks {
 	return w
 }
 
-// observe takes a channel event from a stay's stream. It never blocks.
-func (w *webhooks) observe(ev *channel.Event) {
+// join registers a stay's event stream before its pump starts.
+func (w *webhooks) join(ch string, sub *channel.Subscription) {
 	if w == nil {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closed {
+	st := w.channels[ch]
+	if st == nil {
+		st = &hookState{active: map[string]struct{}{}, streams: map[*channel.Subscription]*hookStream{}, pending: map[uint64]channel.Event{}}
+		w.channels[ch] = st
+	}
+	w.order++
+	st.streams[sub] = &hookStream{order: w.order}
+	if st.reporter == nil {
+		st.reporter = sub
+	}
+}
+
+// observe takes an event a stay's stream showed. It never blocks.
+func (w *webhooks) observe(sub *channel.Subscription, ev *channel.Event) {
+	if w == nil {
 		return
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	st := w.channels[ev.Channel]
 	if st == nil {
-		if ev.Type == channel.EventDelete {
-			return // its state went already
+		return
+	}
+	hs := st.streams[sub]
+	if hs == nil {
+		return
+	}
+	hs.pos = ev.Seq
+	if sub == st.reporter {
+		w.flush(st, ev.Seq-1) // what ended streams showed before it (or admins only saw)
+		w.send(st, ev)
+		return
+	}
+	if ev.Seq > st.last {
+		st.pending[ev.Seq] = *ev
+		if len(st.pending) > maxPending {
+			st.trim()
 		}
-		st = &hookState{active: map[string]struct{}{}}
-		w.channels[ev.Channel] = st
 	}
-	if ev.Seq <= st.seq {
-		return // another stay showed it already
+}
+
+// trim drops the pending events sent already and, past maxPending, the
+// oldest (counted).
+func (st *hookState) trim() {
+	var seqs []uint64
+	for seq := range st.pending {
+		if seq <= st.last {
+			delete(st.pending, seq)
+		} else {
+			seqs = append(seqs, seq)
+		}
 	}
-	st.seq = ev.Seq
+	if over := len(seqs) - maxPending; over > 0 {
+		slices.Sort(seqs)
+		for _, seq := range seqs[:over] {
+			delete(st.pending, seq)
+		}
+	}
+}
+
+// rest shows w the events left in a stay's stream once the stay has
+// ended (the pump stopped reading them; when its user was the last one
+// in the channel nobody else saw its user:left) and forgets the stream.
+// It never blocks.
+func (w *webhooks) rest(ch string, sub *channel.Subscription) {
+	if w == nil || sub == nil {
+		return
+	}
+	for done := false; !done; {
+		select {
+		case ev, ok := <-sub.C():
+			if !ok {
+				done = true
+				break
+			}
+			w.observe(sub, ev)
+		default:
+			done = true
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.channels[ch]
+	if st == nil || st.streams[sub] == nil {
+		return
+	}
+	delete(st.streams, sub)
+	if len(st.streams) == 0 { // what younger streams showed after the last reporter's end
+		w.flush(st, math.MaxUint64)
+		delete(w.channels, ch)
+		return
+	}
+	if st.reporter != sub {
+		return
+	}
+	// The next oldest stream reports: first what it showed already.
+	var next *channel.Subscription
+	for s, hs := range st.streams {
+		if next == nil || hs.order < st.streams[next].order {
+			next = s
+		}
+	}
+	st.reporter = next
+	w.flush(st, st.streams[next].pos)
+}
+
+// flush sends the pending events up to seq upto, in order.
+func (w *webhooks) flush(st *hookState, upto uint64) {
+	if len(st.pending) == 0 || upto <= st.last {
+		return
+	}
+	var seqs []uint64
+	for seq := range st.pending {
+		if seq <= upto {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		ev := st.pending[seq]
+		delete(st.pending, seq)
+		w.send(st, &ev)
+	}
+}
+
+// send turns the channel's event ev into webhook events for every URL,
+// once: an event at or before the last one sent is not sent again.
+func (w *webhooks) send(st *hookState, ev *channel.Event) {
+	if w.closed || ev.Seq <= st.last {
+		return
+	}
+	st.last = ev.Seq
+	delete(st.pending, ev.Seq)
 	base := hookEvent{Time: time.Now().UTC().Format(time.RFC3339Nano), ChannelID: ev.Channel, Seq: ev.Seq}
 	var out []hookEvent
 	add := func(typ, user string) *hookEvent {
@@ -233,9 +374,7 @@ func (w *webhooks) observe(ev *channel.Event) {
 	case channel.EventTrackDel:
 		add(HookTrackEnded, ev.User).Track = ev.Track.Name
 	case channel.EventDelete:
-		e := add(HookChannelEnded, ev.Sender)
-		e.Reason = ev.Reason
-		delete(w.channels, ev.Channel)
+		add(HookChannelEnded, ev.Sender).Reason = ev.Reason
 	}
 	for _, e := range out {
 		b, err := json.Marshal(e)
@@ -249,44 +388,6 @@ func (w *webhooks) observe(ev *channel.Event) {
 				w.dropped.Add(1)
 				w.warn("webhook queue full: event dropped", "url", s.url, "type", e.Type)
 			}
-		}
-	}
-}
-
-// rest shows w the events left in a stay's stream once the stay has
-// ended: the pump stopped reading them, and when its user was the last
-// one in the channel nobody else saw its user:left. It never blocks.
-func (w *webhooks) rest(sub *channel.Subscription) {
-	if w == nil || sub == nil {
-		return
-	}
-	for {
-		select {
-		case ev, ok := <-sub.C():
-			if !ok {
-				return
-			}
-			w.observe(ev)
-		default:
-			return
-		}
-	}
-}
-
-// forget drops the state of channels the registry no longer has (they
-// closed idle), once there are more than the registry's channels.
-func (w *webhooks) forget(reg *channel.Registry) {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.channels) <= 2*reg.Len()+64 {
-		return
-	}
-	for id := range w.channels {
-		if _, err := reg.Get(id); err != nil {
-			delete(w.channels, id)
 		}
 	}
 }

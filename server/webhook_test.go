@@ -7,13 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/callcore/callcore/channel"
 )
 
 var hookSecret = []byte("webhook-secret-0123456789")
@@ -231,6 +235,100 @@ func FuzzVerifySignature(f *testing.F) {
 		mac.Write([]byte(ts + "." + string(body)))
 		if !strings.EqualFold(v1, hex.EncodeToString(mac.Sum(nil))) {
 			t.Fatalf("accepted %q for %q", header, body)
+		}
+	})
+}
+
+// FuzzWebhookOrder: a channel's events reach the webhooks through several
+// stays' streams, registered in join order, each showing a stretch of the
+// events in order (from its user's join to its leave), interleaved as the
+// fuzzer decides, each stream's rest shown when it ends. Invariant: every
+// event some stream showed is sent once, in the channel's order.
+func FuzzWebhookOrder(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 0, 1, 2, 1, 1, 0, 2})
+	f.Add([]byte{2, 2, 2, 1, 1, 1, 0, 0, 0})
+	f.Add([]byte{0, 30, 5, 9, 3, 7, 1, 0, 2, 2})
+	f.Fuzz(func(t *testing.T, plan []byte) {
+		if len(plan) < 8 {
+			return
+		}
+		const n = 40
+		types := []channel.EventType{channel.EventJoin, channel.EventTrackAdd, channel.EventTrackDel, channel.EventLeft}
+		events := make([]channel.Event, n)
+		events[0] = channel.Event{Seq: 1, Type: channel.EventCreate, Channel: "c", Sender: "owner"}
+		for i := 1; i < n; i++ {
+			events[i] = channel.Event{Seq: uint64(i + 1), Type: types[int(plan[i%len(plan)])%len(types)], Channel: "c", User: "u" + strconv.Itoa(i%3)}
+		}
+		// Four streams, the first from the creation: [from, to) stretches.
+		type stream struct {
+			sub      *channel.Subscription
+			next, to int
+		}
+		var streams []*stream
+		from := 0
+		for k := range 4 {
+			if k > 0 {
+				from += int(plan[k]) % 12
+			}
+			if from >= n {
+				break
+			}
+			streams = append(streams, &stream{sub: new(channel.Subscription), next: from, to: min(n, from+1+int(plan[k+4])%n)})
+		}
+		seen := map[uint64]bool{}
+		q := make(chan []byte, 4*n)
+		w := &webhooks{log: slog.New(slog.NewTextHandler(io.Discard, nil)), channels: map[string]*hookState{}, senders: []*hookSender{{q: q}}}
+		for _, s := range streams {
+			w.join("c", s.sub) // in join order (from)
+			for i := s.next; i < s.to; i++ {
+				seen[events[i].Seq] = true
+			}
+		}
+		for i := 0; ; i++ {
+			var live []*stream
+			for _, s := range streams {
+				if s.next < s.to {
+					live = append(live, s)
+				}
+			}
+			if len(live) == 0 {
+				break
+			}
+			s := live[int(plan[i%len(plan)])%len(live)]
+			w.observe(s.sub, &events[s.next])
+			if s.next++; s.next == s.to {
+				w.rest("c", s.sub)
+			}
+		}
+		close(q)
+		var last uint64
+		got := map[uint64]bool{}
+		for b := range q {
+			var e hookEvent
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Seq < last || (e.Seq == last && e.Type != HookUserJoined) {
+				t.Fatalf("seq %d (%s) after %d", e.Seq, e.Type, last)
+			}
+			last = e.Seq
+			got[e.Seq] = true
+		}
+		for seq := range seen {
+			if !got[seq] {
+				for _, s := range streams {
+					t.Logf("stream %+v", *s)
+				}
+				t.Fatalf("event %d (%s) shown but not sent; plan %v", seq, events[seq-1].Type, plan)
+			}
+		}
+		for seq := range got {
+			if !seen[seq] {
+				t.Fatalf("event %d sent but never shown", seq)
+			}
+		}
+		if len(w.channels) != 0 {
+			t.Fatal("the channel's state outlived its streams")
 		}
 	})
 }
