@@ -176,7 +176,7 @@ export interface CallEventMap {
   /** The user was added to a call it is not in. */
   'newcall': { channelId: string; senderId: string };
   /** The server is closing the connection or took the call over from it. */
-  'bye': { reason: 'shutdown' | 'replaced' | string };
+  'bye': { reason: 'shutdown' | 'drain' | 'replaced' | string };
   /** The connection is gone for good (no more reconnection attempts). */
   'disconnected': { reason: string };
   /**
@@ -191,7 +191,7 @@ export interface CallEventMap {
 
 /** Options of Calls.connect. */
 export interface ConnectOptions {
-  /** Reconnect after a drop (default true). */
+  /** Reconnect after a drop (default true); never after a bye for shutdown or drain. */
   reconnect?: boolean;
   /** How long to try reconnecting before giving up, in ms (default 30000). */
   reconnectGiveUp?: number;

@@ -207,7 +207,7 @@ export class Calls {
   _dropped(signal, ev) {
     if (signal !== this._signal || this._closed) return;
     this._log(`connection lost (${ev && ev.code})`);
-    if (this._bye === 'shutdown' || this._opts.reconnect === false || (ev && ev.code === 4001)) {
+    if (this._bye === 'shutdown' || this._bye === 'drain' || this._opts.reconnect === false || (ev && ev.code === 4001)) {
       this._gone();
       return;
     }
