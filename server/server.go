@@ -202,7 +202,8 @@ func (s *Server) Stats() Stats {
 }
 
 // Shutdown disconnects every client cleanly (a bye with reason
-// "shutdown", or "drain" after a Drain whose limit passed, its user made to leave its channel, its media connection
+// "shutdown", or "drain" after a Drain whose limit passed; its user made
+// to leave its channel, its media connection
 // closed, the WebSocket closed with 1001), waits for them until ctx ends,
 // and releases the channels, the media plane and the engine. New
 // connections are refused from its start.

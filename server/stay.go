@@ -41,9 +41,10 @@ type stay struct {
 	need   chan struct{} // the peer has changes to offer
 	once   sync.Once
 
-	mu      sync.Mutex
-	names   map[string]string     // announced media track id → channel track name; guarded by mu
-	offer   string                // the server's offer awaiting the client's answer; guarded by mu
+	mu    sync.Mutex
+	names map[string]string // announced media track id → channel track name; guarded by mu
+	offer string            // the server's offer awaiting the client's answer; guarded by mu
+
 	samples map[string]statSample // byte counts at the last getStats, by track; guarded by mu
 
 	orphaned bool        // guarded by Server.mu
