@@ -209,6 +209,21 @@ func TestBrowserCall(t *testing.T) {
 		t.Errorf("bob's status %q", status)
 	}
 
+	t.Log("getStats: the server's view of bob's tracks, through the SDK")
+	var st struct {
+		OK   statsResult `json:"ok"`
+		Code string      `json:"code"`
+	}
+	bob.eval("t.call(() => t.calls.getStats())", &st)
+	if st.Code != "" || st.OK.Status != "connected" || len(st.OK.Sent) != 2 || len(st.OK.Received) != 2 {
+		t.Errorf("bob's getStats: %+v", st)
+	}
+	for _, r := range st.OK.Received {
+		if r.UserID != "alice" || r.Packets == 0 || r.Layer != nil {
+			t.Errorf("bob receives: %+v", r)
+		}
+	}
+
 	t.Log("muteTracks: alice's video turns black and her audio silent at bob's, then both come back")
 	alice.must("t.calls.muteTracks(['cam', 'mic'], true)")
 	bob.saw("track:mute", "e.userId === 'alice' && e.trackName === 'cam' && e.value === true")

@@ -99,6 +99,10 @@ type Config struct {
 	// flowing, and a new connection of the user joining with resume takes
 	// it over without leaving the call. Default 15 s.
 	ResumeGrace time.Duration
+	// Webhooks sends the channels' lifecycle (created, ended, users
+	// joined and left, tracks published and ended) as signed POSTs.
+	// Default: none.
+	Webhooks WebhookConfig
 	// Grace is how long a user's media connection may stay disconnected
 	// (ICE lost) while its WebSocket lives before the user is made to
 	// leave its channel. Default 30 s.
@@ -173,6 +177,9 @@ func (c Config) Validate() error {
 		if p == "" {
 			return fmt.Errorf("%w: empty origin pattern", ErrInvalidConfig)
 		}
+	}
+	if err := c.Webhooks.Validate(); err != nil {
+		return err
 	}
 	if err := c.WebRTC.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)

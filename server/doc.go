@@ -24,5 +24,14 @@
 // offers are made by another. Callbacks from the peer never block and
 // never take a lock held while calling into the peer.
 //
+// # Operations
+//
+// Drain stops the server taking new calls while those in progress go on
+// (/readyz fails, /healthz answers); Collector and AdminHandler give
+// Prometheus metrics read from the core's counters at each scrape;
+// Config.Webhooks sends the channels' lifecycle as signed POSTs
+// (VerifySignature checks them); getStats gives a user the server's view
+// of its tracks.
+//
 // The wire protocol is docs/protocol.md.
 package server

@@ -17,7 +17,7 @@ import (
 )
 
 // pionAPI is a plain pion client forced onto 127.0.0.1.
-func pionAPI(t *testing.T) *pion.API {
+func pionAPI(t testing.TB) *pion.API {
 	t.Helper()
 	api, err := pionloop.ClientAPI()
 	if err != nil {
@@ -28,17 +28,19 @@ func pionAPI(t *testing.T) *pion.API {
 
 // peer is a pion PeerConnection speaking the protocol through a client.
 type peer struct {
-	t  *testing.T
+	t  testing.TB
 	c  *client
 	pc *pion.PeerConnection
 
 	wg       sync.WaitGroup
 	received atomic.Int64  // RTP packets received on all tracks
 	lastSeq  atomic.Uint32 // the sequence number of the last one
+	bigOver  atomic.Int64  // when set, packets with a longer payload are counted in big
+	big      atomic.Int64
 	tracks   chan *pion.TrackRemote
 }
 
-func newPeer(t *testing.T, c *client) *peer {
+func newPeer(t testing.TB, c *client) *peer {
 	t.Helper()
 	pc, err := pionAPI(t).NewPeerConnection(pion.Configuration{})
 	if err != nil {
@@ -57,6 +59,9 @@ func newPeer(t *testing.T, c *client) *peer {
 				}
 				p.lastSeq.Store(uint32(pkt.SequenceNumber))
 				p.received.Add(1)
+				if n := p.bigOver.Load(); n > 0 && int64(len(pkt.Payload)) > n {
+					p.big.Add(1)
+				}
 			}
 		}()
 	})
@@ -152,7 +157,7 @@ func (p *peer) sendVP8(id string, stop chan struct{}) {
 }
 
 // waitFor polls cond against the deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	end := time.Now().Add(deadline)
 	for !cond() {
@@ -256,7 +261,7 @@ func TestDropMidNegotiation(t *testing.T) {
 // bob joins and receives it on his. It returns their clients and bob's
 // peer once bob has received some of alice's video; alice sends until the
 // test ends.
-func videoCall(t *testing.T, ts *testServer) (alice, bob *client, pb *peer) {
+func videoCall(t testing.TB, ts *testServer) (alice, bob *client, pb *peer) {
 	t.Helper()
 	alice = login(t, ts, "alice", true)
 	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})

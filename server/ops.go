@@ -33,6 +33,7 @@ var channelOps = map[string]channelOp{
 	"removeTracks": (*session).opRemoveTracks,
 	"muteTracks":   (*session).opMuteTracks,
 	"muteUser":     (*session).opMuteUser,
+	"getStats":     (*session).opGetStats,
 	"offer":        (*session).opOffer,
 	"answer":       (*session).opAnswer,
 	"candidate":    (*session).opCandidate,
@@ -157,6 +158,9 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 	var ch *channel.Channel
 	var sub *channel.Subscription
 	var pend *channel.PendingJoin
+	if err := ss.srv.admit(create, c.ChannelID, ss.user); err != nil {
+		return nil, nil, err
+	}
 	if create {
 		if !ss.claims.Create {
 			return nil, nil, fmt.Errorf("%w: this user's token does not allow creating calls", channel.ErrUnauthorized)

@@ -63,6 +63,7 @@ var codes = []struct {
 	{ErrUnauthenticated, "UnAuthorized"},
 	{ErrInvalidMessage, "Invalid"},
 	{ErrRateLimited, CodeRateLimited},
+	{ErrDraining, CodeDraining},
 	{webrtc.ErrGlare, CodeGlare},
 	{webrtc.ErrNoOffer, "Invalid"},
 	{webrtc.ErrCodecMismatch, "Invalid"},

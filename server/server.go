@@ -39,10 +39,14 @@ type Server struct {
 	byUser   map[string]map[*session]struct{} // authenticated sessions; guarded by mu
 	perIP    map[string]int                   // open connections by remote address; guarded by mu
 	// Request budgets: each user's, shared by its connections, and each
-	// remote address's, spent by its connections and their messages.
+	// remote address's, spent by its connections and their auths.
 	userBudgets, addrBudgets *budgets
 	wg                       sync.WaitGroup // one per session
 	stayWG                   sync.WaitGroup // the stays' pumps and negotiators
+	drain                    drainState     // guarded by mu
+
+	metrics *metrics  // the Prometheus side (metrics.go)
+	hooks   *webhooks // nil without webhooks (webhook.go)
 
 	stats counters
 
@@ -56,6 +60,7 @@ type stayKey struct{ channel, user string }
 // counters are the server's lock-free counters.
 type counters struct {
 	connections, refusedConns, authFailures, invalid, rateLimited, takeovers, resumes, unannounced, excessStreams atomic.Uint64
+	draining                                                                                                      atomic.Uint64
 }
 
 // Stats are the server's counters.
@@ -85,6 +90,8 @@ type Stats struct {
 	// ExcessStreams counts published media tracks refused past a peer's
 	// bound on streams (webrtc.PeerConfig.MaxStreams).
 	ExcessStreams uint64
+	// Draining counts creates and joins refused with ErrDraining.
+	Draining uint64
 	// Sessions is the number of connections open now.
 	Sessions int
 }
@@ -105,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 
 		userBudgets: newBudgets(cfg.RequestRate, cfg.RequestBurst),
 		addrBudgets: newBudgets(cfg.AddrRequestRate, cfg.AddrRequestBurst),
+		metrics:     newMetrics(),
 	}
 	engine, err := webrtc.New(cfg.WebRTC)
 	if err != nil {
@@ -127,8 +135,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.engine, s.plane, s.reg = engine, pl, reg
+	s.hooks = newWebhooks(cfg.Webhooks, s.log)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /ws", s.serveWS)
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -199,12 +209,14 @@ func (s *Server) Stats() Stats {
 		Resumes:       s.stats.resumes.Load(),
 		Unannounced:   s.stats.unannounced.Load(),
 		ExcessStreams: s.stats.excessStreams.Load(),
+		Draining:      s.stats.draining.Load(),
 		Sessions:      n,
 	}
 }
 
 // Shutdown disconnects every client cleanly (a bye with reason
-// "shutdown", its user made to leave its channel, its media connection
+// "shutdown", or "drain" after a Drain whose limit passed; its user made
+// to leave its channel, its media connection
 // closed, the WebSocket closed with 1001), waits for them until ctx ends,
 // and releases the channels, the media plane and the engine. New
 // connections are refused from its start.
@@ -215,13 +227,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	reason := s.byeReason()
 	sessions := make([]*session, 0, len(s.sessions))
 	for ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
 	s.mu.Unlock()
 	for _, ss := range sessions {
-		ss.bye("shutdown", websocket.StatusGoingAway)
+		ss.bye(reason, websocket.StatusGoingAway)
 	}
 	s.mu.Lock()
 	orphans := make([]*stay, 0, len(s.stays))
@@ -249,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.reg.Close()
+	s.hooks.stop(ctx)
 	err = errors.Join(err, s.plane.Close(), s.engine.Close())
 	s.log.Info("server stopped", "sessions", len(sessions))
 	return err
@@ -273,6 +287,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	case full:
 		s.stats.refusedConns.Add(1)
+		s.metrics.refusedIP.Add(1)
 		s.warnRefusedConn.warn(s.log, "connection refused: too many connections from this address", "remote", ip, "max", s.cfg.MaxConnsPerIP)
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
@@ -377,6 +392,7 @@ func (s *Server) releaseStay(st *stay) {
 	defer s.mu.Unlock()
 	if k := (stayKey{st.ch.ID(), st.user}); s.stays[k] == st {
 		delete(s.stays, k)
+		s.checkDrained()
 	}
 	if st.expiry != nil {
 		st.expiry.Stop()

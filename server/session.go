@@ -48,6 +48,8 @@ type session struct {
 	refusals bucket  // refusals allowed before the connection is closed; read loop only
 
 	expiry *time.Timer // ends the session when its token expires; guarded by mu
+
+	inflight map[uint64]inflight // requests being answered, for the metrics; guarded by mu
 }
 
 // outMsg is one message for the writer; a nonzero close ends the
@@ -175,6 +177,7 @@ func (ss *session) readLoop() error {
 			ss.reply(idOf(data), nil, err)
 			continue
 		}
+		ss.begin(req)
 		ss.handle(req)
 	}
 }
@@ -362,6 +365,7 @@ func (ss *session) enqueue(m outMsg) {
 
 // reply answers request id with data, or with err's code.
 func (ss *session) reply(id uint64, data any, err error) {
+	ss.answered(id, err)
 	if err != nil {
 		ss.enqueue(outMsg{a: answer{ID: id, Type: "error", Error: &wireError{Code: codeOf(err), Message: err.Error()}}})
 		return

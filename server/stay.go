@@ -45,6 +45,8 @@ type stay struct {
 	names map[string]string // announced media track id → channel track name; guarded by mu
 	offer string            // the server's offer awaiting the client's answer; guarded by mu
 
+	samples map[string]statSample // byte counts at the last getStats, by track; guarded by mu
+
 	orphaned bool        // guarded by Server.mu
 	expiry   *time.Timer // ends an orphan; guarded by Server.mu
 }
@@ -78,6 +80,7 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 		return nil, fmt.Errorf("server: media connection: %w", err)
 	}
 	st.peer = peer
+	ss.srv.hooks.join(ch.ID(), sub) // before the pump starts
 	ss.srv.claimStay(st)
 	if err := ss.srv.plane.Attach(ch.ID(), ss.user, webrtc.Endpoint{Peer: peer}); err != nil {
 		st.end(true)
@@ -154,8 +157,10 @@ func (st *stay) end(leave bool) {
 		if leave {
 			_ = st.ch.Leave(st.user)
 		}
+		st.srv.hooks.rest(st.ch.ID(), st.sub) // what the pump did not read, this user's user:left among them
 		if st.peer != nil {
 			_ = st.peer.Close()
+			st.srv.metrics.ledger.peer(st.peer) // before the release: see ledger
 		}
 		st.srv.releaseStay(st)
 	})
@@ -179,6 +184,7 @@ func (st *stay) pump() {
 			}
 			return
 		}
+		st.srv.hooks.observe(st.sub, &ev)
 		last := isLast(&ev, st.user)
 		ss := st.owner.Load() // the session that reads the last event
 		if last {
@@ -270,6 +276,7 @@ func (st *stay) refused(info webrtc.PublishInfo, err error) {
 // onPublish hands a track the client publishes to the plane under the
 // channel name its media id was announced with.
 func (st *stay) onPublish(tr *forward.Track, info webrtc.PublishInfo) {
+	st.srv.metrics.ledger.track(tr)
 	st.mu.Lock()
 	name, ok := st.names[info.TrackID]
 	st.mu.Unlock()

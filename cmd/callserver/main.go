@@ -33,9 +33,20 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM drains and shuts down; a second one
+	// stops at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+	now := make(chan struct{})
+	go func() {
+		<-sigs
+		stop()
+		<-sigs
+		close(now)
+	}()
+	if err := run(ctx, now, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "callserver:", err)
 		os.Exit(1)
 	}
@@ -50,6 +61,22 @@ type options struct {
 	publicIP, listenIP, iceServer string
 	loopback                      bool
 	origins, logLevel             string
+	drainTimeout                  time.Duration
+	adminAddr, logFormat          string
+	webhookURLs, webhookSecret    string
+	webhookSecretFile             string
+	webhookQueue                  int
+	limits                        limits
+}
+
+// limits are the server's limits, each a flag (server.Config's fields of
+// the same names; 0 keeps the server's default).
+type limits struct {
+	maxConnsPerIP, maxConnsPerUser, requestBurst, addrRequestBurst, maxRefusals, sendQueue int
+	maxMessageBytes                                                                        int64
+	requestRate, addrRequestRate                                                           float64
+	resumeGrace, grace, idleTimeout, joinRequestTimeout, authTimeout, refusalWindow        time.Duration
+	pingInterval, pingTimeout, writeTimeout                                                time.Duration
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -70,6 +97,32 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "listen address of the admin endpoints: /metrics (Prometheus) and /debug/pprof/ (off when empty; keep it private)")
+	fs.StringVar(&o.webhookURLs, "webhook-urls", "", "URLs that receive the channels' lifecycle as signed POSTs, comma-separated")
+	fs.StringVar(&o.webhookSecret, "webhook-secret", "", "the webhooks' signing secret (at least 16 bytes); prefer -webhook-secret-file")
+	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' signing secret")
+	fs.IntVar(&o.webhookQueue, "webhook-queue", 0, "webhook events waiting per URL before new ones are dropped (0: 1024)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	l := &o.limits
+	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "WebSocket connections open at once from one address (0: 64)")
+	fs.IntVar(&l.maxConnsPerUser, "max-conns-per-user", 0, "authenticated connections of one user at once (0: 16)")
+	fs.Int64Var(&l.maxMessageBytes, "max-message-bytes", 0, "largest signalling message a client may send (0: 256 KiB)")
+	fs.Float64Var(&l.requestRate, "request-rate", 0, "requests a second per user, over all its connections, refilled (0: 20)")
+	fs.IntVar(&l.requestBurst, "request-burst", 0, "requests a user may send at once (0: 40)")
+	fs.Float64Var(&l.addrRequestRate, "addr-request-rate", 0, "connections and auths a second from one address, refilled (0: 100)")
+	fs.IntVar(&l.addrRequestBurst, "addr-request-burst", 0, "connections and auths one address may make at once (0: 200)")
+	fs.IntVar(&l.maxRefusals, "max-refusals", 0, "rate-limited or invalid messages in -refusal-window before a connection is closed (0: 20)")
+	fs.DurationVar(&l.refusalWindow, "refusal-window", 0, "the window of -max-refusals (0: 10s)")
+	fs.IntVar(&l.sendQueue, "send-queue", 0, "messages waiting for a slow client before it is disconnected (0: 512)")
+	fs.DurationVar(&l.resumeGrace, "resume-grace", 0, "how long a call outlives a lost WebSocket, to be resumed (0: 15s)")
+	fs.DurationVar(&l.grace, "media-grace", 0, "how long a media connection may stay lost before its user leaves (0: 30s)")
+	fs.DurationVar(&l.idleTimeout, "idle-close", 0, "close a channel with no active user after this long (0: never)")
+	fs.DurationVar(&l.joinRequestTimeout, "join-request-timeout", 0, "how long a join request waits for an admin (0: 30s)")
+	fs.DurationVar(&l.authTimeout, "auth-timeout", 0, "how long a new connection has to authenticate (0: 10s)")
+	fs.DurationVar(&l.pingInterval, "ping-interval", 0, "WebSocket keepalive ping interval (0: 15s)")
+	fs.DurationVar(&l.pingTimeout, "ping-timeout", 0, "close a connection whose pong takes longer (0: 15s)")
+	fs.DurationVar(&l.writeTimeout, "write-timeout", 0, "bound on one write to a client (0: 10s)")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may go on while no new ones are taken (0: end them at once)")
 	// Environment first, so that flags override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -119,6 +172,29 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 			LoopbackOnly: o.loopback,
 		},
 	}
+	l := o.limits
+	cfg.MaxConnsPerIP, cfg.MaxConnsPerUser, cfg.MaxMessageBytes = l.maxConnsPerIP, l.maxConnsPerUser, l.maxMessageBytes
+	cfg.RequestRate, cfg.RequestBurst, cfg.MaxRefusals, cfg.SendQueue = l.requestRate, l.requestBurst, l.maxRefusals, l.sendQueue
+	cfg.AddrRequestRate, cfg.AddrRequestBurst, cfg.RefusalWindow = l.addrRequestRate, l.addrRequestBurst, l.refusalWindow
+	cfg.ResumeGrace, cfg.Grace, cfg.IdleTimeout, cfg.JoinRequestTimeout = l.resumeGrace, l.grace, l.idleTimeout, l.joinRequestTimeout
+	cfg.AuthTimeout, cfg.PingInterval, cfg.PingTimeout, cfg.WriteTimeout = l.authTimeout, l.pingInterval, l.pingTimeout, l.writeTimeout
+	if urls := splitList(o.webhookURLs); len(urls) > 0 {
+		secret := []byte(o.webhookSecret)
+		if o.webhookSecretFile != "" {
+			b, err := os.ReadFile(o.webhookSecretFile)
+			if err != nil {
+				return cfg, false, err
+			}
+			secret = []byte(strings.TrimSpace(string(b)))
+		}
+		cfg.Webhooks = server.WebhookConfig{URLs: urls, Secret: secret, Queue: o.webhookQueue}
+	}
+	if o.drainTimeout < 0 {
+		return cfg, false, errors.New("-drain-timeout must not be negative")
+	}
+	if o.adminAddr != "" && o.adminAddr == o.addr && !strings.HasSuffix(o.addr, ":0") {
+		return cfg, false, errors.New("-admin-addr must not be the public -addr")
+	}
 	if o.portMin < 0 || o.portMax > 65535 || o.portMin > o.portMax {
 		return cfg, false, fmt.Errorf("bad UDP port range %d-%d", o.portMin, o.portMax)
 	}
@@ -128,6 +204,19 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 		cfg.WebRTC.ICEServers = append(cfg.WebRTC.ICEServers, iceServer(u))
 	}
 	return cfg, demo, cfg.Validate()
+}
+
+// until is a context that ends after d, or when now is closed.
+func until(now <-chan struct{}, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() {
+		select {
+		case <-now:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // iceServer parses "turn:user:pass@host:port" or a plain STUN/TURN URL.
@@ -163,10 +252,12 @@ func loopbackAddr(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// run serves until ctx ends (main: SIGINT or SIGTERM), then shuts down
-// gracefully. Logs go to logw; ready, when set, is told the listening
+// run serves until ctx ends (main: SIGINT or SIGTERM), then drains (no
+// new calls; the calls in progress go on for up to -drain-timeout, or
+// until now is closed: main's second signal) and shuts down gracefully
+// (each client told why, bounded by 10 s). Logs go to logw; ready, when set, is told the listening
 // address.
-func run(ctx context.Context, args []string, getenv func(string) string, logw io.Writer, ready func(addr string)) error {
+func run(ctx context.Context, now <-chan struct{}, args []string, getenv func(string) string, logw io.Writer, ready func(addr string)) error {
 	o, err := parse(args, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -178,7 +269,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, logw io
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
+	var h slog.Handler
+	switch o.logFormat {
+	case "text":
+		h = slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})
+	case "json":
+		h = slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level})
+	default:
+		return fmt.Errorf("-log-format %q: text or json", o.logFormat)
+	}
+	log := slog.New(h)
 	cfg, demo, err := o.config(log)
 	if err != nil {
 		return err
@@ -199,10 +299,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, logw io
 	}
 	log.Info("callserver listening", "url", scheme+"://"+ln.Addr().String()+"/", "demo", demo, "devTokens", cfg.DevTokens)
 
+	errc := make(chan error, 2)
+	var admin *http.Server
+	if o.adminAddr != "" {
+		aln, err := net.Listen("tcp", o.adminAddr)
+		if err != nil {
+			_ = ln.Close()
+			_ = srv.Shutdown(context.Background())
+			return fmt.Errorf("-admin-addr: %w", err)
+		}
+		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: hs.ErrorLog}
+		log.Info("admin listening", "url", "http://"+aln.Addr().String()+"/", "metrics", "/metrics", "pprof", "/debug/pprof/")
+		go func() { errc <- admin.Serve(aln) }()
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
 	go func() {
 		if scheme == "https" {
 			errc <- hs.ServeTLS(ln, o.tlsCert, o.tlsKey)
@@ -213,6 +325,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logw io
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
+		if o.drainTimeout > 0 {
+			log.Info("draining: no new calls; a second signal stops at once", "limit", o.drainTimeout)
+			dctx, cancel := until(now, o.drainTimeout)
+			_ = srv.Drain(dctx) // it logs how it ended
+			cancel()
+		}
 		log.Info("shutting down")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -220,6 +338,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logw io
 	// Sessions first (they are hijacked connections http.Server does not
 	// wait for), then the HTTP server.
 	err = errors.Join(err, srv.Shutdown(sctx), hs.Shutdown(sctx))
+	if admin != nil {
+		err = errors.Join(err, admin.Shutdown(sctx))
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -49,7 +49,7 @@ func TestRunDemoAndShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-ice-loopback"}, noEnv, logs, func(a string) { addrc <- a })
+		done <- run(ctx, nil, []string{"-addr", "127.0.0.1:0", "-ice-loopback", "-drain-timeout", "0"}, noEnv, logs, func(a string) { addrc <- a })
 	}()
 	var addr string
 	select {
@@ -167,7 +167,7 @@ func TestConfig(t *testing.T) {
 	if _, _, err := o.config(nil); err == nil {
 		t.Error("a short secret was accepted")
 	}
-	if err := run(context.Background(), []string{"-log-level", "loud"}, noEnv, io.Discard, nil); err == nil || errors.Is(err, context.Canceled) {
+	if err := run(context.Background(), nil, []string{"-log-level", "loud"}, noEnv, io.Discard, nil); err == nil || errors.Is(err, context.Canceled) {
 		t.Errorf("a bad log level: %v", err)
 	}
 }

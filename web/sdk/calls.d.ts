@@ -26,9 +26,47 @@ export type ErrorCode =
   | 'Invalid'
   | 'Closed'
   | 'RateLimited'
+  | 'Draining'
   | 'Internal'
   | 'Glare'
   | 'Timeout';
+
+/** One track in getStats: what the server counted of it. */
+export interface TrackStats {
+  /** The sender: this user for a track it sends. */
+  userId: string;
+  track: string;
+  kind: 'audio' | 'video';
+  packets: number;
+  bytes: number;
+  /** Bits a second since the previous getStats; null on the first. */
+  bitrate: number | null;
+  /** Not measured by the server today: null. */
+  loss: number | null;
+  /** Not measured by the server today: null. */
+  jitter: number | null;
+  /** Round-trip time in seconds; not measured by the server today: null. */
+  rtt: number | null;
+  /** The simulcast layer received; null (no layers yet). */
+  layer: number | null;
+  /** Received tracks: sequence numbers this user NACKed. */
+  nacks: number;
+  /** Received tracks: packets sent again for those NACKs. */
+  retransmits: number;
+  /** Sent tracks: key frames sent; received tracks: key frames asked for. */
+  keyFrames: number;
+}
+
+/** getStats' answer. */
+export interface Stats {
+  status: 'connecting' | 'checking' | 'connected' | 'disconnected';
+  /** The tracks this user sends. */
+  sent: TrackStats[];
+  /** The tracks this user receives. */
+  received: TrackStats[];
+  /** An estimate of this user's downlink, bits a second: null today. */
+  downlink: number | null;
+}
 
 /** Every failure of the SDK. */
 export declare class CallError extends Error {
@@ -138,7 +176,7 @@ export interface CallEventMap {
   /** The user was added to a call it is not in. */
   'newcall': { channelId: string; senderId: string };
   /** The server is closing the connection or took the call over from it. */
-  'bye': { reason: 'shutdown' | 'replaced' | string };
+  'bye': { reason: 'shutdown' | 'drain' | 'replaced' | string };
   /** The connection is gone for good (no more reconnection attempts). */
   'disconnected': { reason: string };
   /**
@@ -153,7 +191,7 @@ export interface CallEventMap {
 
 /** Options of Calls.connect. */
 export interface ConnectOptions {
-  /** Reconnect after a drop (default true). */
+  /** Reconnect after a drop (default true); never after a bye for shutdown or drain. */
   reconnect?: boolean;
   /** How long to try reconnecting before giving up, in ms (default 30000). */
   reconnectGiveUp?: number;
@@ -222,6 +260,8 @@ export declare class Calls {
   modUsers(users: User[]): Promise<Status>;
   /** The active users with their tracks and modes. */
   getUsers(): Promise<ActiveUser[]>;
+  /** The server's view of this user's media connection and tracks. */
+  getStats(): Promise<Stats>;
   /** Changes the fields of the channel's configuration given; the others keep their values (admins). */
   configure(config: CallConfig): Promise<Status>;
   /** Publishes local tracks. */

@@ -241,7 +241,7 @@ export class Calls {
   _dropped(signal, ev) {
     if (signal !== this._signal || this._closed) return;
     this._log(`connection lost (${ev && ev.code})`);
-    if (this._bye === 'shutdown' || this._opts.reconnect === false || (ev && ev.code === 4001)) {
+    if (this._bye === 'shutdown' || this._bye === 'drain' || this._opts.reconnect === false || (ev && ev.code === 4001)) {
       this._gone();
       return;
     }
@@ -627,6 +627,15 @@ export class Calls {
     // A snapshot older than the events kept leaves the newer state as is.
     if (!this._snapshot(res.seq, res.users)) this._log(`getUsers: snapshot ${res.seq} is too old`);
     return this.users;
+  }
+
+  /**
+   * getStats returns the server's view of the caller's media connection:
+   * {status, sent: [TrackStats], received: [TrackStats], downlink} (see
+   * docs/protocol.md). Bitrates are over the time since the previous call.
+   */
+  async getStats() {
+    return this._request('getStats');
   }
 
   /** configure changes the fields of the channel's configuration given; the others keep their values. */
