@@ -122,13 +122,19 @@ const adminTail = 2
 // SetMute sets or clears one mute source and returns the effective state.
 // The switch happens at once for audio and at the end of the publisher's
 // current frame for video. Empty frames at the publisher's size are built
-// here, off the packet path.
+// here, off the packet path, before the new sources are stored: the
+// section that applies them may be a publisher packet that comes before
+// SetMute's own Pump, and it must find them (an admin mute's flush is sent
+// once, when it is applied; without frames there it would never be sent).
 func (t *Track) SetMute(src MuteSource, on bool) MuteState {
 	for {
 		old := t.mute.Load()
 		next := old &^ uint32(src)
 		if on {
 			next |= uint32(src)
+		}
+		if StateOf(MuteSource(next)) != Unmuted {
+			t.ensureFrames() // built once; a retry finds them
 		}
 		if t.mute.CompareAndSwap(old, next) {
 			break
@@ -194,6 +200,9 @@ func (t *Track) ensureFrames() {
 	}
 	if fs := t.frames.Load(); fs != nil && fs.width == w && fs.height == h {
 		return
+	}
+	if t.beforeBuild != nil {
+		t.beforeBuild()
 	}
 	fs, err := buildFrames(t.cfg.MimeType, t.codec, w, h, t.cfg.Mute.AudioFrame)
 	if err != nil {

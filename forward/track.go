@@ -42,6 +42,9 @@ type Track struct {
 	size      atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
 	learnt    atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
 	cnt       trackCounters            // written in the exclusive section, read by anyone
+	// beforeBuild, when set (by tests, before the track is used), runs
+	// just before empty media is built, outside the section.
+	beforeBuild func()
 
 	// Owned by the exclusive section:
 	in      ingest
