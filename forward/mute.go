@@ -91,7 +91,10 @@ func (c *MuteConfig) setDefaults() {
 // SetMute sets or clears one mute source and returns the effective state.
 // The switch happens at once for audio and at the end of the publisher's
 // current frame for video. Empty frames at the publisher's size are built
-// here, off the packet path.
+// here, off the packet path, before the new sources are stored: the
+// section that applies them may be a publisher packet that comes before
+// SetMute's own Pump, and it must find them (an admin mute's flush is sent
+// once, when it is applied; without frames there it would never be sent).
 func (t *Track) SetMute(src MuteSource, on bool) MuteState {
 	t.mt.set(src, on)
 	t.Pump()

@@ -364,6 +364,63 @@ func TestAdminMuteTailRepairsLostKeyFrame(t *testing.T) {
 	}
 }
 
+// TestAdminMuteAppliedByAPublisherPacketStillFlushes: the publisher's
+// next packet comes while SetMute is building the empty media (in a call,
+// a packet every few milliseconds against a build of one or two under
+// load). Whichever of them applies the admin mute must have the frames:
+// the subscriber gets its black key frame and two repeat frames, then
+// nothing. (When the packet applied the mute before the frames existed,
+// the flush, sent only once, sent nothing, and the subscriber was left on
+// the publisher's last picture.)
+func TestAdminMuteAppliedByAPublisherPacketStillFlushes(t *testing.T) {
+	clk := &clocktest.Clock{}
+	tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: pubPT,
+		MimeType: "video/vp8", Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	pub := newPubVP8(t, clk, 10)
+	builds := 0
+	forward.BeforeBuildingFrames(tr, func() {
+		if builds++; builds == 1 {
+			send(t, tr, pub.next(t)) // the publisher's packet, while the frames are built
+		}
+	})
+	var sink memory.Sink
+	subscribe(t, tr, &sink, 1, 0)
+	for range 30 {
+		send(t, tr, pub.next(t))
+	}
+	start := sink.Len()
+	tr.SetMute(forward.SourceAdmin, true)
+	if builds == 0 {
+		t.Fatal("SetMute built no empty media")
+	}
+	for range 60 {
+		send(t, tr, pub.next(t))
+	}
+	for range 10 {
+		clk.Advance(200 * time.Millisecond)
+		tr.Pump()
+	}
+	all := packets(t, &sink)
+	continuous(t, all)
+	var gen []rtp.Packet // what the muter sent: everything the publisher did not
+	for _, p := range all[start:] {
+		if !pub.sent[string(p.Payload)] {
+			gen = append(gen, p)
+		}
+	}
+	if n := decodeVP8Keys(t, gen); n != 1 || countFrames(gen) != 3 || gen[len(gen)-1].SequenceNumber != all[len(all)-1].SequenceNumber {
+		t.Fatalf("admin mute: %d empty frames (%d black key frames) and %d of the publisher's packets; want one black key frame and two repeat frames, after the publisher's packets",
+			countFrames(gen), n, len(all)-start-len(gen))
+	}
+	if st := tr.Stats(); st.Generated != uint64(len(gen)) || st.NoEmptyMedia != 0 {
+		t.Fatalf("stats %+v, %d empty-media packets received", st, len(gen))
+	}
+}
+
 func TestJoinAndPLIWhileMutedGetBlackKeyFrames(t *testing.T) {
 	c := newVP8Call(t, 30)
 	clk, tr := c.clk, c.tr

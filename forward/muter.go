@@ -46,8 +46,11 @@ type muter struct {
 	// Written by any goroutine:
 	sources atomic.Uint32            // MuteSource bits, set by Track.SetMute
 	frames  atomic.Pointer[frameSet] // empty media, built off the packet path
-	size    atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
-	wantKey atomic.Bool              // a subscriber needs a black key frame (set by deliveries)
+	// beforeBuild, when set (by tests, before the track is used), runs
+	// just before empty media is built, outside the section.
+	beforeBuild func()
+	size        atomic.Uint32 // the publisher's picture size, width<<16 | height; 0 unknown
+	wantKey     atomic.Bool   // a subscriber needs a black key frame (set by deliveries)
 
 	// Owned by the exclusive section:
 	applied  MuteState // the state acted on
@@ -88,6 +91,11 @@ func (m *muter) init(out emitter, cfg *TrackConfig, cnt *trackCounters) {
 }
 
 // set sets or clears mute sources. Any goroutine.
+//
+// A muted state is stored only once the empty media exists: the section
+// that applies it may be a publisher packet that comes before SetMute's
+// own pump, and it must find the frames (an admin mute's flush is sent
+// once, when it is applied; without frames then it would never be sent).
 func (m *muter) set(src MuteSource, on bool) {
 	src &= SourceSelf | SourceAdmin
 	for {
@@ -95,6 +103,9 @@ func (m *muter) set(src MuteSource, on bool) {
 		next := old &^ uint32(src)
 		if on {
 			next |= uint32(src)
+		}
+		if StateOf(MuteSource(next)) != MuteNone {
+			m.ensureFrames() // built once; a retry finds them
 		}
 		if m.sources.CompareAndSwap(old, next) {
 			return
@@ -118,6 +129,9 @@ func (m *muter) ensureFrames() {
 	}
 	if fs := m.frames.Load(); fs != nil && fs.width == w && fs.height == h {
 		return
+	}
+	if m.beforeBuild != nil {
+		m.beforeBuild()
 	}
 	fs, err := buildFrames(m.mime, m.codec, w, h, m.cfg.AudioFrame)
 	if err != nil {

@@ -72,9 +72,8 @@ type Config struct {
 	// one remote address; more are refused (429). Default 64.
 	MaxConnsPerIP int
 	// MaxConnsPerUser bounds the authenticated connections of one user at
-	// once (the rate limit is per connection: this bounds what one token
-	// holder can send); an auth past it is refused (RateLimited, closed
-	// with 1008). Default 16.
+	// once; an auth past it is refused (RateLimited, closed with 1008).
+	// Default 16.
 	MaxConnsPerUser int
 	// MaxRefusals and RefusalWindow close a connection whose messages
 	// were refused (by a rate limit, or as malformed) more than
