@@ -2,7 +2,6 @@ package link
 
 import (
 	"encoding/binary"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,40 +149,6 @@ func (r *recorder) counts() (n, pub, empty int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n, r.pub, r.empty
-}
-
-// complete reports whether every sequence number from the first received
-// to the newest has arrived, and how many that is.
-func (r *recorder) complete() (bool, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.seqs) == 0 {
-		return false, 0
-	}
-	keys := make([]int64, 0, len(r.seqs))
-	for k := range r.seqs {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	return keys[len(keys)-1]-keys[0]+1 == int64(len(keys)), len(keys)
-}
-
-// missing returns the sequence numbers missing between the first and the
-// newest, at most 10.
-func (r *recorder) missing() []int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	lo, hi := int64(1<<62), int64(-1)
-	for k := range r.seqs {
-		lo, hi = min(lo, k), max(hi, k)
-	}
-	var m []int64
-	for k := lo; k <= hi && len(m) < 10; k++ {
-		if !r.seqs[k] {
-			m = append(m, k)
-		}
-	}
-	return m
 }
 
 // newest returns the unwrapped sequence number of the newest packet.
