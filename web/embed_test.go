@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -81,17 +82,21 @@ func TestSDKSurface(t *testing.T) {
 	}
 }
 
-// TestSDKUnits runs the SDK's JavaScript unit tests (test/sdk.test.mjs: a
+// TestSDKUnits runs the SDK's JavaScript unit tests (test/*.test.mjs: a
 // scripted server and fake WebRTC) with node, when node is installed.
 func TestSDKUnits(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not installed")
 	}
+	files, err := filepath.Glob("test/*.test.mjs")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no SDK unit tests in test/ (%v)", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, node, "--test", "test/sdk.test.mjs").CombinedOutput()
+	out, err := exec.CommandContext(ctx, node, append([]string{"--test"}, files...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test test/sdk.test.mjs: %v\n%s", err, out)
+		t.Fatalf("node --test %s: %v\n%s", strings.Join(files, " "), err, out)
 	}
 }
