@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// MuteSource is one of the spec's independent layers of muting a track.
+// MuteSource is one of the independent layers of muting (docs/api.md) a track.
 type MuteSource uint8
 
 // Mute sources. Any of the last three means "not forwarded"; otherwise a

@@ -29,7 +29,7 @@ func TestEmbedded(t *testing.T) {
 	}
 }
 
-// TestSDKSurface checks that calls.js defines each method of the spec's
+// TestSDKSurface checks that calls.js defines each method of the call API's (docs/api.md)
 // Calls object and exports Calls, and that the typings declare them too.
 func TestSDKSurface(t *testing.T) {
 	js, err := fs.ReadFile(FS, "sdk/calls.js")
@@ -70,7 +70,7 @@ func TestSDKSurface(t *testing.T) {
 			t.Errorf("calls.js: no property %s", p)
 		}
 	}
-	// Every event of the spec is typed.
+	// Every event of the call API is typed.
 	for _, ev := range []string{
 		"track:add", "track:mute", "track:del", "cnl:create", "cnl:config", "cnl:delete",
 		"cnl:req", "user:join", "user:left", "user:add", "user:del", "user:mod",

@@ -1,5 +1,5 @@
 // Typings of the callcore browser SDK (calls.js). See docs/protocol.md and
-// the spec's call API.
+// the call API (docs/api.md).
 
 /** A media kind. */
 export type Kind = 'audio' | 'video';
@@ -15,7 +15,7 @@ export interface Status {
   'status': true;
 }
 
-/** Error names: the spec's, the protocol's, and the SDK's own Timeout. */
+/** Error names: the call API's, the protocol's, and the SDK's own Timeout. */
 export type ErrorCode =
   | 'UnAuthorized'
   | 'Exists'

@@ -2,7 +2,7 @@
 // JSON requests with ids, their answers, and the server's pushes.
 
 /** CallError is every failure of the SDK: `code` is the error's name
- * (the spec's, the protocol's, or the SDK's own `Timeout`). */
+ * (the call API's, the protocol's, or the SDK's own `Timeout`). */
 export class CallError extends Error {
   /** @type {'CallError'} */
   name = 'CallError';
