@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	pionrtp "github.com/pion/rtp"
-
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/rtcpx"
+	"github.com/callcore/callcore/internal/rtptest"
 )
 
 const (
@@ -66,9 +65,8 @@ func (p *publisher) next() []byte {
 		tag = 0x00
 	}
 	payload := []byte{desc, tag, byte(p.seq), byte(p.seq >> 8), magic, 0, 0, 0}
-	pk := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: pubPT, SequenceNumber: p.seq,
-		Timestamp: uint32(p.frame * 270), SSRC: pubSSRC, Marker: p.part == 2}, Payload: payload}
-	b, _ := pk.Marshal()
+	b := rtptest.Packet{PayloadType: pubPT, Seq: p.seq, Timestamp: uint32(p.frame * 270), SSRC: pubSSRC,
+		Marker: p.part == 2, Payload: payload}.Marshal()
 	p.seq++
 	if p.part++; p.part == 3 {
 		p.part = 0
