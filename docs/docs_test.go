@@ -166,19 +166,29 @@ func collect(t *testing.T, root string) *goNames {
 		t.Fatal(err)
 	}
 	for _, dir := range importDirs(t, root, imports) {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
-		for _, file := range files {
-			if strings.HasSuffix(file, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, f := range parseDir(t, fset, dir) {
 			n.addFile(f.Name.Name, f)
 		}
 	}
 	return n
+}
+
+// parseDir parses the non-test Go files of one directory.
+func parseDir(t *testing.T, fset *token.FileSet, dir string) []*ast.File {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	var out []*ast.File
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // importDirs finds the source directories of the imported packages
@@ -396,15 +406,7 @@ func cmdFlags(t *testing.T, root string) map[string]map[string]bool {
 	for _, dir := range dirs {
 		name := filepath.Base(dir)
 		flags := map[string]bool{"h": true, "help": true}
-		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
-		for _, file := range files {
-			if strings.HasSuffix(file, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, f := range parseDir(t, fset, dir) {
 			ast.Inspect(f, func(node ast.Node) bool {
 				call, ok := node.(*ast.CallExpr)
 				if !ok {
