@@ -8,8 +8,8 @@ import (
 	"github.com/callcore/callcore/permission"
 )
 
-// refModel is a small reference model of the call API, written from the
-// spec (and the decisions documented in doc.go and docs/channels.md) with
+// refModel is a small reference model of the call API, written from
+// docs/api.md (and the decisions documented in doc.go and docs/channels.md) with
 // plain maps and no code shared with the channel. FuzzChannelOps checks the
 // channel against it.
 type refModel struct {

@@ -277,7 +277,7 @@ func TestTracks(t *testing.T) {
 }
 
 // TestLayersOfMuting: self mute, muteUser, the send bit and the kind are
-// independent sources; the effective state follows the spec's precedence.
+// independent sources; the effective state follows the precedence of docs/api.md.
 func TestLayersOfMuting(t *testing.T) {
 	h := newHarness(t, Config{}, CreateOptions{})
 	h.join("adm")

@@ -49,7 +49,7 @@ func rolesHarness(t testing.TB) *harness {
 
 var roleNames = []string{"own", "adm", "mem", "ina", "out", "rem"}
 
-// TestOperationsByRole runs every operation of the spec's table as each
+// TestOperationsByRole runs every operation of the table in docs/api.md as each
 // role, on a fresh channel, and checks the refusal and that a refusal
 // changed nothing (no event, no Media call).
 func TestOperationsByRole(t *testing.T) {

@@ -29,13 +29,21 @@ func TestFanoutAllocatesNothing(t *testing.T) {
 		subs = append(subs, s)
 	}
 	pkt := packet(t, 0, 0, make([]byte, 1000), map[uint8][]byte{3: {0, 1}, 4: []byte("a")})
+	// Every 10th packet is padding only (P set, 4 bytes of padding and no
+	// media), which the core withholds and numbers around.
+	pad := packet(t, 0, 0, []byte{0, 0, 0, 4}, map[uint8][]byte{3: {0, 1}, 4: []byte("a")})
+	pad[0] |= 0x20
 	seq := uint16(0)
 	allocs := testing.AllocsPerRun(2000, func() {
 		seq++
-		binary.BigEndian.PutUint16(pkt[2:], seq)
-		binary.BigEndian.PutUint32(pkt[4:], uint32(seq)*3000)
+		p := pkt
+		if seq%10 == 0 {
+			p = pad
+		}
+		binary.BigEndian.PutUint16(p[2:], seq)
+		binary.BigEndian.PutUint32(p[4:], uint32(seq)*3000)
 		subs[seq%100].SetOpen(seq%7 != 0)
-		if err := tr.HandleRTP(pkt); err != nil {
+		if err := tr.HandleRTP(p); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -44,5 +52,8 @@ func TestFanoutAllocatesNothing(t *testing.T) {
 	}
 	if sinks[0].Packets == 0 {
 		t.Fatal("nothing delivered")
+	}
+	if st := tr.Stats(); st.Padding == 0 {
+		t.Fatalf("no padding seen (%+v): the test no longer sends any", st)
 	}
 }

@@ -77,7 +77,7 @@ func packetizeH264(au []byte) [][]byte {
 		hdr, body := nal[0], nal[1:]
 		for first := true; len(body) > 0; first = false {
 			n := min(len(body), maxGenPayload-2)
-			fu := hdr&0x1f | 0x00
+			fu := hdr & 0x1f // FU header: S and E bits set below
 			if first {
 				fu |= 0x80
 			}

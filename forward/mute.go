@@ -7,7 +7,7 @@ import "time"
 // states carry the same names as the channel's: MuteNone, MuteSelf,
 // MuteAdmin.
 
-// MuteSource is one independent layer of muting a track.
+// MuteSource is one independent layer of muting (docs/api.md) a track.
 type MuteSource uint8
 
 // Mute sources. Other bits are ignored. The channel folds every admin

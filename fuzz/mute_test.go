@@ -120,8 +120,8 @@ func (m *muteWorld) deliver(b []byte) {
 	if err := m.tr.HandleRTP(b); err != nil {
 		return // refused (a duplicate, out of the window): it changes nothing and reaches no one
 	}
-	// A frame boundary is a marker bit or a change of timestamp (the spec's
-	// rule), among the packets the track took: there the mute takes hold.
+	// A frame boundary is a marker bit or a change of timestamp (docs/architecture.md,
+	// "The muter"), among the packets the track took: there the mute takes hold.
 	if m.pending && (!m.started || m.lastMarker || h.Timestamp != m.lastTS) {
 		m.pending, m.muted = false, true
 	}

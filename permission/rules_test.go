@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The actors of the spec's table.
+// The actors of the operations table of docs/api.md.
 var actors = map[string]Actor{
 	"owner":           {Role: Owner, Mode: All, Active: true},
 	"owner-inactive":  {Role: Owner, Mode: All},
@@ -41,7 +41,7 @@ func outcome(d Decision, err error) string {
 	return "?"
 }
 
-// TestDecideTable enumerates the spec's operations table role by role.
+// TestDecideTable enumerates the operations table of docs/api.md role by role.
 func TestDecideTable(t *testing.T) {
 	admins := map[string]string{"owner": ok, "owner-inactive": ok, "admin": ok, "admin-inactive": ok,
 		"member": una, "member-inactive": una, "member-nosend": una, "outsider": una, "removed": una}
@@ -111,7 +111,7 @@ func TestDecideUnknownOp(t *testing.T) {
 
 func TestMode(t *testing.T) {
 	if Default != 6 || Admin != 1 || Send != 2 || Recv != 4 {
-		t.Fatal("mode bits differ from the spec")
+		t.Fatal("mode bits differ from docs/api.md")
 	}
 	for m := Mode(0); m < 8; m++ {
 		if !m.Valid() {

@@ -1,5 +1,5 @@
-// Package server is callcore's reference call server: the call API of the
-// spec (create, join, leave, delete, addUsers, delUsers, modUsers,
+// Package server is callcore's reference call server: the call API of
+// docs/api.md (create, join, leave, delete, addUsers, delUsers, modUsers,
 // getUsers, configure, addTracks, removeTracks, muteTracks, muteUser, the
 // events and the connection status) over a signalling WebSocket, with the
 // media carried by WebRTC (transport/webrtc) through the forwarding core.

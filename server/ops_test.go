@@ -25,7 +25,7 @@ func users[T any](t *testing.T, raw any) []T {
 }
 
 // TestOperations runs every operation of the call API over the protocol,
-// with the spec's refusals and the events each one emits.
+// with the refusals of docs/api.md and the events each one emits.
 func TestOperations(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })

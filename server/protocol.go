@@ -38,14 +38,14 @@ type wireError struct {
 	Message string `json:"message"`
 }
 
-// Error codes of the protocol beyond the spec's.
+// Error codes of the protocol beyond the call API's (docs/api.md).
 const (
 	CodeGlare       = "Glare"
 	CodeRateLimited = "RateLimited"
 	CodeInternal    = "Internal"
 )
 
-// codes maps the channel's sentinel errors to the spec's error names, in
+// codes maps the channel's sentinel errors to the call API's error names (docs/api.md), in
 // the order they are tried.
 var codes = []struct {
 	err  error
@@ -70,7 +70,7 @@ var codes = []struct {
 	{webrtc.ErrClosed, "Closed"},
 }
 
-// codeOf names err for the client: the spec's name for the channel's
+// codeOf names err for the client: the call API's name for the channel's
 // sentinels, Internal for anything unexpected.
 func codeOf(err error) string {
 	for _, c := range codes {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,7 +29,7 @@ func TestEmbedded(t *testing.T) {
 	}
 }
 
-// TestSDKSurface checks that calls.js defines each method of the spec's
+// TestSDKSurface checks that calls.js defines each method of the call API's (docs/api.md)
 // Calls object and exports Calls, and that the typings declare them too.
 func TestSDKSurface(t *testing.T) {
 	js, err := fs.ReadFile(FS, "sdk/calls.js")
@@ -69,7 +70,7 @@ func TestSDKSurface(t *testing.T) {
 			t.Errorf("calls.js: no property %s", p)
 		}
 	}
-	// Every event of the spec is typed.
+	// Every event of the call API is typed.
 	for _, ev := range []string{
 		"track:add", "track:mute", "track:del", "cnl:create", "cnl:config", "cnl:delete",
 		"cnl:req", "user:join", "user:left", "user:add", "user:del", "user:mod",
@@ -81,17 +82,21 @@ func TestSDKSurface(t *testing.T) {
 	}
 }
 
-// TestSDKUnits runs the SDK's JavaScript unit tests (test/sdk.test.mjs: a
+// TestSDKUnits runs the SDK's JavaScript unit tests (test/*.test.mjs: a
 // scripted server and fake WebRTC) with node, when node is installed.
 func TestSDKUnits(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not installed")
 	}
+	files, err := filepath.Glob("test/*.test.mjs")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no SDK unit tests in test/ (%v)", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, node, "--test", "test/sdk.test.mjs").CombinedOutput()
+	out, err := exec.CommandContext(ctx, node, append([]string{"--test"}, files...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test test/sdk.test.mjs: %v\n%s", err, out)
+		t.Fatalf("node --test %s: %v\n%s", strings.Join(files, " "), err, out)
 	}
 }

@@ -1,6 +1,6 @@
 // Package pionloop confines pion/webrtc's ICE to 127.0.0.1 over UDP4, for
 // tests and single-machine setups on a host that has other interfaces:
-// the five settings ../shared/guides/real-clients.md found necessary. It
+// the five settings the real-client tests found necessary. It
 // is used by transport/webrtc (Config.LoopbackOnly) and by the tests that
 // build plain pion clients.
 package pionloop

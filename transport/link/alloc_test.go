@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	pionrtp "github.com/pion/rtp"
-
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/rtptest"
 )
 
 // TestLinkRoundTripAllocs asserts that a packet's whole path allocates
@@ -35,8 +34,7 @@ func TestLinkRoundTripAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pkt, _ := (&pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: 111, SSRC: pubSSRC},
-		Payload: make([]byte, 160)}).Marshal()
+	pkt := rtptest.Packet{PayloadType: 111, SSRC: pubSSRC, Payload: make([]byte, 160)}.Marshal()
 	var seq uint16
 	send := func() {
 		pkt[2], pkt[3] = byte(seq>>8), byte(seq)

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	pionrtp "github.com/pion/rtp"
-
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/rtptest"
 )
 
 // TestLinkBadInput sends B datagrams from strangers, forged and replayed
@@ -51,8 +50,7 @@ func TestLinkBadInput(t *testing.T) {
 		}
 	}
 	base := b.Stats()
-	hdr := pionrtp.Header{Version: 2, PayloadType: pubPT, SequenceNumber: 7, SSRC: 0xDEAD}
-	plain, _ := (&pionrtp.Packet{Header: hdr, Payload: make([]byte, 40)}).Marshal()
+	plain := rtptest.Packet{PayloadType: pubPT, Seq: 7, SSRC: 0xDEAD, Payload: make([]byte, 40)}.Marshal()
 
 	send(stranger, plain)                                        // unknown source
 	send(sa.conn, []byte{0x80, 1, 2})                            // malformed

@@ -2,16 +2,14 @@ package link
 
 import (
 	"encoding/binary"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	pionrtp "github.com/pion/rtp"
-
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/rtcpx"
+	"github.com/callcore/callcore/internal/rtptest"
 )
 
 const (
@@ -67,9 +65,8 @@ func (p *publisher) next() []byte {
 		tag = 0x00
 	}
 	payload := []byte{desc, tag, byte(p.seq), byte(p.seq >> 8), magic, 0, 0, 0}
-	pk := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: pubPT, SequenceNumber: p.seq,
-		Timestamp: uint32(p.frame * 270), SSRC: pubSSRC, Marker: p.part == 2}, Payload: payload}
-	b, _ := pk.Marshal()
+	b := rtptest.Packet{PayloadType: pubPT, Seq: p.seq, Timestamp: uint32(p.frame * 270), SSRC: pubSSRC,
+		Marker: p.part == 2, Payload: payload}.Marshal()
 	p.seq++
 	if p.part++; p.part == 3 {
 		p.part = 0
@@ -150,40 +147,6 @@ func (r *recorder) counts() (n, pub, empty int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n, r.pub, r.empty
-}
-
-// complete reports whether every sequence number from the first received
-// to the newest has arrived, and how many that is.
-func (r *recorder) complete() (bool, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.seqs) == 0 {
-		return false, 0
-	}
-	keys := make([]int64, 0, len(r.seqs))
-	for k := range r.seqs {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	return keys[len(keys)-1]-keys[0]+1 == int64(len(keys)), len(keys)
-}
-
-// missing returns the sequence numbers missing between the first and the
-// newest, at most 10.
-func (r *recorder) missing() []int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	lo, hi := int64(1<<62), int64(-1)
-	for k := range r.seqs {
-		lo, hi = min(lo, k), max(hi, k)
-	}
-	var m []int64
-	for k := lo; k <= hi && len(m) < 10; k++ {
-		if !r.seqs[k] {
-			m = append(m, k)
-		}
-	}
-	return m
 }
 
 // newest returns the unwrapped sequence number of the newest packet.

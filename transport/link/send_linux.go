@@ -23,7 +23,6 @@ type rawSender struct {
 	rc   syscall.RawConn
 	fn   func(fd uintptr) bool // s.write, bound once
 	b    []byte
-	to   netip.AddrPort
 	sa4  syscall.SockaddrInet4
 	sa6  syscall.SockaddrInet6
 	sa   syscall.Sockaddr

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/callcore/callcore/internal/clocktest"
+	"github.com/callcore/callcore/internal/rtptest"
 	"github.com/callcore/callcore/transport"
 	"github.com/callcore/callcore/transport/memory"
 	"github.com/callcore/callcore/transport/transporttest"
@@ -64,7 +65,7 @@ func TestQueueFullRefuses(t *testing.T) {
 	<-entered // the first packet is with the stuck far end
 	full := 0
 	for i := 1; i < 20; i++ {
-		if err := p.WriteRTP([]byte{0x80, 96, 0, byte(i), 0, 0, 0, 0, 0, 0, 0, 1}, nil); errors.Is(err, transport.ErrBufferFull) {
+		if err := p.WriteRTP(header(byte(i)), nil); errors.Is(err, transport.ErrBufferFull) {
 			full++
 		}
 	}
@@ -86,9 +87,14 @@ func seqs(s *memory.Sink) []byte {
 	return out
 }
 
+// header is the RTP header of packet seq (payload type 96, SSRC 1).
+func header(seq byte) []byte {
+	return rtptest.Packet{PayloadType: 96, Seq: uint16(seq), SSRC: 1}.Header()
+}
+
 func write(t *testing.T, p *memory.Pipe, seq byte) {
 	t.Helper()
-	if err := p.WriteRTP([]byte{0x80, 96, 0, seq, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{seq}); err != nil {
+	if err := p.WriteRTP(header(seq), []byte{seq}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/callcore/callcore/internal/rtptest"
 	"github.com/callcore/callcore/transport/rtp"
 )
 
@@ -102,8 +103,7 @@ func keys(t testing.TB, p rtp.Profile) *rtp.Keys {
 	return k
 }
 
-// rtpPacket returns a plain RTP packet.
+// rtpPacket returns a plain RTP packet (payload type 96, timestamp = seq).
 func rtpPacket(seq uint16, ssrc uint32, payload []byte) []byte {
-	b := []byte{0x80, 96, byte(seq >> 8), byte(seq), 0, 0, byte(seq >> 8), byte(seq), byte(ssrc >> 24), byte(ssrc >> 16), byte(ssrc >> 8), byte(ssrc)}
-	return append(b, payload...)
+	return rtptest.Packet{PayloadType: 96, Seq: seq, Timestamp: uint32(seq), SSRC: ssrc, Payload: payload}.Marshal()
 }

@@ -15,7 +15,6 @@ package transporttest
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -204,6 +203,6 @@ func testClose(t *testing.T, f Factory) {
 			t.Fatalf("write after close: %v, want transport.ErrClosed", err)
 		}
 	case <-time.After(Deadline):
-		t.Fatal(fmt.Sprintf("writes still succeed %v after Close", Deadline))
+		t.Fatalf("writes still succeed %v after Close", Deadline)
 	}
 }

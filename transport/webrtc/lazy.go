@@ -60,9 +60,3 @@ func (o *onReceive) BindRemoteStream(info *interceptor.StreamInfo, r interceptor
 	return o.Interceptor.BindRemoteStream(info, r)
 }
 
-// bound reports whether the writer was bound (tests).
-func (o *onReceive) isBound() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.bound
-}

@@ -14,7 +14,7 @@ import (
 	"github.com/callcore/callcore/forward"
 )
 
-// Status is a peer's connection status, as the spec names it.
+// Status is a peer's connection status, as the call API names it (docs/api.md).
 type Status string
 
 // Connection statuses.

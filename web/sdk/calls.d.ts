@@ -1,5 +1,5 @@
 // Typings of the callcore browser SDK (calls.js). See docs/protocol.md and
-// the spec's call API.
+// the call API (docs/api.md).
 
 /** A media kind. */
 export type Kind = 'audio' | 'video';
@@ -15,7 +15,7 @@ export interface Status {
   'status': true;
 }
 
-/** Error names: the spec's, the protocol's, and the SDK's own Timeout. */
+/** Error names: the call API's, the protocol's, and the SDK's own Timeout. */
 export type ErrorCode =
   | 'UnAuthorized'
   | 'Exists'
@@ -241,7 +241,8 @@ export declare class Calls {
   /** The forwarded tracks received in the current stay. */
   remoteTracks(): RemoteTrack[];
 
-  on<K extends keyof CallEventMap>(event: K, handler: (ev: CallEventMap[K]) => any): void;
+  /** Calls handler for each event of that name; returns a function that removes it. */
+  on<K extends keyof CallEventMap>(event: K, handler: (ev: CallEventMap[K]) => any): () => void;
   off<K extends keyof CallEventMap>(event: K, handler: (ev: CallEventMap[K]) => any): void;
 
   /** Creates a call channel and joins it; fails with Exists or UnAuthorized. */
@@ -278,6 +279,12 @@ export declare class Calls {
 
 /** Maps each m-section's mid to the forwarded track it carries. */
 export declare function parseMsids(sdp: string): Map<string, { userId: string; trackName: string }>;
+/**
+ * Renumbers the header extensions of a local offer's new m-sections that
+ * collide with the ids the remote description already uses; the offer as
+ * is when nothing collides.
+ */
+export declare function harmonizeExtmap(offer: string, remote: string): string;
 /** The connection status of a peer connection (disconnected for null). */
 export declare function statusOf(pc: RTCPeerConnection | null): ConnectionStatus;
 

@@ -52,6 +52,8 @@ function announce(tracks) {
 /** copyState copies a TrackState (the app may keep it). */
 const copyState = (t) => ({ ...t });
 
+/** @typedef {import('./calls.d.ts').Status} Status */
+
 /**
  * Calls is one authenticated connection to a call server and, at most, one
  * channel stay. Create it with Calls.connect.
@@ -92,7 +94,7 @@ export class Calls {
     this.userId = null;
     this.canCreate = false;
     this.iceServers = [];
-    /** The server's view of the media connection (its `status` pushes). */
+    /** The server's view of the media connection (its `status` pushes). @type {import('./calls.d.ts').ConnectionStatus} */
     this.serverStatus = 'disconnected';
     this._resetStay();
     this._status = 'disconnected';
@@ -143,10 +145,15 @@ export class Calls {
 
   // ---- events ----
 
-  /** on calls handler(payload) for each event of that name. */
+  /**
+   * on calls handler(payload) for each event of that name, until the
+   * function it returns is called (or off(event, handler)).
+   * @returns {() => void} unsubscribe: removes this handler; calling it again does nothing.
+   */
   on(event, handler) {
     if (!this._handlers.has(event)) this._handlers.set(event, new Set());
     this._handlers.get(event).add(handler);
+    return () => this.off(event, handler);
   }
 
   /** off removes a handler given to on. */
@@ -515,6 +522,7 @@ export class Calls {
   /**
    * _enter runs create or join and sets up the stay's media; relost marks
    * the rejoin of a lost stay (not rejoined again until its media connects).
+   * @returns {Promise<Status>}
    */
   async _enter(type, data, tracks, timeout, relost = false) {
     if (typeof data.channelId !== 'string' || data.channelId === '') {
@@ -574,7 +582,7 @@ export class Calls {
     return this._enter('join', { channelId }, tracks, 0);
   }
 
-  /** leave leaves the current channel. */
+  /** leave leaves the current channel. @returns {Promise<Status>} */
   async leave() {
     this._leaving = true;
     try {
@@ -589,7 +597,7 @@ export class Calls {
     return { status: true };
   }
 
-  /** delete deletes the current channel (owner only). */
+  /** delete deletes the current channel (owner only). @returns {Promise<Status>} */
   async delete(reason) {
     this._leaving = true;
     try {
@@ -601,19 +609,19 @@ export class Calls {
     return { status: true };
   }
 
-  /** addUsers makes users members; online ones get a newcall. */
+  /** addUsers makes users members; online ones get a newcall. @returns {Promise<Status>} */
   async addUsers(users) {
     await this._request('addUsers', { users: [...users] });
     return { status: true };
   }
 
-  /** delUsers removes users from the channel. */
+  /** delUsers removes users from the channel. @returns {Promise<Status>} */
   async delUsers(users) {
     await this._request('delUsers', { users: [...users] });
     return { status: true };
   }
 
-  /** modUsers sets users' permission modes: [{id, mode}]. */
+  /** modUsers sets users' permission modes: [{id, mode}]. @returns {Promise<Status>} */
   async modUsers(users) {
     await this._request('modUsers', { users: users.map((u) => ({ id: u.id, mode: u.mode })) });
     return { status: true };
@@ -638,7 +646,7 @@ export class Calls {
     return this._request('getStats');
   }
 
-  /** configure changes the fields of the channel's configuration given; the others keep their values. */
+  /** configure changes the fields of the channel's configuration given; the others keep their values. @returns {Promise<Status>} */
   async configure(config) {
     const channel = this._channel;
     await this._request('configure', { config });

@@ -82,7 +82,7 @@ export function harmonizeExtmap(offer, remote) {
   return changed ? lines.join('\r\n') : offer;
 }
 
-/** statusOf derives the spec's connection status from a peer connection. */
+/** statusOf derives the call API's connection status from a peer connection. */
 export function statusOf(pc) {
   if (!pc) return 'disconnected';
   const conn = pc.connectionState;
@@ -150,7 +150,7 @@ export class Media {
     };
   }
 
-  /** status is the spec's status of this connection. */
+  /** status is the call API's connection status of this connection. */
   get status() {
     return this.closed ? 'disconnected' : statusOf(this.pc);
   }

@@ -2,12 +2,14 @@
 // JSON requests with ids, their answers, and the server's pushes.
 
 /** CallError is every failure of the SDK: `code` is the error's name
- * (the spec's, the protocol's, or the SDK's own `Timeout`). */
+ * (the call API's, the protocol's, or the SDK's own `Timeout`). */
 export class CallError extends Error {
+  /** @type {'CallError'} */
+  name = 'CallError';
+
   /** @param {string} code @param {string} [message] */
   constructor(code, message) {
     super(message || code);
-    this.name = 'CallError';
     this.code = code;
   }
 }
