@@ -59,4 +59,3 @@ func (o *onReceive) BindRemoteStream(info *interceptor.StreamInfo, r interceptor
 	}
 	return o.Interceptor.BindRemoteStream(info, r)
 }
-
