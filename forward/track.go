@@ -36,12 +36,14 @@ type Track struct {
 	// needPulse: the track generates empty media and must be pumped when
 	// its publisher sends nothing. Written by the section when it changes.
 	needPulse atomic.Bool
-	shut      atomic.Bool              // set by Close
-	mute      atomic.Uint32            // MuteSource bits, set by SetMute
-	frames    atomic.Pointer[frameSet] // empty media, built off the packet path
-	size      atomic.Uint32            // the publisher's picture size, width<<16 | height; 0 unknown
-	learnt    atomic.Uint32            // the publisher's SSRC once known, for RTCP sent outside the section
-	cnt       trackCounters            // written in the exclusive section, read by anyone
+	shut      atomic.Bool               // set by Close
+	mute      atomic.Uint32             // MuteSource bits, set by SetMute
+	frames    atomic.Pointer[frameSet]  // empty media, built off the packet path
+	size      atomic.Uint32             // the publisher's picture size, width<<16 | height; 0 unknown
+	learnt    atomic.Uint32             // the publisher's SSRC once known, for RTCP sent outside the section
+	cnt       trackCounters             // written in the exclusive section, read by anyone
+	levels    atomic.Pointer[levelSink] // where audio levels go; nil none (SetLevels)
+	levelID   uint8                     // immutable: the audio-level extension's ID, 0 when not read
 
 	// Owned by the exclusive section:
 	in      ingest
@@ -58,6 +60,7 @@ type Track struct {
 	nack    nackGen           // upstream NACKs
 	fbBuf   [fbMax]rtcpx.NACK // a subscriber's NACKs being answered
 	lastAdj uint64            // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
+	viaRTX  bool              // the packet being handled was unwrapped from RTX
 	desc    [8]byte           // a rewritten VP8 payload descriptor
 }
 
@@ -122,6 +125,14 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 	t.poked.kind = taskPoke
 	t.learnt.Store(cfg.SSRC)
 	t.subs.Store(&subSet{})
+	if cfg.Kind == Audio {
+		for _, e := range cfg.Extensions {
+			if e.URI == URIAudioLevel {
+				t.levelID = e.ID
+			}
+		}
+	}
+	t.SetLevels(cfg.Levels)
 	return t, nil
 }
 
@@ -184,12 +195,20 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 		t.mt.keepParameterSets(media)
 	}
 	t.cache.put(ext, extTS, now, p.key, p.noMedia, pkt)
+	sink, level, voiced := t.readLevel(pkt, p.noMedia)
 
 	g := &t.mt
 	boundary := t.codec == codecOther || !g.started || g.lastMarker || h.Timestamp != g.lastTS
 	g.started, g.lastMarker, g.lastTS, g.lastAt = true, h.Marker, h.Timestamp, now
 	t.applyMute(now, boundary)
-	if g.onGen && !(g.unmuting && p.key) {
+	muted := g.onGen && !(g.unmuting && p.key)
+	if sink != nil {
+		if muted {
+			level, voiced = 127, false // the muter's silence replaces the packet
+		}
+		sink.l.Level(level, voiced, now)
+	}
+	if muted {
 		t.cnt.mutedDrop.Add(1) // the publisher's media never reaches anyone while muted
 		t.generate(now)
 		t.notePulse()
@@ -215,6 +234,40 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	}
 	t.fanout(pkt, p)
 	return t.keyFrameDue(now), nil
+}
+
+// levelSink boxes a Levels for an atomic pointer.
+type levelSink struct{ l Levels }
+
+// SetLevels makes l take the audio levels of the track's packets from the
+// next packet on (nil stops them). It has no effect on a video track or
+// one whose publisher did not negotiate URIAudioLevel. Safe for concurrent
+// use with the packet path.
+func (t *Track) SetLevels(l Levels) {
+	if l == nil {
+		t.levels.Store(nil)
+		return
+	}
+	t.levels.Store(&levelSink{l: l})
+}
+
+// readLevel reads the audio level of the packet in t.hdr, when the track
+// reads levels and someone takes them. Retransmissions and packets without
+// media or without a level are left out.
+func (t *Track) readLevel(pkt []byte, noMedia bool) (*levelSink, uint8, bool) {
+	if t.levelID == 0 || noMedia || t.viaRTX {
+		return nil, 0, false
+	}
+	sink := t.levels.Load()
+	if sink == nil {
+		return nil, 0, false
+	}
+	level, voiced, err := rtpx.AudioLevel(pkt, &t.hdr, t.levelID)
+	if err != nil {
+		t.cnt.noLevel.Add(1)
+		return nil, 0, false
+	}
+	return sink, level, voiced
 }
 
 // sawKeyFrame notes a publisher's key frame and its picture size.
@@ -301,6 +354,7 @@ func (t *Track) admit(pkt []byte) ([]byte, error) {
 		t.cnt.oversized.Add(1)
 		return nil, fmt.Errorf("%w: %d bytes", ErrOversized, len(pkt))
 	}
+	t.viaRTX = false
 	if err := rtpx.Parse(pkt, &t.hdr); err != nil {
 		t.cnt.malformed.Add(1)
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -337,6 +391,7 @@ func (t *Track) unwrapRTX(pkt []byte) ([]byte, error) {
 		return nil, ErrNoMedia
 	}
 	t.cnt.rtxIn.Add(1)
+	t.viaRTX = true
 	osn := binary.BigEndian.Uint16(body)
 	b := t.unwrap[:0]
 	b = append(b, pkt[:h.HeaderLen]...)
