@@ -31,6 +31,7 @@ type Channel struct {
 	idleGen   uint64                      // bumped whenever idle closing is armed or cancelled
 	idleTimer Timer
 	fx        []effect // Media, Notifier and timer calls to make, in order
+	speakers  []string // the users of the last cnl:speakers, in order
 	draining  bool     // a goroutine is making effects (flush)
 }
 
@@ -128,6 +129,7 @@ func (c *Channel) start(opts CreateOptions) *Subscription {
 			c.addMember(u, c.cfg.DefaultPermission)
 		}
 	}
+	c.addFx(effect{kind: fxConfig, cfg: c.cfg})
 	sub := c.activate(owner, opts.Tracks, Event{Type: EventCreate, Sender: c.owner, Config: c.cfg})
 	for _, u := range opts.Users {
 		if u != c.owner {

@@ -64,6 +64,13 @@ type Media interface {
 	UserGone(ch, user string)
 }
 
+// ConfigMedia is an optional Media ability: a Media that implements it is
+// told a channel's configuration when the channel is created and each time
+// it changes, called like Media's other methods.
+type ConfigMedia interface {
+	ConfigChanged(ch string, cfg CallConfig)
+}
+
 // NopMedia is a Media that does nothing.
 type NopMedia struct{}
 
