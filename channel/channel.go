@@ -129,7 +129,6 @@ func (c *Channel) start(opts CreateOptions) *Subscription {
 			c.addMember(u, c.cfg.DefaultPermission)
 		}
 	}
-	c.addFx(effect{kind: fxConfig, cfg: c.cfg})
 	sub := c.activate(owner, opts.Tracks, Event{Type: EventCreate, Sender: c.owner, Config: c.cfg})
 	for _, u := range opts.Users {
 		if u != c.owner {
@@ -349,6 +348,7 @@ func (c *Channel) activate(m *member, tracks []TrackInfo, ev Event) *Subscriptio
 	}
 	sub := m.sub
 	c.emit(ev)
+	c.addFx(effect{kind: fxConfig, cfg: c.cfg})
 	if !m.mode.Has(permission.Recv) {
 		c.addFx(effect{kind: fxRecv, user: m.id, on: false})
 	}

@@ -65,8 +65,9 @@ type Media interface {
 }
 
 // ConfigMedia is an optional Media ability: a Media that implements it is
-// told a channel's configuration when the channel is created and each time
-// it changes, called like Media's other methods.
+// told a channel's configuration each time a user joins (the owner's
+// create included), before that user's tracks, and each time it changes;
+// called like Media's other methods.
 type ConfigMedia interface {
 	ConfigChanged(ch string, cfg CallConfig)
 }

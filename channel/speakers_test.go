@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -103,7 +104,15 @@ func TestLastNIsValidatedAndToldToMedia(t *testing.T) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.cfgs) != 2 || rec.cfgs[0].LastN != 2 || rec.cfgs[1].LastN != 3 {
-		t.Fatalf("ConfigChanged calls %+v, want lastN 2 then 3", rec.cfgs)
+		t.Fatalf("ConfigChanged calls %+v, want lastN 2 (create) then 3", rec.cfgs)
+	}
+	rec.mu.Unlock()
+	if _, err := c.Join(context.Background(), "bob", nil); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	if len(rec.cfgs) != 3 || rec.cfgs[2].LastN != 3 {
+		t.Fatalf("ConfigChanged calls %+v, want the configuration again at a join", rec.cfgs)
 	}
 	if c.Config().LastN != 3 {
 		t.Fatalf("config %+v", c.Config())
