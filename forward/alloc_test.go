@@ -47,11 +47,6 @@ func TestFanoutAllocatesNothing(t *testing.T) {
 	}
 }
 
-// countLevels is a Levels that allocates nothing.
-type countLevels struct{ n, sum uint64 }
-
-func (c *countLevels) Level(level uint8, _ bool, _ int64) { c.n++; c.sum += uint64(level) }
-
 // TestAudioLevelsAllocateNothing reads the level of each packet of an
 // audio track, muted for part of the run, and fans it out to 10
 // subscribers.

@@ -1,6 +1,8 @@
 package forward_test
 
 import (
+	"encoding/binary"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +37,11 @@ func (l *levelLog) all() []levelAt {
 	defer l.mu.Unlock()
 	return append([]levelAt(nil), l.got...)
 }
+
+// countLevels is a Levels that allocates nothing.
+type countLevels struct{ n, sum uint64 }
+
+func (c *countLevels) Level(level uint8, _ bool, _ int64) { c.n++; c.sum += uint64(level) }
 
 func levelTrack(t *testing.T, clk *clocktest.Clock, kind forward.Kind, l forward.Levels) *forward.Track {
 	t.Helper()
@@ -161,5 +168,44 @@ func TestLevelsAreReadOnlyFromNegotiatedAudio(t *testing.T) {
 	}
 	if got := later.all(); len(got) != 1 || got[0].level != 12 {
 		t.Fatalf("levels between SetLevels and SetLevels(nil): %v, want [12]", got)
+	}
+}
+
+// BenchmarkAudioLevels is the fan-out of an Opus track with the
+// audio-level extension to 10 subscribers, with levels read for a
+// consumer and without: the difference is the cost of reading them.
+func BenchmarkAudioLevels(b *testing.B) {
+	for _, read := range []bool{false, true} {
+		b.Run(fmt.Sprintf("levels=%v", read), func(b *testing.B) {
+			var levels countLevels
+			cfg := forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: pubPT, MimeType: "audio/opus",
+				Extensions: []forward.Extension{{ID: 1, URI: forward.URIAudioLevel}, {ID: 3, URI: forward.URITransportCC}}}
+			if read {
+				cfg.Levels = &levels
+			}
+			tr, err := forward.NewTrack(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Close()
+			for i := range 10 {
+				if _, err := tr.Subscribe(forward.SubscriberConfig{Writer: &memory.Counter{}, SSRC: uint32(i + 1)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pkt := packet(b, 0, 0, make([]byte, 100), map[uint8][]byte{1: {0x80 | 33}, 3: {0, 1}})
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+				binary.BigEndian.PutUint32(pkt[4:], uint32(i)*960)
+				if err := tr.HandleRTP(pkt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+			if read && levels.n == 0 {
+				b.Fatal("no level read")
+			}
+		})
 	}
 }
