@@ -31,6 +31,7 @@ type Channel struct {
 	idleGen   uint64                      // bumped whenever idle closing is armed or cancelled
 	idleTimer Timer
 	fx        []effect // Media, Notifier and timer calls to make, in order
+	speakers  []string // the users of the last cnl:speakers, in order
 	draining  bool     // a goroutine is making effects (flush)
 }
 
@@ -347,6 +348,7 @@ func (c *Channel) activate(m *member, tracks []TrackInfo, ev Event) *Subscriptio
 	}
 	sub := m.sub
 	c.emit(ev)
+	c.addFx(effect{kind: fxConfig, cfg: c.cfg})
 	if !m.mode.Has(permission.Recv) {
 		c.addFx(effect{kind: fxRecv, user: m.id, on: false})
 	}

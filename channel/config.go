@@ -67,7 +67,15 @@ type CallConfig struct {
 	// because 0 means default, a mode of 0 cannot be the default (give
 	// joiners permission.Recv for a listen-only audience).
 	DefaultPermission permission.Mode
+	// LastN is how many of the most recent speakers each subscriber
+	// receives video from (screen shares always flow); the video of the
+	// others is paused for it and resumes on a key frame when their users
+	// speak. Default (0) no limit; at most MaxLastN.
+	LastN int
 }
+
+// MaxLastN is the largest CallConfig.LastN.
+const MaxLastN = MaxBatch
 
 // withDefaults returns c with its zero fields set to their defaults.
 func (c CallConfig) withDefaults() CallConfig {
@@ -87,6 +95,9 @@ func (c CallConfig) Validate() error {
 	}
 	if c.MaxUsers < 0 {
 		return fmt.Errorf("%w: config maxUsers %d", ErrInvalid, c.MaxUsers)
+	}
+	if c.LastN < 0 || c.LastN > MaxLastN {
+		return fmt.Errorf("%w: config lastN %d (0 to %d)", ErrInvalid, c.LastN, MaxLastN)
 	}
 	if !c.DefaultPermission.Valid() {
 		return fmt.Errorf("%w: config defaultPermission %d outside the mask", ErrInvalid, c.DefaultPermission)

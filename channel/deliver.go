@@ -90,6 +90,7 @@ const (
 	fxArmRequest
 	fxStop
 	fxForget
+	fxConfig
 )
 
 // effect is a call to make outside the lock.
@@ -102,6 +103,7 @@ type effect struct {
 	gen          uint64
 	req          *joinRequest
 	timer        Timer
+	cfg          CallConfig
 }
 
 func (c *Channel) addFx(e effect) { c.fx = append(c.fx, e) }
@@ -192,5 +194,9 @@ func (c *Channel) run(e *effect) {
 		e.timer.Stop()
 	case fxForget:
 		c.reg.forget(c)
+	case fxConfig:
+		if m, ok := cfg.Media.(ConfigMedia); ok {
+			m.ConfigChanged(c.id, e.cfg)
+		}
 	}
 }

@@ -42,9 +42,13 @@ const (
 	EventUserDel
 	// EventUserMod: Sender set the modes of Users.
 	EventUserMod
+	// EventSpeakers: the order of the channel's speakers changed;
+	// Speakers is the new order, the dominant speaker first (empty when
+	// nobody speaks).
+	EventSpeakers
 )
 
-var eventNames = [...]string{"", "track:add", "track:mute", "track:del", "cnl:create", "cnl:config", "cnl:delete", "cnl:req", "user:join", "user:left", "user:add", "user:del", "user:mod"}
+var eventNames = [...]string{"", "track:add", "track:mute", "track:del", "cnl:create", "cnl:config", "cnl:delete", "cnl:req", "user:join", "user:left", "user:add", "user:del", "user:mod", "cnl:speakers"}
 
 // String returns the event's name in the call API ("track:add", ...).
 func (t EventType) String() string {
@@ -88,16 +92,25 @@ type Event struct {
 	// Seq is the channel's sequence number: 1 for cnl:create, then one
 	// more per event. Every active user sees the channel's events in Seq
 	// order; cnl:req goes to admins only, so others see a gap there.
-	Seq     uint64
-	Type    EventType
-	Channel string
-	Sender  string
-	User    string
-	Track   TrackState
-	Tracks  []TrackState
-	Users   []UserMode
-	Config  CallConfig
-	Reason  string
+	Seq      uint64
+	Type     EventType
+	Channel  string
+	Sender   string
+	User     string
+	Track    TrackState
+	Tracks   []TrackState
+	Users    []UserMode
+	Config   CallConfig
+	Reason   string
+	Speakers []Speaker
+}
+
+// Speaker is one entry of cnl:speakers: an active user who speaks and the
+// loudest audio level of its last 100 ms, in -dBov (0 the loudest, 127
+// silence).
+type Speaker struct {
+	User  string
+	Level int
 }
 
 // Subscription is one active user's stream of events, from its join (the

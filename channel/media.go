@@ -64,6 +64,14 @@ type Media interface {
 	UserGone(ch, user string)
 }
 
+// ConfigMedia is an optional Media ability: a Media that implements it is
+// told a channel's configuration each time a user joins (the owner's
+// create included), before that user's tracks, and each time it changes;
+// called like Media's other methods.
+type ConfigMedia interface {
+	ConfigChanged(ch string, cfg CallConfig)
+}
+
 // NopMedia is a Media that does nothing.
 type NopMedia struct{}
 

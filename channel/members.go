@@ -252,6 +252,7 @@ type ConfigPatch struct {
 	JoinRequest       *bool
 	MaxUsers          *int
 	DefaultPermission *permission.Mode
+	LastN             *int
 }
 
 // apply returns cfg with p's fields set.
@@ -267,6 +268,9 @@ func (p ConfigPatch) apply(cfg CallConfig) CallConfig {
 	}
 	if p.DefaultPermission != nil {
 		cfg.DefaultPermission = *p.DefaultPermission
+	}
+	if p.LastN != nil {
+		cfg.LastN = *p.LastN
 	}
 	return cfg
 }
@@ -304,6 +308,7 @@ func (c *Channel) setConfig(actor string, cfg CallConfig) {
 		c.kindBy = actor
 	}
 	c.emit(Event{Type: EventConfig, Sender: actor, Config: cfg})
+	c.addFx(effect{kind: fxConfig, cfg: cfg})
 	if old != cfg.Kind {
 		for _, m := range c.sortedActive() {
 			for _, t := range m.tracks {

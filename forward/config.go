@@ -38,6 +38,21 @@ type Extension struct {
 // sequence numbers belong to one connection and never pass through the core.
 const URITransportCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
+// URIAudioLevel is the client-to-mixer audio level extension (RFC 6464).
+// An audio track whose publisher negotiated it hands the level of each
+// packet to its Levels.
+const URIAudioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+// Levels takes the audio levels of a track's packets. Level is called on
+// the packet path, in the track's exclusive section, for every accepted
+// packet with media: level in -dBov (0 the loudest, 127 silence), voiced
+// the extension's V flag, now the track's clock when the packet arrived.
+// While the track is muted it is called with 127 (silence) for each packet
+// the muter replaces. It must not block, lock or allocate.
+type Levels interface {
+	Level(level uint8, voiced bool, now int64)
+}
+
 // Clock gives monotonic time in nanoseconds. Tests inject a manual clock.
 type Clock interface {
 	Nanotime() int64
@@ -118,6 +133,10 @@ type TrackConfig struct {
 	// apart. Leave it off when the publisher's transport already does
 	// (pion's NACK generator, for instance).
 	NACKUpstream bool
+	// Levels, when set, takes the audio level of each packet of an audio
+	// track whose Extensions include URIAudioLevel (see Levels).
+	// Track.SetLevels replaces it.
+	Levels Levels
 }
 
 // RTX names a retransmission stream: its SSRC and payload type.

@@ -29,6 +29,8 @@ type TrackStats struct {
 
 	Handoffs  uint64 // publisher packets that slept until the section was handed to them
 	Delegated uint64 // requests (feedback, pumps) left to the goroutine holding the section
+
+	NoLevel uint64 // audio packets with media but no audio level, while levels are read
 }
 
 // Dropped is the number of packets refused for any reason.
@@ -45,6 +47,7 @@ type trackCounters struct {
 	mutedDrop, generated, parameterSetsResent    atomic.Uint64
 	noEmptyMedia, nacksOut                       atomic.Uint64
 	handoffs, delegated                          atomic.Uint64
+	noLevel                                      atomic.Uint64
 }
 
 // Stats returns the track's counters. It takes no lock.
@@ -60,6 +63,7 @@ func (t *Track) Stats() TrackStats {
 		MutedDrop: c.mutedDrop.Load(), Generated: c.generated.Load(),
 		ParameterSetsResent: c.parameterSetsResent.Load(), NoEmptyMedia: c.noEmptyMedia.Load(),
 		NACKsOut: c.nacksOut.Load(), Handoffs: c.handoffs.Load(), Delegated: c.delegated.Load(),
+		NoLevel: c.noLevel.Load(),
 	}
 }
 

@@ -36,10 +36,12 @@ type Track struct {
 	// needPulse: the muter generates empty media and must be pumped when
 	// the publisher sends nothing. Written by the section when it changes.
 	needPulse atomic.Bool
-	shut      atomic.Bool   // set by Close
-	learnt    atomic.Uint32 // the publisher's SSRC once known, for RTCP sent outside the section
-	cnt       trackCounters // written in the exclusive section, read by anyone
-	mt        muter         // the empty media (muter.go): its own fields say who writes them
+	shut      atomic.Bool               // set by Close
+	learnt    atomic.Uint32             // the publisher's SSRC once known, for RTCP sent outside the section
+	cnt       trackCounters             // written in the exclusive section, read by anyone
+	mt        muter                     // the empty media (muter.go): its own fields say who writes them
+	levels    atomic.Pointer[levelSink] // where audio levels go; nil none (SetLevels)
+	levelID   uint8                     // immutable: the audio-level extension's ID, 0 when not read
 
 	// Owned by the exclusive section:
 	in      ingest
@@ -55,6 +57,7 @@ type Track struct {
 	nack    nackGen           // upstream NACKs
 	fbBuf   [fbMax]rtcpx.NACK // a subscriber's NACKs being answered
 	lastAdj uint64            // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
+	viaRTX  bool              // the packet being handled was unwrapped from RTX
 	desc    [8]byte           // a rewritten VP8 payload descriptor
 }
 
@@ -121,6 +124,14 @@ func NewTrack(cfg TrackConfig) (*Track, error) {
 	t.mt.init(t, &t.cfg, &t.cnt)
 	t.learnt.Store(cfg.SSRC)
 	t.subs.Store(&subSet{})
+	if cfg.Kind == Audio {
+		for _, e := range cfg.Extensions {
+			if e.URI == URIAudioLevel {
+				t.levelID = e.ID
+			}
+		}
+	}
+	t.SetLevels(cfg.Levels)
 	return t, nil
 }
 
@@ -180,8 +191,15 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 		t.sawKeyFrame(ext, now, media)
 	}
 	t.cache.put(ext, extTS, now, p.key, p.noMedia, pkt)
+	sink, level, voiced := t.readLevel(pkt, p.noMedia)
 	sent := t.mt.publisher(now, h.Marker, h.Timestamp, p.key, media)
 	t.notePulse()
+	if sink != nil {
+		if !sent {
+			level, voiced = 127, false // the muter's silence replaces the packet
+		}
+		sink.l.Level(level, voiced, now)
+	}
 	if !sent { // muted: the muter feeds the subscribers
 		return t.keyFrameDue(now), nil
 	}
@@ -198,6 +216,40 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 	}
 	t.fanout(pkt, p)
 	return t.keyFrameDue(now), nil
+}
+
+// levelSink boxes a Levels for an atomic pointer.
+type levelSink struct{ l Levels }
+
+// SetLevels makes l take the audio levels of the track's packets from the
+// next packet on (nil stops them). It has no effect on a video track or
+// one whose publisher did not negotiate URIAudioLevel. Safe for concurrent
+// use with the packet path.
+func (t *Track) SetLevels(l Levels) {
+	if l == nil {
+		t.levels.Store(nil)
+		return
+	}
+	t.levels.Store(&levelSink{l: l})
+}
+
+// readLevel reads the audio level of the packet in t.hdr, when the track
+// reads levels and someone takes them. Retransmissions and packets without
+// media or without a level are left out.
+func (t *Track) readLevel(pkt []byte, noMedia bool) (*levelSink, uint8, bool) {
+	if t.levelID == 0 || noMedia || t.viaRTX {
+		return nil, 0, false
+	}
+	sink := t.levels.Load()
+	if sink == nil {
+		return nil, 0, false
+	}
+	level, voiced, err := rtpx.AudioLevel(pkt, &t.hdr, t.levelID)
+	if err != nil {
+		t.cnt.noLevel.Add(1)
+		return nil, 0, false
+	}
+	return sink, level, voiced
 }
 
 // sawKeyFrame notes a publisher's key frame and its picture size.
@@ -244,6 +296,7 @@ func (t *Track) admit(pkt []byte) ([]byte, error) {
 		t.cnt.oversized.Add(1)
 		return nil, fmt.Errorf("%w: %d bytes", ErrOversized, len(pkt))
 	}
+	t.viaRTX = false
 	if err := rtpx.Parse(pkt, &t.hdr); err != nil {
 		t.cnt.malformed.Add(1)
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -280,6 +333,7 @@ func (t *Track) unwrapRTX(pkt []byte) ([]byte, error) {
 		return nil, ErrNoMedia
 	}
 	t.cnt.rtxIn.Add(1)
+	t.viaRTX = true
 	osn := binary.BigEndian.Uint16(body)
 	b := t.unwrap[:0]
 	b = append(b, pkt[:h.HeaderLen]...)

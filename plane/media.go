@@ -2,6 +2,7 @@ package plane
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
@@ -37,15 +38,13 @@ func (p *Plane) publish(ch string, k key) {
 	if err != nil {
 		return // published by the transport (Published), or it cannot carry it
 	}
-	if p.cfg.Clock != nil {
-		cfg.Clock = p.cfg.Clock
-	}
+	cfg.Clock = p.clock // the speaker Group's: levels are stamped with it
 	cfg.Pool, cfg.Mute = p.cfg.Pool, p.cfg.Mute
 	tr, err := forward.NewTrack(cfg)
 	if err != nil {
 		return
 	}
-	if p.install(ch, k, t, tr) {
+	if p.install(ch, k, t, tr, true) {
 		ep.Feed(k.name, tr)
 	} else {
 		tr.Close()
@@ -67,16 +66,17 @@ func (p *Plane) Published(ch, id, name string, tr *forward.Track) error {
 	if t == nil {
 		return fmt.Errorf("%w: %s/%s in %s", ErrUnknownTrack, id, name, ch)
 	}
-	if !p.install(ch, k, t, tr) {
+	if !p.install(ch, k, t, tr, false) {
 		return fmt.Errorf("%w: %s/%s in %s", ErrAttached, id, name, ch)
 	}
 	return nil
 }
 
 // install makes tr the forward track of the channel's track t, and
-// subscribes everyone else. It reports false when t was removed or already
-// has a track.
-func (p *Plane) install(ch string, k key, t *pub, tr *forward.Track) bool {
+// subscribes everyone else; an audio track becomes a speaker source. own
+// says the plane made tr (with its clock). It reports false when t was
+// removed or already has a track.
+func (p *Plane) install(ch string, k key, t *pub, tr *forward.Track, own bool) bool {
 	applyMute(tr, t.state)
 	p.mu.Lock()
 	r := p.rooms[ch]
@@ -85,6 +85,11 @@ func (p *Plane) install(ch string, k key, t *pub, tr *forward.Track) bool {
 		return false
 	}
 	t.track = tr
+	p.addVoice(r, k, t, tr, own)
+	if !slices.Contains(r.recent, k.user) {
+		r.heard(k.user)
+		p.refresh(r) // a new publisher may fill a free lastN place
+	}
 	var receivers []string
 	for id, u := range r.users {
 		if id != k.user && u.ep != nil {
@@ -142,16 +147,18 @@ func (p *Plane) subscribe(ch, id string, k key) {
 	u.ep.Received(k.user, k.name, s)
 }
 
-// keep records a new subscription of user id to k and gives it the user's
-// recv state; it reports false when the track or the user went meanwhile.
+// keep records a new subscription of user id to k and opens it as the
+// user's recv state and lastN want; it reports false when the track or the
+// user went meanwhile.
 func (p *Plane) keep(r *room, k key, t *pub, id string, u *user, rc Reception) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if r.tracks[k] != t || r.users[id] != u || u.subs[k] != nil {
 		return false
 	}
-	u.subs[k] = rc
-	rc.SetOpen(u.recv)
+	open := r.wants(u, r.allowed(id), k)
+	u.subs[k] = &reception{rc: rc, open: open}
+	rc.SetOpen(open)
 	return true
 }
 
@@ -166,10 +173,11 @@ func (p *Plane) TrackRemoved(ch, id, name string) {
 	}
 	t := r.tracks[k]
 	delete(r.tracks, k)
+	r.dropVoice(t)
 	var subs []Reception
 	for _, u := range r.users {
 		if s := u.subs[k]; s != nil {
-			subs = append(subs, s)
+			subs = append(subs, s.rc)
 			delete(u.subs, k)
 		}
 	}
@@ -187,7 +195,8 @@ func (p *Plane) closeTrack(tr *forward.Track, subs []Reception) {
 	}
 }
 
-// MuteChanged applies a track's effective state through the muter.
+// MuteChanged applies a track's effective state through the muter; a
+// muted audio track stops being a speaker.
 func (p *Plane) MuteChanged(ch, id, name string, state channel.MuteState) {
 	p.mu.Lock()
 	r := p.rooms[ch]
@@ -195,6 +204,9 @@ func (p *Plane) MuteChanged(ch, id, name string, state channel.MuteState) {
 	if r != nil && r.tracks[key{id, name}] != nil {
 		t := r.tracks[key{id, name}]
 		t.state, tr = state, t.track
+		if r.det != nil && t.level != "" {
+			_ = r.det.SetMuted(t.level, state != channel.MuteNone)
+		}
 	}
 	p.mu.Unlock()
 	if tr != nil {
@@ -224,14 +236,8 @@ func (p *Plane) ReceiveChanged(ch, id string, on bool) {
 	r := p.room(ch)
 	u := r.user(id)
 	u.recv = on
-	subs := make([]Reception, 0, len(u.subs))
-	for _, s := range u.subs {
-		subs = append(subs, s)
-	}
+	p.refreshUser(r, id, u)
 	p.mu.Unlock()
-	for _, s := range subs {
-		s.SetOpen(on)
-	}
 }
 
 // UserGone closes a user's publications and subscriptions.
@@ -252,7 +258,7 @@ func (p *Plane) teardown(ch string, r *room, id string) {
 	var subs []Reception
 	if u != nil {
 		for _, s := range u.subs {
-			subs = append(subs, s)
+			subs = append(subs, s.rc)
 		}
 	}
 	var tracks []*pub
@@ -262,17 +268,26 @@ func (p *Plane) teardown(ch string, r *room, id string) {
 		}
 		tracks = append(tracks, t)
 		delete(r.tracks, k)
+		r.dropVoice(t)
 		for _, other := range r.users {
 			if s := other.subs[k]; s != nil {
-				subs = append(subs, s)
+				subs = append(subs, s.rc)
 				delete(other.subs, k)
 			}
 		}
 	}
-	if len(r.users) == 0 && len(r.tracks) == 0 && p.rooms[ch] == r {
+	if i := slices.Index(r.recent, id); i >= 0 {
+		r.recent = slices.Delete(r.recent, i, i+1)
+		p.refresh(r) // the next user in the order may take its lastN place
+	}
+	gone := len(r.users) == 0 && len(r.tracks) == 0 && p.rooms[ch] == r
+	if gone {
 		delete(p.rooms, ch)
 	}
 	p.mu.Unlock()
+	if gone && r.det != nil {
+		r.det.Close()
+	}
 	for _, s := range subs {
 		s.Close()
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/speaker"
 )
 
 // Errors returned by the plane.
@@ -79,6 +80,29 @@ type Config struct {
 	Pool *forward.Pool
 	// Mute sets the empty media of muted tracks.
 	Mute forward.MuteConfig
+	// Speakers decides the speakers of every channel from the audio
+	// levels of their tracks (one Detector per channel). Nil makes the
+	// plane start its own with the default interval (closed by Close).
+	Speakers *speaker.Group
+	// OnSpeakers is told each channel's speakers when their order changes
+	// (channel.Registry implements it). Nil: the order only drives lastN.
+	OnSpeakers SpeakerSink
+}
+
+// SpeakerSink takes the speakers of a channel, the dominant first. It is
+// called from the speaker Group's goroutine with no plane lock held, one
+// call at a time, and must not block for long: it delays every channel.
+type SpeakerSink interface {
+	SetSpeakers(ch string, speakers []channel.Speaker) error
+}
+
+// SpeakerSinkFunc is a function as a SpeakerSink, for a sink made after
+// the plane (the registry that takes the plane as its Media).
+type SpeakerSinkFunc func(ch string, speakers []channel.Speaker) error
+
+// SetSpeakers calls f.
+func (f SpeakerSinkFunc) SetSpeakers(ch string, speakers []channel.Speaker) error {
+	return f(ch, speakers)
 }
 
 // Validate reports whether the config is usable.
@@ -93,6 +117,8 @@ func (c Config) Validate() error {
 type Plane struct {
 	cfg      Config
 	ownPulse bool
+	ownGroup bool
+	clock    forward.Clock // the speaker Group's, given to the tracks the plane makes
 
 	mu    sync.Mutex // guards rooms; never held while calling forward or an Endpoint
 	rooms map[string]*room
@@ -102,6 +128,11 @@ type Plane struct {
 type room struct {
 	users  map[string]*user
 	tracks map[key]*pub
+	det    *speaker.Detector // immutable
+	lastN  int               // the channel's lastN; 0 no limit
+	// recent is every user with a published track, the most recent
+	// speakers first, then the others in the order they published.
+	recent []string
 }
 
 type key struct{ user, name string }
@@ -110,7 +141,13 @@ type key struct{ user, name string }
 type user struct {
 	ep   Endpoint // nil until attached
 	recv bool
-	subs map[key]Reception // what it receives, by publisher and track
+	subs map[key]*reception // what it receives, by publisher and track
+}
+
+// reception is one subscription with the gate state last given to it.
+type reception struct {
+	rc   Reception
+	open bool
 }
 
 // pub is one published track.
@@ -118,6 +155,7 @@ type pub struct {
 	info  channel.TrackInfo
 	state channel.MuteState
 	track *forward.Track // nil until the publisher's endpoint is attached
+	level string         // the key of its speaker source, "" if none
 }
 
 // New returns a plane.
@@ -126,9 +164,26 @@ func New(cfg Config) (*Plane, error) {
 		return nil, err
 	}
 	p := &Plane{cfg: cfg, rooms: map[string]*room{}}
+	if cfg.Speakers == nil {
+		var clock speaker.Clock
+		if cfg.Clock != nil {
+			clock = cfg.Clock
+		} else {
+			clock = forward.NewSystemClock()
+		}
+		g, err := speaker.NewGroup(speaker.Config{Clock: clock})
+		if err != nil {
+			return nil, err
+		}
+		p.cfg.Speakers, p.ownGroup = g, true
+	}
+	p.clock = p.cfg.Speakers.Clock()
 	if cfg.Pulse == nil {
 		pulse, err := forward.NewPulse(0)
 		if err != nil {
+			if p.ownGroup {
+				p.cfg.Speakers.Close()
+			}
 			return nil, err
 		}
 		p.cfg.Pulse, p.ownPulse = pulse, true
@@ -136,7 +191,8 @@ func New(cfg Config) (*Plane, error) {
 	return p, nil
 }
 
-// Close closes every track and subscription, and the plane's own pulse.
+// Close closes every track and subscription, and the plane's own pulse
+// and speaker Group.
 func (p *Plane) Close() error {
 	p.mu.Lock()
 	rooms := p.rooms
@@ -146,6 +202,12 @@ func (p *Plane) Close() error {
 		for u := range r.users {
 			p.teardown(ch, r, u)
 		}
+		if r.det != nil {
+			r.det.Close()
+		}
+	}
+	if p.ownGroup {
+		p.cfg.Speakers.Close()
 	}
 	if p.ownPulse {
 		return p.cfg.Pulse.Close()
@@ -153,10 +215,19 @@ func (p *Plane) Close() error {
 	return nil
 }
 
+// room returns the room of ch, made if there is none. p.mu is held.
 func (p *Plane) room(ch string) *room {
 	r := p.rooms[ch]
 	if r == nil {
 		r = &room{users: map[string]*user{}, tracks: map[key]*pub{}}
+		det, err := p.cfg.Speakers.NewDetector(speaker.DetectorConfig{
+			OnChange: func(list []speaker.Speaker) { p.speakersChanged(ch, r, list) },
+		})
+		if err != nil {
+			// The Group is closed (only by its owner): no speakers.
+			det = nil
+		}
+		r.det = det
 		p.rooms[ch] = r
 	}
 	return r
@@ -165,7 +236,7 @@ func (p *Plane) room(ch string) *room {
 func (r *room) user(id string) *user {
 	u := r.users[id]
 	if u == nil {
-		u = &user{recv: true, subs: map[key]Reception{}}
+		u = &user{recv: true, subs: map[key]*reception{}}
 		r.users[id] = u
 	}
 	return u

@@ -150,6 +150,7 @@ type configPatch struct {
 	JoinRequest       *bool   `json:"joinRequest"`
 	MaxUsers          *int    `json:"maxUsers"`
 	DefaultPermission *int    `json:"defaultPermission"`
+	LastN             *int    `json:"lastN"`
 }
 
 // patch checks p and turns it into the channel's patch.
@@ -172,7 +173,10 @@ func (p configPatch) patch() (channel.ConfigPatch, error) {
 		m := permission.Mode(*p.DefaultPermission)
 		out.DefaultPermission = &m
 	}
-	out.JoinRequest, out.MaxUsers = p.JoinRequest, p.MaxUsers
+	if p.LastN != nil && (*p.LastN < 0 || *p.LastN > channel.MaxLastN) {
+		return out, fmt.Errorf("%w: lastN %d", channel.ErrInvalid, *p.LastN)
+	}
+	out.JoinRequest, out.MaxUsers, out.LastN = p.JoinRequest, p.MaxUsers, p.LastN
 	return out, nil
 }
 
@@ -213,6 +217,7 @@ type configData struct {
 	JoinRequest       bool   `json:"joinRequest"`
 	MaxUsers          int    `json:"maxUsers"`
 	DefaultPermission int    `json:"defaultPermission"`
+	LastN             int    `json:"lastN"`
 }
 
 // Answer data.
@@ -272,6 +277,13 @@ type eventData struct {
 	Users      any          `json:"users,omitempty"`
 	Config     *configData  `json:"config,omitempty"`
 	Reason     *string      `json:"reason,omitempty"`
+	Speakers   any          `json:"speakers,omitempty"` // []speakerData, empty but present when nobody speaks
+}
+
+// speakerData is one entry of cnl:speakers.
+type speakerData struct {
+	UserID string `json:"userId"`
+	Level  int    `json:"level"`
 }
 
 type statusPush struct {
@@ -331,6 +343,7 @@ func configFromWire(c configData) (channel.CallConfig, error) {
 	cfg.JoinRequest = c.JoinRequest
 	cfg.MaxUsers = c.MaxUsers
 	cfg.DefaultPermission = permission.Mode(c.DefaultPermission)
+	cfg.LastN = c.LastN
 	return cfg, cfg.Validate()
 }
 
@@ -342,7 +355,7 @@ func configToWire(c channel.CallConfig) configData {
 	case channel.Video:
 		kind = "video"
 	}
-	return configData{Kind: kind, JoinRequest: c.JoinRequest, MaxUsers: c.MaxUsers, DefaultPermission: int(c.DefaultPermission)}
+	return configData{Kind: kind, JoinRequest: c.JoinRequest, MaxUsers: c.MaxUsers, DefaultPermission: int(c.DefaultPermission), LastN: c.LastN}
 }
 
 func trackToWire(t channel.TrackState) trackState {
@@ -399,6 +412,12 @@ func eventToWire(ev *channel.Event) eventData {
 			ids[i] = u.ID
 		}
 		d.SenderID, d.Users = ev.Sender, ids
+	case channel.EventSpeakers:
+		sp := make([]speakerData, len(ev.Speakers))
+		for i, s := range ev.Speakers {
+			sp[i] = speakerData{UserID: s.User, Level: s.Level}
+		}
+		d.Speakers = sp
 	}
 	return d
 }

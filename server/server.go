@@ -118,7 +118,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	pl, err := plane.New(plane.Config{})
+	// The plane reports speakers to the registry, which takes the plane as
+	// its Media: the registry is filled in once made.
+	var speakersTo atomic.Pointer[channel.Registry]
+	pl, err := plane.New(plane.Config{OnSpeakers: plane.SpeakerSinkFunc(func(ch string, sp []channel.Speaker) error {
+		if r := speakersTo.Load(); r != nil {
+			return r.SetSpeakers(ch, sp)
+		}
+		return nil
+	})})
 	if err != nil {
 		_ = engine.Close()
 		return nil, err
@@ -134,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 		_ = engine.Close()
 		return nil, err
 	}
+	speakersTo.Store(reg)
 	s.engine, s.plane, s.reg = engine, pl, reg
 	s.hooks = newWebhooks(cfg.Webhooks, s.log)
 	s.mux = http.NewServeMux()

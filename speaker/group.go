@@ -48,6 +48,10 @@ func newGroup(cfg Config) (*Group, error) {
 	return &Group{cfg: cfg, wakeCh: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
+// Clock returns the Group's clock: levels must be stamped with its
+// readings.
+func (g *Group) Clock() Clock { return g.cfg.Clock }
+
 // Ticks returns how many ticker periods the Group has run.
 func (g *Group) Ticks() uint64 { return g.ticks.Load() }
 

@@ -230,6 +230,7 @@ function fillConfig(cfg) {
   if (cfg.kind) $('cfg-kind').value = cfg.kind;
   $('cfg-joinrequest').checked = !!cfg.joinRequest;
   $('cfg-maxusers').value = cfg.maxUsers || 0;
+  $('cfg-lastn').value = cfg.lastN || 0;
 }
 
 function el(tag, props = {}, ...children) {
@@ -402,6 +403,14 @@ function wire(calls) {
     log(`${who(senderId)} configured the call: ${configText(config)}`);
     fillConfig(config || {});
   });
+  calls.on('cnl:speakers', ({ speakers }) => {
+    // Outline the dominant speaker's tile; the other speakers' more lightly.
+    const order = (speakers || []).map((s) => s.userId);
+    for (const [id, t] of app.tiles) {
+      t.el.classList.toggle('speaking', order[0] === id);
+      t.el.classList.toggle('speaker', order.indexOf(id) > 0);
+    }
+  });
   calls.on('cnl:delete', ({ senderId, reason }) => {
     log(`${who(senderId)} deleted the call${reason ? `: “${reason}”` : ''}`, 'warn');
     checkStay();
@@ -464,6 +473,7 @@ function configText(c = {}) {
   if (c.kind) parts.push(c.kind === 'audioVideo' ? 'audio and video' : `${c.kind} only`);
   parts.push(c.joinRequest ? 'join requests on' : 'join requests off');
   parts.push(c.maxUsers ? `at most ${c.maxUsers} users` : 'no user limit');
+  if (c.lastN) parts.push(`video of the last ${c.lastN} speakers`);
   return parts.join(', ');
 }
 
@@ -492,6 +502,7 @@ $('config-form').addEventListener('submit', (ev) => {
     kind: $('cfg-kind').value,
     joinRequest: $('cfg-joinrequest').checked,
     maxUsers: Math.max(0, Number($('cfg-maxusers').value) || 0),
+    lastN: Math.max(0, Number($('cfg-lastn').value) || 0),
   };
   attempt('configure', () => app.calls.configure(config));
 });

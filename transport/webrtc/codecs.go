@@ -16,7 +16,7 @@ import (
 
 // URIAudioLevel is the audio level header extension (RFC 6464), forwarded
 // from publishers to subscribers.
-const URIAudioLevel = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+const URIAudioLevel = forward.URIAudioLevel
 
 // The codecs negotiated, with their payload types (Chrome's). VP9 and AV1
 // are not offered.
@@ -38,7 +38,7 @@ func codecList() []pion.RTPCodecParameters {
 	}
 	return []pion.RTPCodecParameters{
 		{PayloadType: 111, RTPCodecCapability: pion.RTPCodecCapability{
-			MimeType: pion.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
+			MimeType: pion.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1;usedtx=1",
 		}},
 		{PayloadType: 0, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypePCMU, ClockRate: 8000}},
 		{PayloadType: 8, RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypePCMA, ClockRate: 8000}},

@@ -86,6 +86,18 @@ export interface CallConfig {
   maxUsers?: number;
   /** Mode of users who join without one (default 6). */
   defaultPermission?: number;
+  /**
+   * Video is received only from this many of the most recent speakers
+   * (screen shares always); the others are paused (default 0: no limit).
+   */
+  lastN?: number;
+}
+
+/** One entry of cnl:speakers. */
+export interface Speaker {
+  userId: string;
+  /** The loudest audio level of the last 100 ms in -dBov: 0 the loudest, 127 silence. */
+  level: number;
 }
 
 /** Permission mode bits of User.mode. */
@@ -160,6 +172,8 @@ export interface CallEventMap {
   'cnl:create': ChannelEvent & { senderId: string; config: CallConfig };
   'cnl:config': ChannelEvent & { senderId: string; config: CallConfig };
   'cnl:delete': ChannelEvent & { senderId: string; reason: string };
+  /** The order of speakers changed: the dominant speaker first (empty: nobody speaks). */
+  'cnl:speakers': ChannelEvent & { speakers: Speaker[] };
   /** A join request, for admins. */
   'cnl:req': ChannelEvent & { userId: string };
   'user:join': ChannelEvent & { userId: string };
@@ -235,6 +249,8 @@ export declare class Calls {
   readonly config: CallConfig | null;
   /** The channel's active users as last known. */
   readonly users: ActiveUser[];
+  /** The speakers as of the last cnl:speakers, dominant first. */
+  readonly speakers: Speaker[];
   /** Whether the WebSocket is up. */
   readonly connected: boolean;
 

@@ -18,7 +18,7 @@ export { CallError, parseMsids, harmonizeExtmap, statusOf };
 export const Mode = Object.freeze({ Admin: 1, Send: 2, Recv: 4 });
 
 /** A CallConfig's defaults, as the server fills them in (maxUsers 0: no limit). */
-const CONFIG_DEFAULTS = Object.freeze({ kind: 'audioVideo', joinRequest: false, maxUsers: 0, defaultPermission: 6 });
+const CONFIG_DEFAULTS = Object.freeze({ kind: 'audioVideo', joinRequest: false, maxUsers: 0, defaultPermission: 6, lastN: 0 });
 
 /** Reconnection backoff of the WebSocket, in ms. */
 const BACKOFF_FIRST = 250;
@@ -130,6 +130,11 @@ export class Calls {
   /** The channel's active users as last known (ActiveUser[]). */
   get users() {
     return [...this._users.values()].map((u) => ({ ...u, tracks: u.tracks.map(copyState) }));
+  }
+
+  /** The channel's speakers, dominant first, as of the last cnl:speakers ({userId, level}[]). */
+  get speakers() {
+    return (this._speakers || []).map((s) => ({ ...s }));
   }
 
   /** Whether the WebSocket is up. */
@@ -453,6 +458,7 @@ export class Calls {
     this._tracks = {};
     this._users = new Map();
     this._config = null;
+    this._speakers = [];
     this._media = null;
   }
 
@@ -824,6 +830,9 @@ export class Calls {
       case 'cnl:config':
         // It carries the whole configuration.
         this._config = { ...CONFIG_DEFAULTS, ...(ev.config || {}) };
+        break;
+      case 'cnl:speakers':
+        this._speakers = Array.isArray(ev.speakers) ? ev.speakers.map((x) => ({ userId: x.userId, level: x.level })) : [];
         break;
       case 'cnl:delete':
         return { end: true };

@@ -591,7 +591,7 @@ test('a server offer that cannot be answered is followed by a client offer', asy
 });
 
 test('configure changes only the fields given; cnl:config replaces the config', async () => {
-  const full = { kind: 'audio', joinRequest: true, maxUsers: 5, defaultPermission: 4 };
+  const full = { kind: 'audio', joinRequest: true, maxUsers: 5, defaultPermission: 4, lastN: 2 };
   const { srv, opts } = setup({ create: (msg) => ({ data: { status: true, channelId: msg.data.channelId, seq: 1, users: [], config: full } }) });
   const calls = await Calls.connect('http://h', 'good', opts);
   await calls.create('room');
@@ -600,7 +600,25 @@ test('configure changes only the fields given; cnl:config replaces the config', 
   assert.deepEqual(calls.config, { ...full, maxUsers: 3 });
   srv.sockets[0].push({ type: 'event', data: { event: 'cnl:config', seq: 2, channelId: 'room', senderId: 'bob', config: { kind: 'video', maxUsers: 2 } } });
   await until(() => calls.config.kind === 'video', 'cnl:config');
-  assert.deepEqual(calls.config, { kind: 'video', joinRequest: false, maxUsers: 2, defaultPermission: 6 });
+  assert.deepEqual(calls.config, { kind: 'video', joinRequest: false, maxUsers: 2, defaultPermission: 6, lastN: 0 });
+  calls.close();
+});
+
+test('cnl:speakers is re-emitted and kept as speakers, dominant first', async () => {
+  const { srv, opts } = setup({ create: (msg) => ({ data: { status: true, channelId: msg.data.channelId, seq: 1, users: [], config: {} } }) });
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.create('room');
+  assert.deepEqual(calls.speakers, []);
+  const seen = [];
+  calls.on('cnl:speakers', (e) => seen.push(e.speakers.map((s) => s.userId)));
+  const speakers = [{ userId: 'bob', level: 30 }, { userId: 'carol', level: 45 }];
+  srv.sockets[0].push({ type: 'event', data: { event: 'cnl:speakers', seq: 2, channelId: 'room', speakers } });
+  await until(() => seen.length === 1, 'cnl:speakers');
+  assert.deepEqual(seen, [['bob', 'carol']]);
+  assert.deepEqual(calls.speakers, speakers);
+  srv.sockets[0].push({ type: 'event', data: { event: 'cnl:speakers', seq: 3, channelId: 'room', speakers: [] } });
+  await until(() => seen.length === 2, 'the empty cnl:speakers');
+  assert.deepEqual(calls.speakers, []);
   calls.close();
 });
 
