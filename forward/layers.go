@@ -110,6 +110,7 @@ type Layers struct {
 	cfg      LayersConfig
 	codec    codec
 	switched atomic.Uint64 // switches made, counted by the target's section
+	deferred atomic.Uint64 // key frames a switch let pass while the one before still settled
 
 	// mu guards subs, live, seenN, seenAt and closed. It is never held on
 	// the packet path and is taken before a Subscriber's mu.
@@ -236,6 +237,11 @@ func (l *Layers) layerOf(t *Track) Layer {
 
 // Switches returns how many layer switches were made.
 func (l *Layers) Switches() uint64 { return l.switched.Load() }
+
+// Deferred returns how many key frames a pending switch let pass because
+// the switch before it was still waiting for a section of the layer before
+// that to be left (it then waits for the next key frame).
+func (l *Layers) Deferred() uint64 { return l.deferred.Load() }
 
 // SetMute sets a mute source on every layer (Track.SetMute): a self mute
 // gives each subscriber empty frames at the size of its layer, an admin

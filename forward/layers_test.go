@@ -2,6 +2,9 @@ package forward_test
 
 import (
 	"errors"
+	"math/rand/v2"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -369,5 +372,73 @@ func TestClosedLayeredSubscriberLeavesEveryLayer(t *testing.T) {
 	}
 	if err := c.l.SetMax(s, forward.LayerH); !errors.Is(err, forward.ErrNotLayered) {
 		t.Fatalf("SetMax after Close: %v", err)
+	}
+}
+
+// TestLayerSwitchesUnderConcurrentLayers feeds the three layers from three
+// goroutines (as three transports' read loops do) while a fourth switches
+// eight subscribers at random: whatever section held the old layer at a
+// switch is waited out, so every subscriber's output stays continuous, on
+// key frames at every switch, with no packet of an old layer after a new
+// one started. Run with -race.
+func TestLayerSwitchesUnderConcurrentLayers(t *testing.T) {
+	c := newLayered(t, 8)
+	sinks := make([]*memory.Sink, 8)
+	subs := make([]*forward.Subscriber, 8)
+	for i := range sinks {
+		sinks[i] = &memory.Sink{}
+		subs[i] = c.subscribe(t, sinks[i], uint32(0x300+i), forward.Layer(i%3))
+	}
+	const frames = 300
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for i := range c.streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range frames {
+				c.clk.Advance(11 * time.Millisecond)
+				pkts, _ := c.streams[i].Frame()
+				for _, p := range pkts {
+					if err := c.tracks[i].HandleRTP(p); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	rng := rand.New(rand.NewPCG(1, 2))
+	asks := 0
+	for stop := false; !stop; {
+		select {
+		case <-done:
+			stop = true
+		default:
+			if err := c.l.SetMax(subs[rng.IntN(len(subs))], forward.Layer(rng.IntN(3))); err != nil {
+				t.Fatal(err)
+			}
+			asks++
+			runtime.Gosched()
+		}
+	}
+	total := 0
+	for i, w := range sinks {
+		out := read(t, w)
+		sw, err := layertest.Continuity(out)
+		if err != nil {
+			t.Fatalf("subscriber %d: %v", i, err)
+		}
+		for _, at := range sw {
+			if _, _, err := layertest.Decode(out, at); err != nil {
+				t.Fatalf("subscriber %d: switch at %d: %v", i, at, err)
+			}
+		}
+		total += len(sw)
+	}
+	t.Logf("%d switches asked, %d made (%d splices seen in the outputs), %d key frames deferred", asks, c.l.Switches(), total, c.l.Deferred())
+	if total == 0 {
+		t.Fatal("no switch happened")
 	}
 }

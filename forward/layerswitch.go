@@ -62,6 +62,13 @@ func (s *Subscriber) candidate(t *Track, p *pktInfo) bool {
 		}
 		return false
 	}
+	if h := s.handoff.Load(); h != nil && !h.from.quiescent(h.gen) {
+		// The switch before this one still waits for a section of the
+		// layer before that: the munger may be in use there. Rare (two
+		// switches within one fan-out); the next key frame will do.
+		s.lay.owner.deferred.Add(1)
+		return false
+	}
 	from := s.src.Load()
 	if s.shut.Load() || !s.src.CompareAndSwap(from, t) {
 		return false

@@ -178,12 +178,15 @@ func Decode(out []Out, i int) (w, h int, err error) {
 }
 
 // Continuity checks what must hold of any subscriber's packets, whatever
-// the switches and the upstream loss: inside a run of one layer, sequence
-// numbers, picture IDs and TL0PICIDX move with the publisher's (loss keeps
-// its gap); at a switch of layer they follow the last ones sent by one, and
-// the new run starts on a key frame; timestamps never go back. It returns
-// the indexes where a new layer's run starts.
-func Continuity(out []Out) (switches []int, err error) {
+// the switches and the upstream loss. Inside a segment (a run of one
+// layer's packets between splices), sequence numbers move with the
+// publisher's (loss keeps its gap), and picture IDs and TL0PICIDX never go
+// back. A splice (every change of layer, or a new segment on the same
+// layer after a switch called off) starts on a key frame whose sequence
+// number, picture ID and TL0PICIDX follow the last ones sent by one.
+// Timestamps never go back. It returns the indexes where segments after
+// the first start.
+func Continuity(out []Out) (splices []int, err error) {
 	var lastPic uint16
 	var lastTL0 uint8
 	for i := range out {
@@ -199,24 +202,22 @@ func Continuity(out []Out) (switches []int, err error) {
 		if int32(o.TS-p.TS) < 0 {
 			return nil, fmt.Errorf("packet %d: timestamp %d after %d", i, o.TS, p.TS)
 		}
-		if o.Layer != p.Layer {
-			switches = append(switches, i)
+		inRun := o.Layer == p.Layer && o.Seq-p.Seq == o.OrigSeq-p.OrigSeq
+		if !inRun {
+			splices = append(splices, i)
 			switch {
 			case !o.Key:
-				return nil, fmt.Errorf("packet %d: layer %d starts without a key frame", i, o.Layer)
+				return nil, fmt.Errorf("packet %d: layer %d (publisher's %d after %d) starts a segment without a key frame", i, o.Layer, o.OrigSeq, p.OrigSeq)
 			case o.Seq != p.Seq+1:
-				return nil, fmt.Errorf("packet %d: seq %d after %d at a switch", i, o.Seq, p.Seq)
+				return nil, fmt.Errorf("packet %d: seq %d after %d at a splice", i, o.Seq, p.Seq)
 			case o.Pic != (lastPic+1)&0x7fff:
-				return nil, fmt.Errorf("packet %d: picture ID %d after %d at a switch", i, o.Pic, lastPic)
+				return nil, fmt.Errorf("packet %d: picture ID %d after %d at a splice", i, o.Pic, lastPic)
 			case o.TL0 != lastTL0+1:
-				return nil, fmt.Errorf("packet %d: TL0PICIDX %d after %d at a switch", i, o.TL0, lastTL0)
+				return nil, fmt.Errorf("packet %d: TL0PICIDX %d after %d at a splice", i, o.TL0, lastTL0)
 			case o.TS == p.TS:
-				return nil, fmt.Errorf("packet %d: the new layer's frame has the old one's timestamp", i)
+				return nil, fmt.Errorf("packet %d: the new segment's frame has the old one's timestamp", i)
 			}
 		} else {
-			if o.Seq-p.Seq != o.OrigSeq-p.OrigSeq {
-				return nil, fmt.Errorf("packet %d: seq %d after %d for publisher's %d after %d", i, o.Seq, p.Seq, o.OrigSeq, p.OrigSeq)
-			}
 			switch {
 			case !o.Start && (o.Pic != p.Pic || o.TL0 != p.TL0):
 				return nil, fmt.Errorf("packet %d: picture %d/%d inside frame %d/%d", i, o.Pic, o.TL0, p.Pic, p.TL0)
@@ -233,7 +234,7 @@ func Continuity(out []Out) (switches []int, err error) {
 			lastTL0 = o.TL0
 		}
 	}
-	return switches, nil
+	return splices, nil
 }
 
 // DecodeFrame decodes one VP8 key frame and returns its size.
