@@ -219,11 +219,11 @@ func Continuity(out []Out) (splices []int, err error) {
 			}
 		} else {
 			switch {
-			case !o.Start && (o.Pic != p.Pic || o.TL0 != p.TL0):
+			case o.TS == p.TS && (o.Pic != p.Pic || o.TL0 != p.TL0):
 				return nil, fmt.Errorf("packet %d: picture %d/%d inside frame %d/%d", i, o.Pic, o.TL0, p.Pic, p.TL0)
-			case o.Start && !(int16((o.Pic-p.Pic)<<1) > 0):
+			case o.TS != p.TS && !(int16((o.Pic-p.Pic)<<1) > 0):
 				return nil, fmt.Errorf("packet %d: picture ID %d after %d", i, o.Pic, p.Pic)
-			case o.Start && int8(o.TL0-p.TL0) < 0:
+			case o.TS != p.TS && int8(o.TL0-p.TL0) < 0:
 				return nil, fmt.Errorf("packet %d: TL0PICIDX %d after %d", i, o.TL0, p.TL0)
 			}
 		}
