@@ -107,10 +107,11 @@ func sameExtensions(a, b []Extension) bool {
 //
 // The tracks stay the caller's: Layers never closes them.
 type Layers struct {
-	cfg      LayersConfig
-	codec    codec
-	switched atomic.Uint64 // switches made, counted by the target's section
-	deferred atomic.Uint64 // key frames a switch let pass while the one before still settled
+	cfg       LayersConfig
+	codec     codec
+	switched  atomic.Uint64 // switches made, counted by the target's section
+	deferred  atomic.Uint64 // key frames a switch let pass while the one before still settled
+	paramSets atomic.Uint64 // H.264 SPS and PPS sent ahead of an IDR that had none
 
 	// mu guards subs, live, seenN, seenAt and closed. It is never held on
 	// the packet path and is taken before a Subscriber's mu.
@@ -242,6 +243,10 @@ func (l *Layers) Switches() uint64 { return l.switched.Load() }
 // the switch before it was still waiting for a section of the layer before
 // that to be left (it then waits for the next key frame).
 func (l *Layers) Deferred() uint64 { return l.deferred.Load() }
+
+// ParameterSetsSent returns how many times an H.264 subscriber starting on
+// an IDR without an SPS was sent its layer's last SPS and PPS first.
+func (l *Layers) ParameterSetsSent() uint64 { return l.paramSets.Load() }
 
 // SetMute sets a mute source on every layer (Track.SetMute): a self mute
 // gives each subscriber empty frames at the size of its layer, an admin

@@ -212,3 +212,40 @@ func (s *Subscriber) layerCached(dst, desc, payload []byte) ([]byte, []byte) {
 	}
 	return dst[:n], payload
 }
+
+// parameterSets sends a layered H.264 subscriber starting a segment on an
+// IDR that carries no SPS the track's last SPS and PPS first, in one
+// STAP-A with the IDR's timestamp: after a switch of layer its decoder
+// needs the new layer's (another picture size). The STAP-A takes the
+// number after the last one sent and the IDR the next; it cannot be
+// retransmitted (it has no input), which a NACK for it finds
+// (NACKTooOld). It reports false when the writer refused it.
+func (s *Subscriber) parameterSets(t *Track, fc *fanCtx, prof int, p *pktInfo) bool {
+	g := &t.mt
+	media := p.payload[:len(p.payload)-t.hdr.PaddingLen]
+	if len(g.sps) == 0 || len(g.pps) == 0 || hasSPS(media) ||
+		len(g.sps)+len(g.pps)+5 > len(fc.rtxBody) || fc.lens[prof] > len(fc.layHdr) {
+		return true
+	}
+	m := &s.m
+	out, outTS, _ := m.next(p.ext, p.extTS, p.now, t.cfg.ClockRate) // starts the segment
+	m.seqOff++                                                      // the IDR comes one later
+	m.lastIn, m.lastOut = p.ext-1, out
+	b := append(fc.rtxBody[:0], g.sps[0]&0x60|24, byte(len(g.sps)>>8), byte(len(g.sps)))
+	b = append(b, g.sps...)
+	b = append(b, byte(len(g.pps)>>8), byte(len(g.pps)))
+	b = append(b, g.pps...)
+	hdr := fc.layHdr[:copy(fc.layHdr, fc.hdrs[prof][:fc.lens[prof]])]
+	hdr[1] &^= 0x80 // the IDR ends the access unit, not this
+	putHeader(hdr, s.cfg.PayloadType, uint16(out), uint32(outTS), s.cfg.SSRC)
+	if err := s.cfg.Writer.WriteRTP(hdr, b); err != nil {
+		m.seqOff--
+		m.lastOut--
+		s.writeFailed(t, p.ext, out)
+		return false
+	}
+	s.lay.owner.paramSets.Add(1)
+	s.cnt.packets.Add(1)
+	s.cnt.bytes.Add(uint64(len(hdr) + len(b)))
+	return true
+}

@@ -182,6 +182,9 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 		s.cnt.withheld.Add(1)
 		return
 	}
+	if s.lay != nil && t.codec == codecH264 && s.m.splice && p.key && !s.parameterSets(t, fc, prof, p) {
+		return
+	}
 	out, outTS, ok := s.m.next(p.ext, p.extTS, p.now, t.cfg.ClockRate)
 	if !ok {
 		s.cnt.dropStale.Add(1)
