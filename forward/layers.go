@@ -114,7 +114,8 @@ type Layers struct {
 	paramSets atomic.Uint64 // H.264 SPS and PPS sent ahead of an IDR that had none
 
 	// mu guards subs, live, seenN, seenAt and closed. It is never held on
-	// the packet path and is taken before a Subscriber's mu.
+	// the packet path; Attach takes it inside a Subscriber's mu, nothing
+	// takes a Subscriber's mu under it.
 	mu     sync.Mutex
 	subs   map[*Subscriber]*layerSel
 	live   [NumLayers]bool
@@ -174,17 +175,36 @@ func (l *Layers) Subscribe(cfg SubscriberConfig, max Layer) (*Subscriber, error)
 	if err != nil {
 		return nil, err
 	}
-	s.lay = &layerState{owner: l}
+	if err := l.Attach(s, max); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Attach makes a new subscriber (NewSubscriber, its gate set as wanted) a
+// subscriber of the layers, fed by the best layer up to max. A subscriber
+// that was ever attached is refused with ErrAttached.
+func (l *Layers) Attach(s *Subscriber, max Layer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut.Load() {
+		return ErrClosed
+	}
+	if s.lay != nil || s.src.Load() != nil {
+		return ErrAttached
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
+	s.lay = &layerState{owner: l}
 	s.src.Store(l.cfg.Tracks[l.best(max)])
 	for _, t := range l.cfg.Tracks {
 		if t != nil && !t.add(s) {
+			s.src.Store(nil)
 			l.detach(s)
-			return nil, fmt.Errorf("%w: a layer's track", ErrClosed)
+			return fmt.Errorf("%w: a layer's track", ErrClosed)
 		}
 	}
 	l.subs[s] = &layerSel{max: max}
@@ -194,7 +214,7 @@ func (l *Layers) Subscribe(cfg SubscriberConfig, max Layer) (*Subscriber, error)
 		default:
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // SetMax sets the highest layer s wants. When that changes the layer it

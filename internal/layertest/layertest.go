@@ -98,7 +98,10 @@ func (s *Stream) Frame() (pkts [][]byte, key bool) {
 	for i := 0; i < n && len(data) > 0; i++ {
 		part := data[:min(chunk, len(data))]
 		data = data[len(part):]
-		desc := []byte{0x80, 0xe0, 0x80 | byte(s.pic>>8), byte(s.pic), s.tl0, tid << 6}
+		// KEYIDX (meaningless with K clear, passed through untouched)
+		// carries the layer + 1, so a packet's layer can be read where
+		// the tag extension is not negotiated (LayerOf).
+		desc := []byte{0x80, 0xe0, 0x80 | byte(s.pic>>8), byte(s.pic), s.tl0, tid<<6 | byte(s.Layer+1)}
 		if i == 0 {
 			desc[0] |= 0x10
 		}
@@ -235,6 +238,15 @@ func Continuity(out []Out) (splices []int, err error) {
 		}
 	}
 	return splices, nil
+}
+
+// LayerOf reads the layer a test packet's payload belongs to from its
+// descriptor (KEYIDX), -1 if it has none.
+func LayerOf(payload []byte) int {
+	if len(payload) < 6 || payload[0]&0x80 == 0 || payload[1]&0xe0 != 0xe0 || payload[2]&0x80 == 0 {
+		return -1
+	}
+	return int(payload[5]&0x1f) - 1
 }
 
 // DecodeFrame decodes one VP8 key frame and returns its size.
