@@ -256,6 +256,9 @@ func (l *Layers) layerOf(t *Track) Layer {
 	return NumLayers // none
 }
 
+// Tracks returns the layers' tracks, indexed by Layer (nil where none).
+func (l *Layers) Tracks() [NumLayers]*Track { return l.cfg.Tracks }
+
 // Switches returns how many layer switches were made.
 func (l *Layers) Switches() uint64 { return l.switched.Load() }
 

@@ -74,6 +74,9 @@ func (s *Stream) WriteRTCP(pkt []byte) error {
 	return nil
 }
 
+// AskKey makes the next frame a key frame (a PLI read by a real client).
+func (s *Stream) AskKey() { s.keyNow.Store(true); s.PLIs.Add(1) }
+
 // Frame returns the RTP packets of the next frame (3000 ticks after the
 // last) and whether it is a key frame. Frames alternate TID 0 and 1; the
 // TL0PICIDX advances at each TID 0 frame.
@@ -150,12 +153,18 @@ func Read(pkts [][]byte) ([]Out, error) {
 		if err := p.Unmarshal(b); err != nil {
 			return nil, fmt.Errorf("packet %d: %w", i, err)
 		}
-		tag := p.GetExtension(TagID)
 		pl := p.Payload
-		if len(tag) != 3 || len(pl) < 7 || pl[0]&0x80 == 0 || pl[1]&0xe0 != 0xe0 || pl[2]&0x80 == 0 {
-			return nil, fmt.Errorf("packet %d: no tag or no full descriptor: %x", i, pl[:min(len(pl), 8)])
+		if len(pl) < 7 || LayerOf(pl) < 0 {
+			return nil, fmt.Errorf("packet %d: no full descriptor: %x", i, pl[:min(len(pl), 8)])
 		}
-		o := Out{Seq: p.SequenceNumber, TS: p.Timestamp, Layer: int(tag[0]), OrigSeq: binary.BigEndian.Uint16(tag[1:]),
+		// Without the tag (not negotiated) the layer comes from KEYIDX
+		// and the publisher's numbers are unknown: runs are told apart
+		// by layer only.
+		layer, orig := LayerOf(pl), p.SequenceNumber
+		if tag := p.GetExtension(TagID); len(tag) == 3 {
+			layer, orig = int(tag[0]), binary.BigEndian.Uint16(tag[1:])
+		}
+		o := Out{Seq: p.SequenceNumber, TS: p.Timestamp, Layer: layer, OrigSeq: orig,
 			Pic: uint16(pl[2]&0x7f)<<8 | uint16(pl[3]), TL0: pl[4], Start: pl[0]&0x10 != 0, Marker: p.Marker,
 			Frame: pl[6:], Original: b}
 		o.Key = o.Start && pl[6]&1 == 0
