@@ -46,7 +46,8 @@ type LayersConfig struct {
 	Clock Clock
 	// Manual leaves the checks for stopped layers to the owner (Check);
 	// otherwise a goroutine checks every StaleAfter/4 while the Layers
-	// has subscribers, and sleeps while it has none.
+	// has subscribers, and sleeps while it has none (layers may be added
+	// later: AddLayer).
 	Manual bool
 }
 
@@ -139,13 +140,9 @@ func NewLayers(cfg LayersConfig) (*Layers, error) {
 		return nil, err
 	}
 	var first *Track
-	n := 0
 	for _, t := range cfg.Tracks {
-		if t != nil {
-			n++
-			if first == nil {
-				first = t
-			}
+		if t != nil && first == nil {
+			first = t
 		}
 	}
 	if cfg.StaleAfter == 0 {
@@ -161,7 +158,7 @@ func NewLayers(cfg LayersConfig) (*Layers, error) {
 			l.live[i], l.seenN[i], l.seenAt[i] = true, t.cnt.packetsIn.Load(), now
 		}
 	}
-	if !cfg.Manual && n > 1 {
+	if !cfg.Manual {
 		l.wake, l.stop, l.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 		go l.watch()
 	}
@@ -203,7 +200,7 @@ func (l *Layers) Attach(s *Subscriber, max Layer) error {
 	for _, t := range l.cfg.Tracks {
 		if t != nil && !t.add(s) {
 			s.src.Store(nil)
-			l.detach(s)
+			l.detach(s, l.cfg.Tracks)
 			return fmt.Errorf("%w: a layer's track", ErrClosed)
 		}
 	}
@@ -257,7 +254,50 @@ func (l *Layers) layerOf(t *Track) Layer {
 }
 
 // Tracks returns the layers' tracks, indexed by Layer (nil where none).
-func (l *Layers) Tracks() [NumLayers]*Track { return l.cfg.Tracks }
+func (l *Layers) Tracks() [NumLayers]*Track {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg.Tracks
+}
+
+// AddLayer adds a layer's track that arrived after the others (a
+// publisher's streams start one by one): every subscriber is put in its
+// snapshot and routed again. A layer already present, or a track that
+// does not match the others (LayersConfig.Validate), is refused with
+// ErrInvalidConfig.
+func (l *Layers) AddLayer(layer Layer, t *Track) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if layer >= NumLayers || l.cfg.Tracks[layer] != nil {
+		return fmt.Errorf("%w: layer %v already there", ErrInvalidConfig, layer)
+	}
+	cfg := l.cfg
+	cfg.Tracks[layer] = t
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	l.cfg.Tracks[layer] = t
+	l.live[layer], l.seenN[layer], l.seenAt[layer] = true, t.cnt.packetsIn.Load(), l.cfg.Clock.Nanotime()
+	for s := range l.subs {
+		if !t.add(s) {
+			break // closed: Check finds it not live
+		}
+	}
+	for s, sel := range l.subs {
+		l.route(s, sel)
+	}
+	return nil
+}
+
+// PictureSize returns the picture size of the track's publisher, learnt
+// from its key frames; ok false until one was seen.
+func (t *Track) PictureSize() (width, height int, ok bool) {
+	v := t.size.Load()
+	return int(v >> 16), int(v & 0xffff), v != 0
+}
 
 // Switches returns how many layer switches were made.
 func (l *Layers) Switches() uint64 { return l.switched.Load() }
@@ -276,7 +316,7 @@ func (l *Layers) ParameterSetsSent() uint64 { return l.paramSets.Load() }
 // mute forwards nothing from any layer.
 func (l *Layers) SetMute(src MuteSource, on bool) MuteState {
 	st := Unmuted
-	for _, t := range l.cfg.Tracks {
+	for _, t := range l.Tracks() {
 		if t != nil {
 			st = t.SetMute(src, on)
 		}
@@ -368,20 +408,21 @@ func (l *Layers) forget(s *Subscriber) {
 	l.mu.Lock()
 	_, ok := l.subs[s]
 	delete(l.subs, s)
+	tracks := l.cfg.Tracks
 	l.mu.Unlock()
 	if ok {
-		l.detach(s)
+		l.detach(s, tracks)
 	}
 }
 
 // detach cancels s's pending switch and removes it from every layer but
 // the one feeding it (Subscriber.Close removes that one and waits it out).
-func (l *Layers) detach(s *Subscriber) {
+func (l *Layers) detach(s *Subscriber, tracks [NumLayers]*Track) {
 	if pd := s.pend.Swap(nil); pd != nil {
 		pd.to.barrier()
 	}
 	src := s.src.Load()
-	for _, t := range l.cfg.Tracks {
+	for _, t := range tracks {
 		if t != nil && t != src {
 			t.remove(s)
 		}

@@ -442,3 +442,47 @@ func TestLayerSwitchesUnderConcurrentLayers(t *testing.T) {
 		t.Fatal("no switch happened")
 	}
 }
+
+// TestAddedLayerTakesItsSubscribers: a source whose f layer arrives after
+// q (a publisher's streams start one by one): the subscriber wanting f is
+// on q until AddLayer, then moves to f on its key frame. A layer of another
+// codec is refused.
+func TestAddedLayerTakesItsSubscribers(t *testing.T) {
+	c := newLayered(t, 1000)
+	l, err := forward.NewLayers(forward.LayersConfig{Tracks: [3]*forward.Track{c.tracks[0]}, Manual: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var w memory.Sink
+	if _, err := l.Subscribe(forward.SubscriberConfig{Writer: &w, SSRC: 3, Extensions: []forward.Extension{tagExt}}, forward.LayerF); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		c.tick(t)
+	}
+	opus, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, MimeType: "audio/opus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AddLayer(forward.LayerH, opus); !errors.Is(err, forward.ErrInvalidConfig) {
+		t.Fatalf("an audio layer: %v", err)
+	}
+	if err := l.AddLayer(forward.LayerF, c.tracks[2]); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		c.tick(t)
+	}
+	out := read(t, &w)
+	sw, err := layertest.Continuity(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sw) != 1 || out[sw[0]].Layer != 2 || out[0].Layer != 0 {
+		t.Fatalf("splices %v, want q then f", sw)
+	}
+	if wd, hd, ok := c.tracks[2].PictureSize(); !ok || wd != 640 || hd != 360 {
+		t.Fatalf("PictureSize %dx%d %v", wd, hd, ok)
+	}
+}
