@@ -108,16 +108,18 @@ type key struct{ user, name string }
 
 // user is one attached or known user of a room.
 type user struct {
-	ep   Endpoint // nil until attached
-	recv bool
-	subs map[key]Reception // what it receives, by publisher and track
+	ep     Endpoint // nil until attached
+	recv   bool
+	subs   map[key]Reception // what it receives, by publisher and track
+	paused map[key]bool      // tracks its preference pauses (SetPreference)
 }
 
 // pub is one published track.
 type pub struct {
 	info  channel.TrackInfo
 	state channel.MuteState
-	track *forward.Track // nil until the publisher's endpoint is attached
+	track *forward.Track  // nil until the publisher's endpoint is attached; a layered track's first layer
+	lay   *forward.Layers // set when the track is published as layers (layers.go)
 }
 
 // New returns a plane.
