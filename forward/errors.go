@@ -34,4 +34,7 @@ var (
 	// ErrAttached is returned when attaching a subscriber that already has
 	// a source.
 	ErrAttached = errors.New("forward: subscriber already attached")
+	// ErrNotLayered is returned when a Layers is asked about a subscriber
+	// it does not feed.
+	ErrNotLayered = errors.New("forward: subscriber not of these layers")
 )

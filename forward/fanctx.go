@@ -15,6 +15,7 @@ type fanCtx struct {
 	lens      []int
 	rtxHdr    []byte
 	rtxBody   []byte
+	layHdr    []byte // a layered subscriber's header with its own VP8 descriptor
 	parsed    rtpx.Header
 }
 
@@ -23,6 +24,7 @@ func newFanCtx(maxPacket int) *fanCtx {
 		maxPacket: maxPacket,
 		rtxHdr:    make([]byte, maxPacket+8),
 		rtxBody:   make([]byte, maxPacket+2),
+		layHdr:    make([]byte, maxPacket+8),
 	}
 }
 
@@ -75,6 +77,9 @@ func (s *Subscriber) sendCached(fc *fanCtx, sl *slot, out, outTS uint64, rtx boo
 			desc = fc.rtxHdr[hl : hl+writePicID(fc.rtxHdr[hl:], payload, at, wide, dl, sl.picOff)]
 			payload = payload[dl:]
 		}
+	}
+	if s.lay != nil && s.lay.owner.codec == codecVP8 {
+		desc, payload = s.layerCached(fc.rtxHdr[hl:], desc, payload)
 	}
 	hdr := fc.rtxHdr[:hl]
 	if !rtx {

@@ -26,6 +26,10 @@ type Subscriber struct {
 	prof    atomic.Pointer[profile] // its extension mapping in the current snapshot
 	open    atomic.Bool             // the gate: closed means nothing is sent
 	shut    atomic.Bool
+	// pend is a layer switch waiting for its target's key frame; lay is
+	// set for a subscriber of a Layers (layerswitch.go), nil otherwise.
+	pend atomic.Pointer[pending]
+	lay  *layerState
 
 	// Owned by the feeding track's exclusive section:
 	m       munger
@@ -120,6 +124,9 @@ func (s *Subscriber) Open() bool { return s.open.Load() }
 // Close detaches the subscriber and returns once no packet is being
 // delivered to it.
 func (s *Subscriber) Close() error {
+	if s.lay != nil {
+		s.lay.owner.forget(s) // out of every layer's snapshot first
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shut.Swap(true) {
@@ -136,11 +143,17 @@ func (s *Subscriber) Close() error {
 func (s *Subscriber) restart() {
 	s.m.requestSplice()
 	s.waitKey = true
+	if s.lay != nil {
+		s.lay.resync = true
+	}
 }
 
 // deliver rewrites one packet for the subscriber and hands it to its
 // writer, in the feeding track's exclusive section.
 func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
+	if s.lay != nil && s.src.Load() != t && !s.candidate(t, p) {
+		return // a layer that does not feed it
+	}
 	if h := s.handoff.Load(); h != nil {
 		if !h.from.quiescent(h.gen) {
 			s.cnt.dropHandoff.Add(1)
@@ -169,6 +182,9 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 		s.cnt.withheld.Add(1)
 		return
 	}
+	if s.lay != nil && t.codec == codecH264 && s.m.splice && p.key && !s.parameterSets(t, fc, prof, p) {
+		return
+	}
 	out, outTS, ok := s.m.next(p.ext, p.extTS, p.now, t.cfg.ClockRate)
 	if !ok {
 		s.cnt.dropStale.Add(1)
@@ -176,7 +192,11 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 	}
 	hdr := fc.hdrs[prof][:fc.lens[prof]]
 	putHeader(hdr, s.cfg.PayloadType, uint16(out), uint32(outTS), s.cfg.SSRC)
-	if err := s.cfg.Writer.WriteRTP(hdr, p.payload); err != nil {
+	payload := p.payload
+	if s.lay != nil && t.codec == codecVP8 {
+		hdr, payload = s.layerVP8(fc, hdr, len(p.desc), payload)
+	}
+	if err := s.cfg.Writer.WriteRTP(hdr, payload); err != nil {
 		s.writeFailed(t, p.ext, out)
 		return
 	}
@@ -185,7 +205,7 @@ func (s *Subscriber) deliver(t *Track, fc *fanCtx, prof int, p *pktInfo) {
 	}
 	s.rtx.forwarded()
 	s.cnt.packets.Add(1)
-	s.cnt.bytes.Add(uint64(len(hdr) + len(p.payload)))
+	s.cnt.bytes.Add(uint64(len(hdr) + len(payload)))
 }
 
 // start reports whether a waiting subscriber starts with packet p: on a

@@ -116,6 +116,10 @@ func (p *Plane) subscribe(ch, id string, k key) {
 	t, u := r.tracks[k], r.users[id]
 	p.mu.Unlock()
 
+	if t.lay != nil {
+		p.subscribeLayers(r, k, t, id, u)
+		return
+	}
 	if self, ok := u.ep.(SelfSubscriber); ok {
 		rc, err := self.Subscribe(k.user, t.info, t.track)
 		if err != nil {
@@ -182,7 +186,22 @@ func (p *Plane) TrackRemoved(ch, id, name string) {
 		}
 	}
 	p.mu.Unlock()
-	p.closeTrack(t.track, subs)
+	p.closePub(t, subs)
+}
+
+// closePub closes a published track: every layer when it is layered.
+func (p *Plane) closePub(t *pub, subs []Reception) {
+	if t.lay == nil {
+		p.closeTrack(t.track, subs)
+		return
+	}
+	t.lay.Close()
+	for _, tr := range t.lay.Tracks() {
+		if tr != nil {
+			p.closeTrack(tr, subs)
+			subs = nil
+		}
+	}
 }
 
 func (p *Plane) closeTrack(tr *forward.Track, subs []Reception) {
@@ -201,15 +220,22 @@ func (p *Plane) MuteChanged(ch, id, name string, state channel.MuteState) {
 	p.mu.Lock()
 	r := p.rooms[ch]
 	var tr *forward.Track
+	var lay *forward.Layers
 	if r != nil && r.tracks[key{id, name}] != nil {
 		t := r.tracks[key{id, name}]
-		t.state, tr = state, t.track
+		t.state, tr, lay = state, t.track, t.lay
 		if r.det != nil && t.level != "" {
 			_ = r.det.SetMuted(t.level, state != channel.MuteNone)
 		}
 	}
 	p.mu.Unlock()
-	if tr != nil {
+	if lay != nil {
+		for _, l := range lay.Tracks() {
+			if l != nil {
+				applyMute(l, state)
+			}
+		}
+	} else if tr != nil {
 		applyMute(tr, state)
 	}
 }
@@ -292,6 +318,6 @@ func (p *Plane) teardown(ch string, r *room, id string) {
 		s.Close()
 	}
 	for _, t := range tracks {
-		p.closeTrack(t.track, nil)
+		p.closePub(t, nil)
 	}
 }

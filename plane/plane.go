@@ -139,9 +139,10 @@ type key struct{ user, name string }
 
 // user is one attached or known user of a room.
 type user struct {
-	ep   Endpoint // nil until attached
-	recv bool
-	subs map[key]*reception // what it receives, by publisher and track
+	ep     Endpoint // nil until attached
+	recv   bool
+	subs   map[key]*reception // what it receives, by publisher and track
+	paused map[key]bool       // tracks its preference pauses (SetPreference)
 }
 
 // reception is one subscription with the gate state last given to it.
@@ -154,8 +155,9 @@ type reception struct {
 type pub struct {
 	info  channel.TrackInfo
 	state channel.MuteState
-	track *forward.Track // nil until the publisher's endpoint is attached
-	level string         // the key of its speaker source, "" if none
+	track *forward.Track  // nil until the publisher's endpoint is attached; a layered track's first layer
+	lay   *forward.Layers // set when the track is published as layers (layers.go)
+	level string          // the key of its speaker source, "" if none
 }
 
 // New returns a plane.

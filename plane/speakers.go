@@ -139,7 +139,7 @@ func (r *room) allowed(id string) map[string]bool {
 // wants reports whether subscriber u (whose lastN set is allowed) should
 // receive track k now. p.mu is held.
 func (r *room) wants(u *user, allowed map[string]bool, k key) bool {
-	if !u.recv {
+	if !u.recv || u.paused[k] {
 		return false
 	}
 	t := r.tracks[k]

@@ -283,7 +283,15 @@ func (st *stay) onPublish(tr *forward.Track, info webrtc.PublishInfo) {
 	if !ok { // forgotten since it was admitted (its track was removed)
 		return
 	}
-	if err := st.srv.plane.Published(st.ch.ID(), st.user, name, tr); err != nil {
+	var err error
+	if info.RID == "" {
+		err = st.srv.plane.Published(st.ch.ID(), st.user, name, tr)
+	} else if layer, ok := webrtc.LayerOf(info.RID); ok { // one layer of a track sent as layers
+		err = st.srv.plane.PublishedLayer(st.ch.ID(), st.user, name, layer, tr)
+	} else {
+		err = fmt.Errorf("rid %q is not a layer (q, h, f)", info.RID)
+	}
+	if err != nil {
 		st.log().Warn("publishing a track", "track", name, "err", err)
 	}
 }

@@ -73,6 +73,12 @@ func mediaEngine() (*pion.MediaEngine, *interceptor.Registry, error) {
 		pion.RTPCodecTypeAudio); err != nil {
 		return nil, nil, err
 	}
+	// mid, rid and repaired rid: pion needs them to take a publisher's
+	// layers (rids) apart. They name the publisher's own streams and are
+	// never forwarded (publishedExtensions).
+	if err := pion.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, nil, err
+	}
 	ir := &interceptor.Registry{}
 	// Each binds its RTCP writer, and starts its ticker, only once the
 	// peer receives a stream (lazy.go).
@@ -163,6 +169,23 @@ func extensions(params []pion.RTPHeaderExtensionParameter) []forward.Extension {
 		}
 	}
 	return out
+}
+
+// publishedExtensions are the extensions of a published stream the core
+// may forward: mid, rid and repaired rid describe the publisher's
+// transceiver and streams, not a subscriber's, and are left out (so the
+// core strips them).
+func publishedExtensions(params []pion.RTPHeaderExtensionParameter) []forward.Extension {
+	out := extensions(params)
+	kept := out[:0]
+	for _, e := range out {
+		switch e.URI {
+		case sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI:
+		default:
+			kept = append(kept, e)
+		}
+	}
+	return kept
 }
 
 func kindOf(k pion.RTPCodecType) forward.Kind {

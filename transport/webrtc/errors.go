@@ -20,4 +20,7 @@ var (
 	// ErrTooManyStreams refuses a published track past
 	// PeerConfig.MaxStreams.
 	ErrTooManyStreams = errors.New("webrtc: too many published streams")
+	// ErrNotLayered is returned by SetMaxLayer on a subscription of one
+	// track.
+	ErrNotLayered = errors.New("webrtc: subscription is not of layers")
 )

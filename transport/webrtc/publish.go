@@ -30,7 +30,7 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 		Kind:        kindOf(remote.Kind()),
 		MimeType:    codec.MimeType,
 		ClockRate:   codec.ClockRate,
-		PayloadType: uint8(remote.PayloadType()),
+		PayloadType: uint8(payloadType(remote, codec)),
 		SDPFmtpLine: codec.SDPFmtpLine,
 		SSRC:        uint32(remote.SSRC()),
 	}
@@ -44,7 +44,7 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 	cfg.PayloadType = info.PayloadType
 	cfg.MimeType = info.MimeType
 	cfg.SSRC = info.SSRC
-	cfg.Extensions = extensions(recv.GetParameters().HeaderExtensions)
+	cfg.Extensions = publishedExtensions(recv.GetParameters().HeaderExtensions)
 	cfg.RTX = nil // pion unwraps RTX: TrackRemote.Read returns repaired packets as the original stream
 	cfg.Feedback = feedback{pc: p.pc}
 	cfg.NACKUpstream = false // pion's NACK generator already asks the publisher
@@ -69,7 +69,17 @@ func (p *Peer) onTrack(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
 		_ = track.Close()
 		return
 	}
-	p.spawn(func() { drainRTCP(recv) })
+	p.spawn(func() { drainRTCP(recv, info.RID) })
+}
+
+// payloadType is the remote track's payload type: pion leaves
+// TrackRemote.PayloadType zero for a track found by its rid, whose codec
+// carries it.
+func payloadType(remote *pion.TrackRemote, codec pion.RTPCodecParameters) pion.PayloadType {
+	if pt := remote.PayloadType(); pt != 0 {
+		return pt
+	}
+	return codec.PayloadType
 }
 
 // admit decides whether remote gets a read loop, and claims it when it
@@ -156,11 +166,18 @@ func (p *Peer) readRTP(remote *pion.TrackRemote, track *forward.Track, info Publ
 }
 
 // drainRTCP reads a receiver's RTCP (sender reports) so pion's report
-// interceptor sees it and its buffer never fills.
-func drainRTCP(recv *pion.RTPReceiver) {
+// interceptor sees it and its buffer never fills; a layer (rid) has its
+// own.
+func drainRTCP(recv *pion.RTPReceiver, rid string) {
 	buf := make([]byte, readBufSize)
 	for {
-		if _, _, err := recv.Read(buf); err != nil && !errors.Is(err, io.ErrShortBuffer) {
+		var err error
+		if rid != "" {
+			_, _, err = recv.ReadSimulcast(buf, rid)
+		} else {
+			_, _, err = recv.Read(buf)
+		}
+		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
 			return
 		}
 	}

@@ -28,8 +28,9 @@ type Subscription struct {
 	sender *pion.RTPSender // set and cleared with the peer's negMu held
 
 	sub    atomic.Pointer[forward.Subscriber] // set when pion binds the track
-	openMu sync.Mutex                         // orders SetOpen with Bind
+	openMu sync.Mutex                         // orders SetOpen and SetMaxLayer with Bind
 	paused bool                               // guarded by openMu
+	layers *layered                           // a layered source's; nil for one track (layers.go)
 	err    atomic.Pointer[error]
 	closed atomic.Bool
 }
@@ -41,6 +42,12 @@ type Subscription struct {
 // empty). A codec the server does not negotiate, or that the client's
 // last description lacks, gives ErrCodecMismatch.
 func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription, error) {
+	return p.subscribe(track, info, nil)
+}
+
+// subscribe is Subscribe, of a layered source when layers is set (track
+// is then one of its layers).
+func (p *Peer) subscribe(track *forward.Track, info PublishInfo, layers *layered) (*Subscription, error) {
 	tc := track.Config()
 	if !supported(tc.MimeType) || remoteRejects(p.pc.RemoteDescription(), tc.Kind, tc.MimeType) {
 		return nil, ErrCodecMismatch
@@ -52,10 +59,10 @@ func (p *Peer) Subscribe(track *forward.Track, info PublishInfo) (*Subscription,
 	if info.StreamID == "" {
 		info.StreamID = "callcore-stream-" + n
 	}
-	s := &Subscription{peer: p, track: track}
+	s := &Subscription{peer: p, track: track, layers: layers}
 	s.out.batch = noFlush{}
 	s.out.clock = p.cfg.Engine.clock
-	if sock := p.cfg.Engine.sock; sock != nil {
+	if sock := p.cfg.Engine.sock; sock != nil && layers == nil { // a track's batch is its own fan-out's
 		s.out.sock = sock
 		s.out.tb = sock.acquire(track)
 		s.out.batch = s.out.tb
@@ -314,7 +321,7 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	// subscription never sends a packet.
 	s.openMu.Lock()
 	fs.SetOpen(!s.paused)
-	err = fs.SwitchTo(s.track)
+	err = s.attach(fs)
 	if err == nil {
 		s.sub.Store(fs)
 	}

@@ -1,0 +1,188 @@
+package plane
+
+import (
+	"fmt"
+
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/forward"
+)
+
+// A channel track may be published as layers (the same picture at up to
+// three sizes, forward.Layers): the transport hands each layer's track to
+// PublishedLayer as it arrives, and every other user receives one layer
+// at a time, chosen by its receive preference (SetPreference).
+
+// LayerReception is a reception of a layered track: its highest layer can
+// be changed.
+type LayerReception interface {
+	Reception
+	SetMaxLayer(forward.Layer) error
+}
+
+// LayerSubscriber is an optional SelfSubscriber ability: the transport
+// subscribes its user to a layered track by itself (a WebRTC peer).
+// Without it a SelfSubscriber receives the layered track's first layer
+// only.
+type LayerSubscriber interface {
+	SubscribeLayers(from string, track channel.TrackInfo, l *forward.Layers, max forward.Layer) (LayerReception, error)
+}
+
+// Preference is what a user wants of another user's video track.
+type Preference struct {
+	// MaxHeight is the tallest picture wanted, in pixels; 0 means no
+	// limit. The highest layer whose picture is no taller is sent (the
+	// lowest when none is).
+	MaxHeight int
+	// Paused stops the track for this user; it resumes on a key frame.
+	Paused bool
+}
+
+// PublishedLayer takes one layer's track of a channel track that a
+// transport made itself (see Published): the first makes the track
+// layered and subscribes the channel's other users to it; later ones join
+// it (forward.Layers.AddLayer) and the subscribers move to them as their
+// preferences allow.
+func (p *Plane) PublishedLayer(ch, id, name string, layer forward.Layer, tr *forward.Track) error {
+	k := key{id, name}
+	p.mu.Lock()
+	r := p.rooms[ch]
+	var t *pub
+	if r != nil {
+		t = r.tracks[k]
+	}
+	var lay *forward.Layers
+	if t != nil {
+		lay = t.lay
+	}
+	p.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("%w: %s/%s in %s", ErrUnknownTrack, id, name, ch)
+	}
+	if lay != nil {
+		applyMute(tr, t.state)
+		if err := lay.AddLayer(layer, tr); err != nil {
+			return err
+		}
+		p.cfg.Pulse.Add(tr)
+		return nil
+	}
+	cfg := forward.LayersConfig{Clock: p.cfg.Clock}
+	cfg.Tracks[layer] = tr
+	lay, err := forward.NewLayers(cfg)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if r.tracks[k] != t || t.track != nil {
+		p.mu.Unlock()
+		lay.Close()
+		return fmt.Errorf("%w: %s/%s in %s", ErrAttached, id, name, ch)
+	}
+	t.lay = lay
+	p.mu.Unlock()
+	if !p.install(ch, k, t, tr, false) {
+		lay.Close()
+		return fmt.Errorf("%w: %s/%s in %s", ErrAttached, id, name, ch)
+	}
+	return nil
+}
+
+// subscribeLayers makes user u receive the layered track t.
+func (p *Plane) subscribeLayers(r *room, k key, t *pub, id string, u *user) {
+	if self, ok := u.ep.(SelfSubscriber); ok {
+		ls, ok := u.ep.(LayerSubscriber)
+		if !ok {
+			rc, err := self.Subscribe(k.user, t.info, t.track)
+			if err == nil && !p.keep(r, k, t, id, u, rc) {
+				rc.Close()
+			}
+			return
+		}
+		rc, err := ls.SubscribeLayers(k.user, t.info, t.lay, forward.LayerF)
+		if err == nil && !p.keep(r, k, t, id, u, rc) {
+			rc.Close()
+		}
+		return
+	}
+	cfg, err := u.ep.Receive(k.user, t.info)
+	if err != nil {
+		return
+	}
+	s, err := forward.NewSubscriber(cfg)
+	if err != nil {
+		return
+	}
+	rc := &layerRec{Subscriber: s, l: t.lay}
+	if !p.keep(r, k, t, id, u, rc) {
+		s.Close()
+		return
+	}
+	if err := t.lay.Attach(s, forward.LayerF); err != nil {
+		p.mu.Lock()
+		delete(u.subs, k)
+		p.mu.Unlock()
+		return
+	}
+	u.ep.Received(k.user, k.name, s)
+}
+
+// layerRec is a layered reception the plane made itself.
+type layerRec struct {
+	*forward.Subscriber
+	l *forward.Layers
+}
+
+func (r *layerRec) SetMaxLayer(max forward.Layer) error { return r.l.SetMax(r.Subscriber, max) }
+
+// SetPreference sets what user id wants of user from's track name: the
+// tallest picture, and whether it is paused. The layer is chosen from the
+// picture sizes known now (a layer whose size is not known yet counts as
+// fitting only when it is the lowest).
+func (p *Plane) SetPreference(ch, id, from, name string, pref Preference) error {
+	k := key{from, name}
+	p.mu.Lock()
+	r := p.rooms[ch]
+	if r == nil || r.tracks[k] == nil || r.users[id] == nil || r.users[id].subs[k] == nil {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %s does not receive %s/%s in %s", ErrUnknownTrack, id, from, name, ch)
+	}
+	t, u := r.tracks[k], r.users[id]
+	s := u.subs[k]
+	if u.paused == nil {
+		u.paused = map[key]bool{}
+	}
+	u.paused[k] = pref.Paused
+	if w := r.wants(u, r.allowed(id), k); w != s.open {
+		s.open = w
+		s.rc.SetOpen(w)
+	}
+	rc := s.rc
+	p.mu.Unlock()
+	lr, ok := rc.(LayerReception)
+	if t.lay == nil || !ok {
+		return nil
+	}
+	return lr.SetMaxLayer(layerFor(t.lay.Tracks(), pref.MaxHeight))
+}
+
+// layerFor picks the highest layer no taller than maxHeight (0: no limit).
+func layerFor(tracks [forward.NumLayers]*forward.Track, maxHeight int) forward.Layer {
+	if maxHeight <= 0 {
+		return forward.LayerF
+	}
+	lowest := forward.Layer(forward.NumLayers)
+	for i := forward.NumLayers - 1; i >= 0; i-- {
+		tr := tracks[i]
+		if tr == nil {
+			continue
+		}
+		lowest = forward.Layer(i)
+		if _, h, ok := tr.PictureSize(); ok && h <= maxHeight {
+			return forward.Layer(i)
+		}
+	}
+	if lowest == forward.NumLayers {
+		return forward.LayerQ
+	}
+	return lowest
+}

@@ -1,0 +1,145 @@
+package plane_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/clocktest"
+	"github.com/callcore/callcore/internal/layertest"
+	"github.com/callcore/callcore/plane"
+	"github.com/callcore/callcore/transport/memory"
+)
+
+// TestLayeredTrackFollowsThePreference: a publisher's transport hands the
+// plane its camera's three layers one by one (PublishedLayer); a viewer on
+// the memory transport is fed one layer at a time: q while it is the only
+// one, f once it arrives (no limit by default), h when its preference
+// limits the height to 180, nothing while paused, and again from a key
+// frame after. Every splice is continuous and starts on a key frame that
+// decodes at its layer's size.
+func TestLayeredTrackFollowsThePreference(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	clk := &clocktest.Clock{}
+	clk.Advance(time.Second)
+	pl, call, done := newCall(t, clk, "host", "c")
+	defer done()
+	if _, err := call.Join(context.Background(), "pub", []channel.TrackInfo{{Name: "cam", Kind: channel.Video}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call.Join(context.Background(), "viewer", nil); err != nil {
+		t.Fatal(err)
+	}
+	viewer := newEndpoint(100)
+	if err := pl.Attach("c", "pub", &selfEndpoint{sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Attach("c", "viewer", viewer); err != nil {
+		t.Fatal(err)
+	}
+	var streams [3]*layertest.Stream
+	var tracks [3]*forward.Track
+	for i := range streams {
+		s, err := layertest.NewStream(i, uint16(2000*i), uint32(i)<<30, uint16(3000*i), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: layertest.PT,
+			MimeType: "video/VP8", SSRC: s.SSRC, Clock: clk, Feedback: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams[i], tracks[i] = s, tr
+	}
+	tick := func(n int, sending ...int) {
+		for range n {
+			clk.Advance(33 * time.Millisecond)
+			for _, i := range sending {
+				pkts, _ := streams[i].Frame()
+				for _, p := range pkts {
+					if err := tracks[i].HandleRTP(p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	if err := pl.PublishedLayer("c", "pub", "cam", forward.LayerQ, tracks[0]); err != nil {
+		t.Fatal(err)
+	}
+	tick(5, 0)
+	for _, l := range []forward.Layer{forward.LayerH, forward.LayerF} {
+		if err := pl.PublishedLayer("c", "pub", "cam", l, tracks[l]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick(5, 0, 1, 2)
+	if err := pl.SetPreference("c", "viewer", "pub", "cam", plane.Preference{MaxHeight: 180}); err != nil {
+		t.Fatal(err)
+	}
+	tick(20, 0, 1, 2) // h was asked for a key frame 330 ms ago: the next request waits for the interval
+	sink := viewer.sink(t, "pub/cam")
+	if err := pl.SetPreference("c", "viewer", "pub", "cam", plane.Preference{MaxHeight: 180, Paused: true}); err != nil {
+		t.Fatal(err)
+	}
+	paused := sink.Len()
+	tick(5, 0, 1, 2)
+	if sink.Len() != paused {
+		t.Fatalf("%d packets while paused", sink.Len()-paused)
+	}
+	if err := pl.SetPreference("c", "viewer", "pub", "cam", plane.Preference{}); err != nil {
+		t.Fatal(err)
+	}
+	tick(20, 0, 1, 2)
+	out, err := layertest.Read(sink.Packets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := layertest.Continuity(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layers []int
+	for _, at := range append([]int{0}, sw...) {
+		layers = append(layers, out[at].Layer)
+		w, h, err := layertest.Decode(out, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := layertest.Sizes[out[at].Layer]; w != want[0] || h != want[1] {
+			t.Fatalf("layer %d's first frame is %dx%d", out[at].Layer, w, h)
+		}
+	}
+	// q, then f, then h, then f again after the pause (on f's key frame).
+	if want := []int{0, 2, 1, 2}; !equalInts(layers, want) {
+		t.Fatalf("layers %v, want %v", layers, want)
+	}
+	if err := pl.SetPreference("c", "viewer", "pub", "mic", plane.Preference{}); !errors.Is(err, plane.ErrUnknownTrack) {
+		t.Fatalf("a track not received: %v", err)
+	}
+	if err := call.Leave("pub"); err != nil {
+		t.Fatal(err)
+	}
+	for i, tr := range tracks {
+		if err := tr.HandleRTP(nil); !errors.Is(err, forward.ErrClosed) {
+			t.Fatalf("layer %d not closed when its publisher left: %v", i, err)
+		}
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

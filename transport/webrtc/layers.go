@@ -1,0 +1,80 @@
+package webrtc
+
+import (
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/plane"
+)
+
+// LayerOf maps a publisher's rid to its layer: q, h and f (quarter, half
+// and full size).
+func LayerOf(rid string) (forward.Layer, bool) {
+	switch rid {
+	case "q":
+		return forward.LayerQ, true
+	case "h":
+		return forward.LayerH, true
+	case "f":
+		return forward.LayerF, true
+	}
+	return 0, false
+}
+
+// SubscribeLayers sends user from's layered track to the peer, as
+// Subscribe does a single track (plane.LayerSubscriber).
+func (e Endpoint) SubscribeLayers(from string, info channel.TrackInfo, l *forward.Layers, max forward.Layer) (plane.LayerReception, error) {
+	s, err := e.Peer.SubscribeLayers(l, max, PublishInfo{TrackID: from + "/" + info.Name, StreamID: from})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+var _ plane.LayerSubscriber = Endpoint{}
+
+// layered is what a subscription of a layered source keeps: the layers
+// and the highest layer wanted (guarded by the subscription's openMu).
+type layered struct {
+	l   *forward.Layers
+	max forward.Layer
+}
+
+// SubscribeLayers sends a source published as layers (forward.Layers) to
+// the peer's user as one track, fed by one layer at a time: the best up
+// to max (SetMaxLayer changes it; the switch waits for the new layer's key
+// frame while the current one flows). A layered subscription sends
+// through pion's write path, not a track's batch: its layers are fanned
+// out by different goroutines.
+func (p *Peer) SubscribeLayers(l *forward.Layers, max forward.Layer, info PublishInfo) (*Subscription, error) {
+	var track *forward.Track
+	for _, t := range l.Tracks() {
+		if t != nil {
+			track = t
+			break
+		}
+	}
+	return p.subscribe(track, info, &layered{l: l, max: max})
+}
+
+// SetMaxLayer sets the highest layer a layered subscription wants. Before
+// the client's answer binds the track it only takes note.
+func (s *Subscription) SetMaxLayer(max forward.Layer) error {
+	if s.layers == nil {
+		return ErrNotLayered
+	}
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.layers.max = max
+	if fs := s.sub.Load(); fs != nil {
+		return s.layers.l.SetMax(fs, max)
+	}
+	return nil
+}
+
+// attach attaches the bound subscriber to its source, with openMu held.
+func (s *Subscription) attach(fs *forward.Subscriber) error {
+	if s.layers != nil {
+		return s.layers.l.Attach(fs, s.layers.max)
+	}
+	return fs.SwitchTo(s.track)
+}
