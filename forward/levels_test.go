@@ -209,3 +209,36 @@ func BenchmarkAudioLevels(b *testing.B) {
 		})
 	}
 }
+
+// TestAudioLevelsArePlacedByRTPTime: packets that arrive bunched up (three
+// 20 ms packets at once every 60 ms, as a loaded sender or server reads
+// them) hand their levels over 20 ms apart, by their RTP timestamps, once
+// the first burst has shown the least delay, and never later than their
+// arrival.
+func TestAudioLevelsArePlacedByRTPTime(t *testing.T) {
+	clk := &clocktest.Clock{}
+	var log levelLog
+	tr := levelTrack(t, clk, forward.Audio, &log)
+	var sink memory.Sink
+	subscribe(t, tr, &sink, 1, 0)
+	clk.Advance(time.Second)
+	start := clk.Nanotime()
+	for burst := range 4 {
+		clk.Advance(60 * time.Millisecond)
+		for i := range 3 {
+			send(t, tr, opusWithLevel(t, uint16(10+3*burst+i), 30, true))
+		}
+	}
+	got := log.all()
+	if len(got) != 12 {
+		t.Fatalf("%d levels, want 12", len(got))
+	}
+	for i := 3; i < len(got); i++ { // the first burst is where the least delay is learnt
+		if d := got[i].now - got[i-1].now; d != int64(20*time.Millisecond) {
+			t.Fatalf("levels %d and %d are %v apart, want 20ms (their RTP times): %+v", i-1, i, time.Duration(d), got)
+		}
+	}
+	if last := got[len(got)-1].now; last > clk.Nanotime() || last < start {
+		t.Fatalf("the last level at %v, after arrival (%v) or before the first (%v)", last, clk.Nanotime(), start)
+	}
+}

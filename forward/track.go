@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/callcore/callcore/internal/rtcpx"
 	"github.com/callcore/callcore/internal/rtpx"
@@ -59,6 +60,7 @@ type Track struct {
 	lastAdj uint64            // the ingest's sequence adjustment at the last packet: a change is a resync, not loss
 	viaRTX  bool              // the packet being handled was unwrapped from RTX
 	desc    [8]byte           // a rewritten VP8 payload descriptor
+	lvlOff  int64             // levelTime's offset from RTP time to the clock; 0 before the first level
 }
 
 // keyFrames is a track's key-frame state, owned by the exclusive section.
@@ -198,7 +200,7 @@ func (t *Track) handle(pkt []byte) (ask bool, err error) {
 		if !sent {
 			level, voiced = 127, false // the muter's silence replaces the packet
 		}
-		sink.l.Level(level, voiced, now)
+		sink.l.Level(level, voiced, t.levelTime(extTS, now))
 	}
 	if !sent { // muted: the muter feeds the subscribers
 		return t.keyFrameDue(now), nil
@@ -250,6 +252,24 @@ func (t *Track) readLevel(pkt []byte, noMedia bool) (*levelSink, uint8, bool) {
 		return nil, 0, false
 	}
 	return sink, level, voiced
+}
+
+// levelTime places a level on the publisher's own timeline: its packet's
+// RTP time, offset to the clock by the least delay seen, so that a level
+// lands in the frame its audio belongs to however late or bunched up the
+// packet arrived (a loaded sender, network or server sends and reads
+// packets in bursts, and placing them by arrival empties frames the
+// speaker detection then counts as silence). Never later than now. A
+// timeline that falls a second behind arrival (clock drift, a timestamp
+// rebased by ingest) is anchored again at this packet.
+func (t *Track) levelTime(extTS uint64, now int64) int64 {
+	rate := uint64(t.cfg.ClockRate)
+	media := int64(extTS/rate)*1e9 + int64(extTS%rate*1e9/rate)
+	off := now - media
+	if t.lvlOff == 0 || off < t.lvlOff || off-t.lvlOff > int64(time.Second) {
+		t.lvlOff = off
+	}
+	return media + t.lvlOff
 }
 
 // sawKeyFrame notes a publisher's key frame and its picture size.

@@ -114,7 +114,9 @@ func TestGroupRunsAllDetectorsOnOneGoroutine(t *testing.T) {
 			}
 		}
 		// Counted by what they run, not by runtime.NumGoroutine, which
-		// other tests' goroutines still ending would throw off.
+		// other tests' goroutines still ending would throw off, once the
+		// bubble's goroutines have started and blocked.
+		synctest.Wait()
 		if n := groupGoroutines(); n != 1 {
 			t.Fatalf("%d goroutines running a Group for %d channels, want 1", n, channels)
 		}
