@@ -170,3 +170,27 @@ func TestRemovedDominantLeavesTheOrder(t *testing.T) {
 		t.Fatalf("after removing ann the order is %v", o)
 	}
 }
+
+// A source that sent nothing for longer than the noise floor's window (a
+// microphone disabled since the join) and then plays a steady sound takes
+// over from a speaker who stopped: a time without levels is no evidence
+// of the noise floor, so the floor does not rise to the first sound heard.
+func TestSourceSilentForLongTakesOverWithASteadySound(t *testing.T) {
+	s := newSim(t, "ann", "bob")
+	const enable = floorWindowMs + 1000
+	s.run(enable+3000, func(key string, ms int64) int {
+		switch {
+		case key == "ann" && ms < enable:
+			return speech(ms)
+		case key == "bob" && ms >= enable:
+			return 37 // a steady tone
+		}
+		return noLvl // ann's microphone off, bob's not yet on
+	})
+	if at := s.firstDominant("ann", 0); at < 0 || at > 1000 {
+		t.Fatalf("ann dominant at %d ms; changes %v", at, s.changes)
+	}
+	if at := s.firstDominant("bob", enable); at < 0 || at-enable > 1000 {
+		t.Fatalf("bob, playing a steady tone from %d ms, dominant at %d ms; orders since: %v", enable, at, s.changes)
+	}
+}

@@ -27,6 +27,7 @@ type Source struct {
 	floorNext uint8 // lowest volume seen since floorAt
 	floorAt   int64 // ms of the last floor rise
 	floorSet  bool
+	floorSeen bool // some frame was covered since floorAt
 	act       activity
 }
 
@@ -115,7 +116,7 @@ func (s *Source) frames(f *[numFrames]uint8, nowMs, sinceMs int64, voiceFlag boo
 
 // updateFloor lowers the noise floor to the quietest frame at once and
 // raises it to the quietest volume of the last floorWindowMs when that
-// was higher: a steady noise is gated after that long, while the pauses
+// was higher and some level was stored in that time: a steady noise is gated after that long, while the pauses
 // of speech keep a talker's floor low (minimum statistics).
 func (s *Source) updateFloor(f *[numFrames]uint8, covered int, nowMs int64) {
 	lowest := uint8(127)
@@ -127,8 +128,14 @@ func (s *Source) updateFloor(f *[numFrames]uint8, covered int, nowMs int64) {
 	}
 	s.floor = min(s.floor, lowest)
 	s.floorNext = min(s.floorNext, lowest)
+	s.floorSeen = s.floorSeen || covered > 0
 	if nowMs-s.floorAt >= floorWindowMs {
-		s.floor = s.floorNext
-		s.floorNext, s.floorAt = 127, nowMs
+		// A window without levels (a source that sent nothing) is no
+		// evidence: raising the floor to 127 would make the first sound
+		// after it the floor, and a steady sound would never count.
+		if s.floorSeen {
+			s.floor = s.floorNext
+		}
+		s.floorNext, s.floorAt, s.floorSeen = 127, nowMs, false
 	}
 }

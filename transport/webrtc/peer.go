@@ -319,6 +319,9 @@ func (p *Peer) offer() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// pion refuses a changed local offer: the client gets the offer
+	// without the layer ids pion chose, which the server never sends.
+	sdp = withoutProposedLayerIDs(sdp, p.pc.CurrentRemoteDescription())
 	p.mu.Lock()
 	p.offering, p.needed = true, false
 	if restart {
