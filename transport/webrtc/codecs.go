@@ -75,17 +75,10 @@ func mediaEngine() (*pion.MediaEngine, *interceptor.Registry, error) {
 	}
 	// mid, rid and repaired rid: pion needs them to take a publisher's
 	// layers (rids) apart. They name the publisher's own streams and are
-	// never forwarded (publishedExtensions). Receive direction only: the
-	// server's offers of subscriptions carry no ids for them, so no id of
-	// an offer of the server's can collide with one a browser still holds
-	// from an offer it rolled back (Chromium then refuses the server's
-	// offer: "RTP extension ID reassignment not supported", seen in
-	// TestBrowserCall).
-	for _, uri := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
-		if err := me.RegisterHeaderExtension(pion.RTPHeaderExtensionCapability{URI: uri}, pion.RTPCodecTypeVideo,
-			pion.RTPTransceiverDirectionRecvonly); err != nil {
-			return nil, nil, err
-		}
+	// never forwarded (publishedExtensions), and the server's offers carry
+	// only the ids a client gave them (withoutProposedLayerIDs).
+	if err := pion.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, nil, err
 	}
 	ir := &interceptor.Registry{}
 	// Each binds its RTCP writer, and starts its ticker, only once the
