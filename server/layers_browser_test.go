@@ -12,6 +12,9 @@ import (
 // switchWait bounds a layer switch as a subscriber's player sees it.
 const switchWait = 3 * time.Second
 
+// fullLayerWait bounds the wait for a Chromium publisher's full layer.
+const fullLayerWait = 45 * time.Second
+
 // TestBrowserLayersFollowThePreference: alice publishes a 1280x720 fake
 // camera from Chromium through the SDK, which sends it as three layers;
 // bob, in Chromium too, decodes the full one, then sets a max height of
@@ -52,7 +55,10 @@ func TestBrowserLayersFollowThePreference(t *testing.T) {
 	bob.waitFor("alice's video", "!!t.els['alice/cam']")
 	height := "document.getElementById(t.els['alice/cam']).videoHeight"
 	start := time.Now()
-	bob.waitFor("alice's full layer", height+" === 720")
+	// Chromium encodes the full layer once its bandwidth estimate allows
+	// it: measured 0.4 to 23 s after the join on this machine (its q and
+	// h come within a few seconds), hence the longer wait.
+	bob.tab.WaitFor(t, "bob: alice's full layer", height+" === 720", fullLayerWait)
 	t.Logf("bob decodes 720 lines %v after his join", time.Since(start).Round(time.Millisecond))
 
 	steps := []struct {
