@@ -773,3 +773,22 @@ test('followElement derives the preference from the element: height times device
     [globalThis.ResizeObserver, globalThis.IntersectionObserver, globalThis.devicePixelRatio] = saved;
   }
 });
+
+test('a camera of 640x360 or more is sent as layers q, h, f; a smaller one, a screen share or audio as one', async () => {
+  const { layerEncodings } = await import('../sdk/media.js');
+  const cam = (width, height, more = {}) => ({ kind: 'video', id: 'c', getSettings: () => ({ width, height, ...more }) });
+  const three = [
+    { rid: 'q', scaleResolutionDownBy: 4 },
+    { rid: 'h', scaleResolutionDownBy: 2 },
+    { rid: 'f', scaleResolutionDownBy: 1 },
+  ];
+  assert.deepEqual(layerEncodings('cam', cam(1280, 720)), three);
+  assert.deepEqual(layerEncodings('cam', cam(640, 360)), three);
+  assert.deepEqual(layerEncodings('cam', cam(360, 640)), three, 'portrait');
+  assert.equal(layerEncodings('cam', cam(320, 240)), null);
+  assert.equal(layerEncodings('cam', cam(640, 300)), null);
+  assert.equal(layerEncodings('screen', cam(1920, 1080)), null);
+  assert.equal(layerEncodings('share', cam(1920, 1080, { displaySurface: 'monitor' })), null);
+  assert.equal(layerEncodings('mic', { kind: 'audio', getSettings: () => ({}) }), null);
+  assert.equal(layerEncodings('cam', { kind: 'video' }), null, 'no settings');
+});
