@@ -9,8 +9,14 @@ import (
 	"github.com/callcore/callcore/internal/browser"
 )
 
-// switchWait bounds a layer switch as a subscriber's player sees it.
-const switchWait = 3 * time.Second
+// switchWait bounds a layer switch as a subscriber's player sees it: 3 s,
+// three times that under the race detector. Most of a switch is the
+// publisher's Chromium answering the key-frame request: it lets one that
+// comes right after a key frame pass, and answers the next (the track asks
+// again every KeyFrameInterval, 500 ms); measured 0.1 to 0.9 s, once
+// 3.1 s, on the loaded 2-core test machine. The server moves the
+// subscriber on the first key frame of the new layer.
+const switchWait = raceSlowdown * 3 * time.Second
 
 // TestBrowserLayersFollowThePreference: alice publishes a 1280x720 fake
 // camera from Chromium through the SDK, which sends it as three layers;
