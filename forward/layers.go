@@ -49,6 +49,11 @@ type LayersConfig struct {
 	// has subscribers, and sleeps while it has none (layers may be added
 	// later: AddLayer).
 	Manual bool
+	// OnChange, when set, is called after Check found a layer stopped or
+	// back (and moved the subscribers concerned) or a layer's picture size
+	// learnt or changed (Track.PictureSize), with no lock held, from the
+	// goroutine that ran Check.
+	OnChange func()
 }
 
 // Validate reports whether the config is usable. Errors wrap
@@ -122,6 +127,7 @@ type Layers struct {
 	live   [NumLayers]bool
 	seenN  [NumLayers]uint64 // the layer's PacketsIn at the last check
 	seenAt [NumLayers]int64  // when it last changed
+	size   [NumLayers]uint32 // the layer's picture size at the last check
 	closed bool
 
 	wake chan struct{} // the watcher has subscribers to watch (capacity 1)
@@ -328,10 +334,18 @@ func (l *Layers) SetMute(src MuteSource, on bool) MuteState {
 // came back, and moves the subscribers concerned. The watcher calls it;
 // with Manual set, the owner does.
 func (l *Layers) Check() {
+	if l.check() && l.cfg.OnChange != nil {
+		l.cfg.OnChange()
+	}
+}
+
+// check is Check under l.mu, reporting whether a layer stopped, came
+// back or changed its picture size.
+func (l *Layers) check() bool {
 	now := l.cfg.Clock.Nanotime()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	changed := false
+	changed, resized := false, false
 	for i, t := range l.cfg.Tracks {
 		if t == nil {
 			continue
@@ -342,12 +356,25 @@ func (l *Layers) Check() {
 		live := !t.shut.Load() && now-l.seenAt[i] < int64(l.cfg.StaleAfter)
 		changed = changed || live != l.live[i]
 		l.live[i] = live
+		if sz := t.mt.size.Load(); sz != l.size[i] {
+			l.size[i], resized = sz, true
+		}
 	}
 	if changed {
 		for s, sel := range l.subs {
 			l.route(s, sel)
 		}
 	}
+	return changed || resized
+}
+
+// Best returns the layer a subscriber wanting up to max gets now: the
+// highest live one within max, else the lowest live one (with none live,
+// the same among the layers present).
+func (l *Layers) Best(max Layer) Layer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.best(max)
 }
 
 // best returns the layer for a subscriber wanting up to max: the highest

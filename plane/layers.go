@@ -64,9 +64,10 @@ func (p *Plane) PublishedLayer(ch, id, name string, layer forward.Layer, tr *for
 			return err
 		}
 		p.cfg.Pulse.Add(tr)
+		p.tellLayers(ch, k, "")
 		return nil
 	}
-	cfg := forward.LayersConfig{Clock: p.cfg.Clock}
+	cfg := forward.LayersConfig{Clock: p.cfg.Clock, OnChange: func() { p.tellLayers(ch, k, "") }}
 	cfg.Tracks[layer] = tr
 	lay, err := forward.NewLayers(cfg)
 	if err != nil {
@@ -152,6 +153,7 @@ func (p *Plane) SetPreference(ch, id, from, name string, pref Preference) error 
 		u.paused = map[key]bool{}
 	}
 	u.paused[k] = pref.Paused
+	s.pref = pref
 	if w := r.wants(u, r.allowed(id), k); w != s.open {
 		s.open = w
 		s.rc.SetOpen(w)
@@ -162,7 +164,92 @@ func (p *Plane) SetPreference(ch, id, from, name string, pref Preference) error 
 	if t.lay == nil || !ok {
 		return nil
 	}
-	return lr.SetMaxLayer(layerFor(t.lay.Tracks(), pref.MaxHeight))
+	err := lr.SetMaxLayer(layerFor(t.lay.Tracks(), pref.MaxHeight))
+	p.tellLayers(ch, k, id)
+	return err
+}
+
+// LayerChange is what a user receives of a layered track: told to
+// Config.OnLayer when it changes (a preference, a layer that arrives,
+// stops or comes back).
+type LayerChange struct {
+	From, Name string // the track's publisher and name
+	// Layer is the layer the user is sent (or is switching to: the
+	// switch waits for its key frame); Paused when none.
+	Layer  forward.Layer
+	Paused bool
+	// Width and Height are the layer's picture size, 0 until a key frame
+	// of it was seen.
+	Width, Height int
+	// LimitedBy says why it is not a higher layer: LimitPreference,
+	// LimitPublisher or "" (the highest there is).
+	LimitedBy string
+}
+
+// Why a user does not receive a higher layer (LayerChange.LimitedBy).
+const (
+	LimitPreference = "preference" // its receive preference (a paused track too)
+	LimitPublisher  = "publisher"  // the publisher sends no higher layer
+)
+
+// tellLayers tells Config.OnLayer what changed in the layers of track k
+// for its receivers (only the user only, when given).
+func (p *Plane) tellLayers(ch string, k key, only string) {
+	if p.cfg.OnLayer == nil {
+		return
+	}
+	type told struct {
+		id string
+		c  LayerChange
+	}
+	var out []told
+	p.mu.Lock()
+	r := p.rooms[ch]
+	var t *pub
+	if r != nil {
+		t = r.tracks[k]
+	}
+	if t == nil || t.lay == nil {
+		p.mu.Unlock()
+		return
+	}
+	tracks := t.lay.Tracks()
+	top := t.lay.Best(forward.LayerF)
+	for id, u := range r.users {
+		s := u.subs[k]
+		if s == nil || (only != "" && id != only) {
+			continue
+		}
+		if _, ok := s.rc.(LayerReception); !ok {
+			continue
+		}
+		c := LayerChange{From: k.user, Name: k.name}
+		switch {
+		case !s.open:
+			c.Paused = true
+			if s.pref.Paused {
+				c.LimitedBy = LimitPreference
+			}
+		default:
+			c.Layer = t.lay.Best(layerFor(tracks, s.pref.MaxHeight))
+			c.Width, c.Height, _ = tracks[c.Layer].PictureSize()
+			switch {
+			case c.Layer < top:
+				c.LimitedBy = LimitPreference
+			case c.Layer < forward.LayerF:
+				c.LimitedBy = LimitPublisher
+			}
+		}
+		if s.told != nil && *s.told == c {
+			continue
+		}
+		s.told = &c
+		out = append(out, told{id, c})
+	}
+	p.mu.Unlock()
+	for _, o := range out {
+		p.cfg.OnLayer(ch, o.id, o.c)
+	}
 }
 
 // layerFor picks the highest layer no taller than maxHeight (0: no limit).

@@ -3,6 +3,7 @@ package plane_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +143,122 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestLayerChangesAreTold: OnLayer tells the viewer's layer of a layered
+// track when it changes, with its picture size and why it is not higher:
+// the preference, then no limit, then the publisher once its full layer
+// stopped (found by the Layers' watcher), then paused. A preference that
+// changes nothing tells nothing.
+func TestLayerChangesAreTold(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	clk := &clocktest.Clock{}
+	clk.Advance(time.Second)
+	var mu sync.Mutex
+	var told []plane.LayerChange
+	onLayer := func(ch, id string, c plane.LayerChange) {
+		if ch != "c" || id != "viewer" {
+			t.Errorf("told %s in %s", id, ch)
+		}
+		mu.Lock()
+		told = append(told, c)
+		mu.Unlock()
+	}
+	pl, call, done := newCallWith(t, plane.Config{Clock: clk, OnLayer: onLayer}, "host", "c")
+	defer done()
+	if _, err := call.Join(context.Background(), "pub", []channel.TrackInfo{{Name: "cam", Kind: channel.Video}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call.Join(context.Background(), "viewer", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Attach("c", "pub", &selfEndpoint{sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Attach("c", "viewer", newEndpoint(100)); err != nil {
+		t.Fatal(err)
+	}
+	var streams [3]*layertest.Stream
+	var tracks [3]*forward.Track
+	for i := range streams {
+		s, err := layertest.NewStream(i, uint16(2000*i), uint32(i)<<30, uint16(3000*i), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: layertest.PT,
+			MimeType: "video/VP8", SSRC: s.SSRC, Clock: clk, Feedback: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams[i], tracks[i] = s, tr
+	}
+	tick := func(n int, sending ...int) {
+		for range n {
+			clk.Advance(33 * time.Millisecond)
+			for _, i := range sending {
+				pkts, _ := streams[i].Frame()
+				for _, p := range pkts {
+					if err := tracks[i].HandleRTP(p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	for l := range tracks {
+		if err := pl.PublishedLayer("c", "pub", "cam", forward.Layer(l), tracks[l]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick(3, 0, 1, 2) // the first frames are key frames: every size is known
+	last := func() (plane.LayerChange, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(told) == 0 {
+			return plane.LayerChange{}, 0
+		}
+		return told[len(told)-1], len(told)
+	}
+	// waitTold waits for the last change told to be want, running each
+	// (if any) between looks.
+	waitTold := func(what string, want plane.LayerChange, each ...func()) {
+		t.Helper()
+		end := time.Now().Add(5 * time.Second)
+		for {
+			c, _ := last()
+			if c == want {
+				return
+			}
+			for _, f := range each {
+				f()
+			}
+			if time.Now().After(end) {
+				t.Fatalf("%s: last told %+v, want %+v", what, c, want)
+			}
+			time.Sleep(5 * time.Millisecond) // polling a condition against a deadline
+		}
+	}
+	set := func(p plane.Preference) {
+		t.Helper()
+		if err := pl.SetPreference("c", "viewer", "pub", "cam", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(plane.Preference{MaxHeight: 180})
+	waitTold("max height 180", plane.LayerChange{From: "pub", Name: "cam", Layer: forward.LayerH, Width: 320, Height: 180, LimitedBy: plane.LimitPreference})
+	set(plane.Preference{})
+	full := plane.LayerChange{From: "pub", Name: "cam", Layer: forward.LayerF, Width: 640, Height: 360}
+	waitTold("no limit", full)
+	_, n := last()
+	set(plane.Preference{MaxHeight: 1080}) // still f: nothing to tell
+	if c, m := last(); m != n {
+		t.Fatalf("a preference that changes nothing told %+v", c)
+	}
+	// f sends nothing: the watcher (every 250 ms) finds it stopped once
+	// it saw no packet of it for a second of the test's clock.
+	waitTold("f stopped", plane.LayerChange{From: "pub", Name: "cam", Layer: forward.LayerH, Width: 320, Height: 180, LimitedBy: plane.LimitPublisher},
+		func() { tick(1, 0, 1) })
+	waitTold("f back", full, func() { tick(1, 0, 1, 2) })
+	set(plane.Preference{Paused: true})
+	waitTold("paused", plane.LayerChange{From: "pub", Name: "cam", Paused: true, LimitedBy: plane.LimitPreference})
 }

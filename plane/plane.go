@@ -87,6 +87,10 @@ type Config struct {
 	// OnSpeakers is told each channel's speakers when their order changes
 	// (channel.Registry implements it). Nil: the order only drives lastN.
 	OnSpeakers SpeakerSink
+	// OnLayer, when set, is told when what a user receives of a layered
+	// track changes (LayerChange). It is called with no plane lock held
+	// and must not block for long.
+	OnLayer func(ch, id string, c LayerChange)
 }
 
 // SpeakerSink takes the speakers of a channel, the dominant first. It is
@@ -149,6 +153,8 @@ type user struct {
 type reception struct {
 	rc   Reception
 	open bool
+	pref Preference   // its receive preference (SetPreference)
+	told *LayerChange // the layer last told to OnLayer; nil before any
 }
 
 // pub is one published track.

@@ -123,7 +123,13 @@ func payloads(t *testing.T, s *memory.Sink, from int) []rtp.Packet {
 // id created by owner. done closes the registry and the plane.
 func newCall(t *testing.T, clk *clocktest.Clock, owner, id string) (*plane.Plane, *channel.Channel, func()) {
 	t.Helper()
-	pl, err := plane.New(plane.Config{Clock: clk})
+	return newCallWith(t, plane.Config{Clock: clk}, owner, id)
+}
+
+// newCallWith is newCall with the plane's config.
+func newCallWith(t *testing.T, cfg plane.Config, owner, id string) (*plane.Plane, *channel.Channel, func()) {
+	t.Helper()
+	pl, err := plane.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

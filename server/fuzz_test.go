@@ -29,6 +29,7 @@ func FuzzMessage(f *testing.F) {
 		`{"id":1,"type":"addTracks","data":{"tracks":[{"name":"a","kind":"audio","trackId":"x"}]}}`,
 		`{"id":1,"type":"offer","data":{"sdp":"v=0\r\n"}}`,
 		`{"id":1,"type":"leave"}`,
+		`{"id":1,"type":"setPreference","data":{"userId":"o","trackName":"cam","maxHeight":180,"paused":false}}`,
 		`{"id":1,"type":"modUsers","data":{"users":[{"id":"owner","mode":0}]}}`,
 		`{"id":1,"type":"delete"}`,
 		`{"id":1,"type":"auth","data":{"token":"x"}}`,

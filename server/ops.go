@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/permission"
+	"github.com/callcore/callcore/plane"
 	"github.com/callcore/callcore/transport/webrtc"
 )
 
@@ -22,21 +23,22 @@ type channelOp func(ss *session, st *stay, data json.RawMessage) (any, error)
 
 // channelOps are the requests that need a channel stay, by type.
 var channelOps = map[string]channelOp{
-	"leave":        (*session).opLeave,
-	"delete":       (*session).opDelete,
-	"addUsers":     (*session).opAddUsers,
-	"delUsers":     (*session).opDelUsers,
-	"modUsers":     (*session).opModUsers,
-	"getUsers":     (*session).opGetUsers,
-	"configure":    (*session).opConfigure,
-	"addTracks":    (*session).opAddTracks,
-	"removeTracks": (*session).opRemoveTracks,
-	"muteTracks":   (*session).opMuteTracks,
-	"muteUser":     (*session).opMuteUser,
-	"getStats":     (*session).opGetStats,
-	"offer":        (*session).opOffer,
-	"answer":       (*session).opAnswer,
-	"candidate":    (*session).opCandidate,
+	"leave":         (*session).opLeave,
+	"delete":        (*session).opDelete,
+	"addUsers":      (*session).opAddUsers,
+	"delUsers":      (*session).opDelUsers,
+	"modUsers":      (*session).opModUsers,
+	"getUsers":      (*session).opGetUsers,
+	"configure":     (*session).opConfigure,
+	"addTracks":     (*session).opAddTracks,
+	"removeTracks":  (*session).opRemoveTracks,
+	"muteTracks":    (*session).opMuteTracks,
+	"muteUser":      (*session).opMuteUser,
+	"setPreference": (*session).opSetPreference,
+	"getStats":      (*session).opGetStats,
+	"offer":         (*session).opOffer,
+	"answer":        (*session).opAnswer,
+	"candidate":     (*session).opCandidate,
 }
 
 var okResult = statusResult{Status: true}
@@ -432,6 +434,32 @@ func (ss *session) opMuteUser(st *stay, data json.RawMessage) (any, error) {
 		return nil, fmt.Errorf("%w: muteUser needs a state", channel.ErrInvalid)
 	}
 	return okResult, st.ch.MuteUser(ss.user, d.UserID, kind, channel.MuteAction(*d.State), d.Reason)
+}
+
+// maxPreferredHeight bounds setPreference's maxHeight (a picture is at
+// most 65535 pixels tall).
+const maxPreferredHeight = 65535
+
+func (ss *session) opSetPreference(st *stay, data json.RawMessage) (any, error) {
+	var d preferenceData
+	if err := decodeStrict(data, &d); err != nil {
+		return nil, err
+	}
+	var pref plane.Preference
+	if d.MaxHeight != nil {
+		if *d.MaxHeight < 0 || *d.MaxHeight > maxPreferredHeight {
+			return nil, fmt.Errorf("%w: maxHeight %d is outside 0..%d", channel.ErrInvalid, *d.MaxHeight, maxPreferredHeight)
+		}
+		pref.MaxHeight = *d.MaxHeight
+	}
+	if d.Paused != nil {
+		pref.Paused = *d.Paused
+	}
+	err := ss.srv.plane.SetPreference(st.ch.ID(), ss.user, d.UserID, d.TrackName, pref)
+	if errors.Is(err, plane.ErrUnknownTrack) {
+		return nil, fmt.Errorf("%w: %v", channel.ErrNotFound, err)
+	}
+	return okResult, err
 }
 
 func (ss *session) opOffer(st *stay, data json.RawMessage) (any, error) {

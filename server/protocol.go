@@ -193,6 +193,25 @@ type muteTracksData struct {
 	State *bool    `json:"state"`
 }
 
+type preferenceData struct {
+	UserID    string `json:"userId"`
+	TrackName string `json:"trackName"`
+	MaxHeight *int   `json:"maxHeight"`
+	Paused    *bool  `json:"paused"`
+}
+
+// layerPush is the layer push: what the connection's user receives of
+// another user's layered track now.
+type layerPush struct {
+	ChannelID string  `json:"channelId"`
+	UserID    string  `json:"userId"`
+	TrackName string  `json:"trackName"`
+	Layer     *string `json:"layer"` // null when paused
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	LimitedBy *string `json:"limitedBy"`
+}
+
 type muteUserData struct {
 	UserID string `json:"userId"`
 	Kind   string `json:"kind"`

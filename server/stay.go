@@ -14,6 +14,7 @@ import (
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/plane"
 	"github.com/callcore/callcore/transport/webrtc"
 )
 
@@ -335,4 +336,22 @@ func (st *stay) forgetNames(names []string) {
 			delete(st.names, id)
 		}
 	}
+}
+
+// tellLayer pushes a change of what user id receives of a layered track
+// to that user's session only (plane.Config.OnLayer).
+func (s *Server) tellLayer(ch, id string, c plane.LayerChange) {
+	st := s.holder(ch, id)
+	if st == nil {
+		return
+	}
+	d := layerPush{ChannelID: ch, UserID: c.From, TrackName: c.Name, Width: c.Width, Height: c.Height}
+	if !c.Paused {
+		l := c.Layer.String()
+		d.Layer = &l
+	}
+	if c.LimitedBy != "" {
+		d.LimitedBy = &c.LimitedBy
+	}
+	st.push("layer", d)
 }

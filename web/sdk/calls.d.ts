@@ -137,6 +137,28 @@ export interface RemoteTrack {
   track: MediaStreamTrack;
 }
 
+/** A receive preference for another user's video track. */
+export interface Preference {
+  /** The tallest picture wanted, in pixels; 0 or absent: no limit. */
+  maxHeight?: number;
+  /** Stops the track for this user (it resumes on a key frame). */
+  paused?: boolean;
+}
+
+/** The track:layer event: the layer of a remote track this user receives. */
+export interface TrackLayer {
+  channelId: string;
+  userId: string;
+  trackName: string;
+  /** q, h or f (quarter, half, full size); null when paused. */
+  layer: 'q' | 'h' | 'f' | null;
+  /** The layer's picture size; 0 until the server saw a key frame of it. */
+  width: number;
+  height: number;
+  /** Why not a higher layer: the preference, the publisher (sends none higher), or null. */
+  limitedBy: 'preference' | 'bandwidth' | 'publisher' | null;
+}
+
 /** Fields every channel event carries. */
 export interface ChannelEvent {
   event: string;
@@ -185,6 +207,11 @@ export interface CallEventMap {
   'user:add': ChannelEvent & { users: User[]; senderId: string };
   'user:del': ChannelEvent & { users: string[]; senderId: string };
   'user:mod': ChannelEvent & { users: User[]; senderId: string };
+  /**
+   * What this user receives of another user's layered video track changed
+   * (to this user only; no seq).
+   */
+  'track:layer': TrackLayer;
   /** The media connection's status changed. */
   'status': ConnectionStatus;
   /** The user was added to a call it is not in. */
@@ -289,6 +316,14 @@ export declare class Calls {
   muteTracks(trackName: string | string[], newState: boolean): Promise<void>;
   /** Mutes (true) or unmutes every track of one kind of another user (admins). */
   muteUser(userId: string, kind: Kind, newState: boolean, reason?: string): Promise<void>;
+  /** Sets what this user wants of another user's video track (replaces the whole preference); NotFound when not received. */
+  setPreference(userId: string, trackName: string, pref?: Preference): Promise<Status>;
+  /**
+   * Derives the preference of a remote video track from the element showing
+   * it (rendered height times devicePixelRatio; paused while not visible)
+   * and keeps it in line; returns a function that stops following.
+   */
+  followElement(userId: string, trackName: string, element: Element): () => void;
   /** Closes the connection and the media connection for good. */
   close(): void;
 }

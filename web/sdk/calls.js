@@ -697,6 +697,91 @@ export class Calls {
     await this._request('muteUser', data);
   }
 
+  /**
+   * setPreference sets what this user wants of another user's video track
+   * it receives: maxHeight, the tallest picture in pixels (0 or absent: no
+   * limit), and paused. Each call replaces the whole preference. Fails
+   * with NotFound when the track is not received (yet).
+   */
+  async setPreference(userId, trackName, pref = {}) {
+    const data = { userId, trackName };
+    const h = Math.round(Number(pref.maxHeight) || 0);
+    if (h > 0) data.maxHeight = Math.min(h, 65535);
+    if (pref.paused) data.paused = true;
+    return this._request('setPreference', data);
+  }
+
+  /**
+   * followElement keeps the preference of a remote video track in line
+   * with the element showing it: maxHeight its rendered height in device
+   * pixels (ResizeObserver, times devicePixelRatio), paused while it is not
+   * visible (IntersectionObserver) or has no height. A change is sent once
+   * the one before was answered; the preference is sent again when the
+   * track arrives (a new stay). Returns a function that stops following
+   * (the last preference stays).
+   */
+  followElement(userId, trackName, element) {
+    const g = globalThis;
+    let height = element.clientHeight || 0;
+    let visible = true;
+    let sent = null; // the preference last sent, as 'maxHeight/paused'
+    let busy = false;
+    let stopped = false;
+    let arrivals = 0; // track:adds of the track seen
+    const want = () => {
+      const maxHeight = Math.ceil(height * (g.devicePixelRatio || 1));
+      return { maxHeight, paused: !visible || maxHeight === 0 };
+    };
+    const sync = async () => {
+      if (busy || stopped) return;
+      const pref = want();
+      const key = `${pref.maxHeight}/${pref.paused}`;
+      if (key === sent) return;
+      busy = true;
+      const seen = arrivals;
+      try {
+        await this.setPreference(userId, trackName, pref);
+        sent = key;
+      } catch (e) {
+        // NotFound: not received yet; its track:add sends it again.
+        if (e.code !== 'NotFound') this._log('followElement: setPreference', e);
+        sent = null;
+        busy = false;
+        if (arrivals !== seen) sync(); // it arrived meanwhile
+        return;
+      }
+      busy = false;
+      sync();
+    };
+    const ro = g.ResizeObserver
+      ? new g.ResizeObserver((entries) => {
+          for (const e of entries) height = e.contentRect.height;
+          sync();
+        })
+      : null;
+    const io = g.IntersectionObserver
+      ? new g.IntersectionObserver((entries) => {
+          for (const e of entries) visible = e.isIntersecting;
+          sync();
+        })
+      : null;
+    if (ro) ro.observe(element);
+    if (io) io.observe(element);
+    const off = this.on('track:add', (ev) => {
+      if (ev.userId !== userId || ev.trackName !== trackName) return;
+      arrivals++;
+      sent = null;
+      sync();
+    });
+    sync();
+    return () => {
+      stopped = true;
+      if (ro) ro.disconnect();
+      if (io) io.disconnect();
+      off();
+    };
+  }
+
   // ---- pushes ----
 
   _push(type, data) {
@@ -712,6 +797,9 @@ export class Calls {
         break;
       case 'newcall':
         this._emit('newcall', data);
+        break;
+      case 'layer':
+        if (data.channelId === this._channel) this._emit('track:layer', data);
         break;
       case 'bye':
         this._bye = data.reason;

@@ -162,10 +162,15 @@ export class Media {
     return run;
   }
 
-  /** addTrack sends a local track (already announced to the server). */
+  /**
+   * addTrack sends a local track (already announced to the server); a
+   * camera of 640x360 or more as three layers (layerEncodings).
+   */
   addTrack(name, track) {
     const init = { direction: 'sendonly' };
     if (this.stream) init.streams = [this.stream];
+    const layers = layerEncodings(name, track);
+    if (layers) init.sendEncodings = layers;
     const tr = this.pc.addTransceiver(track, init);
     this.senders.set(name, tr);
     return tr;
@@ -409,4 +414,27 @@ export class Media {
       // closed already
     }
   }
+}
+
+/** The smallest camera picture sent as layers. */
+const LAYERS_MIN_WIDTH = 640;
+const LAYERS_MIN_HEIGHT = 360;
+
+/**
+ * layerEncodings returns the send encodings of a video track sent as
+ * layers: rids q, h and f at a quarter, half and full size, for a camera of
+ * 640x360 or more (either way round); null for anything else (audio, a
+ * smaller picture, a screen share: a track named screen or one whose
+ * settings name a display surface).
+ */
+export function layerEncodings(name, track) {
+  if (!track || track.kind !== 'video' || name === 'screen' || typeof track.getSettings !== 'function') return null;
+  const { width = 0, height = 0, displaySurface } = track.getSettings() || {};
+  if (displaySurface) return null;
+  if (Math.max(width, height) < LAYERS_MIN_WIDTH || Math.min(width, height) < LAYERS_MIN_HEIGHT) return null;
+  return [
+    { rid: 'q', scaleResolutionDownBy: 4 },
+    { rid: 'h', scaleResolutionDownBy: 2 },
+    { rid: 'f', scaleResolutionDownBy: 1 },
+  ];
 }

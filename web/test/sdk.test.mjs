@@ -692,3 +692,103 @@ test('without getToken, reconnection uses the original token', async () => {
   assert.equal(srv.sockets[1].sent[0].data.token, 'good');
   calls.close();
 });
+
+test('setPreference sends the preference; layer pushes of the stay are emitted as track:layer', async () => {
+  const { srv, opts } = setup();
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.create('room');
+  const ws = srv.sockets[0];
+  await calls.setPreference('bob', 'cam', { maxHeight: 179.6 });
+  await calls.setPreference('bob', 'cam', { paused: true });
+  await calls.setPreference('bob', 'cam');
+  const sent = ws.sent.filter((m) => m.type === 'setPreference').map((m) => m.data);
+  assert.deepEqual(sent, [
+    { userId: 'bob', trackName: 'cam', maxHeight: 180 },
+    { userId: 'bob', trackName: 'cam', paused: true },
+    { userId: 'bob', trackName: 'cam' },
+  ]);
+  const seen = [];
+  calls.on('track:layer', (e) => seen.push(e));
+  const layer = { channelId: 'room', userId: 'bob', trackName: 'cam', layer: 'q', width: 320, height: 180, limitedBy: 'preference' };
+  ws.push({ type: 'layer', data: { ...layer, channelId: 'other' } }); // not this stay's
+  ws.push({ type: 'layer', data: layer });
+  await until(() => seen.length === 1, 'track:layer');
+  assert.deepEqual(seen, [layer]);
+  calls.close();
+});
+
+test('followElement derives the preference from the element: height times devicePixelRatio, paused when hidden', async () => {
+  const observers = [];
+  class FakeObserver {
+    constructor(cb) {
+      this.cb = cb;
+      this.observed = [];
+      observers.push(this);
+    }
+    observe(el) {
+      this.observed.push(el);
+    }
+    disconnect() {
+      this.observed = [];
+    }
+  }
+  const saved = [globalThis.ResizeObserver, globalThis.IntersectionObserver, globalThis.devicePixelRatio];
+  globalThis.ResizeObserver = class extends FakeObserver {};
+  globalThis.IntersectionObserver = class extends FakeObserver {};
+  globalThis.devicePixelRatio = 2;
+  try {
+    let received = false;
+    const { srv, opts } = setup({
+      setPreference: () => (received ? { data: { status: true } } : { error: { code: 'NotFound', message: 'not received' } }),
+    });
+    const calls = await Calls.connect('http://h', 'good', opts);
+    await calls.create('room');
+    const ws = srv.sockets[0];
+    const prefs = () => ws.sent.filter((m) => m.type === 'setPreference').map((m) => m.data);
+    const el = { clientHeight: 90 };
+    const unfollow = calls.followElement('bob', 'cam', el);
+    const [ro, io] = observers;
+    assert.ok(ro instanceof globalThis.ResizeObserver && ro.observed[0] === el && io.observed[0] === el);
+    await until(() => prefs().length === 1, 'the first preference');
+    assert.deepEqual(prefs()[0], { userId: 'bob', trackName: 'cam', maxHeight: 180 });
+    // Refused (not received yet): sent again when the track arrives.
+    received = true;
+    ws.push({ type: 'offer', data: { sdp: offerSDP([['0', 'bob', 'cam']]) } });
+    await until(() => prefs().length === 2, 'the preference again at track:add');
+    assert.deepEqual(prefs()[1], { userId: 'bob', trackName: 'cam', maxHeight: 180 });
+    ro.cb([{ contentRect: { height: 360 } }]);
+    await until(() => prefs().length === 3, 'the new height');
+    assert.deepEqual(prefs()[2], { userId: 'bob', trackName: 'cam', maxHeight: 720 });
+    ro.cb([{ contentRect: { height: 360 } }]); // unchanged: nothing sent
+    io.cb([{ isIntersecting: false }]);
+    await until(() => prefs().length === 4, 'paused');
+    assert.deepEqual(prefs()[3], { userId: 'bob', trackName: 'cam', maxHeight: 720, paused: true });
+    unfollow();
+    assert.equal(ro.observed.length + io.observed.length, 0);
+    io.cb([{ isIntersecting: true }]);
+    await tick(20);
+    assert.equal(prefs().length, 4, 'nothing sent after unfollow');
+    calls.close();
+  } finally {
+    [globalThis.ResizeObserver, globalThis.IntersectionObserver, globalThis.devicePixelRatio] = saved;
+  }
+});
+
+test('a camera of 640x360 or more is sent as layers q, h, f; a smaller one, a screen share or audio as one', async () => {
+  const { layerEncodings } = await import('../sdk/media.js');
+  const cam = (width, height, more = {}) => ({ kind: 'video', id: 'c', getSettings: () => ({ width, height, ...more }) });
+  const three = [
+    { rid: 'q', scaleResolutionDownBy: 4 },
+    { rid: 'h', scaleResolutionDownBy: 2 },
+    { rid: 'f', scaleResolutionDownBy: 1 },
+  ];
+  assert.deepEqual(layerEncodings('cam', cam(1280, 720)), three);
+  assert.deepEqual(layerEncodings('cam', cam(640, 360)), three);
+  assert.deepEqual(layerEncodings('cam', cam(360, 640)), three, 'portrait');
+  assert.equal(layerEncodings('cam', cam(320, 240)), null);
+  assert.equal(layerEncodings('cam', cam(640, 300)), null);
+  assert.equal(layerEncodings('screen', cam(1920, 1080)), null);
+  assert.equal(layerEncodings('share', cam(1920, 1080, { displaySurface: 'monitor' })), null);
+  assert.equal(layerEncodings('mic', { kind: 'audio', getSettings: () => ({}) }), null);
+  assert.equal(layerEncodings('cam', { kind: 'video' }), null, 'no settings');
+});

@@ -17,3 +17,18 @@ export const exportsAreTyped: typeof typed = impl;
 // And the JavaScript exports nothing the typings leave out.
 type Untyped = Exclude<keyof typeof impl, keyof typeof typed>;
 export const nothingUntyped: [Untyped] extends [never] ? true : Untyped = true;
+
+// The layer calls and event as an app uses them.
+export async function followsLayers(c: typed.Calls, video: HTMLVideoElement): Promise<number> {
+  await c.setPreference('bob', 'cam', { maxHeight: 180 });
+  await c.setPreference('bob', 'cam', { paused: true });
+  const unfollow: () => void = c.followElement('bob', 'cam', video);
+  unfollow();
+  let h = 0;
+  c.on('track:layer', (e) => {
+    const layer: 'q' | 'h' | 'f' | null = e.layer;
+    const why: 'preference' | 'bandwidth' | 'publisher' | null = e.limitedBy;
+    h = layer === null || why === 'publisher' ? 0 : e.height + e.width;
+  });
+  return h;
+}

@@ -1,0 +1,350 @@
+package server
+
+import (
+	"encoding/json"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	pion "github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"github.com/callcore/callcore/internal/layertest"
+	"github.com/callcore/callcore/internal/pionloop"
+)
+
+var rids = [3]string{"q", "h", "f"}
+
+// layerPublisher is a pion client sending three synthetic VP8 layers
+// (layertest, 160x90, 320x180, 640x360) with rids q, h and f through one
+// sender, mid and rid in every packet; a PLI for a rid makes that layer's
+// next frame a key frame.
+type layerPublisher struct {
+	*peer
+	streams [3]*layertest.Stream
+	locals  [3]*pion.TrackLocalStaticRTP
+	sender  *pion.RTPSender
+	frames  atomic.Int64 // frames sent, of every layer
+}
+
+func newLayerPublisher(t *testing.T, c *client, trackID string) *layerPublisher {
+	t.Helper()
+	me := &pion.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pion.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	se := pion.SettingEngine{}
+	pionloop.Restrict(&se)
+	pc, err := pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)).
+		NewPeerConnection(pion.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &layerPublisher{peer: &peer{t: t, c: c, pc: pc, tracks: make(chan *pion.TrackRemote, 16)}}
+	t.Cleanup(p.close)
+	for i := range rids {
+		s, err := layertest.NewStream(i, uint16(1000*i), uint32(i)<<28, uint16(500*i), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000},
+			trackID, "stream", pion.WithRTPStreamID(rids[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.streams[i], p.locals[i] = s, l
+	}
+	if p.sender, err = pc.AddTrack(p.locals[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range p.locals[1:] {
+		if err := p.sender.AddEncoding(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// run sends a frame of every layer every 20 ms until stop is closed (at
+// most 3000 frames), and reads each layer's RTCP. Call it once the
+// publisher's offer has been answered.
+func (p *layerPublisher) run(stop chan struct{}) {
+	var midID, ridID uint8
+	for _, e := range p.sender.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			ridID = uint8(e.ID)
+		}
+	}
+	mid := []byte(p.pc.GetTransceivers()[0].Mid())
+	for i := range rids {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				pkts, _, err := p.sender.ReadSimulcastRTCP(rids[i])
+				if err != nil {
+					return
+				}
+				for _, k := range pkts {
+					if _, ok := k.(*rtcp.PictureLossIndication); ok {
+						p.streams[i].AskKey()
+					}
+				}
+			}
+		}()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for range 3000 {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for i, s := range p.streams {
+				pkts, _ := s.Frame()
+				for _, b := range pkts {
+					var pkt rtp.Packet
+					if err := pkt.Unmarshal(b); err != nil {
+						p.t.Error(err)
+						return
+					}
+					pkt.Header.Extensions, pkt.Header.Extension = nil, false
+					if pkt.Header.SetExtension(midID, mid) != nil || pkt.Header.SetExtension(ridID, []byte(rids[i])) != nil {
+						p.t.Error("setting mid and rid")
+						return
+					}
+					_ = p.locals[i].WriteRTP(&pkt)
+				}
+			}
+			p.frames.Add(1)
+		}
+	}()
+}
+
+// layerSubscriber is a pion subscriber that keeps the video packets it
+// reads.
+type layerSubscriber struct {
+	*peer
+	mu   sync.Mutex // guards pkts
+	pkts [][]byte
+}
+
+func newLayerSubscriber(t *testing.T, c *client) *layerSubscriber {
+	t.Helper()
+	pc, err := pionAPI(t).NewPeerConnection(pion.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &layerSubscriber{peer: &peer{t: t, c: c, pc: pc, tracks: make(chan *pion.TrackRemote, 16)}}
+	pc.OnTrack(func(tr *pion.TrackRemote, _ *pion.RTPReceiver) {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			buf := make([]byte, 1500)
+			for {
+				n, _, err := tr.Read(buf)
+				if err != nil {
+					return
+				}
+				s.mu.Lock()
+				s.pkts = append(s.pkts, append([]byte(nil), buf[:n]...))
+				s.mu.Unlock()
+				s.received.Add(1)
+			}
+		}()
+	})
+	t.Cleanup(s.close)
+	return s
+}
+
+// out returns the packets received so far, read back, in sequence
+// order, once each.
+func (s *layerSubscriber) out(t *testing.T) []layertest.Out {
+	t.Helper()
+	s.mu.Lock()
+	pkts := append([][]byte(nil), s.pkts...)
+	s.mu.Unlock()
+	out, err := layertest.Read(pkts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		return out
+	}
+	base := out[0].Seq
+	sort.SliceStable(out, func(i, j int) bool { return int16(out[i].Seq-base) < int16(out[j].Seq-base) })
+	k := 0
+	for i := range out {
+		if i == 0 || out[i].Seq != out[k-1].Seq {
+			out[k] = out[i]
+			k++
+		}
+	}
+	return out[:k]
+}
+
+// lastLayer returns the layer of the last packet received, -1 before any.
+func (s *layerSubscriber) lastLayer(t *testing.T) int {
+	out := s.out(t)
+	if len(out) == 0 {
+		return -1
+	}
+	return out[len(out)-1].Layer
+}
+
+// layerOf waits for the next layer push.
+func layerOf(t *testing.T, c *client) layerPush {
+	t.Helper()
+	var d layerPush
+	if err := json.Unmarshal(c.pushOf("layer"), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "null"
+	}
+	return *p
+}
+
+// TestSetPreferenceSwitchesLayers: alice publishes three VP8 layers from a
+// pion client; bob receives the full one, and his setPreference moves him:
+// a max height of 90 to the quarter layer, no limit back to the full one,
+// paused to nothing. Each change is pushed to bob alone as a layer push
+// with the layer's size and why it is not higher, and the packets he
+// receives follow, continuous across the switches (layertest.Continuity).
+// A preference for a track bob does not receive is NotFound; a bad one is
+// Invalid.
+func TestSetPreferenceSwitchesLayers(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts := newTestServer(t, nil)
+	alice := login(t, ts, "alice", true)
+	alice.must("create", createData{ChannelID: "c", Tracks: []trackData{{Name: "cam", Kind: "video", TrackID: "alice-cam"}}})
+	pa := newLayerPublisher(t, alice, "alice-cam")
+	pa.offer()
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) }) // before pa's close, which waits for the sender
+	pa.run(stop)
+
+	bob := login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb := newLayerSubscriber(t, bob)
+	pb.answer()
+	waitFor(t, "the full layer at bob", func() bool { return pb.lastLayer(t) == 2 })
+
+	// The pushes told as alice's layers arrived (their sizes may not be
+	// known yet) are not this test's.
+	for drained := false; !drained; {
+		select {
+		case <-bob.pushes:
+		default:
+			drained = true
+		}
+	}
+	pref := func(maxHeight *int, paused *bool) {
+		t.Helper()
+		bob.must("setPreference", preferenceData{UserID: "alice", TrackName: "cam", MaxHeight: maxHeight, Paused: paused})
+	}
+	h90, yes := 90, true
+	switches := []struct {
+		maxHeight *int
+		paused    *bool
+		layer     string
+		w, h      int
+		limitedBy string
+		rtp       int // the layer the packets come from
+	}{
+		{&h90, nil, "q", 160, 90, "preference", 0},
+		{nil, nil, "f", 640, 360, "null", 2},
+		{&h90, nil, "q", 160, 90, "preference", 0},
+	}
+	for _, s := range switches {
+		start := time.Now()
+		pref(s.maxHeight, s.paused)
+		d := layerOf(t, bob)
+		if str(d.Layer) == s.layer && d.Width == 0 { // told before a key frame of it showed its size: told again
+			d = layerOf(t, bob)
+			t.Logf("layer %s: its size told after %v", s.layer, time.Since(start).Round(time.Millisecond))
+		}
+		if d.UserID != "alice" || d.TrackName != "cam" || d.ChannelID != "c" || str(d.Layer) != s.layer ||
+			d.Width != s.w || d.Height != s.h || str(d.LimitedBy) != s.limitedBy {
+			t.Fatalf("layer push %+v (layer %s, limitedBy %s), want layer %s %dx%d limited by %s",
+				d, str(d.Layer), str(d.LimitedBy), s.layer, s.w, s.h, s.limitedBy)
+		}
+		waitFor(t, "bob's packets from layer "+s.layer, func() bool { return pb.lastLayer(t) == s.rtp })
+		t.Logf("layer %s at bob after %v", s.layer, time.Since(start).Round(time.Millisecond))
+	}
+	// Paused: null, and no packet arrives while alice sends 25 frames.
+	pref(nil, &yes)
+	d := layerOf(t, bob)
+	if d.Layer != nil || str(d.LimitedBy) != "preference" {
+		t.Fatalf("paused: layer push %+v (layer %s, limitedBy %s)", d, str(d.Layer), str(d.LimitedBy))
+	}
+	f := pa.frames.Load()
+	waitFor(t, "alice to send 5 frames", func() bool { return pa.frames.Load() >= f+5 }) // what was in flight lands
+	n := pb.received.Load()
+	f = pa.frames.Load()
+	waitFor(t, "alice to send 25 frames", func() bool { return pa.frames.Load() >= f+25 })
+	if got := pb.received.Load(); got != n {
+		t.Errorf("paused, bob received %d packets while alice sent 25 frames", got-n)
+	}
+	// Resumed without a limit: the full layer again.
+	pref(nil, nil)
+	if d := layerOf(t, bob); str(d.Layer) != "f" {
+		t.Fatalf("resumed: layer push %+v (layer %s)", d, str(d.Layer))
+	}
+	waitFor(t, "bob's packets again", func() bool { return pb.received.Load() > n+10 && pb.lastLayer(t) == 2 })
+	// From the first key frame: the first packets may have gone out
+	// before bob's transport was up.
+	out := pb.out(t)
+	for len(out) > 0 && !out[0].Key {
+		out = out[1:]
+	}
+	if sw, err := layertest.Continuity(out); err != nil {
+		t.Error(err)
+	} else if len(sw) < 3 {
+		t.Errorf("%d splices in bob's packets, want 3 or more (f, q, f after the pause, after the first key frame: q or before)", len(sw))
+	}
+	// alice was told nothing: layer pushes are the subscriber's.
+	for drained := false; !drained; {
+		select {
+		case p := <-alice.pushes:
+			if p.Type == "layer" {
+				t.Errorf("alice got a layer push: %s", p.Data)
+			}
+		default:
+			drained = true
+		}
+	}
+
+	bob.want("NotFound", "setPreference", preferenceData{UserID: "alice", TrackName: "screen"})
+	bob.want("NotFound", "setPreference", preferenceData{UserID: "carol", TrackName: "cam"})
+	alice.want("NotFound", "setPreference", preferenceData{UserID: "alice", TrackName: "cam"})
+	neg := -1
+	bob.want("Invalid", "setPreference", preferenceData{UserID: "alice", TrackName: "cam", MaxHeight: &neg})
+	bob.want("Invalid", "setPreference", map[string]any{"userId": "alice", "trackName": "cam", "maxheight": 90})
+	bob.want("Invalid", "setPreference", map[string]any{"userId": "alice", "trackName": "cam", "width": 90})
+}
