@@ -37,7 +37,7 @@ func FuzzMessage(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	ts := newTestServer(f, func(c *Config) { c.RequestBurst = 1 << 20 })
+	ts := newTestServer(f, func(c *Config) { c.RequestBurst, c.AddrRequestRate, c.AddrRequestBurst = 1<<20, 1e6, 1<<20 })
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		owner := strings.Repeat("o", 1+len(msg)%5) // channels of their own, so inputs do not interfere
 		ch := "c" + owner + string(rune('a'+len(msg)%26))
