@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,23 +183,11 @@ func (s *layerSubscriber) out(t *testing.T) []layertest.Out {
 	s.mu.Lock()
 	pkts := append([][]byte(nil), s.pkts...)
 	s.mu.Unlock()
-	out, err := layertest.Read(pkts)
+	out, err := layertest.Ordered(pkts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) == 0 {
-		return out
-	}
-	base := out[0].Seq
-	sort.SliceStable(out, func(i, j int) bool { return int16(out[i].Seq-base) < int16(out[j].Seq-base) })
-	k := 0
-	for i := range out {
-		if i == 0 || out[i].Seq != out[k-1].Seq {
-			out[k] = out[i]
-			k++
-		}
-	}
-	return out[:k]
+	return out
 }
 
 // lastLayer returns the layer of the last packet received, -1 before any.

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sort"
 	"sync/atomic"
 
 	"github.com/pion/rtp"
@@ -171,6 +172,25 @@ func Read(pkts [][]byte) ([]Out, error) {
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// Ordered parses a subscriber's packets (Read) and returns them in
+// sequence order, once each (retransmissions and duplicates dropped).
+func Ordered(pkts [][]byte) ([]Out, error) {
+	out, err := Read(pkts)
+	if err != nil || len(out) == 0 {
+		return out, err
+	}
+	base := out[0].Seq
+	sort.SliceStable(out, func(i, j int) bool { return int16(out[i].Seq-base) < int16(out[j].Seq-base) })
+	k := 0
+	for i := range out {
+		if i == 0 || out[i].Seq != out[k-1].Seq {
+			out[k] = out[i]
+			k++
+		}
+	}
+	return out[:k], nil
 }
 
 // Decode decodes the frame starting at out[i] (its packets up to the

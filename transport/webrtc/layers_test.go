@@ -1,7 +1,6 @@
 package webrtc
 
 import (
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,23 +171,11 @@ func (r *layerReceiver) received(t *testing.T) []layertest.Out {
 	r.mu.Lock()
 	pkts := append([][]byte(nil), r.pkts...)
 	r.mu.Unlock()
-	out, err := layertest.Read(pkts)
+	out, err := layertest.Ordered(pkts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) == 0 {
-		return out
-	}
-	base := out[0].Seq
-	sort.SliceStable(out, func(i, j int) bool { return int16(out[i].Seq-base) < int16(out[j].Seq-base) })
-	k := 0
-	for i := range out {
-		if i == 0 || out[i].Seq != out[k-1].Seq {
-			out[k] = out[i]
-			k++
-		}
-	}
-	return out[:k]
+	return out
 }
 
 func (r *layerReceiver) lastLayer(t *testing.T) int {
