@@ -4,70 +4,14 @@ import (
 	"encoding/binary"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/clocktest"
-	"github.com/callcore/callcore/transport"
 	"github.com/callcore/callcore/transport/memory"
 )
-
-// vp8 makes a VP8 stream: three packets a frame (RFC 7741 descriptor with
-// S set on the first), a key frame every keyEvery frames, the marker on
-// each frame's last packet, 20 ms of clock a frame.
-type vp8 struct {
-	seq      uint16
-	frame    int
-	part     int
-	keyEvery int
-	clk      *clocktest.Clock
-}
-
-func (v *vp8) next(t testing.TB) (pkt []byte, key bool) {
-	key = v.part == 0 && v.frame%v.keyEvery == 0
-	desc := byte(0x00)
-	if v.part == 0 {
-		desc = 0x10
-	}
-	tag := byte(0x01) // inter frame
-	if v.frame%v.keyEvery == 0 {
-		tag = 0x00
-	}
-	payload := []byte{desc, tag, byte(v.seq), byte(v.seq >> 8), 0xAB}
-	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pubPT, SequenceNumber: v.seq, Timestamp: uint32(v.frame * 1800),
-		SSRC: pubSSRC, Marker: v.part == 2}, Payload: payload}
-	b, err := p.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.seq++
-	if v.part++; v.part == 3 {
-		v.part = 0
-		v.frame++
-		if v.clk != nil {
-			v.clk.Advance(20 * time.Millisecond)
-		}
-	}
-	return b, key
-}
-
-func vp8Track(t testing.TB, clk forward.Clock, fb transport.RTCPWriter) *forward.Track {
-	t.Helper()
-	tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: pubPT, MimeType: "video/vp8",
-		Clock: clk, Feedback: fb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
-}
-
-// origSeq is the publisher's sequence number, which the test streams carry
-// in payload bytes 2 and 3.
-func origSeq(payload []byte) uint16 { return binary.LittleEndian.Uint16(payload[2:]) }
 
 // nackPeer is a subscriber's receiving end: it unwraps RTX, notices gaps
 // and NACKs them, as a browser does. NACKs go out after HandleRTP returns.
@@ -202,3 +146,45 @@ func TestNACKRepairsLoss20(t *testing.T) { testLossRepair(t, 0.20, 1000) }
 
 // The publisher's and the subscriber's numbers both wrap during the run.
 func TestNACKAcrossWrap(t *testing.T) { testLossRepair(t, 0.10, 65300) }
+
+// NACKs for what the subscriber never had its numbers for (before the key
+// frame it started on, packets withheld while its gate was closed, numbers
+// not sent yet) are answered with nothing and counted.
+func TestNACKForWithheldIsAnsweredWithNothing(t *testing.T) {
+	clk := &clocktest.Clock{}
+	tr := vp8Track(t, clk, nil)
+	src := &vp8{seq: 100, keyEvery: 10, clk: clk}
+	var sink memory.Sink
+	s := subscribe(t, tr, &sink, 1, 0)
+	for range 30 {
+		pkt, _ := src.next(t)
+		send(t, tr, pkt)
+	}
+	s.SetOpen(false)
+	for range 30 {
+		pkt, _ := src.next(t)
+		send(t, tr, pkt)
+	}
+	s.SetOpen(true)
+	for range 15 { // waits for the next key frame, then 15 - 0 packets
+		pkt, _ := src.next(t)
+		send(t, tr, pkt)
+	}
+	before := sink.Len()
+	last := parse(t, sink.Packets()[before-1]).SequenceNumber
+	// 29 is the last number before the gate closed (the resumed segment
+	// starts after it); last+1 is not sent yet.
+	if err := s.HandleRTCP(nackFor(t, 1, 29, last+1, last+500)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); sink.Len() != before || st.NACKTooOld != 3 || st.Retransmits != 0 {
+		t.Fatalf("answered: %d new packets, stats %+v", sink.Len()-before, st)
+	}
+	// A NACK inside the current segment is answered.
+	if err := s.HandleRTCP(nackFor(t, 1, last)); err != nil {
+		t.Fatal(err)
+	}
+	if sink.Len() != before+1 || parse(t, sink.Packets()[before]).SequenceNumber != last {
+		t.Fatal("a NACK in the segment was not answered with the same number")
+	}
+}
