@@ -392,9 +392,11 @@ func (t *Track) keyFrameDue(now int64) bool {
 	k := &t.kf
 	if k.wanted.Load() {
 		// A need set between the load and the store is merged into this
-		// one. Audio never asks: every packet is a place to start.
+		// one. Audio never asks: every packet is a place to start. Video
+		// of a format the core does not parse passes its subscribers'
+		// requests on: their decoders know when they need a key frame.
 		k.wanted.Store(false)
-		k.pending = t.codec != codecOther
+		k.pending = t.cfg.Kind == Video
 	}
 	if !k.pending && !k.asked {
 		return false

@@ -144,9 +144,24 @@ func testOrder(t *testing.T, f Factory) {
 	}
 }
 
+// start writes packet 0 and waits for it: the tests that do not write a
+// numbered run begin with it, so a transport that numbers its output
+// from the first packet it carries (a link, through a track) still
+// delivers the suite's own numbers.
+func start(t *testing.T, e Endpoints, r *recorder) {
+	t.Helper()
+	h, p := packet(0)
+	if err := e.RTP.WriteRTP(h, p); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, e.RTP)
+	r.wait(t, 1, 0)
+}
+
 func testLent(t *testing.T, f Factory) {
 	e, r := open(t, f)
 	defer e.Close()
+	start(t, e, r)
 	h, p := packet(5)
 	want := append(append([]byte(nil), h...), p...)
 	if err := e.RTP.WriteRTP(h, p); err != nil {
@@ -159,8 +174,8 @@ func testLent(t *testing.T, f Factory) {
 		p[i] = 0xBB
 	}
 	flush(t, e.RTP)
-	got, _ := r.wait(t, 1, 0)
-	if !bytes.Equal(got[0], want) {
+	got, _ := r.wait(t, 2, 0)
+	if !bytes.Equal(got[1], want) {
 		t.Fatal("the transport kept a lent buffer: changes after WriteRTP reached the far end")
 	}
 }
@@ -171,6 +186,7 @@ func testRTCP(t *testing.T, f Factory) {
 	if e.RTCP == nil {
 		t.Fatal("no RTCP writer")
 	}
+	start(t, e, r)
 	pli := []byte{0x81, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0, 7}
 	if err := e.RTCP.WriteRTCP(pli); err != nil {
 		t.Fatal(err)
