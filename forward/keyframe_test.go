@@ -142,3 +142,36 @@ func TestJoinWaitsForRequestedKeyFrame(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// Video in a format the core does not parse passes a subscriber's
+// key-frame request upstream (its decoder knows it needs one); audio never
+// asks.
+func TestKeyFrameRequestsOfUnparsedVideoGoUpstreamAudioNever(t *testing.T) {
+	for _, c := range []struct {
+		kind forward.Kind
+		mime string
+		want int
+	}{{forward.Video, "video/x-unparsed", 1}, {forward.Audio, "audio/opus", 0}} {
+		clk := &clocktest.Clock{}
+		clk.Advance(time.Second) // past the first request's interval
+		var upstream memory.Sink
+		tr, err := forward.NewTrack(forward.TrackConfig{Kind: c.kind, ClockRate: 90000, PayloadType: pubPT,
+			MimeType: c.mime, SSRC: pubSSRC, Feedback: &upstream, Clock: clk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := subscribe(t, tr, &memory.Sink{}, 1, 0)
+		src := &vp8{seq: 1, keyEvery: 1000, clk: clk}
+		pkt, _ := src.next(t)
+		send(t, tr, pkt)
+		if err := s.HandleRTCP(pli(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+		pkt, _ = src.next(t)
+		send(t, tr, pkt)
+		if n := plis(t, &upstream); n != c.want {
+			t.Errorf("%s: %d requests upstream, want %d", c.mime, n, c.want)
+		}
+		tr.Close()
+	}
+}
