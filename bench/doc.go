@@ -1,5 +1,7 @@
-// Package bench holds callcore's benchmarks, each beside the baseline it
-// must beat, so that one run shows both sides:
+// Package bench holds the benchmarks that drive several packages together
+// (the forward core with a transport, or under the plane), each beside the
+// baseline it must beat, so that one run shows both sides; a package's own
+// benchmarks live beside it:
 //
 //	go test ./bench -run '^$' -bench . -benchmem
 //
