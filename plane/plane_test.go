@@ -3,6 +3,7 @@ package plane_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,41 +19,97 @@ import (
 )
 
 // endpoint is a user's media connection on the memory transport: what it
-// receives lands in one sink per publisher and track.
+// receives lands in one sink per publisher and track, and the tracks it
+// publishes are made with the plane's NewTrack and handed over with
+// Published, as a transport adapter does.
 type endpoint struct {
+	levels bool // its audio tracks carry the audio-level extension as ID 1
+
+	mu    sync.Mutex // guards the fields below
 	ssrc  uint32
-	mu    sync.Mutex // guards the maps
 	feeds map[string]*forward.Track
 	sinks map[string]*memory.Sink
+	recs  map[string]*reception
 }
+
+// reception is a subscription that records whether the plane closed it.
+type reception struct {
+	*forward.Subscriber
+	closed atomic.Bool
+}
+
+func (r *reception) Close() error { r.closed.Store(true); return r.Subscriber.Close() }
 
 func newEndpoint(ssrc uint32) *endpoint {
-	return &endpoint{ssrc: ssrc, feeds: map[string]*forward.Track{}, sinks: map[string]*memory.Sink{}}
+	return &endpoint{ssrc: ssrc, feeds: map[string]*forward.Track{}, sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}
 }
 
-func (e *endpoint) Publish(t channel.TrackInfo) (forward.TrackConfig, error) {
-	if t.Kind == channel.Audio {
-		return forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: 111, MimeType: "audio/opus"}, nil
-	}
-	return forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: 96, MimeType: "video/VP8"}, nil
-}
-
-func (e *endpoint) Feed(name string, t *forward.Track) {
-	e.mu.Lock()
-	e.feeds[name] = t
-	e.mu.Unlock()
-}
-
-func (e *endpoint) Receive(from string, t channel.TrackInfo) (forward.SubscriberConfig, error) {
+// subscriber makes the memory sink and subscriber of from's track name.
+func (e *endpoint) subscriber(from, name string) (*forward.Subscriber, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.ssrc++
 	s := &memory.Sink{}
-	e.sinks[from+"/"+t.Name] = s
-	return forward.SubscriberConfig{Writer: s, SSRC: e.ssrc, PayloadType: 96}, nil
+	sub, err := forward.NewSubscriber(forward.SubscriberConfig{Writer: s, SSRC: e.ssrc, PayloadType: 96})
+	if err != nil {
+		return nil, err
+	}
+	e.sinks[from+"/"+name] = s
+	return sub, nil
 }
 
-func (e *endpoint) Received(string, string, *forward.Subscriber) {}
+func (e *endpoint) Subscribe(from string, info channel.TrackInfo, t *forward.Track) (plane.Reception, error) {
+	s, err := e.subscriber(from, info.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SwitchTo(t); err != nil {
+		s.Close()
+		return nil, err
+	}
+	rc := &reception{Subscriber: s}
+	e.mu.Lock()
+	e.recs[from+"/"+info.Name] = rc
+	e.mu.Unlock()
+	return rc, nil
+}
+
+func (e *endpoint) SubscribeLayers(from string, info channel.TrackInfo, l *forward.Layers, max forward.Layer) (plane.LayerReception, error) {
+	s, err := e.subscriber(from, info.Name)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := plane.AttachLayers(s, l, max)
+	if err != nil {
+		s.Close()
+	}
+	return rc, err
+}
+
+// publish makes the track of the user's channel track name and hands it
+// to the plane.
+func (e *endpoint) publish(t testing.TB, pl *plane.Plane, ch, id, name string, kind channel.Kind) *forward.Track {
+	t.Helper()
+	cfg := forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: 96, MimeType: "video/VP8"}
+	if kind == channel.Audio {
+		cfg = forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: 111, MimeType: "audio/opus"}
+		if e.levels {
+			cfg.Extensions = []forward.Extension{{ID: 1, URI: forward.URIAudioLevel}}
+		}
+	}
+	tr, err := pl.NewTrack(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Published(ch, id, name, tr); err != nil {
+		tr.Close()
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.feeds[name] = tr
+	e.mu.Unlock()
+	return tr
+}
 
 func (e *endpoint) sink(t *testing.T, name string) *memory.Sink {
 	e.mu.Lock()
@@ -62,6 +119,13 @@ func (e *endpoint) sink(t *testing.T, name string) *memory.Sink {
 		t.Fatalf("no subscription %s", name)
 	}
 	return s
+}
+
+// get returns the sink and reception of name, nil if there is none.
+func (e *endpoint) get(name string) (*memory.Sink, *reception) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sinks[name], e.recs[name]
 }
 
 func (e *endpoint) feed(name string) *forward.Track {
@@ -170,10 +234,7 @@ func TestChannelDrivesMedia(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cam := eps["pub"].feed("cam")
-	if cam == nil {
-		t.Fatal("the publisher's track was not handed to its endpoint")
-	}
+	cam := eps["pub"].publish(t, pl, "call", "pub", "cam", channel.Video)
 	c := &camera{sent: map[string]bool{}}
 	bob, carol := eps["bob"].sink(t, "pub/cam"), eps["carol"].sink(t, "pub/cam")
 

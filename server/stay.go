@@ -15,6 +15,7 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/plane"
+	"github.com/callcore/callcore/plane/webrtcplane"
 	"github.com/callcore/callcore/transport/webrtc"
 )
 
@@ -83,7 +84,7 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 	st.peer = peer
 	ss.srv.hooks.join(ch.ID(), sub) // before the pump starts
 	ss.srv.claimStay(st)
-	if err := ss.srv.plane.Attach(ch.ID(), ss.user, webrtc.Endpoint{Peer: peer}); err != nil {
+	if err := ss.srv.plane.Attach(ch.ID(), ss.user, webrtcplane.Endpoint{Peer: peer}); err != nil {
 		st.end(true)
 		return nil, fmt.Errorf("server: attaching media: %w", err)
 	}
