@@ -3,7 +3,6 @@ package plane_test
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,77 +12,25 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/clocktest"
+	"github.com/callcore/callcore/internal/planetest"
 	"github.com/callcore/callcore/permission"
 	"github.com/callcore/callcore/plane"
 	"github.com/callcore/callcore/transport/memory"
 )
 
-// endpoint is a user's media connection on the memory transport: what it
-// receives lands in one sink per publisher and track, and the tracks it
-// publishes are made with the plane's NewTrack and handed over with
-// Published, as a transport adapter does.
+// endpoint is a user's media connection on the memory transport
+// (planetest.Endpoint), and the tracks it publishes: made with the plane's
+// NewTrack and handed over with Published, as a transport adapter does.
 type endpoint struct {
+	*planetest.Endpoint
 	levels bool // its audio tracks carry the audio-level extension as ID 1
 
-	mu    sync.Mutex // guards the fields below
-	ssrc  uint32
+	mu    sync.Mutex // guards feeds
 	feeds map[string]*forward.Track
-	sinks map[string]*memory.Sink
-	recs  map[string]*reception
 }
-
-// reception is a subscription that records whether the plane closed it.
-type reception struct {
-	*forward.Subscriber
-	closed atomic.Bool
-}
-
-func (r *reception) Close() error { r.closed.Store(true); return r.Subscriber.Close() }
 
 func newEndpoint(ssrc uint32) *endpoint {
-	return &endpoint{ssrc: ssrc, feeds: map[string]*forward.Track{}, sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}
-}
-
-// subscriber makes the memory sink and subscriber of from's track name.
-func (e *endpoint) subscriber(from, name string) (*forward.Subscriber, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ssrc++
-	s := &memory.Sink{}
-	sub, err := forward.NewSubscriber(forward.SubscriberConfig{Writer: s, SSRC: e.ssrc, PayloadType: 96})
-	if err != nil {
-		return nil, err
-	}
-	e.sinks[from+"/"+name] = s
-	return sub, nil
-}
-
-func (e *endpoint) Subscribe(from string, info channel.TrackInfo, t *forward.Track) (plane.Reception, error) {
-	s, err := e.subscriber(from, info.Name)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.SwitchTo(t); err != nil {
-		s.Close()
-		return nil, err
-	}
-	rc := &reception{Subscriber: s}
-	e.mu.Lock()
-	e.recs[from+"/"+info.Name] = rc
-	e.mu.Unlock()
-	return rc, nil
-}
-
-func (e *endpoint) SubscribeLayers(from string, info channel.TrackInfo, l *forward.Layers, max forward.Layer) (plane.LayerReception, error) {
-	s, err := e.subscriber(from, info.Name)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := plane.AttachLayers(s, l, max)
-	if err != nil {
-		s.Close()
-	}
-	return rc, err
+	return &endpoint{Endpoint: planetest.NewEndpoint(ssrc), feeds: map[string]*forward.Track{}}
 }
 
 // publish makes the track of the user's channel track name and hands it
@@ -112,20 +59,11 @@ func (e *endpoint) publish(t testing.TB, pl *plane.Plane, ch, id, name string, k
 }
 
 func (e *endpoint) sink(t *testing.T, name string) *memory.Sink {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.sinks[name]
+	s := e.Sink(name)
 	if s == nil {
 		t.Fatalf("no subscription %s", name)
 	}
 	return s
-}
-
-// get returns the sink and reception of name, nil if there is none.
-func (e *endpoint) get(name string) (*memory.Sink, *reception) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.sinks[name], e.recs[name]
 }
 
 func (e *endpoint) feed(name string) *forward.Track {

@@ -34,7 +34,7 @@ func TestTransportMadeTracks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, rec := viewer.get("pub/cam"); rec != nil {
+	if viewer.Reception("pub/cam") != nil {
 		t.Fatal("subscribed before the transport published the track")
 	}
 	// The publisher's transport makes the track when its media arrives.
@@ -48,8 +48,8 @@ func TestTransportMadeTracks(t *testing.T) {
 	if err := pl.Published("c", "pub", "cam", cam); err != nil {
 		t.Fatal(err)
 	}
-	sink, rec := viewer.get("pub/cam")
-	if rec == nil {
+	sink := viewer.Sink("pub/cam")
+	if viewer.Reception("pub/cam") == nil {
 		t.Fatal("the viewer's transport was not asked to subscribe")
 	}
 	c := &camera{sent: map[string]bool{}}
@@ -82,7 +82,7 @@ func TestTransportMadeTracks(t *testing.T) {
 	if err := call.Leave("viewer"); err != nil {
 		t.Fatal(err)
 	}
-	if _, rec := viewer.get("pub/cam"); !rec.closed.Load() {
+	if !viewer.Reception("pub/cam").Closed() {
 		t.Fatal("the viewer left but its reception was not closed")
 	}
 }
