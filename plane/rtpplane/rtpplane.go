@@ -116,6 +116,16 @@ func (p *Publisher) Addr(name string) (netip.AddrPort, bool) {
 	return in.Addr(), true
 }
 
+// RTCPAddr returns the local RTCP address of the stream published as name:
+// the next port, or Addr with RTCPMux.
+func (p *Publisher) RTCPAddr(name string) (netip.AddrPort, bool) {
+	in := p.ingests[name]
+	if in == nil {
+		return netip.AddrPort{}, false
+	}
+	return in.RTCPAddr(), true
+}
+
 // Stats returns the counters of the stream published as name.
 func (p *Publisher) Stats(name string) (rtp.Stats, bool) {
 	in := p.ingests[name]
