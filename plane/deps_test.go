@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +15,10 @@ import (
 // or its adapters: the adapters depend on the transports, never the other
 // way round.
 func TestTransportsImportNeitherChannelNorPlane(t *testing.T) {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list the transports' dependencies: %v", err)
+	}
 	cmd := exec.Command(goTool, "list", "-deps", "-json=ImportPath,Deps", "./transport/...")
 	cmd.Dir = ".." // the module root
 	out, err := cmd.Output()
