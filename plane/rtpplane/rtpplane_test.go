@@ -209,8 +209,10 @@ func TestRTPSourceIsAChannelPublisher(t *testing.T) {
 	}
 	waitFor(t, "the stray packet to be counted", func() bool { st, _ := pub.Stats("cam"); return st.UnknownSSRC == 1 })
 
-	// The owner mutes enc's video: after the frame under way, no packet
-	// the sender sends reaches anyone.
+	// The owner mutes enc's video: no packet the sender sends reaches
+	// anyone. Before, the receiver has every packet the viewer got (both
+	// subscriptions take the same packets; UDP is late, not lost, here).
+	waitFor(t, "the RTP receiver to catch up", func() bool { return len(recv.packets()) >= camSink.Len() })
 	if err := call.MuteUser("host", "enc", channel.Video, channel.Mute, ""); err != nil {
 		t.Fatal(err)
 	}
