@@ -114,20 +114,31 @@ type rtpTrackData struct {
 
 type rtpPublishData struct {
 	Tracks []rtpTrackData `json:"tracks"`
+	// SRTP names a protection profile (AES_CM_128_HMAC_SHA1_80 or
+	// AEAD_AES_128_GCM): each stream gets fresh keys, announced inline.
+	SRTP string `json:"srtp"`
+}
+
+// rtpKeys are the SRTP keys of one stream, as a=crypto and ffmpeg's
+// -srtp_out_suite and -srtp_out_params take them.
+type rtpKeys struct {
+	Profile string `json:"profile"`
+	Inline  string `json:"inline"`
 }
 
 // rtpStream is one stream of an rtpPublish or rtpReceive answer.
 type rtpStream struct {
-	Name        string `json:"name,omitempty"`
-	Kind        string `json:"kind"`
-	Codec       string `json:"codec"`
-	ClockRate   uint32 `json:"clockRate"`
-	Channels    int    `json:"channels,omitempty"`
-	PayloadType uint8  `json:"payloadType"`
-	SSRC        uint32 `json:"ssrc"`
-	Address     string `json:"address"`
-	Port        int    `json:"port"`
-	RTCPPort    int    `json:"rtcpPort"`
+	Name        string   `json:"name,omitempty"`
+	Kind        string   `json:"kind"`
+	Codec       string   `json:"codec"`
+	ClockRate   uint32   `json:"clockRate"`
+	Channels    int      `json:"channels,omitempty"`
+	PayloadType uint8    `json:"payloadType"`
+	SSRC        uint32   `json:"ssrc"`
+	Address     string   `json:"address"`
+	Port        int      `json:"port"`
+	RTCPPort    int      `json:"rtcpPort"`
+	SRTP        *rtpKeys `json:"srtp,omitempty"`
 }
 
 // rtpReceiveResult is what an rtpReceive leg sends: the receiver's SDP.
@@ -173,6 +184,14 @@ func (ss *session) opRTPPublish(st *stay, data json.RawMessage) (any, error) {
 	if len(d.Tracks) == 0 {
 		return nil, fmt.Errorf("%w: rtpPublish needs tracks", ErrInvalidMessage)
 	}
+	var profile rtp.Profile
+	if d.SRTP != "" {
+		p, err := rtp.ParseProfile(d.SRTP)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", channel.ErrInvalid, err)
+		}
+		profile = p
+	}
 	tracks := make([]channel.TrackInfo, 0, len(d.Tracks))
 	streams := make([]rtpplane.Stream, 0, len(d.Tracks))
 	out := rtpPublishResult{Streams: make([]rtpStream, 0, len(d.Tracks))}
@@ -197,12 +216,22 @@ func (ss *session) opRTPPublish(st *stay, data json.RawMessage) (any, error) {
 			fk = forward.Audio
 		}
 		ssrc := rand.Uint32()&0x7fffffff | 1 // below 2^31: encoders whose option is a signed int take it
+		res := rtpStream{Name: t.Name, Kind: t.Kind, Codec: name, ClockRate: c.clockRate,
+			Channels: c.channels, PayloadType: c.pt, SSRC: ssrc, Address: ss.srv.cfg.RTP.Announce}
+		in := rtp.IngestConfig{Addr: net.JoinHostPort(ss.srv.cfg.RTP.Addr, "0")}
+		if profile != 0 {
+			keys, err := rtp.NewKeys(profile)
+			if err != nil {
+				return nil, fmt.Errorf("server: SRTP keys: %w", err)
+			}
+			in.SRTP = keys
+			res.SRTP = &rtpKeys{Profile: profile.String(), Inline: keys.Inline()}
+		}
 		tracks = append(tracks, channel.TrackInfo{Name: t.Name, Kind: k})
 		streams = append(streams, rtpplane.Stream{Name: t.Name,
 			Track:  forward.TrackConfig{Kind: fk, MimeType: c.mime, ClockRate: c.clockRate, PayloadType: c.pt, SSRC: ssrc},
-			Ingest: rtp.IngestConfig{Addr: net.JoinHostPort(ss.srv.cfg.RTP.Addr, "0")}})
-		out.Streams = append(out.Streams, rtpStream{Name: t.Name, Kind: t.Kind, Codec: name, ClockRate: c.clockRate,
-			Channels: c.channels, PayloadType: c.pt, SSRC: ssrc, Address: ss.srv.cfg.RTP.Announce})
+			Ingest: in})
+		out.Streams = append(out.Streams, res)
 	}
 	if err := st.claimRTP(len(streams)); err != nil {
 		return nil, err

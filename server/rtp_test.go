@@ -130,8 +130,13 @@ func ffmpegPublish(t *testing.T, ctx context.Context, streams []rtpStream, d tim
 		default:
 			t.Fatalf("codec %q", s.Codec)
 		}
-		args = append(args, "-payload_type", fmt.Sprint(s.PayloadType), "-ssrc", fmt.Sprint(int32(s.SSRC)), "-f", "rtp",
-			fmt.Sprintf("rtp://%s:%d?rtcpport=%d", s.Address, s.Port, s.RTCPPort))
+		args = append(args, "-payload_type", fmt.Sprint(s.PayloadType), "-ssrc", fmt.Sprint(int32(s.SSRC)), "-f", "rtp")
+		scheme := "rtp"
+		if s.SRTP != nil {
+			scheme = "srtp"
+			args = append(args, "-srtp_out_suite", s.SRTP.Profile, "-srtp_out_params", s.SRTP.Inline)
+		}
+		args = append(args, fmt.Sprintf("%s://%s:%d?rtcpport=%d", scheme, s.Address, s.Port, s.RTCPPort))
 	}
 	cmd := exec.CommandContext(ctx, ffmpeg, args...)
 	var stderr bytes.Buffer
@@ -310,6 +315,41 @@ func freeUDPPair(t *testing.T) int {
 	}
 	t.Fatal("no free pair of ports")
 	return 0
+}
+
+// TestRTPParticipantOverSRTP: with srtp in rtpPublish, each stream gets
+// its own keys; ffmpeg protects its test pattern with them and a pion
+// member decodes it.
+func TestRTPParticipantOverSRTP(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ts := rtpServer(t)
+	enc := login(t, ts, "enc", true)
+	enc.must("create", createData{ChannelID: "c"})
+	var pub rtpPublishResult
+	if err := json.Unmarshal(enc.must("rtpPublish", rtpPublishData{SRTP: "AES_CM_128_HMAC_SHA1_80",
+		Tracks: []rtpTrackData{{Name: "cam", Kind: "video"}, {Name: "mic", Kind: "audio"}}}), &pub); err != nil {
+		t.Fatal(err)
+	}
+	if s := pub.Streams; len(s) != 2 || s[0].SRTP == nil || s[1].SRTP == nil || s[0].SRTP.Inline == s[1].SRTP.Inline {
+		t.Fatalf("rtpPublish announced %+v", s)
+	}
+	sender := ffmpegPublish(t, ctx, pub.Streams, 40*time.Second)
+	defer func() { cancel(); _ = sender.Wait() }()
+	bob := login(t, ts, "bob", false)
+	bob.must("join", joinData{ChannelID: "c"})
+	pb := newPeer(t, bob)
+	frames := &vp8Frames{}
+	take := frames.take
+	pb.onRTP.Store(&take)
+	pb.answerUntil(2)
+	waitFor(t, "bob to decode the pattern sent over SRTP", func() bool {
+		keys, audio := frames.snapshot()
+		return len(keys) >= 2 && audio >= 50 && !keys[0].black && keys[0].w == 320
+	})
+	enc.want("Invalid", "rtpPublish", rtpPublishData{SRTP: "NULL_CIPHER", Tracks: []rtpTrackData{{Name: "cam2", Kind: "video"}}})
 }
 
 // TestRTPRequestsRefuseBadInput: RTP requests on a server without an RTP
