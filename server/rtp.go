@@ -32,8 +32,8 @@ type RTPConfig struct {
 	// only (127.0.0.0/8 and ::1): a server that sends media to any
 	// address a client names is a traffic reflector.
 	Targets []netip.Prefix
-	// MaxStreams bounds the RTP streams, published and received, of one
-	// user's stay. Default 8.
+	// MaxStreams bounds the RTP streams, published and received, one
+	// user's stay opens (counted until it ends). Default 8.
 	MaxStreams int
 }
 
