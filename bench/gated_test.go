@@ -17,33 +17,44 @@ import (
 type counterEndpoint struct {
 	mu     sync.Mutex // guards the fields below
 	ssrc   uint32
-	feed   *forward.Track
 	counts []*memory.Counter
 }
 
-func (e *counterEndpoint) Publish(channel.TrackInfo) (forward.TrackConfig, error) {
-	return forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: pubPT, Extensions: pubExts, MimeType: "video/VP8"}, nil
-}
-
-func (e *counterEndpoint) Feed(_ string, t *forward.Track) {
-	e.mu.Lock()
-	e.feed = t
-	e.mu.Unlock()
-}
-
-func (e *counterEndpoint) Receive(string, channel.TrackInfo) (forward.SubscriberConfig, error) {
+func (e *counterEndpoint) subscriber() (*forward.Subscriber, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := &memory.Counter{}
 	e.counts = append(e.counts, c)
-	return forward.SubscriberConfig{Writer: c, SSRC: e.ssrc, PayloadType: subPT, Extensions: subExts}, nil
+	return forward.NewSubscriber(forward.SubscriberConfig{Writer: c, SSRC: e.ssrc, PayloadType: subPT, Extensions: subExts})
 }
 
-func (e *counterEndpoint) Received(string, string, *forward.Subscriber) {}
+func (e *counterEndpoint) Subscribe(_ string, _ channel.TrackInfo, t *forward.Track) (plane.Reception, error) {
+	s, err := e.subscriber()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SwitchTo(t); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (e *counterEndpoint) SubscribeLayers(_ string, _ channel.TrackInfo, l *forward.Layers, max forward.Layer) (plane.LayerReception, error) {
+	s, err := e.subscriber()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := plane.AttachLayers(s, l, max)
+	if err != nil {
+		s.Close()
+	}
+	return rc, err
+}
 
 // BenchmarkFanoutGated is BenchmarkFanout with the whole call stack in
-// place: a channel of the call API whose plane made the track and the
-// subscriptions, every subscriber behind its permission gate (recv) and the
+// place: a channel of the call API whose plane took the track (Published)
+// and made the subscriptions, every subscriber behind its permission gate (recv) and the
 // track behind its mute layers. One op is one packet to every receiver.
 func BenchmarkFanoutGated(b *testing.B) {
 	for _, n := range []int{10, 100} {
@@ -66,6 +77,13 @@ func BenchmarkFanoutGated(b *testing.B) {
 			if err := pl.Attach("bench", "owner", pub); err != nil {
 				b.Fatal(err)
 			}
+			feed, err := pl.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: pubPT, Extensions: pubExts, MimeType: "video/VP8"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pl.Published("bench", "owner", "cam", feed); err != nil {
+				b.Fatal(err)
+			}
 			receivers := make([]*counterEndpoint, n)
 			for i := range receivers {
 				id := fmt.Sprintf("u%d", i)
@@ -81,7 +99,7 @@ func BenchmarkFanoutGated(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				if err := pub.feed.HandleRTP(src.next(i)); err != nil {
+				if err := feed.HandleRTP(src.next(i)); err != nil {
 					b.Fatal(err)
 				}
 			}

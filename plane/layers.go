@@ -3,7 +3,6 @@ package plane
 import (
 	"fmt"
 
-	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 )
 
@@ -19,14 +18,6 @@ type LayerReception interface {
 	SetMaxLayer(forward.Layer) error
 }
 
-// LayerSubscriber is an optional SelfSubscriber ability: the transport
-// subscribes its user to a layered track by itself (a WebRTC peer).
-// Without it a SelfSubscriber receives the layered track's first layer
-// only.
-type LayerSubscriber interface {
-	SubscribeLayers(from string, track channel.TrackInfo, l *forward.Layers, max forward.Layer) (LayerReception, error)
-}
-
 // Preference is what a user wants of another user's video track.
 type Preference struct {
 	// MaxHeight is the tallest picture wanted, in pixels; 0 means no
@@ -38,7 +29,7 @@ type Preference struct {
 }
 
 // PublishedLayer takes one layer's track of a channel track that a
-// transport made itself (see Published): the first makes the track
+// transport made (see Published): the first makes the track
 // layered and subscribes the channel's other users to it; later ones join
 // it (forward.Layers.AddLayer) and the subscribers move to them as their
 // preferences allow.
@@ -81,53 +72,35 @@ func (p *Plane) PublishedLayer(ch, id, name string, layer forward.Layer, tr *for
 	}
 	t.lay = lay
 	p.mu.Unlock()
-	if !p.install(ch, k, t, tr, false) {
+	if !p.install(ch, k, t, tr) {
 		lay.Close()
 		return fmt.Errorf("%w: %s/%s in %s", ErrAttached, id, name, ch)
 	}
 	return nil
 }
 
-// subscribeLayers makes user u receive the layered track t.
+// subscribeLayers makes user u receive the layered track t, from its
+// best layer.
 func (p *Plane) subscribeLayers(r *room, k key, t *pub, id string, u *user) {
-	if self, ok := u.ep.(SelfSubscriber); ok {
-		ls, ok := u.ep.(LayerSubscriber)
-		if !ok {
-			rc, err := self.Subscribe(k.user, t.info, t.track)
-			if err == nil && !p.keep(r, k, t, id, u, rc) {
-				rc.Close()
-			}
-			return
-		}
-		rc, err := ls.SubscribeLayers(k.user, t.info, t.lay, forward.LayerF)
-		if err == nil && !p.keep(r, k, t, id, u, rc) {
-			rc.Close()
-		}
-		return
+	rc, err := u.ep.SubscribeLayers(k.user, t.info, t.lay, forward.LayerF)
+	if err == nil && !p.keep(r, k, t, id, u, rc) {
+		rc.Close()
 	}
-	cfg, err := u.ep.Receive(k.user, t.info)
-	if err != nil {
-		return
-	}
-	s, err := forward.NewSubscriber(cfg)
-	if err != nil {
-		return
-	}
-	rc := &layerRec{Subscriber: s, l: t.lay}
-	if !p.keep(r, k, t, id, u, rc) {
-		s.Close()
-		return
-	}
-	if err := t.lay.Attach(s, forward.LayerF); err != nil {
-		p.mu.Lock()
-		delete(u.subs, k)
-		p.mu.Unlock()
-		return
-	}
-	u.ep.Received(k.user, k.name, s)
 }
 
-// layerRec is a layered reception the plane made itself.
+// AttachLayers attaches s to the layered track l, at the best layer up to
+// max, and returns it as a LayerReception: what an Endpoint whose
+// transport writes through a forward.Subscriber (an RTP target, a link, a
+// memory sink) returns from SubscribeLayers. Closing the reception closes
+// s.
+func AttachLayers(s *forward.Subscriber, l *forward.Layers, max forward.Layer) (LayerReception, error) {
+	if err := l.Attach(s, max); err != nil {
+		return nil, err
+	}
+	return &layerRec{Subscriber: s, l: l}, nil
+}
+
+// layerRec is a layered reception over a forward.Subscriber.
 type layerRec struct {
 	*forward.Subscriber
 	l *forward.Layers

@@ -14,7 +14,6 @@ import (
 	"github.com/callcore/callcore/internal/clocktest"
 	"github.com/callcore/callcore/internal/layertest"
 	"github.com/callcore/callcore/plane"
-	"github.com/callcore/callcore/transport/memory"
 )
 
 // TestLayeredTrackFollowsThePreference: a publisher's transport hands the
@@ -37,7 +36,7 @@ func TestLayeredTrackFollowsThePreference(t *testing.T) {
 		t.Fatal(err)
 	}
 	viewer := newEndpoint(100)
-	if err := pl.Attach("c", "pub", &selfEndpoint{sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}); err != nil {
+	if err := pl.Attach("c", "pub", newEndpoint(0)); err != nil {
 		t.Fatal(err)
 	}
 	if err := pl.Attach("c", "viewer", viewer); err != nil {
@@ -172,7 +171,7 @@ func TestLayerChangesAreTold(t *testing.T) {
 	if _, err := call.Join(context.Background(), "viewer", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := pl.Attach("c", "pub", &selfEndpoint{sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}); err != nil {
+	if err := pl.Attach("c", "pub", newEndpoint(0)); err != nil {
 		t.Fatal(err)
 	}
 	if err := pl.Attach("c", "viewer", newEndpoint(100)); err != nil {

@@ -10,50 +10,21 @@ import (
 
 var _ channel.Media = (*Plane)(nil)
 
-// TrackAdded publishes the track once its user's endpoint is attached.
+// TrackAdded records the channel's track; its transport publishes it
+// (Published).
 func (p *Plane) TrackAdded(ch, id string, info channel.TrackInfo, state channel.MuteState) {
 	p.mu.Lock()
 	r := p.room(ch)
-	k := key{id, info.Name}
-	r.tracks[k] = &pub{info: info, state: state}
-	attached := r.user(id).ep != nil
+	r.tracks[key{id, info.Name}] = &pub{info: info, state: state}
+	r.user(id)
 	p.mu.Unlock()
-	if attached {
-		p.publish(ch, k)
-	}
 }
 
-// publish makes the forward track of k, and subscribes everyone else.
-func (p *Plane) publish(ch string, k key) {
-	p.mu.Lock()
-	r := p.rooms[ch]
-	if r == nil || r.tracks[k] == nil || r.users[k.user] == nil || r.users[k.user].ep == nil {
-		p.mu.Unlock()
-		return
-	}
-	t, ep := r.tracks[k], r.users[k.user].ep
-	p.mu.Unlock()
-
-	cfg, err := ep.Publish(t.info)
-	if err != nil {
-		return // published by the transport (Published), or it cannot carry it
-	}
-	cfg.Clock = p.clock // the speaker Group's: levels are stamped with it
-	cfg.Pool, cfg.Mute = p.cfg.Pool, p.cfg.Mute
-	tr, err := forward.NewTrack(cfg)
-	if err != nil {
-		return
-	}
-	if p.install(ch, k, t, tr, true) {
-		ep.Feed(k.name, tr)
-	} else {
-		tr.Close()
-	}
-}
-
-// Published takes a track a transport made itself for the channel track
-// name of user id (see ErrPublishedByTransport): the plane applies its mute
-// state and subscribes the channel's other users to it.
+// Published takes the track a transport made for the channel track name
+// of user id: the plane applies its mute state and subscribes the
+// channel's other users to it. A track the channel does not list is
+// refused with ErrUnknownTrack; a second track for the same name with
+// ErrAttached.
 func (p *Plane) Published(ch, id, name string, tr *forward.Track) error {
 	k := key{id, name}
 	p.mu.Lock()
@@ -66,17 +37,16 @@ func (p *Plane) Published(ch, id, name string, tr *forward.Track) error {
 	if t == nil {
 		return fmt.Errorf("%w: %s/%s in %s", ErrUnknownTrack, id, name, ch)
 	}
-	if !p.install(ch, k, t, tr, false) {
+	if !p.install(ch, k, t, tr) {
 		return fmt.Errorf("%w: %s/%s in %s", ErrAttached, id, name, ch)
 	}
 	return nil
 }
 
 // install makes tr the forward track of the channel's track t, and
-// subscribes everyone else; an audio track becomes a speaker source. own
-// says the plane made tr (with its clock). It reports false when t was
-// removed or already has a track.
-func (p *Plane) install(ch string, k key, t *pub, tr *forward.Track, own bool) bool {
+// subscribes everyone else; an audio track becomes a speaker source. It
+// reports false when t was removed or already has a track.
+func (p *Plane) install(ch string, k key, t *pub, tr *forward.Track) bool {
 	applyMute(tr, t.state)
 	p.mu.Lock()
 	r := p.rooms[ch]
@@ -85,7 +55,7 @@ func (p *Plane) install(ch string, k key, t *pub, tr *forward.Track, own bool) b
 		return false
 	}
 	t.track = tr
-	p.addVoice(r, k, t, tr, own)
+	p.addVoice(r, k, t, tr)
 	if !slices.Contains(r.recent, k.user) {
 		r.heard(k.user)
 		p.refresh(r) // a new publisher may fill a free lastN place
@@ -120,35 +90,13 @@ func (p *Plane) subscribe(ch, id string, k key) {
 		p.subscribeLayers(r, k, t, id, u)
 		return
 	}
-	if self, ok := u.ep.(SelfSubscriber); ok {
-		rc, err := self.Subscribe(k.user, t.info, t.track)
-		if err != nil {
-			return
-		}
-		if !p.keep(r, k, t, id, u, rc) {
-			rc.Close()
-		}
-		return
-	}
-	cfg, err := u.ep.Receive(k.user, t.info)
+	rc, err := u.ep.Subscribe(k.user, t.info, t.track)
 	if err != nil {
 		return
 	}
-	s, err := forward.NewSubscriber(cfg)
-	if err != nil {
-		return
+	if !p.keep(r, k, t, id, u, rc) {
+		rc.Close()
 	}
-	if !p.keep(r, k, t, id, u, s) {
-		s.Close()
-		return
-	}
-	if err := s.SwitchTo(t.track); err != nil {
-		p.mu.Lock()
-		delete(u.subs, k)
-		p.mu.Unlock()
-		return
-	}
-	u.ep.Received(k.user, k.name, s)
 }
 
 // keep records a new subscription of user id to k and opens it as the

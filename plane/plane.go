@@ -3,12 +3,19 @@
 // users with the forward core, applies the channel's layers of muting
 // through the muter, and pauses and resumes what each user receives.
 //
-// Transports attach users' media connections as Endpoints. The plane asks
-// an Endpoint for a publication's stream configuration and hands it the
-// forward.Track to feed, and asks it for a subscription's output
-// configuration (its writer, SSRC, payload type, extensions). A transport
-// that must negotiate first (WebRTC) makes its tracks itself and hands them
-// over with Published, and subscribes by itself as a SelfSubscriber.
+// Transports take part through one contract. A transport makes each of
+// its user's tracks itself (it knows their codec, SSRC and extensions; a
+// WebRTC peer only once negotiated) and hands it to the plane with
+// Published, or one stream at a time with PublishedLayer when the track is
+// sent as layers. The plane hands every other user's Endpoint each track
+// (Endpoint.Subscribe) or layered track (Endpoint.SubscribeLayers), and the
+// endpoint subscribes its user to it, returning the Reception the plane
+// opens, closes and, for layers, moves between streams.
+//
+// The adapters that make a transport an Endpoint live beside the plane,
+// not in the transports: plane/webrtcplane (a WebRTC peer), plane/rtpplane
+// (plain RTP ingests and targets) and plane/linkplane (a link to another
+// node). The transport packages import neither plane nor channel.
 package plane
 
 import (
@@ -27,45 +34,34 @@ var (
 	ErrInvalidConfig = errors.New("plane: invalid config")
 	// ErrAttached is returned when a user is attached twice.
 	ErrAttached = errors.New("plane: endpoint already attached")
-	// ErrPublishedByTransport is returned by an Endpoint's Publish when
-	// the transport makes the track itself (a WebRTC peer's remote track)
-	// and hands it over with Plane.Published.
-	ErrPublishedByTransport = errors.New("plane: the transport publishes the track itself")
 	// ErrUnknownTrack is returned by Published for a track the channel does
 	// not list.
 	ErrUnknownTrack = errors.New("plane: no such track in the channel")
 )
 
-// Reception is one subscription made by a SelfSubscriber.
+// Reception is one subscription an Endpoint made: the plane opens and
+// closes its gate (a receive permission cleared, lastN, a paused
+// preference) and closes it when the track or the user goes.
 type Reception interface {
 	SetOpen(open bool)
 	Close() error
 }
 
-// SelfSubscriber is an optional Endpoint ability, for transports that must
-// negotiate before a subscription exists (a WebRTC peer learns its SSRC and
-// payload type from the answer): the plane hands them the track and they
-// subscribe to it themselves. Receive and Received are then not called.
-type SelfSubscriber interface {
-	Subscribe(from string, track channel.TrackInfo, t *forward.Track) (Reception, error)
-}
-
-// Endpoint is a user's media connection, as the plane needs it. Its
-// methods are called without any plane lock held.
+// Endpoint is a user's media connection, as the plane needs it: the plane
+// hands it every other user's track and it subscribes its user to it. Its
+// methods are called without any plane lock held. The user's own tracks
+// are made by its transport and handed over with Published or
+// PublishedLayer.
 type Endpoint interface {
-	// Publish returns the stream configuration of the user's track: its
-	// codec, payload type, SSRC and extensions. The plane completes it
-	// (clock, pool, mute settings), makes the track and hands it to feed,
-	// from which the endpoint calls HandleRTP.
-	Publish(track channel.TrackInfo) (forward.TrackConfig, error)
-	// Feed starts feeding a published track.
-	Feed(name string, t *forward.Track)
-	// Receive returns the output configuration for the user receiving
-	// another user's track.
-	Receive(from string, track channel.TrackInfo) (forward.SubscriberConfig, error)
-	// Received hands the endpoint the subscriber, whose HandleRTCP it
-	// calls with the user's feedback for that track.
-	Received(from, name string, s *forward.Subscriber)
+	// Subscribe makes the user receive user from's track t, the channel
+	// track info.
+	Subscribe(from string, info channel.TrackInfo, t *forward.Track) (Reception, error)
+	// SubscribeLayers makes the user receive user from's track published
+	// as layers (several streams of one picture, forward.Layers), one
+	// stream at a time: the best up to max, until the reception's
+	// SetMaxLayer moves it. AttachLayers makes such a reception from a
+	// forward.Subscriber.
+	SubscribeLayers(from string, info channel.TrackInfo, l *forward.Layers, max forward.Layer) (LayerReception, error)
 }
 
 // Config configures a plane.
@@ -161,7 +157,7 @@ type reception struct {
 type pub struct {
 	info  channel.TrackInfo
 	state channel.MuteState
-	track *forward.Track  // nil until the publisher's endpoint is attached; a layered track's first layer
+	track *forward.Track  // nil until its transport publishes it; a layered track's first layer
 	lay   *forward.Layers // set when the track is published as layers (layers.go)
 	level string          // the key of its speaker source, "" if none
 }
@@ -197,6 +193,15 @@ func New(cfg Config) (*Plane, error) {
 		p.cfg.Pulse, p.ownPulse = pulse, true
 	}
 	return p, nil
+}
+
+// NewTrack makes a forward track with the plane's clock, worker pool and
+// mute settings over cfg: what a transport adapter that makes its own
+// tracks (an RTP ingest, a link) publishes with Published.
+func (p *Plane) NewTrack(cfg forward.TrackConfig) (*forward.Track, error) {
+	cfg.Clock = p.clock // the speaker Group's: levels are stamped with it
+	cfg.Pool, cfg.Mute = p.cfg.Pool, p.cfg.Mute
+	return forward.NewTrack(cfg)
 }
 
 // Close closes every track and subscription, and the plane's own pulse
@@ -250,8 +255,8 @@ func (r *room) user(id string) *user {
 	return u
 }
 
-// Attach connects a user's media endpoint to a channel: its announced
-// tracks are published, and it receives every other track of the channel.
+// Attach connects a user's media endpoint to a channel: it receives every
+// other track of the channel. Its own tracks come with Published.
 func (p *Plane) Attach(ch, id string, ep Endpoint) error {
 	p.mu.Lock()
 	r := p.room(ch)
@@ -261,18 +266,13 @@ func (p *Plane) Attach(ch, id string, ep Endpoint) error {
 		return ErrAttached
 	}
 	u.ep = ep
-	var mine, others []key
-	for k, t := range r.tracks {
-		if k.user == id && t.track == nil {
-			mine = append(mine, k)
-		} else if k.user != id {
+	var others []key
+	for k := range r.tracks {
+		if k.user != id {
 			others = append(others, k)
 		}
 	}
 	p.mu.Unlock()
-	for _, k := range mine {
-		p.publish(ch, k)
-	}
 	for _, k := range others {
 		p.subscribe(ch, id, k)
 	}

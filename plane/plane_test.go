@@ -12,52 +12,54 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/clocktest"
+	"github.com/callcore/callcore/internal/planetest"
 	"github.com/callcore/callcore/permission"
 	"github.com/callcore/callcore/plane"
 	"github.com/callcore/callcore/transport/memory"
 )
 
-// endpoint is a user's media connection on the memory transport: what it
-// receives lands in one sink per publisher and track.
+// endpoint is a user's media connection on the memory transport
+// (planetest.Endpoint), and the tracks it publishes: made with the plane's
+// NewTrack and handed over with Published, as a transport adapter does.
 type endpoint struct {
-	ssrc  uint32
-	mu    sync.Mutex // guards the maps
+	*planetest.Endpoint
+	levels bool // its audio tracks carry the audio-level extension as ID 1
+
+	mu    sync.Mutex // guards feeds
 	feeds map[string]*forward.Track
-	sinks map[string]*memory.Sink
 }
 
 func newEndpoint(ssrc uint32) *endpoint {
-	return &endpoint{ssrc: ssrc, feeds: map[string]*forward.Track{}, sinks: map[string]*memory.Sink{}}
+	return &endpoint{Endpoint: planetest.NewEndpoint(ssrc), feeds: map[string]*forward.Track{}}
 }
 
-func (e *endpoint) Publish(t channel.TrackInfo) (forward.TrackConfig, error) {
-	if t.Kind == channel.Audio {
-		return forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: 111, MimeType: "audio/opus"}, nil
+// publish makes the track of the user's channel track name and hands it
+// to the plane.
+func (e *endpoint) publish(t testing.TB, pl *plane.Plane, ch, id, name string, kind channel.Kind) *forward.Track {
+	t.Helper()
+	cfg := forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: 96, MimeType: "video/VP8"}
+	if kind == channel.Audio {
+		cfg = forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: 111, MimeType: "audio/opus"}
+		if e.levels {
+			cfg.Extensions = []forward.Extension{{ID: 1, URI: forward.URIAudioLevel}}
+		}
 	}
-	return forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: 96, MimeType: "video/VP8"}, nil
-}
-
-func (e *endpoint) Feed(name string, t *forward.Track) {
+	tr, err := pl.NewTrack(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Published(ch, id, name, tr); err != nil {
+		tr.Close()
+		t.Fatal(err)
+	}
 	e.mu.Lock()
-	e.feeds[name] = t
+	e.feeds[name] = tr
 	e.mu.Unlock()
+	return tr
 }
-
-func (e *endpoint) Receive(from string, t channel.TrackInfo) (forward.SubscriberConfig, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ssrc++
-	s := &memory.Sink{}
-	e.sinks[from+"/"+t.Name] = s
-	return forward.SubscriberConfig{Writer: s, SSRC: e.ssrc, PayloadType: 96}, nil
-}
-
-func (e *endpoint) Received(string, string, *forward.Subscriber) {}
 
 func (e *endpoint) sink(t *testing.T, name string) *memory.Sink {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.sinks[name]
+	s := e.Sink(name)
 	if s == nil {
 		t.Fatalf("no subscription %s", name)
 	}
@@ -170,10 +172,7 @@ func TestChannelDrivesMedia(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cam := eps["pub"].feed("cam")
-	if cam == nil {
-		t.Fatal("the publisher's track was not handed to its endpoint")
-	}
+	cam := eps["pub"].publish(t, pl, "call", "pub", "cam", channel.Video)
 	c := &camera{sent: map[string]bool{}}
 	bob, carol := eps["bob"].sink(t, "pub/cam"), eps["carol"].sink(t, "pub/cam")
 

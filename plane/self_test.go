@@ -3,7 +3,6 @@ package plane_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,59 +11,13 @@ import (
 	"github.com/callcore/callcore/internal/clocktest"
 	"github.com/callcore/callcore/permission"
 	"github.com/callcore/callcore/plane"
-	"github.com/callcore/callcore/transport/memory"
 )
 
-// selfEndpoint is a transport that makes its own tracks and subscriptions,
-// as a WebRTC peer does once negotiation is done.
-type selfEndpoint struct {
-	mu    sync.Mutex // guards sinks and recs
-	ssrc  uint32
-	sinks map[string]*memory.Sink
-	recs  map[string]*reception
-}
-
-type reception struct {
-	*forward.Subscriber
-	closed bool
-}
-
-func (r *reception) Close() error { r.closed = true; return r.Subscriber.Close() }
-
-func (e *selfEndpoint) Publish(channel.TrackInfo) (forward.TrackConfig, error) {
-	return forward.TrackConfig{}, plane.ErrPublishedByTransport
-}
-func (e *selfEndpoint) Feed(string, *forward.Track) {}
-func (e *selfEndpoint) Receive(string, channel.TrackInfo) (forward.SubscriberConfig, error) {
-	panic("Receive called on a SelfSubscriber")
-}
-func (e *selfEndpoint) Received(string, string, *forward.Subscriber) {
-	panic("Received called on a SelfSubscriber")
-}
-
-func (e *selfEndpoint) Subscribe(from string, info channel.TrackInfo, t *forward.Track) (plane.Reception, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ssrc++
-	sink := &memory.Sink{}
-	s, err := t.Subscribe(forward.SubscriberConfig{Writer: sink, SSRC: e.ssrc, PayloadType: 96})
-	if err != nil {
-		return nil, err
-	}
-	name := from + "/" + info.Name
-	e.sinks[name], e.recs[name] = sink, &reception{Subscriber: s}
-	return e.recs[name], nil
-}
-
-func (e *selfEndpoint) get(name string) (*memory.Sink, *reception) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.sinks[name], e.recs[name]
-}
-
-// TestTransportMadeTracks: a transport that publishes and subscribes by
-// itself (ErrPublishedByTransport, SelfSubscriber, Plane.Published) gets
-// the same media effects from the channel.
+// TestTransportMadeTracks: a track a transport made on its own clock is
+// taken by Published only for a track the channel lists, subscribes the
+// attached viewer through its Endpoint, and gets the channel's media
+// effects (receive permission, admin mute); the viewer leaving closes its
+// reception.
 func TestTransportMadeTracks(t *testing.T) {
 	clk := &clocktest.Clock{}
 	pl, call, done := newCall(t, clk, "host", "c")
@@ -75,13 +28,13 @@ func TestTransportMadeTracks(t *testing.T) {
 	if _, err := call.Join(context.Background(), "viewer", nil); err != nil {
 		t.Fatal(err)
 	}
-	viewer := &selfEndpoint{sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}
-	for id, ep := range map[string]plane.Endpoint{"pub": &selfEndpoint{sinks: map[string]*memory.Sink{}, recs: map[string]*reception{}}, "viewer": viewer} {
+	viewer := newEndpoint(100)
+	for id, ep := range map[string]plane.Endpoint{"pub": newEndpoint(0), "viewer": viewer} {
 		if err := pl.Attach("c", id, ep); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, rec := viewer.get("pub/cam"); rec != nil {
+	if viewer.Reception("pub/cam") != nil {
 		t.Fatal("subscribed before the transport published the track")
 	}
 	// The publisher's transport makes the track when its media arrives.
@@ -95,8 +48,8 @@ func TestTransportMadeTracks(t *testing.T) {
 	if err := pl.Published("c", "pub", "cam", cam); err != nil {
 		t.Fatal(err)
 	}
-	sink, rec := viewer.get("pub/cam")
-	if rec == nil {
+	sink := viewer.Sink("pub/cam")
+	if viewer.Reception("pub/cam") == nil {
 		t.Fatal("the viewer's transport was not asked to subscribe")
 	}
 	c := &camera{sent: map[string]bool{}}
@@ -129,7 +82,7 @@ func TestTransportMadeTracks(t *testing.T) {
 	if err := call.Leave("viewer"); err != nil {
 		t.Fatal(err)
 	}
-	if _, rec := viewer.get("pub/cam"); !rec.closed {
+	if !viewer.Reception("pub/cam").Closed() {
 		t.Fatal("the viewer left but its reception was not closed")
 	}
 }

@@ -17,8 +17,8 @@ var _ channel.ConfigMedia = (*Plane)(nil)
 // levelSink feeds a speaker source from a track's packet path.
 type levelSink struct {
 	src *speaker.Source
-	// clock, when set, stamps the levels: the track's clock is not the
-	// speaker Group's.
+	// clock, when set, stamps the levels: a transport's track may run on
+	// another clock than the speaker Group's.
 	clock speaker.Clock
 }
 
@@ -35,9 +35,8 @@ func (l *levelSink) Level(level uint8, voiced bool, now int64) {
 func levelKey(k key) string { return strconv.Quote(k.user) + "/" + k.name }
 
 // addVoice makes an audio track a speaker source of its room and feeds it
-// from the track's packets. own says the plane made the track with its
-// clock. p.mu is held (the Detector's lock is taken inside it).
-func (p *Plane) addVoice(r *room, k key, t *pub, tr *forward.Track, own bool) {
+// from the track's packets, stamped with the plane's clock. p.mu is held (the Detector's lock is taken inside it).
+func (p *Plane) addVoice(r *room, k key, t *pub, tr *forward.Track) {
 	if r.det == nil || t.info.Kind != channel.Audio {
 		return
 	}
@@ -48,11 +47,7 @@ func (p *Plane) addVoice(r *room, k key, t *pub, tr *forward.Track, own bool) {
 	}
 	t.level = lk
 	_ = r.det.SetMuted(lk, t.state != channel.MuteNone)
-	sink := &levelSink{src: src}
-	if !own {
-		sink.clock = p.clock
-	}
-	tr.SetLevels(sink)
+	tr.SetLevels(&levelSink{src: src, clock: p.clock})
 }
 
 // dropVoice removes a track's speaker source. p.mu is held.

@@ -16,18 +16,6 @@ import (
 	"github.com/callcore/callcore/plane"
 )
 
-// levelEndpoint is an endpoint whose audio tracks carry the audio-level
-// extension as ID 1.
-type levelEndpoint struct{ *endpoint }
-
-func (e levelEndpoint) Publish(t channel.TrackInfo) (forward.TrackConfig, error) {
-	cfg, err := e.endpoint.Publish(t)
-	if t.Kind == channel.Audio {
-		cfg.Extensions = []forward.Extension{{ID: 1, URI: forward.URIAudioLevel}}
-	}
-	return cfg, err
-}
-
 // mic sends 20 ms Opus-like packets with an audio level.
 type mic struct{ seq uint16 }
 
@@ -95,8 +83,13 @@ func newSpeakerCall(t *testing.T, lastN int) *speakerCall {
 			c.mics[id], c.cams[id] = &mic{}, &camera{sent: map[string]bool{}}
 		}
 		c.eps[id] = newEndpoint(uint32(i * 100))
-		if err := pl.Attach("room", id, levelEndpoint{c.eps[id]}); err != nil {
+		c.eps[id].levels = true
+		if err := pl.Attach("room", id, c.eps[id]); err != nil {
 			t.Fatal(err)
+		}
+		if id != "viewer" {
+			c.eps[id].publish(t, pl, "room", id, "mic", channel.Audio)
+			c.eps[id].publish(t, pl, "room", id, "cam", channel.Video)
 		}
 	}
 	return c

@@ -102,6 +102,10 @@ type Config struct {
 	// joined and left, tracks published and ended) as signed POSTs.
 	// Default: none.
 	Webhooks WebhookConfig
+	// RTP enables RTP participants: plain RTP sources published into a
+	// channel (rtpPublish) and channel tracks sent as RTP (rtpReceive).
+	// Default: off.
+	RTP RTPConfig
 	// Grace is how long a user's media connection may stay disconnected
 	// (ICE lost) while its WebSocket lives before the user is made to
 	// leave its channel. Default 30 s.
@@ -153,6 +157,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.RTP = c.RTP.withDefaults()
 	return c
 }
 
@@ -176,6 +181,9 @@ func (c Config) Validate() error {
 		if p == "" {
 			return fmt.Errorf("%w: empty origin pattern", ErrInvalidConfig)
 		}
+	}
+	if err := c.RTP.Validate(); err != nil {
+		return err
 	}
 	if err := c.Webhooks.Validate(); err != nil {
 		return err

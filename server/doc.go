@@ -3,7 +3,9 @@
 // getUsers, configure, addTracks, removeTracks, muteTracks, muteUser, the
 // events and the connection status) over a signalling WebSocket, with the
 // media carried by WebRTC (transport/webrtc) through the forwarding core.
-// cmd/callserver runs it; embedders mount a *Server as an http.Handler.
+// With Config.RTP a member may also bring plain RTP into its channel
+// (rtpPublish) and take a track out as plain RTP (rtpReceive), through the
+// same media plane (plane/rtpplane). cmd/callserver runs it; embedders mount a *Server as an http.Handler.
 //
 // # Identity
 //

@@ -32,12 +32,17 @@ func FuzzMessage(f *testing.F) {
 		`{"id":1,"type":"setPreference","data":{"userId":"o","trackName":"cam","maxHeight":180,"paused":false}}`,
 		`{"id":1,"type":"modUsers","data":{"users":[{"id":"owner","mode":0}]}}`,
 		`{"id":1,"type":"delete"}`,
+		`{"id":1,"type":"rtpPublish","data":{"tracks":[{"name":"enc","kind":"video","codec":"VP8"}]}}`,
+		`{"id":1,"type":"rtpReceive","data":{"userId":"o","trackName":"cam","address":"127.0.0.1:9","rtcpMux":true}}`,
 		`{"id":1,"type":"auth","data":{"token":"x"}}`,
 		`[1,2,3]`, `null`, `{"id":-1}`, `{"id":1e99,"type":"x"}`, `{"id":1,"type":"candidate","data":{"candidate":"candidate:1 1 UDP 1 127.0.0.1 9 typ host"}}`,
 	} {
 		f.Add([]byte(s))
 	}
-	ts := newTestServer(f, func(c *Config) { c.RequestBurst, c.AddrRequestRate, c.AddrRequestBurst = 1<<20, 1e6, 1<<20 })
+	ts := newTestServer(f, func(c *Config) {
+		c.RequestBurst, c.AddrRequestRate, c.AddrRequestBurst = 1<<20, 1e6, 1<<20
+		c.RTP.Addr = "127.0.0.1" // RTP requests open loopback ports, at most RTP.MaxStreams a stay
+	})
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		owner := strings.Repeat("o", 1+len(msg)%5) // channels of their own, so inputs do not interfere
 		ch := "c" + owner + string(rune('a'+len(msg)%26))

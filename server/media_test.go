@@ -38,6 +38,9 @@ type peer struct {
 	bigOver  atomic.Int64  // when set, packets with a longer payload are counted in big
 	big      atomic.Int64
 	tracks   chan *pion.TrackRemote
+	// onRTP, when set, is given every packet received (from each track's
+	// reader goroutine).
+	onRTP atomic.Pointer[func(kind pion.RTPCodecType, pkt *rtp.Packet)]
 }
 
 func newPeer(t testing.TB, c *client) *peer {
@@ -59,6 +62,9 @@ func newPeer(t testing.TB, c *client) *peer {
 				}
 				p.lastSeq.Store(uint32(pkt.SequenceNumber))
 				p.received.Add(1)
+				if f := p.onRTP.Load(); f != nil {
+					(*f)(tr.Kind(), pkt)
+				}
 				if n := p.bigOver.Load(); n > 0 && int64(len(pkt.Payload)) > n {
 					p.big.Add(1)
 				}
@@ -106,8 +112,15 @@ func (p *peer) offer() {
 // offer's SDP.
 func (p *peer) answer() string {
 	p.t.Helper()
+	return p.answerOffer(p.c.pushOf("offer"))
+}
+
+// answerOffer answers the server's offer push data; it returns the
+// offer's SDP.
+func (p *peer) answerOffer(data json.RawMessage) string {
+	p.t.Helper()
 	var o sdpData
-	if err := json.Unmarshal(p.c.pushOf("offer"), &o); err != nil {
+	if err := json.Unmarshal(data, &o); err != nil {
 		p.t.Fatal(err)
 	}
 	if err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: o.SDP}); err != nil {

@@ -39,6 +39,8 @@ var channelOps = map[string]channelOp{
 	"offer":         (*session).opOffer,
 	"answer":        (*session).opAnswer,
 	"candidate":     (*session).opCandidate,
+	"rtpPublish":    (*session).opRTPPublish,
+	"rtpReceive":    (*session).opRTPReceive,
 }
 
 var okResult = statusResult{Status: true}

@@ -15,6 +15,8 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/plane"
+	"github.com/callcore/callcore/plane/rtpplane"
+	"github.com/callcore/callcore/plane/webrtcplane"
 	"github.com/callcore/callcore/transport/webrtc"
 )
 
@@ -47,6 +49,11 @@ type stay struct {
 	offer string            // the server's offer awaiting the client's answer; guarded by mu
 
 	samples map[string]statSample // byte counts at the last getStats, by track; guarded by mu
+
+	media      *mediaEndpoint        // the peer and the RTP legs, attached to the plane (rtpleg.go)
+	rtpPubs    []*rtpplane.Publisher // the RTP sources of rtpPublish; guarded by mu
+	rtpStreams int                   // RTP streams published and received; guarded by mu
+	rtpEnded   bool                  // closeRTP ran; guarded by mu
 
 	orphaned bool        // guarded by Server.mu
 	expiry   *time.Timer // ends an orphan; guarded by Server.mu
@@ -83,7 +90,8 @@ func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids m
 	st.peer = peer
 	ss.srv.hooks.join(ch.ID(), sub) // before the pump starts
 	ss.srv.claimStay(st)
-	if err := ss.srv.plane.Attach(ch.ID(), ss.user, webrtc.Endpoint{Peer: peer}); err != nil {
+	st.media = newMediaEndpoint(webrtcplane.Endpoint{Peer: peer})
+	if err := ss.srv.plane.Attach(ch.ID(), ss.user, st.media); err != nil {
 		st.end(true)
 		return nil, fmt.Errorf("server: attaching media: %w", err)
 	}
@@ -163,6 +171,7 @@ func (st *stay) end(leave bool) {
 			_ = st.peer.Close()
 			st.srv.metrics.ledger.peer(st.peer) // before the release: see ledger
 		}
+		st.closeRTP()
 		st.srv.releaseStay(st)
 	})
 }

@@ -66,6 +66,7 @@ type options struct {
 	webhookURLs, webhookSecret    string
 	webhookSecretFile             string
 	webhookQueue                  int
+	rtpAddr, rtpAnnounce          string
 	limits                        limits
 }
 
@@ -103,6 +104,8 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' signing secret")
 	fs.IntVar(&o.webhookQueue, "webhook-queue", 0, "webhook events waiting per URL before new ones are dropped (0: 1024)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&o.rtpAddr, "rtp-addr", "", "IP on which RTP participants get their ports (rtpPublish, rtpReceive; off when empty)")
+	fs.StringVar(&o.rtpAnnounce, "rtp-announce", "", "IP announced to RTP participants (default -rtp-addr)")
 	l := &o.limits
 	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "WebSocket connections open at once from one address (0: 64)")
 	fs.IntVar(&l.maxConnsPerUser, "max-conns-per-user", 0, "authenticated connections of one user at once (0: 16)")
@@ -200,6 +203,7 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 	}
 	cfg.WebRTC.NAT1To1IPs = splitList(o.publicIP)
 	cfg.OriginPatterns = splitList(o.origins)
+	cfg.RTP.Addr, cfg.RTP.Announce = o.rtpAddr, o.rtpAnnounce
 	for _, u := range splitList(o.iceServer) {
 		cfg.WebRTC.ICEServers = append(cfg.WebRTC.ICEServers, iceServer(u))
 	}

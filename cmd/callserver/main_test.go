@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callcore/callcore/server"
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 )
@@ -169,5 +170,23 @@ func TestConfig(t *testing.T) {
 	}
 	if err := run(context.Background(), nil, []string{"-log-level", "loud"}, noEnv, io.Discard, nil); err == nil || errors.Is(err, context.Canceled) {
 		t.Errorf("a bad log level: %v", err)
+	}
+}
+
+// TestRTPFlags: -rtp-addr and -rtp-announce enable RTP participants; an
+// address that is not an IP is refused.
+func TestRTPFlags(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	o, err := parse([]string{"-secret", secret, "-rtp-addr", "127.0.0.1", "-rtp-announce", "127.0.0.2"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := o.config(nil)
+	if err != nil || cfg.RTP.Addr != "127.0.0.1" || cfg.RTP.Announce != "127.0.0.2" {
+		t.Fatalf("RTP config %+v, %v", cfg.RTP, err)
+	}
+	o, _ = parse([]string{"-secret", secret, "-rtp-addr", "media.example"}, noEnv)
+	if _, _, err := o.config(nil); !errors.Is(err, server.ErrInvalidConfig) {
+		t.Errorf("-rtp-addr media.example: %v", err)
 	}
 }

@@ -30,4 +30,8 @@
 // The control channel carries the SRTP keys: set Config.TLS (mutual TLS)
 // for any network that is not private; without it the channel is plain
 // TCP. See docs/link.md.
+//
+// The package knows nothing of call channels: plane/linkplane offers a
+// channel's tracks over a link and publishes a link's tracks on the far
+// node's plane.
 package link

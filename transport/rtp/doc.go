@@ -37,5 +37,8 @@
 // [Stats]; it never stops a read goroutine. Close stops the goroutines and
 // waits for them.
 //
-// Links between callcore nodes are not part of this package yet.
+// Links between callcore nodes are a package of their own
+// (transport/link). The package knows nothing of call channels:
+// plane/rtpplane publishes ingests as a channel user's tracks and sends a
+// channel's tracks through egresses.
 package rtp

@@ -11,6 +11,9 @@
 // renegotiates on its own initiative when subscriptions come and go, as the
 // impolite side of perfect negotiation.
 //
+// The package knows nothing of call channels: plane/webrtcplane attaches a
+// Peer to a channel's media plane.
+//
 // See docs/webrtc.md for a packet's path, the threading and the pion
 // interceptors that remain on the path.
 package webrtc

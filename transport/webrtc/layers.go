@@ -1,9 +1,7 @@
 package webrtc
 
 import (
-	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
-	"github.com/callcore/callcore/plane"
 )
 
 // LayerOf maps a publisher's rid to its layer: q, h and f (quarter, half
@@ -19,18 +17,6 @@ func LayerOf(rid string) (forward.Layer, bool) {
 	}
 	return 0, false
 }
-
-// SubscribeLayers sends user from's layered track to the peer, as
-// Subscribe does a single track (plane.LayerSubscriber).
-func (e Endpoint) SubscribeLayers(from string, info channel.TrackInfo, l *forward.Layers, max forward.Layer) (plane.LayerReception, error) {
-	s, err := e.Peer.SubscribeLayers(l, max, PublishInfo{TrackID: from + "/" + info.Name, StreamID: from})
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-var _ plane.LayerSubscriber = Endpoint{}
 
 // layered is what a subscription of a layered source keeps: the layers
 // and the highest layer wanted (guarded by the subscription's openMu).
