@@ -5,7 +5,7 @@
 //
 //	go run ./cmd/callserver
 //	go run ./cmd/callserver -addr :443 -tls-cert cert.pem -tls-key key.pem \
-//	    -secret-file secret -udp-port 3478 -public-ip 203.0.113.7
+//	    -secret-file secret -udp-port 3478 -ice-tcp-port 7881 -public-ip 203.0.113.7
 //
 // Every flag can be given as an environment variable: CALLSERVER_ and the
 // flag's name in capitals with - as _ (CALLSERVER_ADDR, CALLSERVER_SECRET).
@@ -58,6 +58,7 @@ type options struct {
 	secret, secretFile            string
 	dev                           bool
 	udpPort, portMin, portMax     int
+	tcpPort                       int
 	publicIP, listenIP, iceServer string
 	loopback                      bool
 	origins, logLevel             string
@@ -92,7 +93,8 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.portMin, "udp-port-min", 0, "lowest UDP port for media without -udp-port")
 	fs.IntVar(&o.portMax, "udp-port-max", 0, "highest UDP port for media without -udp-port")
 	fs.StringVar(&o.publicIP, "public-ip", "", "public IP(s) to advertise, comma-separated (1:1 NAT)")
-	fs.StringVar(&o.listenIP, "udp-ip", "", "IP the single UDP port listens on (default all)")
+	fs.StringVar(&o.listenIP, "udp-ip", "", "IP the single UDP port and the ICE-TCP port listen on (default all)")
+	fs.IntVar(&o.tcpPort, "ice-tcp-port", 0, "also offer ICE over TCP on this one TCP port, for clients whose network blocks UDP (0: off)")
 	fs.StringVar(&o.iceServer, "ice-servers", "", "STUN/TURN URLs for clients, comma-separated; user:pass@ before a TURN host sets credentials")
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
@@ -166,6 +168,7 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 		Logger:            log,
 		WebRTC: webrtc.Config{
 			UDPPort:      o.udpPort,
+			TCPPort:      o.tcpPort,
 			ListenIP:     o.listenIP,
 			PortMin:      uint16(o.portMin),
 			PortMax:      uint16(o.portMax),

@@ -148,6 +148,12 @@ func (p *Peer) setupDirect() {
 		if pair == nil || pair.Remote == nil {
 			return nil
 		}
+		if pair.Remote.Protocol != pion.ICEProtocolUDP {
+			// ICE over TCP: pion's path. A peer whose pair moves to TCP
+			// after it went direct gets the invalid address, which sends
+			// its writers back to pion's path.
+			return &netip.AddrPort{}
+		}
 		ip, err := netip.ParseAddr(pair.Remote.Address)
 		if err != nil {
 			return nil
@@ -172,7 +178,7 @@ func (p *Peer) setupDirect() {
 	if to := addr(pair); to != nil {
 		p.direct.to.CompareAndSwap(nil, to)
 	}
-	if p.direct.to.Load() == nil {
+	if to := p.direct.to.Load(); to == nil || !to.IsValid() {
 		return
 	}
 	if !p.direct.keys.CompareAndSwap(nil, &sendKeys{profile: cfg.Profile, key: cfg.Keys.LocalMasterKey, salt: cfg.Keys.LocalMasterSalt}) {
@@ -205,8 +211,7 @@ func (s *Subscription) goDirect() {
 
 // writeDirect is the writer's direct path: SRTP into the track's batch,
 // or, from the RTCP loop, into the writer's scratch buffer and out at once.
-func (w *rtpOut) writeDirect(f *fastOut, header, payload []byte) error {
-	to := *f.to.Load()
+func (w *rtpOut) writeDirect(f *fastOut, to netip.AddrPort, header, payload []byte) error {
 	var at uint32
 	if !w.immediate.Load() {
 		var err error
