@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/logging"
 	pionturn "github.com/pion/turn/v5"
 )
 
@@ -93,9 +94,11 @@ func (c Config) Validate() error {
 
 // Stats are the relay's counters.
 type Stats struct {
-	// Allocations counts allocations made; Active is how many are open.
-	Allocations uint64
-	Active      int
+	// UDPAllocations, TCPAllocations and TLSAllocations count the
+	// allocations made by clients over each transport; Active is how many
+	// are open.
+	UDPAllocations, TCPAllocations, TLSAllocations uint64
+	Active                                         int
 	// RefusedPeers counts permissions and datagrams refused because their
 	// peer is not the media server.
 	RefusedPeers uint64
@@ -115,8 +118,9 @@ type Server struct {
 	ips   []netip.Addr // allowed peer IPs (unmapped)
 	turn  *pionturn.Server
 
-	allocations, refusedPeers, droppedInbound atomic.Uint64
-	expired, forged, malformed                atomic.Uint64
+	allocations                  [3]atomic.Uint64 // by transport: UDP, TCP, TLS
+	refusedPeers, droppedInbound atomic.Uint64
+	expired, forged, malformed   atomic.Uint64
 }
 
 // New validates cfg and starts serving.
@@ -136,16 +140,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	gen := &relayGen{s: s}
 	sc := pionturn.ServerConfig{
-		Realm:       cfg.Realm,
-		AuthHandler: s.auth,
+		// pion's logs go to stderr: off (what matters is counted).
+		LoggerFactory: &logging.DefaultLoggerFactory{DefaultLogLevel: logging.LogLevelDisabled},
+		Realm:         cfg.Realm,
+		AuthHandler:   s.auth,
 		EventHandler: pionturn.EventHandler{
 			OnAuth: func(_, _ net.Addr, _, _, _, _ string, ok bool) {
 				if !ok { // the AuthHandler knew the username: the password was wrong
 					s.forged.Add(1)
 				}
 			},
-			OnAllocationCreated: func(net.Addr, net.Addr, string, string, string, net.Addr, int) {
-				s.allocations.Add(1)
+			OnAllocationCreated: func(_, dst net.Addr, _, _, _ string, _ net.Addr, _ int) {
+				s.allocations[s.transportOf(dst)].Add(1)
 			},
 		},
 	}
@@ -194,10 +200,32 @@ func (s *Server) Close() error { return s.turn.Close() }
 // Stats returns the relay's counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Allocations: s.allocations.Load(), Active: s.turn.AllocationCount(),
+		UDPAllocations: s.allocations[0].Load(), TCPAllocations: s.allocations[1].Load(),
+		TLSAllocations: s.allocations[2].Load(), Active: s.turn.AllocationCount(),
 		RefusedPeers: s.refusedPeers.Load(), DroppedInbound: s.droppedInbound.Load(),
 		Expired: s.expired.Load(), Forged: s.forged.Load(), Malformed: s.malformed.Load(),
 	}
+}
+
+// transportOf is the index (UDP 0, TCP 1, TLS 2) of the listener a
+// client reached at dst, told apart by port.
+func (s *Server) transportOf(dst net.Addr) int {
+	port := func(a net.Addr) int {
+		switch a := a.(type) {
+		case *net.TCPAddr:
+			return a.Port
+		case *net.UDPAddr:
+			return a.Port
+		}
+		return -1
+	}
+	if _, ok := dst.(*net.UDPAddr); ok {
+		return 0
+	}
+	if s.cfg.TLS != nil && port(dst) == port(s.cfg.TLS.Addr()) {
+		return 2
+	}
+	return 1
 }
 
 // Credentials returns the TURN username and password of user, valid

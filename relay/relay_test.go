@@ -161,8 +161,9 @@ func TestRelayToMediaServer(t *testing.T) {
 			echo(t, relayed, f.media.LocalAddr(), []byte("hello over "+tr))
 		})
 	}
-	if st := f.relay.Stats(); st.Allocations != 3 || st.RefusedPeers != 0 || st.Forged+st.Expired+st.Malformed != 0 {
-		t.Fatalf("stats %+v, want 3 allocations and no refusals", st)
+	if st := f.relay.Stats(); st.UDPAllocations != 1 || st.TCPAllocations != 1 || st.TLSAllocations != 1 ||
+		st.RefusedPeers != 0 || st.Forged+st.Expired+st.Malformed != 0 {
+		t.Fatalf("stats %+v, want one allocation over each transport and no refusals", st)
 	}
 }
 
@@ -223,7 +224,7 @@ func TestRelayRefusesBadCredentials(t *testing.T) {
 		})
 	}
 	st := f.relay.Stats()
-	if st.Expired == 0 || st.Forged == 0 || st.Malformed == 0 || st.Allocations != 0 {
+	if st.Expired == 0 || st.Forged == 0 || st.Malformed == 0 || st.UDPAllocations != 0 {
 		t.Fatalf("stats %+v, want expired, forged and malformed counted and no allocation", st)
 	}
 }

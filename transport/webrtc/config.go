@@ -258,6 +258,14 @@ func (e *Engine) Close() error {
 	return err
 }
 
+// UDPAddr is the single UDP port's socket address, nil without one.
+func (e *Engine) UDPAddr() net.Addr {
+	if e.conn == nil {
+		return nil
+	}
+	return e.conn.LocalAddr()
+}
+
 // TCPAddr is the ICE-TCP listener's address, nil without one.
 func (e *Engine) TCPAddr() net.Addr {
 	if e.tcp == nil {
