@@ -67,11 +67,12 @@ type Config struct {
 	LoopbackOnly bool
 }
 
-// ICEServer is a STUN or TURN server a client may use.
+// ICEServer is a STUN or TURN server a client may use. Its JSON is the
+// browser's RTCIceServer.
 type ICEServer struct {
-	URLs       []string
-	Username   string
-	Credential string
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 func (c *Config) setDefaults() {
