@@ -11,7 +11,7 @@
 // secret, counting both.
 //
 // Every allocation's relay socket is bound to the media server's own
-// address and sends only to the media port: a peer address is allowed
+// address (or Config.RelayIP) and sends only to the media port: a peer address is allowed
 // when its IP is one of the media server's (the addresses its ICE
 // candidates carry) and its port is the media port, and the datagram then
 // goes to the media socket's local address. What the relay socket
@@ -71,6 +71,10 @@ type Config struct {
 	// ICE candidates): a peer address is allowed when it is one of them
 	// with Media's port. Media's own IP is always allowed.
 	MediaIPs []netip.Addr
+	// RelayIP is the address the allocations' relay sockets are bound
+	// to (the media server sees relayed clients at it). Default: Media's
+	// IP.
+	RelayIP netip.Addr
 }
 
 // Validate reports whether the config is usable. Errors wrap
@@ -83,6 +87,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: no UDP, TCP or TLS listener", ErrInvalidConfig)
 	case !c.Media.IsValid() || c.Media.Addr().IsUnspecified() || c.Media.Port() == 0:
 		return fmt.Errorf("%w: media address %v", ErrInvalidConfig, c.Media)
+	}
+	if c.RelayIP.IsValid() && (c.RelayIP.IsUnspecified() || c.RelayIP.Unmap().Is4() != c.Media.Addr().Unmap().Is4()) {
+		return fmt.Errorf("%w: relay IP %v for media address %v", ErrInvalidConfig, c.RelayIP, c.Media)
 	}
 	for _, ip := range c.MediaIPs {
 		if !ip.IsValid() || ip.IsUnspecified() {
@@ -289,7 +296,11 @@ func (g *relayGen) AllocatePacketConn(c pionturn.AllocateListenerConfig) (net.Pa
 	if g.s.cfg.Media.Addr().Unmap().Is6() {
 		network = "udp6"
 	}
-	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: g.s.media.IP})
+	ip := g.s.media.IP
+	if g.s.cfg.RelayIP.IsValid() {
+		ip = g.s.cfg.RelayIP.AsSlice()
+	}
+	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -39,6 +39,10 @@ type TURNConfig struct {
 	// convention), to share with other TURN servers that accept them.
 	// Default: derived from the token secret.
 	Secret []byte
+	// RelayIP is the address the relayed clients' sockets are bound to:
+	// the media server sees them at it. Default: the media socket's
+	// address (127.0.0.1 when that listens on every address).
+	RelayIP string
 	// CredentialTTL bounds how long the credentials handed to a client
 	// are valid: until its token expires, at most this long. A client
 	// renewing its token gets fresh ones. Default 1 hour.
@@ -69,6 +73,8 @@ func (c TURNConfig) Validate(rtc webrtc.Config) error {
 		return fmt.Errorf("%w: TURN listen IP %q", ErrInvalidConfig, c.ListenIP)
 	case c.Secret != nil && len(c.Secret) < relay.MinSecretLen:
 		return fmt.Errorf("%w: TURN secret shorter than %d bytes", ErrInvalidConfig, relay.MinSecretLen)
+	case c.RelayIP != "" && net.ParseIP(c.RelayIP) == nil:
+		return fmt.Errorf("%w: TURN relay IP %q", ErrInvalidConfig, c.RelayIP)
 	case c.CredentialTTL < 0:
 		return fmt.Errorf("%w: negative TURN credential TTL", ErrInvalidConfig)
 	case rtc.UDPPort == 0 && rtc.PacketConn == nil:
@@ -150,7 +156,11 @@ func startTURN(c Config, engine *webrtc.Engine) (*relay.Server, error) {
 	if tl != nil {
 		tl = tls.NewListener(tl, t.TLS)
 	}
-	r, err := relay.New(relay.Config{Secret: turnSecret(c), UDP: udp, TCP: tcp, TLS: tl, Media: media, MediaIPs: ips})
+	var relayIP netip.Addr
+	if t.RelayIP != "" {
+		relayIP, _ = netip.ParseAddr(t.RelayIP)
+	}
+	r, err := relay.New(relay.Config{Secret: turnSecret(c), UDP: udp, TCP: tcp, TLS: tl, Media: media, MediaIPs: ips, RelayIP: relayIP})
 	if err != nil {
 		return fail(err)
 	}
