@@ -26,9 +26,9 @@ type Config struct {
 	// the embedder instead of UDPPort (a socket handed over by the
 	// service manager, one with options of its own, a wrapper). The
 	// engine that New returns owns it and closes it in Close. The direct,
-	// batched send path is used when it is a *net.UDPConn on an IPv4
-	// address; any other socket gets pion's send path. When New fails,
-	// the socket is left open.
+	// batched send path is used when it is a *net.UDPConn (IPv4, IPv6 or
+	// both); any other socket gets pion's send path. When New fails, the
+	// socket is left open.
 	PacketConn net.PacketConn
 	// ListenIP is the address the UDP mux (and the ICE-TCP port) listens
 	// on. Default: all addresses, or 127.0.0.1 with LoopbackOnly.
@@ -62,8 +62,9 @@ type Config struct {
 	// sending neither still sends a consent check every 4 to 6 s (RFC
 	// 7675); a disconnected timeout under 6 s would flap for it.
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
-	// LoopbackOnly restricts ICE to 127.0.0.1 over UDP4, without mDNS: for
-	// tests on a host with other interfaces.
+	// LoopbackOnly restricts ICE to loopback, without mDNS: for tests on
+	// a host with other interfaces. ICE runs over UDP4 (and UDP6 when the
+	// single port's socket or ListenIP is IPv6: ::1).
 	LoopbackOnly bool
 }
 
@@ -140,8 +141,9 @@ type Engine struct {
 	conn net.PacketConn // the mux's socket, nil without UDPPort
 	mux  ice.UDPMux
 	tcp  ice.TCPMux // the ICE-TCP mux, nil without TCPPort
-	// sock is the direct path's socket: the mux's when it is IPv4, else
-	// nil (the subscriptions' writers use pion's send path).
+	// sock is the direct path's socket: the mux's when it is a
+	// *net.UDPConn, else nil (the subscriptions' writers use pion's send
+	// path).
 	sock  *sendSock
 	clock sendClock // for sender reports
 }
@@ -173,13 +175,17 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.LoopbackOnly {
 		pionloop.Restrict(&se)
 	}
-	if cfg.TCPPort != 0 || cfg.TCPListener != nil {
-		types := []pion.NetworkType{pion.NetworkTypeUDP4, pion.NetworkTypeTCP4}
-		if !cfg.LoopbackOnly {
-			types = append(types, pion.NetworkTypeUDP6, pion.NetworkTypeTCP6)
-		}
-		se.SetNetworkTypes(types)
+	types := []pion.NetworkType{pion.NetworkTypeUDP4}
+	if !cfg.LoopbackOnly || v6Socket(cfg.PacketConn) || isIPv6(cfg.ListenIP) {
+		types = append(types, pion.NetworkTypeUDP6)
 	}
+	if cfg.TCPPort != 0 || cfg.TCPListener != nil {
+		types = append(types, pion.NetworkTypeTCP4)
+		if !cfg.LoopbackOnly {
+			types = append(types, pion.NetworkTypeTCP6)
+		}
+	}
+	se.SetNetworkTypes(types)
 	if len(cfg.NAT1To1IPs) > 0 {
 		if err := se.SetICEAddressRewriteRules(pion.ICEAddressRewriteRule{
 			External:        cfg.NAT1To1IPs,
@@ -229,7 +235,7 @@ func New(cfg Config) (*Engine, error) {
 		se.SetICETCPMux(e.tcp)
 	}
 	if e.conn != nil {
-		if conn, ok := e.conn.(*net.UDPConn); ok && conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+		if conn, ok := e.conn.(*net.UDPConn); ok {
 			e.sock = newSendSock(conn, e.clock)
 		}
 		e.mux = pion.NewICEUDPMux(nil, e.conn)
@@ -241,6 +247,21 @@ func New(cfg Config) (*Engine, error) {
 
 // ICEServers returns the ICE servers to hand to clients.
 func (e *Engine) ICEServers() []ICEServer { return append([]ICEServer(nil), e.cfg.ICEServers...) }
+
+// v6Socket reports whether c is a UDP socket of the IPv6 family (an IPv6
+// address, or every address of both families).
+func v6Socket(c net.PacketConn) bool {
+	if c == nil {
+		return false
+	}
+	a, ok := c.LocalAddr().(*net.UDPAddr)
+	return ok && !a.AddrPort().Addr().Is4()
+}
+
+func isIPv6(ip string) bool {
+	p := net.ParseIP(ip)
+	return p != nil && p.To4() == nil
+}
 
 // tcpReadBuffer is the ICE-TCP mux's per-connection count of packets
 // read ahead of their reader.

@@ -13,7 +13,8 @@ import (
 	pion "github.com/pion/webrtc/v4"
 )
 
-// The direct send path (single-port mode, IPv4 mux socket): a
+// The direct send path (single-port mode, the mux socket a *net.UDPConn
+// of either family): a
 // subscription's writer encrypts the core's packet with SRTP itself, into
 // a slot of its track's batch (trackBatch), addressed to the peer's
 // selected ICE candidate pair. pion's per-packet send path (interceptor
@@ -159,8 +160,8 @@ func (p *Peer) setupDirect() {
 			return nil
 		}
 		to := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
-		if !to.Addr().Is4() { // the mux socket is IPv4 (sendmmsg with AF_INET)
-			return nil
+		if !p.cfg.Engine.sock.reaches(to) { // an IPv6 peer of an IPv4 socket: pion's path
+			return &netip.AddrPort{}
 		}
 		return &to
 	}
@@ -220,7 +221,7 @@ func (w *rtpOut) writeDirect(f *fastOut, to netip.AddrPort, header, payload []by
 		}
 	} else {
 		n := len(header) + len(payload)
-		if n+srtpOverhead > batchSlot || !to.Addr().Is4() {
+		if n+srtpOverhead > batchSlot || !w.sock.reaches(to) {
 			return errTooLarge
 		}
 		if w.scratch == nil {
