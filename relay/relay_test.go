@@ -28,7 +28,7 @@ type fixture struct {
 	cert         testcert.Cert
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{cert: testcert.New(t)}
 	f.media = listenUDP(t)
@@ -66,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func listenUDP(t *testing.T) *net.UDPConn {
+func listenUDP(t testing.TB) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -77,7 +77,7 @@ func listenUDP(t *testing.T) *net.UDPConn {
 
 // client is a pion TURN client of the relay over transport ("udp",
 // "tcp" or "tls").
-func (f *fixture) client(t *testing.T, transport, username, password string) *pionturn.Client {
+func (f *fixture) client(t testing.TB, transport, username, password string) *pionturn.Client {
 	t.Helper()
 	var conn net.PacketConn
 	var addr net.Addr
@@ -127,7 +127,7 @@ func (f *fixture) relayAddr(transport string) net.Addr {
 
 // echo sends msg through the relay to the media server and waits for its
 // echo, from the media server's address.
-func echo(t *testing.T, relayed net.PacketConn, media net.Addr, msg []byte) {
+func echo(t testing.TB, relayed net.PacketConn, media net.Addr, msg []byte) {
 	t.Helper()
 	if _, err := relayed.WriteTo(msg, media); err != nil {
 		t.Fatal(err)
