@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	pionturn "github.com/pion/turn/v5"
 	pion "github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/callcore/callcore/internal/pionloop"
@@ -152,6 +154,9 @@ func TestMediaThroughTURN(t *testing.T) {
 			if got[tr] == 0 || st.RefusedPeers != 0 {
 				t.Fatalf("TURN stats %+v: want allocations over %s and no refused peer", st, tr)
 			}
+			if v := scrapeOf(t, ts.Server).value("callcore_turn_allocations_total", "transport", tr); v < 1 {
+				t.Fatalf("callcore_turn_allocations_total{transport=%q} = %v", tr, v)
+			}
 		})
 	}
 }
@@ -211,5 +216,48 @@ func TestTURNConfigRefused(t *testing.T) {
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: %v, want ErrInvalidConfig", c.TURN, err)
 		}
+	}
+}
+
+// TestTURNRefusalsCounted: a client whose credentials were not made with
+// the server's key (made with the token secret itself) gets no
+// allocation, and the refusal shows in the metrics, which pass the
+// client library's lint with the TURN server on.
+func TestTURNRefusalsCounted(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
+	ts, _ := turnTestServer(t)
+	var addr string
+	for _, a := range ts.turn.Addrs() {
+		if a.Transport == "udp" {
+			addr = a.Addr.String()
+		}
+	}
+	conn := listenUDP(t)
+	u, p := relay.Credentials(testSecret, "mallory", time.Now().Add(time.Hour))
+	c, err := pionturn.NewClient(&pionturn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Conn: conn,
+		Username: u, Password: p, Realm: "callcore", RTO: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if relayed, err := c.Allocate(); err == nil {
+		relayed.Close()
+		t.Fatal("a forged credential got an allocation")
+	}
+	c.Close()
+	_ = conn.Close()
+	sc := scrapeOf(t, ts.Server)
+	if v := sc.value("callcore_turn_refusals_total", "reason", "forged"); v < 1 {
+		t.Fatalf("callcore_turn_refusals_total{reason=forged} = %v", v)
+	}
+	if v := sc.value("callcore_turn_allocations_total", "transport", "udp"); v != 0 {
+		t.Fatalf("callcore_turn_allocations_total{transport=udp} = %v", v)
+	}
+	problems, err := testutil.CollectAndLint(ts.Collector())
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
 	}
 }
