@@ -43,9 +43,11 @@ type TURNConfig struct {
 	// the media server sees them at it. Default: the media socket's
 	// address (127.0.0.1 when that listens on every address).
 	RelayIP string
-	// CredentialTTL bounds how long the credentials handed to a client
-	// are valid: until its token expires, at most this long. A client
-	// renewing its token gets fresh ones. Default 1 hour.
+	// CredentialTTL, when set, bounds how long the credentials handed to
+	// a client are valid. Default: until its token expires (the client
+	// renewing its token gets fresh ones, and the SDK restarts a relayed
+	// connection's ICE with them). A bound shorter than the tokens' renewal
+	// cuts relayed clients off when their allocations cannot refresh.
 	CredentialTTL time.Duration
 }
 
@@ -174,12 +176,10 @@ func (s *Server) turnServer(user string, expires time.Time) (webrtc.ICEServer, b
 	if s.turn == nil {
 		return webrtc.ICEServer{}, false
 	}
-	ttl := s.cfg.TURN.CredentialTTL
-	if ttl == 0 {
-		ttl = time.Hour
-	}
-	if limit := time.Now().Add(ttl); expires.After(limit) {
-		expires = limit
+	if ttl := s.cfg.TURN.CredentialTTL; ttl > 0 {
+		if limit := time.Now().Add(ttl); expires.After(limit) {
+			expires = limit
+		}
 	}
 	var urls []string
 	host := s.cfg.TURN.Host

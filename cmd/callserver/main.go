@@ -107,7 +107,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.turn.tcpPort, "turn-tcp-port", 0, "serve the embedded TURN server over TCP on this port (0: off)")
 	fs.IntVar(&o.turn.tlsPort, "turn-tls-port", 0, "serve the embedded TURN server over TLS on this port, with -tls-cert and -tls-key (0: off)")
 	fs.StringVar(&o.turn.host, "turn-host", "", "the host name (matching -tls-cert) or address clients reach the TURN server at")
-	fs.DurationVar(&o.turn.ttl, "turn-credential-ttl", 0, "longest life of the TURN credentials handed to a client (0: 1h)")
+	fs.DurationVar(&o.turn.ttl, "turn-credential-ttl", 0, "longest life of the TURN credentials handed to a client (0: until its token expires)")
 	fs.IntVar(&o.tcpPort, "ice-tcp-port", 0, "also offer ICE over TCP on this one TCP port, for clients whose network blocks UDP (0: off)")
 	fs.StringVar(&o.iceServer, "ice-servers", "", "STUN/TURN URLs for clients, comma-separated; user:pass@ before a TURN host sets credentials")
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")

@@ -125,10 +125,19 @@ export class IcePath {
     );
   }
 
-  /** setServers takes renewed ICE servers (fresh TURN credentials). */
+  /**
+   * setServers takes renewed ICE servers (fresh TURN credentials). A
+   * connection through TURN restarts ICE with them: its allocation keeps
+   * the credentials it was made with, which expire with the old token.
+   */
   setServers(iceServers) {
     this.iceServers = iceServers;
-    if (this.stage !== 'direct') this.configure();
+    if (this.stage === 'direct' || this.closed) return;
+    this.configure();
+    if (this.path === 'relay') {
+      this.log('fresh TURN credentials: ICE restart');
+      this.media.restartIce();
+    }
   }
 
   close() {

@@ -85,6 +85,11 @@ test('IcePath: connected in time, no restart; the path is read from the selected
     assert.equal(seen[0].relayProtocol, 'tls');
     assert.equal(seen[0].stage, 'direct');
     assert.equal(p.path, 'relay');
+    p.setServers(servers); // renewed credentials, at stage direct: nothing to redo
+    assert.equal(media.restarts, 0);
+    p.stage = 'turn';
+    p.setServers(servers); // relayed: a new allocation with the fresh credentials
+    assert.equal(media.restarts, 1);
     p.status('disconnected');
     assert.equal(p.path, null);
     p.close();
