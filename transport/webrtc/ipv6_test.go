@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	pion "github.com/pion/webrtc/v4"
 
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/pionloop"
 	"github.com/callcore/callcore/transport"
 	"github.com/callcore/callcore/transport/transporttest"
 )
@@ -125,4 +128,47 @@ func listenUDP4(t *testing.T) *net.UDPConn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// BenchmarkWebRTCFanoutIPv6 is BenchmarkWebRTCFanout's subs=10 on ::1:
+// the direct path's sendmmsg on an IPv6 socket, beside the IPv4 run.
+//
+// Each receiver has a UDP mux of its own on [::1] (pion gathers no ::1
+// candidate on lo: it takes ::1 for an IPv4-compatible address).
+func BenchmarkWebRTCFanoutIPv6(b *testing.B) {
+	b.Run("subs=10", func(b *testing.B) {
+		conn, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			b.Skipf("no IPv6 loopback on this machine (cannot bind [::1]: %v)", err)
+		}
+		engine, err := New(Config{PacketConn: conn, LoopbackOnly: true})
+		if err != nil {
+			conn.Close()
+			b.Fatal(err)
+		}
+		me := &pion.MediaEngine{}
+		if err := me.RegisterDefaultCodecs(); err != nil {
+			b.Fatal(err)
+		}
+		var muxes []interface{ Close() error }
+		defer func() {
+			for _, m := range muxes {
+				_ = m.Close()
+			}
+		}()
+		benchOursOn(b, 10, engine, func() *pion.API {
+			cc, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+			if err != nil {
+				b.Fatal(err)
+			}
+			_ = cc.SetReadBuffer(4 << 20)
+			mux := pion.NewICEUDPMux(nil, cc)
+			muxes = append(muxes, mux)
+			se := pion.SettingEngine{}
+			pionloop.Restrict(&se)
+			se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP6})
+			se.SetICEUDPMux(mux)
+			return pion.NewAPI(pion.WithMediaEngine(me), pion.WithSettingEngine(se), pion.WithInterceptorRegistry(&interceptor.Registry{}))
+		})
+	})
 }
