@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callcore/callcore/internal/browser"
+	"github.com/callcore/callcore/internal/testcert"
 	"github.com/callcore/callcore/transport/webrtc"
 )
 
@@ -181,6 +182,47 @@ func TestBrowserFallbackWithoutUDP(t *testing.T) {
 			}
 			if c.path == "relay" && dropped.Load() == 0 {
 				t.Fatal("the firewall dropped nothing: alice never tried UDP")
+			}
+		})
+	}
+}
+
+// TestBrowserRelayOverTURNTCPAndTLS: as TestBrowserRelayOverTURN, with
+// the embedded TURN server reachable over TCP only, then over TLS only
+// (a self-signed certificate for localhost, which this Chromium is told
+// to accept).
+func TestBrowserRelayOverTURNTCPAndTLS(t *testing.T) {
+	b := browser.Start(t, "ignore-certificate-errors")
+	for _, tr := range []string{"tcp", "tls"} {
+		t.Run(tr, func(t *testing.T) {
+			cert := testcert.New(t)
+			media := listenUDP(t)
+			ts := newTestServer(t, func(c *Config) {
+				c.Static = e2eFS(t)
+				c.WebRTC = webrtc.Config{LoopbackOnly: true, PacketConn: media}
+				c.TURN = TURNConfig{Host: "localhost"}
+				if tr == "tcp" {
+					c.TURN.TCPListener = listenTCP(t)
+				} else {
+					c.TURN.TLSListener, c.TURN.TLS = listenTCP(t), cert.Server
+				}
+			})
+			alice := newE2EUserOpts(t, b, ts, "alice", "{iceStart: 'relay'}")
+			bob := newE2EUserOpts(t, b, ts, "bob", "{}")
+			start := time.Now()
+			alice.must("t.calls.create('room', t.tracks())")
+			bob.must("t.calls.join('room', t.tracks())")
+			ta := alice.timeToVideo("bob", start)
+			alice.sees("bob")
+			bob.sees("alice")
+			p, rp, stage, ms := alice.path()
+			t.Logf("alice: connected through TURN over %s in %v ms; bob's video decoded %v after the create", rp, ms, ta)
+			if p != "relay" || rp != tr || stage != "relay" {
+				t.Fatalf("alice's path %s (relay protocol %q, stage %s), want relay over %s", p, rp, stage, tr)
+			}
+			st := ts.turn.Stats()
+			if n := map[string]uint64{"tcp": st.TCPAllocations, "tls": st.TLSAllocations}[tr]; n == 0 {
+				t.Fatalf("TURN stats %+v: no allocation over %s", st, tr)
 			}
 		})
 	}
