@@ -34,6 +34,9 @@ type Config struct {
 	// engine: Shutdown closes it, and so does a New that fails after that
 	// point; a New refused before (an invalid config) leaves it open.
 	WebRTC webrtc.Config
+	// TURN is the embedded TURN server, off by default: each client is
+	// handed its URLs with credentials of its own in the auth answer.
+	TURN TURNConfig
 	// Static, when set, is served at / (the demo page) and /sdk/ (the
 	// browser SDK): cmd/callserver passes web.FS.
 	Static fs.FS
@@ -190,6 +193,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.WebRTC.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := c.TURN.Validate(c.WebRTC); err != nil {
+		return err
 	}
 	return nil
 }

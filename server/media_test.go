@@ -45,7 +45,13 @@ type peer struct {
 
 func newPeer(t testing.TB, c *client) *peer {
 	t.Helper()
-	pc, err := pionAPI(t).NewPeerConnection(pion.Configuration{})
+	return newPeerWith(t, c, pionAPI(t), pion.Configuration{})
+}
+
+// newPeerWith is newPeer with the client's own API and configuration.
+func newPeerWith(t testing.TB, c *client, api *pion.API, conf pion.Configuration) *peer {
+	t.Helper()
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,9 @@ var (
 	descUnannounced = desc("unannounced_tracks_total", "Published tracks no request announced (not forwarded).")
 	descHooks       = desc("webhooks_total", "Webhook deliveries by result: delivered, or dropped (queue full, attempts exhausted, shutdown).", "result")
 	descHookFails   = desc("webhook_failed_attempts_total", "Webhook POSTs that failed (each retry counted).")
+	descTURNAllocs  = desc("turn_allocations_total", "Allocations made on the embedded TURN server, by the transport clients reached it over.", "transport")
+	descTURNActive  = desc("turn_allocations", "Allocations open on the embedded TURN server.")
+	descTURNRefused = desc("turn_refusals_total", "Requests and datagrams the embedded TURN server refused, by reason: peer (not the media server), inbound (a datagram to a relay socket from anything but the media server), expired, forged or malformed credentials.", "reason")
 )
 
 // knownOps are the request types with a label of their own; any other
@@ -150,6 +153,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descKFReqIn, descKFReqOut, descNACKsIn, descNACKsOut, descRetransmits, descCacheMiss,
 		descReplayed, descGenerated, descConns, descRefusals, descInvalid, descRateLimited,
 		descTakeovers, descResumes, descUnannounced, descHooks, descHookFails,
+		descTURNAllocs, descTURNActive, descTURNRefused,
 	} {
 		ch <- d
 	}
@@ -246,6 +250,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		count(descHooks, h.delivered.Load(), "delivered")
 		count(descHooks, h.dropped.Load(), "dropped")
 		count(descHookFails, h.failed.Load())
+	}
+
+	if s.turn != nil {
+		t := s.turn.Stats()
+		count(descTURNAllocs, t.UDPAllocations, "udp")
+		count(descTURNAllocs, t.TCPAllocations, "tcp")
+		count(descTURNAllocs, t.TLSAllocations, "tls")
+		gauge(descTURNActive, t.Active)
+		count(descTURNRefused, t.RefusedPeers, "peer")
+		count(descTURNRefused, t.DroppedInbound, "inbound")
+		count(descTURNRefused, t.Expired, "expired")
+		count(descTURNRefused, t.Forged, "forged")
+		count(descTURNRefused, t.Malformed, "malformed")
 	}
 
 	s.metrics.requests.Collect(ch)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/plane"
+	"github.com/callcore/callcore/relay"
 	"github.com/callcore/callcore/transport/webrtc"
 )
 
@@ -28,6 +29,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	engine *webrtc.Engine
+	turn   *relay.Server // the embedded TURN server, nil when off
 	plane  *plane.Plane
 	reg    *channel.Registry
 	mux    *http.ServeMux
@@ -118,6 +120,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TURN.enabled() {
+		if s.turn, err = startTURN(cfg, engine); err != nil {
+			_ = engine.Close()
+			return nil, err
+		}
+	}
 	// The plane reports speakers to the registry, which takes the plane as
 	// its Media: the registry is filled in once made.
 	var speakersTo atomic.Pointer[channel.Registry]
@@ -129,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 	}), OnLayer: s.tellLayer})
 	if err != nil {
 		_ = engine.Close()
+		_ = s.closeTURN()
 		return nil, err
 	}
 	reg, err := channel.NewRegistry(channel.Config{
@@ -140,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		_ = pl.Close()
 		_ = engine.Close()
+		_ = s.closeTURN()
 		return nil, err
 	}
 	speakersTo.Store(reg)
@@ -197,6 +207,14 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// closeTURN stops the embedded TURN server, if any.
+func (s *Server) closeTURN() error {
+	if s.turn == nil {
+		return nil
+	}
+	return s.turn.Close()
 }
 
 // Registry returns the server's channels, for embedders that act on them
@@ -272,7 +290,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.reg.Close()
 	s.hooks.stop(ctx)
-	err = errors.Join(err, s.plane.Close(), s.engine.Close())
+	err = errors.Join(err, s.plane.Close(), s.engine.Close(), s.closeTURN())
 	s.log.Info("server stopped", "sessions", len(sessions))
 	return err
 }

@@ -249,7 +249,11 @@ func (ss *session) authenticate() error {
 
 // authResult is the answer to an auth.
 func (ss *session) authResult() authResult {
-	return authResult{UserID: ss.user, CanCreate: ss.claims.Create, ICEServers: ss.srv.engine.ICEServers(),
+	ice := ss.srv.engine.ICEServers()
+	if t, ok := ss.srv.turnServer(ss.user, ss.claims.ExpiresAt.Time); ok {
+		ice = append(ice, t)
+	}
+	return authResult{UserID: ss.user, CanCreate: ss.claims.Create, ICEServers: ice,
 		ExpiresAt: ss.claims.ExpiresAt.Unix()}
 }
 

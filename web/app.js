@@ -382,6 +382,15 @@ function wire(calls) {
     p.textContent = `media: ${s}`;
     p.className = `pill status-${s}`;
   });
+  // How the media connection reached the server: UDP, ICE over TCP, or
+  // through the TURN server (and over what).
+  calls.on('path', ({ path, relayProtocol, ms }) => {
+    const p = $('media-status');
+    const how = path === 'relay' ? `relay (TURN over ${relayProtocol || '?'})` : path;
+    p.textContent = `media: connected over ${how}`;
+    p.title = `media connection: ${how}, connected in ${ms} ms`;
+    log(`media connected over ${how} in ${ms} ms`);
+  });
   calls.on('track:add', ({ userId, trackName, track }) => {
     log(`${who(userId)}: ${trackName} (${track.kind}) arrived`);
     attach(userId, track);

@@ -5,7 +5,7 @@
 //
 //	go run ./cmd/callserver
 //	go run ./cmd/callserver -addr :443 -tls-cert cert.pem -tls-key key.pem \
-//	    -secret-file secret -udp-port 3478 -public-ip 203.0.113.7
+//	    -secret-file secret -udp-port 3478 -ice-tcp-port 7881 -public-ip 203.0.113.7
 //
 // Every flag can be given as an environment variable: CALLSERVER_ and the
 // flag's name in capitals with - as _ (CALLSERVER_ADDR, CALLSERVER_SECRET).
@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,6 +59,8 @@ type options struct {
 	secret, secretFile            string
 	dev                           bool
 	udpPort, portMin, portMax     int
+	tcpPort                       int
+	turn                          turnOptions
 	publicIP, listenIP, iceServer string
 	loopback                      bool
 	origins, logLevel             string
@@ -68,6 +71,13 @@ type options struct {
 	webhookQueue                  int
 	rtpAddr, rtpAnnounce          string
 	limits                        limits
+}
+
+// turnOptions are the embedded TURN server's flags.
+type turnOptions struct {
+	udpPort, tcpPort, tlsPort int
+	host                      string
+	ttl                       time.Duration
 }
 
 // limits are the server's limits, each a flag (server.Config's fields of
@@ -93,7 +103,13 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.portMin, "udp-port-min", 0, "lowest UDP port for media without -udp-port")
 	fs.IntVar(&o.portMax, "udp-port-max", 0, "highest UDP port for media without -udp-port")
 	fs.StringVar(&o.publicIP, "public-ip", "", "public IP(s) to advertise, comma-separated (1:1 NAT)")
-	fs.StringVar(&o.listenIP, "udp-ip", "", "IP the single UDP port listens on (default all)")
+	fs.StringVar(&o.listenIP, "udp-ip", "", "IP the single UDP port and the ICE-TCP port listen on (default all)")
+	fs.IntVar(&o.turn.udpPort, "turn-udp-port", 0, "serve the embedded TURN server over UDP on this port (0: off); needs -udp-port and -turn-host")
+	fs.IntVar(&o.turn.tcpPort, "turn-tcp-port", 0, "serve the embedded TURN server over TCP on this port (0: off)")
+	fs.IntVar(&o.turn.tlsPort, "turn-tls-port", 0, "serve the embedded TURN server over TLS on this port, with -tls-cert and -tls-key (0: off)")
+	fs.StringVar(&o.turn.host, "turn-host", "", "the host name (matching -tls-cert) or address clients reach the TURN server at")
+	fs.DurationVar(&o.turn.ttl, "turn-credential-ttl", 0, "longest life of the TURN credentials handed to a client (0: until its token expires)")
+	fs.IntVar(&o.tcpPort, "ice-tcp-port", 0, "also offer ICE over TCP on this one TCP port, for clients whose network blocks UDP (0: off)")
 	fs.StringVar(&o.iceServer, "ice-servers", "", "STUN/TURN URLs for clients, comma-separated; user:pass@ before a TURN host sets credentials")
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
@@ -169,6 +185,7 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 		Logger:            log,
 		WebRTC: webrtc.Config{
 			UDPPort:      o.udpPort,
+			TCPPort:      o.tcpPort,
 			ListenIP:     o.listenIP,
 			PortMin:      uint16(o.portMin),
 			PortMax:      uint16(o.portMax),
@@ -200,6 +217,17 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 	}
 	if o.portMin < 0 || o.portMax > 65535 || o.portMin > o.portMax {
 		return cfg, false, fmt.Errorf("bad UDP port range %d-%d", o.portMin, o.portMax)
+	}
+	if t := o.turn; t.udpPort != 0 || t.tcpPort != 0 || t.tlsPort != 0 {
+		cfg.TURN = server.TURNConfig{UDPPort: t.udpPort, TCPPort: t.tcpPort, TLSPort: t.tlsPort,
+			Host: t.host, ListenIP: o.listenIP, CredentialTTL: t.ttl}
+		if t.tlsPort != 0 {
+			cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+			if err != nil {
+				return cfg, false, fmt.Errorf("-turn-tls-port: %w", err)
+			}
+			cfg.TURN.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
 	}
 	cfg.WebRTC.NAT1To1IPs = splitList(o.publicIP)
 	cfg.OriginPatterns = splitList(o.origins)

@@ -168,6 +168,23 @@ func TestConfig(t *testing.T) {
 	if _, _, err := o.config(nil); err == nil {
 		t.Error("a short secret was accepted")
 	}
+	// ICE over TCP and the embedded TURN server.
+	o, _ = parse([]string{"-secret", strings.Repeat("s", 32), "-udp-port", "3478", "-ice-tcp-port", "7881",
+		"-turn-udp-port", "3479", "-turn-tcp-port", "3479", "-turn-host", "turn.example"}, noEnv)
+	if cfg, _, err := o.config(nil); err != nil || cfg.WebRTC.TCPPort != 7881 || cfg.TURN.UDPPort != 3479 ||
+		cfg.TURN.TCPPort != 3479 || cfg.TURN.Host != "turn.example" {
+		t.Errorf("ICE-TCP and TURN flags: %+v %+v, %v", cfg.WebRTC, cfg.TURN, err)
+	}
+	for _, args := range [][]string{
+		{"-turn-udp-port", "3479", "-turn-host", "turn.example"},                                        // no single media port
+		{"-udp-port", "3478", "-turn-udp-port", "3479"},                                                 // no host for the URLs
+		{"-udp-port", "3478", "-turn-tls-port", "5349", "-turn-host", "t", "-tls-cert", "/nonexistent"}, // no certificate
+	} {
+		o, _ = parse(append([]string{"-secret", strings.Repeat("s", 32)}, args...), noEnv)
+		if _, _, err := o.config(nil); err == nil {
+			t.Errorf("%v was accepted", args)
+		}
+	}
 	if err := run(context.Background(), nil, []string{"-log-level", "loud"}, noEnv, io.Discard, nil); err == nil || errors.Is(err, context.Canceled) {
 		t.Errorf("a bad log level: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/transport"
@@ -35,24 +36,47 @@ const maxSend = 8
 // or a 10-byte HMAC tag and a 4-byte ROC, with room to spare).
 const srtpOverhead = 32
 
-var errTooLarge = errors.New("webrtc: RTP packet too large for a batch slot")
+var errTooLarge = errors.New("webrtc: RTP packet too large for a batch slot, or its peer unreachable from the socket")
 
-// sendSock is the engine's UDP mux socket when it is IPv4: pion's mux
-// reads and writes it (STUN, DTLS, SRTCP, RTP of writers not yet on the
-// direct path: each datagram at once), and the subscriptions' writers on
-// the direct path send their SRTP datagrams on it, batched per track.
+// sendSock is the engine's UDP mux socket: pion's mux reads and writes
+// it (STUN, DTLS, SRTCP, RTP of writers not yet on the direct path: each
+// datagram at once), and the subscriptions' writers on the direct path
+// send their SRTP datagrams on it, batched per track.
+//
+// An IPv4 socket takes IPv4 peers only; an IPv6 one (an IPv6 address, or
+// every address of both families) takes IPv6 peers and, as IPv4-mapped
+// addresses, IPv4 ones: sendmmsg's addresses are the socket family's
+// (ipv4.PacketConn or ipv6.PacketConn builds them).
 type sendSock struct {
 	conn  *net.UDPConn
-	bw    *ipv4.PacketConn
+	bw    batchWriter
+	v6    bool // the socket is AF_INET6
 	clock sendClock
 
 	mu      sync.Mutex // guards batches (subscribe and close, never the packet path)
 	batches map[*forward.Track]*trackBatch
 }
 
+// batchWriter is sendmmsg: ipv4.PacketConn or ipv6.PacketConn (their
+// Message is the same type).
+type batchWriter interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
 func newSendSock(conn *net.UDPConn, clock sendClock) *sendSock {
-	return &sendSock{conn: conn, bw: ipv4.NewPacketConn(conn), clock: clock,
-		batches: map[*forward.Track]*trackBatch{}}
+	s := &sendSock{conn: conn, clock: clock, batches: map[*forward.Track]*trackBatch{}}
+	if s.v6 = v6Socket(conn); s.v6 {
+		s.bw = ipv6.NewPacketConn(conn)
+	} else {
+		s.bw = ipv4.NewPacketConn(conn)
+	}
+	return s
+}
+
+// reaches reports whether the socket can send to to (an IPv4 socket
+// cannot reach IPv6 peers).
+func (s *sendSock) reaches(to netip.AddrPort) bool {
+	return to.IsValid() && (s.v6 || to.Addr().Is4())
 }
 
 // acquire returns the batch of track's subscriptions on this engine.
@@ -95,8 +119,8 @@ type trackBatch struct {
 
 	msgs  []ipv4.Message // msgs[i].Buffers is iov[i:i+1], msgs[i].Addr is &addrs[i]
 	iov   [][]byte
-	bufs  [][]byte // slots, allocated on first use
-	addrs []net.UDPAddr
+	bufs  [][]byte      // slots, allocated on first use
+	addrs []net.UDPAddr // IP: 4 bytes on an IPv4 socket, 16 on an IPv6 one
 	n     int
 	at    uint32 // sendClock time of the batch's first datagram
 }
@@ -105,9 +129,13 @@ func newTrackBatch(s *sendSock, locked bool) *trackBatch {
 	b := &trackBatch{sock: s, locked: locked,
 		msgs: make([]ipv4.Message, maxBatch), iov: make([][]byte, maxBatch),
 		bufs: make([][]byte, maxBatch), addrs: make([]net.UDPAddr, maxBatch)}
-	ips := make([]byte, 4*maxBatch)
+	size := net.IPv4len
+	if s.v6 {
+		size = net.IPv6len
+	}
+	ips := make([]byte, size*maxBatch)
 	for i := range b.msgs {
-		b.addrs[i].IP = ips[4*i : 4*i+4 : 4*i+4]
+		b.addrs[i].IP = ips[size*i : size*i+size : size*i+size]
 		b.msgs[i].Buffers = b.iov[i : i+1]
 		b.msgs[i].Addr = &b.addrs[i]
 	}
@@ -120,7 +148,7 @@ func newTrackBatch(s *sendSock, locked bool) *trackBatch {
 // the batch's time (sendClock), read once per batch.
 func (b *trackBatch) write(ctx *srtp.Context, hdr *rtp.Header, header, payload []byte, to netip.AddrPort) (uint32, error) {
 	n := len(header) + len(payload)
-	if n+srtpOverhead > batchSlot || !to.Addr().Is4() {
+	if n+srtpOverhead > batchSlot || !b.sock.reaches(to) {
 		return 0, errTooLarge
 	}
 	if b.locked {
@@ -147,8 +175,13 @@ func (b *trackBatch) write(ctx *srtp.Context, hdr *rtp.Header, header, payload [
 		return 0, err
 	}
 	b.iov[i] = out
-	ip := to.Addr().As4()
-	copy(b.addrs[i].IP, ip[:])
+	if b.sock.v6 {
+		ip := to.Addr().As16() // an IPv4 peer as IPv4-mapped
+		copy(b.addrs[i].IP, ip[:])
+	} else {
+		ip := to.Addr().As4()
+		copy(b.addrs[i].IP, ip[:])
+	}
 	b.addrs[i].Port = int(to.Port())
 	b.n++
 	return b.at, nil

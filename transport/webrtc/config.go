@@ -1,6 +1,7 @@
 package webrtc
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -25,13 +26,25 @@ type Config struct {
 	// the embedder instead of UDPPort (a socket handed over by the
 	// service manager, one with options of its own, a wrapper). The
 	// engine that New returns owns it and closes it in Close. The direct,
-	// batched send path is used when it is a *net.UDPConn on an IPv4
-	// address; any other socket gets pion's send path. When New fails,
-	// the socket is left open.
+	// batched send path is used when it is a *net.UDPConn (IPv4, IPv6 or
+	// both); any other socket gets pion's send path. When New fails, the
+	// socket is left open.
 	PacketConn net.PacketConn
-	// ListenIP is the address the UDP mux listens on. Default: all
-	// addresses, or 127.0.0.1 with LoopbackOnly.
+	// ListenIP is the address the UDP mux (and the ICE-TCP port) listens
+	// on. Default: all addresses, or 127.0.0.1 with LoopbackOnly.
 	ListenIP string
+	// TCPPort, when nonzero, also serves ICE over TCP (RFC 6544) on this
+	// one TCP port (pion's TCP mux): every peer offers passive TCP host
+	// candidates on it beside its UDP ones, for clients whose network
+	// lets no UDP through. Clients prefer UDP (TCP candidates have the
+	// lower priority); media over TCP takes pion's send path, never the
+	// direct one. Zero: no TCP candidates.
+	TCPPort int
+	// TCPListener, when set, is the ICE-TCP listener, supplied by the
+	// embedder instead of TCPPort (as PacketConn is for UDP). The engine
+	// that New returns owns it and closes it in Close; when New fails it
+	// is left open.
+	TCPListener net.Listener
 	// PortMin and PortMax bound the ports a peer gathers on without the
 	// mux. Both zero means ephemeral ports.
 	PortMin, PortMax uint16
@@ -49,16 +62,18 @@ type Config struct {
 	// sending neither still sends a consent check every 4 to 6 s (RFC
 	// 7675); a disconnected timeout under 6 s would flap for it.
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
-	// LoopbackOnly restricts ICE to 127.0.0.1 over UDP4, without mDNS: for
-	// tests on a host with other interfaces.
+	// LoopbackOnly restricts ICE to loopback, without mDNS: for tests on
+	// a host with other interfaces. ICE runs over UDP4 (and UDP6 when the
+	// single port's socket or ListenIP is IPv6: ::1).
 	LoopbackOnly bool
 }
 
-// ICEServer is a STUN or TURN server a client may use.
+// ICEServer is a STUN or TURN server a client may use. Its JSON is the
+// browser's RTCIceServer.
 type ICEServer struct {
-	URLs       []string
-	Username   string
-	Credential string
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 func (c *Config) setDefaults() {
@@ -80,9 +95,13 @@ func (c Config) Validate() error {
 	switch {
 	case c.UDPPort < 0 || c.UDPPort > 65535:
 		return fmt.Errorf("%w: UDP port %d", ErrInvalidConfig, c.UDPPort)
+	case c.TCPPort < 0 || c.TCPPort > 65535:
+		return fmt.Errorf("%w: TCP port %d", ErrInvalidConfig, c.TCPPort)
+	case c.TCPPort != 0 && c.TCPListener != nil:
+		return fmt.Errorf("%w: both a TCP port and a TCP listener", ErrInvalidConfig)
 	case c.UDPPort != 0 && (c.PortMin != 0 || c.PortMax != 0):
 		return fmt.Errorf("%w: both a UDP mux port and a port range", ErrInvalidConfig)
-	case c.PacketConn != nil && (c.UDPPort != 0 || c.PortMin != 0 || c.PortMax != 0 || c.ListenIP != ""):
+	case c.PacketConn != nil && (c.UDPPort != 0 || c.PortMin != 0 || c.PortMax != 0 || (c.ListenIP != "" && c.TCPPort == 0)):
 		return fmt.Errorf("%w: both a PacketConn and a UDP port, port range or listen IP", ErrInvalidConfig)
 	case c.PortMin > c.PortMax || (c.PortMin == 0) != (c.PortMax == 0):
 		return fmt.Errorf("%w: port range %d-%d", ErrInvalidConfig, c.PortMin, c.PortMax)
@@ -121,8 +140,10 @@ type Engine struct {
 	ir   *interceptor.Registry
 	conn net.PacketConn // the mux's socket, nil without UDPPort
 	mux  ice.UDPMux
-	// sock is the direct path's socket: the mux's when it is IPv4, else
-	// nil (the subscriptions' writers use pion's send path).
+	tcp  ice.TCPMux // the ICE-TCP mux, nil without TCPPort
+	// sock is the direct path's socket: the mux's when it is a
+	// *net.UDPConn, else nil (the subscriptions' writers use pion's send
+	// path).
 	sock  *sendSock
 	clock sendClock // for sender reports
 }
@@ -154,6 +175,17 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.LoopbackOnly {
 		pionloop.Restrict(&se)
 	}
+	types := []pion.NetworkType{pion.NetworkTypeUDP4}
+	if !cfg.LoopbackOnly || v6Socket(cfg.PacketConn) || isIPv6(cfg.ListenIP) {
+		types = append(types, pion.NetworkTypeUDP6)
+	}
+	if cfg.TCPPort != 0 || cfg.TCPListener != nil {
+		types = append(types, pion.NetworkTypeTCP4)
+		if !cfg.LoopbackOnly {
+			types = append(types, pion.NetworkTypeTCP6)
+		}
+	}
+	se.SetNetworkTypes(types)
 	if len(cfg.NAT1To1IPs) > 0 {
 		if err := se.SetICEAddressRewriteRules(pion.ICEAddressRewriteRule{
 			External:        cfg.NAT1To1IPs,
@@ -183,8 +215,27 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.conn = conn
 	}
+	if l := cfg.TCPListener; l != nil || cfg.TCPPort != 0 {
+		if l == nil {
+			tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.ParseIP(cfg.ListenIP), Port: cfg.TCPPort})
+			if err != nil {
+				if cfg.UDPPort != 0 { // ours; a PacketConn stays the caller's when New fails
+					_ = e.conn.Close()
+				}
+				return nil, err
+			}
+			l = tl
+		}
+		// pion's TCP mux: one listener, connections handed to the peer
+		// whose ufrag their first STUN request names (RFC 4571 framing).
+		// Its writes go to a buffer (4 MB, pion's) drained by a goroutine
+		// per connection, and are dropped when it is full: a slow TCP
+		// client never blocks the fan-out.
+		e.tcp = pion.NewICETCPMux(nil, l, tcpReadBuffer)
+		se.SetICETCPMux(e.tcp)
+	}
 	if e.conn != nil {
-		if conn, ok := e.conn.(*net.UDPConn); ok && conn.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
+		if conn, ok := e.conn.(*net.UDPConn); ok {
 			e.sock = newSendSock(conn, e.clock)
 		}
 		e.mux = pion.NewICEUDPMux(nil, e.conn)
@@ -197,10 +248,53 @@ func New(cfg Config) (*Engine, error) {
 // ICEServers returns the ICE servers to hand to clients.
 func (e *Engine) ICEServers() []ICEServer { return append([]ICEServer(nil), e.cfg.ICEServers...) }
 
-// Close releases the UDP mux. Close the engine's peers first.
+// v6Socket reports whether c is a UDP socket of the IPv6 family (an IPv6
+// address, or every address of both families).
+func v6Socket(c net.PacketConn) bool {
+	if c == nil {
+		return false
+	}
+	a, ok := c.LocalAddr().(*net.UDPAddr)
+	return ok && !a.AddrPort().Addr().Is4()
+}
+
+func isIPv6(ip string) bool {
+	p := net.ParseIP(ip)
+	return p != nil && p.To4() == nil
+}
+
+// tcpReadBuffer is the ICE-TCP mux's per-connection count of packets
+// read ahead of their reader.
+const tcpReadBuffer = 64
+
+// Close releases the UDP mux and the ICE-TCP listener. Close the engine's
+// peers first.
 func (e *Engine) Close() error {
+	var err error
+	if e.tcp != nil {
+		err = e.tcp.Close()
+	}
 	if e.mux != nil {
-		return e.mux.Close()
+		err = errors.Join(err, e.mux.Close())
+	}
+	return err
+}
+
+// UDPAddr is the single UDP port's socket address, nil without one.
+func (e *Engine) UDPAddr() net.Addr {
+	if e.conn == nil {
+		return nil
+	}
+	return e.conn.LocalAddr()
+}
+
+// TCPAddr is the ICE-TCP listener's address, nil without one.
+func (e *Engine) TCPAddr() net.Addr {
+	if e.tcp == nil {
+		return nil
+	}
+	if a, ok := e.tcp.(interface{ LocalAddr() net.Addr }); ok {
+		return a.LocalAddr()
 	}
 	return nil
 }

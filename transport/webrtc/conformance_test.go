@@ -32,12 +32,20 @@ func TestConformance(t *testing.T) {
 
 func conformanceFactory(t *testing.T, far transport.RTPWriter, farRTCP transport.RTCPWriter) transporttest.Endpoints {
 	t.Helper()
-	engine := newTestEngine(t, Config{})
+	api, mux := bigBufferClientAPI(t, "udp4", net.IPv4(127, 0, 0, 1))
+	return conformanceOn(t, far, farRTCP, newTestEngine(t, Config{}), api, mux, nil)
+}
+
+// conformanceOn builds the suite's endpoints on engine, with a client of
+// api (mux: its socket); ready, when set, checks the subscription once
+// both ends are connected.
+func conformanceOn(t *testing.T, far transport.RTPWriter, farRTCP transport.RTCPWriter, engine *Engine,
+	api *pion.API, mux ice.UDPMux, ready func(*Subscription)) transporttest.Endpoints {
+	t.Helper()
 	server, err := NewPeer(PeerConfig{Engine: engine})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, mux := bigBufferClientAPI(t)
 	c := newClient(t, api)
 	c.pc.OnTrack(func(remote *pion.TrackRemote, _ *pion.RTPReceiver) {
 		c.goRun(func() {
@@ -83,6 +91,9 @@ func conformanceFactory(t *testing.T, far transport.RTPWriter, farRTCP transport
 	waitFor(t, "both ends connected", func() bool {
 		return server.Status() == StatusConnected && c.pc.ConnectionState() == pion.PeerConnectionStateConnected
 	})
+	if ready != nil {
+		ready(sub)
+	}
 	ssrc := sub.Subscriber().Config().SSRC
 	return transporttest.Endpoints{
 		RTP:  &ssrcSwap{w: &sub.out, ssrc: ssrc},
@@ -113,6 +124,15 @@ func (s *ssrcSwap) WriteRTP(h, p []byte) error {
 	return s.w.WriteRTP(s.buf, p)
 }
 
+// Batch is the writer's flush point: the suite flushes the direct path's
+// batches through it.
+func (s *ssrcSwap) Batch() transport.Flusher {
+	if b, ok := s.w.(transport.Batcher); ok {
+		return b.Batch()
+	}
+	return noFlush{}
+}
+
 func swapped(b []byte, ssrc uint32) []byte {
 	c := append([]byte(nil), b...)
 	if len(c) >= 12 {
@@ -121,12 +141,13 @@ func swapped(b []byte, ssrc uint32) []byte {
 	return c
 }
 
-// bigBufferClientAPI is clientAPI on one UDP socket with a 4 MiB receive
-// buffer, so a burst of the suite's 300 packets is not dropped by the
-// kernel while the reader is descheduled on a busy machine.
-func bigBufferClientAPI(t *testing.T) (*pion.API, ice.UDPMux) {
+// bigBufferClientAPI is clientAPI on one UDP socket (network, ip) with a
+// 4 MiB receive buffer, so a burst of the suite's 300 packets is not
+// dropped by the kernel while the reader is descheduled on a busy
+// machine.
+func bigBufferClientAPI(t *testing.T, network string, ip net.IP) (*pion.API, ice.UDPMux) {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	conn, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +163,9 @@ func bigBufferClientAPI(t *testing.T) (*pion.API, ice.UDPMux) {
 	}
 	se := pion.SettingEngine{}
 	pionloop.Restrict(&se)
+	if ip.To4() == nil {
+		se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP6})
+	}
 	se.SetICEUDPMux(mux)
 	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)), mux
 }

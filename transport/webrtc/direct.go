@@ -13,7 +13,8 @@ import (
 	pion "github.com/pion/webrtc/v4"
 )
 
-// The direct send path (single-port mode, IPv4 mux socket): a
+// The direct send path (single-port mode, the mux socket a *net.UDPConn
+// of either family): a
 // subscription's writer encrypts the core's packet with SRTP itself, into
 // a slot of its track's batch (trackBatch), addressed to the peer's
 // selected ICE candidate pair. pion's per-packet send path (interceptor
@@ -148,13 +149,19 @@ func (p *Peer) setupDirect() {
 		if pair == nil || pair.Remote == nil {
 			return nil
 		}
+		if pair.Remote.Protocol != pion.ICEProtocolUDP {
+			// ICE over TCP: pion's path. A peer whose pair moves to TCP
+			// after it went direct gets the invalid address, which sends
+			// its writers back to pion's path.
+			return &netip.AddrPort{}
+		}
 		ip, err := netip.ParseAddr(pair.Remote.Address)
 		if err != nil {
 			return nil
 		}
 		to := netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
-		if !to.Addr().Is4() { // the mux socket is IPv4 (sendmmsg with AF_INET)
-			return nil
+		if !p.cfg.Engine.sock.reaches(to) { // an IPv6 peer of an IPv4 socket: pion's path
+			return &netip.AddrPort{}
 		}
 		return &to
 	}
@@ -172,7 +179,7 @@ func (p *Peer) setupDirect() {
 	if to := addr(pair); to != nil {
 		p.direct.to.CompareAndSwap(nil, to)
 	}
-	if p.direct.to.Load() == nil {
+	if to := p.direct.to.Load(); to == nil || !to.IsValid() {
 		return
 	}
 	if !p.direct.keys.CompareAndSwap(nil, &sendKeys{profile: cfg.Profile, key: cfg.Keys.LocalMasterKey, salt: cfg.Keys.LocalMasterSalt}) {
@@ -205,8 +212,7 @@ func (s *Subscription) goDirect() {
 
 // writeDirect is the writer's direct path: SRTP into the track's batch,
 // or, from the RTCP loop, into the writer's scratch buffer and out at once.
-func (w *rtpOut) writeDirect(f *fastOut, header, payload []byte) error {
-	to := *f.to.Load()
+func (w *rtpOut) writeDirect(f *fastOut, to netip.AddrPort, header, payload []byte) error {
 	var at uint32
 	if !w.immediate.Load() {
 		var err error
@@ -215,7 +221,7 @@ func (w *rtpOut) writeDirect(f *fastOut, header, payload []byte) error {
 		}
 	} else {
 		n := len(header) + len(payload)
-		if n+srtpOverhead > batchSlot || !to.Addr().Is4() {
+		if n+srtpOverhead > batchSlot || !w.sock.reaches(to) {
 			return errTooLarge
 		}
 		if w.scratch == nil {

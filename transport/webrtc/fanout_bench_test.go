@@ -71,16 +71,21 @@ func minimalAPI(t testing.TB) *pion.API {
 // negotiates the server side of one and returns its PeerConnection and
 // closer. It reports the heap added per receiver and server side.
 func receivers(b *testing.B, n int, connect func(c *client) (*pion.PeerConnection, func())) (recv *atomic.Int64, m sideMetrics, closeAll func()) {
+	api := minimalAPI(b)
+	return receiversOf(b, n, func() *pion.API { return api }, connect)
+}
+
+// receiversOf is receivers with each receiver's API from newAPI.
+func receiversOf(b *testing.B, n int, newAPI func() *pion.API, connect func(c *client) (*pion.PeerConnection, func())) (recv *atomic.Int64, m sideMetrics, closeAll func()) {
 	var perSub float64
 	var profile uint64
 	recv = &atomic.Int64{}
-	api := minimalAPI(b)
 	var closers []func()
 	var clients []*client
 	var server *pion.PeerConnection
 	before := heapAfterGC()
 	for range n {
-		c := newClient(b, api)
+		c := newClient(b, newAPI())
 		c.pc.OnTrack(func(remote *pion.TrackRemote, _ *pion.RTPReceiver) {
 			c.goRun(func() {
 				buf := make([]byte, 1500)
@@ -223,6 +228,12 @@ func settle(recv *atomic.Int64) (int64, time.Time) {
 
 func benchOurs(b *testing.B, n int) {
 	engine, _ := newMuxEngine(b)
+	api := minimalAPI(b)
+	benchOursOn(b, n, engine, func() *pion.API { return api })
+}
+
+// benchOursOn is benchOurs on engine, with each receiver's API from newAPI.
+func benchOursOn(b *testing.B, n int, engine *Engine, newAPI func() *pion.API) {
 	defer engine.Close()
 	track, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, MimeType: pion.MimeTypeOpus,
 		ClockRate: 48000, PayloadType: 111, SSRC: 0x1234})
@@ -231,7 +242,7 @@ func benchOurs(b *testing.B, n int) {
 	}
 	defer track.Close()
 	var subs []*Subscription
-	recv, m, closeAll := receivers(b, n, func(c *client) (*pion.PeerConnection, func()) {
+	recv, m, closeAll := receiversOf(b, n, newAPI, func(c *client) (*pion.PeerConnection, func()) {
 		p, err := NewPeer(PeerConfig{Engine: engine})
 		if err != nil {
 			b.Fatal(err)

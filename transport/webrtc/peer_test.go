@@ -45,6 +45,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no urls", Config{ICEServers: []ICEServer{{}}}, false},
 		{"negative", Config{ICEFailedTimeout: -1}, false},
 		{"listen ip", Config{ListenIP: "nope"}, false},
+		{"ice-tcp", Config{UDPPort: 3478, TCPPort: 7881}, true},
+		{"ice-tcp port", Config{TCPPort: 70000}, false},
+		{"ice-tcp port and listener", Config{TCPPort: 7881, TCPListener: &net.TCPListener{}}, false},
 	} {
 		err := tc.cfg.Validate()
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalidConfig)) {

@@ -227,7 +227,10 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		return transport.ErrClosed
 	}
 	if f := w.fast.Load(); f != nil {
-		return w.writeDirect(f, header, payload)
+		// An invalid address: the peer's pair moved to ICE-TCP, pion's path.
+		if to := *f.to.Load(); to.IsValid() {
+			return w.writeDirect(f, to, header, payload)
+		}
 	}
 	n, err := w.hdr.Unmarshal(header)
 	if err != nil {

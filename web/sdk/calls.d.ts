@@ -214,6 +214,8 @@ export interface CallEventMap {
   'track:layer': TrackLayer;
   /** The media connection's status changed. */
   'status': ConnectionStatus;
+  /** The media connection connected, over this path (see Calls.path). */
+  'path': MediaPath;
   /** The user was added to a call it is not in. */
   'newcall': { channelId: string; senderId: string };
   /** The server is closing the connection or took the call over from it. */
@@ -229,6 +231,24 @@ export interface CallEventMap {
    */
   'reconnected': { userId: string; resumed: boolean };
 }
+
+/** How the media connection reaches the server. */
+export interface MediaPath {
+  /** 'udp', 'tcp' (ICE over TCP) or 'relay' (through a TURN server). */
+  path: 'udp' | 'tcp' | 'relay';
+  /** For 'relay': how the browser reaches the TURN server. */
+  relayProtocol?: 'udp' | 'tcp' | 'tls';
+  /** The ICE stage that connected (ConnectOptions.iceStart). */
+  stage: IceStage;
+  /** Time from the stay's peer connection to connected, in ms. */
+  ms: number;
+}
+
+/**
+ * The ICE fallback's stages: 'direct' (no TURN server), 'turn' (the TURN
+ * servers too) and 'relay' (relayed candidates only).
+ */
+export type IceStage = 'direct' | 'turn' | 'relay';
 
 /** Options of Calls.connect. */
 export interface ConnectOptions {
@@ -249,6 +269,13 @@ export interface ConnectOptions {
   RTCPeerConnection?: typeof RTCPeerConnection;
   /** Where diagnostics go (default console.warn). */
   log?: (...args: unknown[]) => void;
+  /**
+   * How long each ICE stage waits for a connection before ICE restarts
+   * with the next, in ms (default 4000; 0: no fallback).
+   */
+  iceFallbackMs?: number;
+  /** The first ICE stage (default 'direct'). */
+  iceStart?: IceStage;
 }
 
 /** One authenticated connection to a call server and at most one channel stay. */
@@ -268,6 +295,8 @@ export declare class Calls {
   readonly tracks: TracksByName;
   /** The media connection's status. */
   readonly status: ConnectionStatus;
+  /** How the connected media connection reaches the server; null when not connected. */
+  readonly path: 'udp' | 'tcp' | 'relay' | null;
   /** The server's view of the media connection (its status pushes). */
   readonly serverStatus: ConnectionStatus;
   /** The current RTCPeerConnection, or null. */

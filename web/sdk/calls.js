@@ -11,6 +11,7 @@
 
 import { CallError, Signal, wsURL, REQUEST_TIMEOUT } from './signal.js';
 import { Media, parseMsids, harmonizeExtmap, statusOf } from './media.js';
+import { IcePath, ICE_FALLBACK_MS, stageConfig } from './icepath.js';
 
 export { CallError, parseMsids, harmonizeExtmap, statusOf };
 
@@ -63,7 +64,10 @@ export class Calls {
    * connect opens a connection to serverURL and authenticates with token.
    * opts: {reconnect?: boolean (default true), reconnectGiveUp?: ms (default
    * 30000), getToken?: () => Promise<string> (a fresh token for each
-   * reconnection), WebSocket?, RTCPeerConnection?, log?: (…args) => void}.
+   * reconnection), WebSocket?, RTCPeerConnection?, log?: (…args) => void,
+   * iceFallbackMs?: how long each ICE stage waits for a connection before
+   * the next (default ICE_FALLBACK_MS; 0: no fallback), iceStart?: the
+   * first stage, 'direct' (default), 'turn' or 'relay' (icepath.js)}.
    * @returns {Promise<Calls>}
    */
   static async connect(serverURL, token, opts = {}) {
@@ -110,6 +114,15 @@ export class Calls {
   /** The local tracks published in the current channel (TracksByName). */
   get tracks() {
     return { ...this._tracks };
+  }
+
+  /**
+   * How the media connection reaches the server once connected: 'udp',
+   * 'tcp' (ICE over TCP) or 'relay' (through a TURN server); null
+   * otherwise. The 'path' event tells each connection's.
+   */
+  get path() {
+    return this._icePath ? this._icePath.path : null;
   }
 
   /** The media connection's status. */
@@ -208,6 +221,7 @@ export class Calls {
     this.userId = res.userId;
     this.canCreate = !!res.canCreate;
     this.iceServers = res.iceServers || [];
+    if (this._icePath) this._icePath.setServers(this.iceServers);
     this._scheduleRenewal(res.expiresAt);
   }
 
@@ -235,6 +249,11 @@ export class Calls {
       const res = await signal.request('auth', { token });
       if (signal !== this._signal) return;
       this._token = token;
+      // Fresh TURN credentials come with the fresh token.
+      if (res.iceServers) {
+        this.iceServers = res.iceServers;
+        if (this._icePath) this._icePath.setServers(this.iceServers);
+      }
       this._scheduleRenewal(res.expiresAt);
     } catch (e) {
       this._log('token renewal failed:', e.message);
@@ -460,6 +479,8 @@ export class Calls {
     this._config = null;
     this._speakers = [];
     this._media = null;
+    if (this._icePath) this._icePath.close();
+    this._icePath = null;
   }
 
   /** _endStay ends the current channel stay: closes the PC and drops state. */
@@ -475,6 +496,7 @@ export class Calls {
     if (s === this._status) return;
     this._status = s;
     if (s === 'connected') this._relost = false;
+    if (this._icePath) this._icePath.status(s);
     this._emit('status', s);
   }
 
@@ -502,8 +524,9 @@ export class Calls {
 
   /** _newMedia creates the stay's peer connection. */
   _newMedia() {
+    const start = this._opts.iceStart || 'direct';
     const media = new Media(
-      this.iceServers,
+      stageConfig(start, this.iceServers).iceServers,
       {
         request: (type, data) =>
           this._request(type, data).catch((e) => {
@@ -521,6 +544,15 @@ export class Calls {
       this._opts.RTCPeerConnection,
     );
     this._media = media;
+    if (this._icePath) this._icePath.close();
+    this._icePath = new IcePath(media, this.iceServers, {
+      after: this._opts.iceFallbackMs ?? ICE_FALLBACK_MS,
+      start,
+      onPath: (p) => {
+        if (this._media === media) this._emit('path', p);
+      },
+      log: (...a) => this._log(...a),
+    });
     this._statusChanged();
     return media;
   }
