@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/callcore/callcore/channel"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startEngine starts n embedded NATS servers with JetStream on loopback,
+// clustered with routes when n > 1, and shuts them down at cleanup.
+func startEngine(t *testing.T, n int) []*Embedded {
+	t.Helper()
+	var out []*Embedded
+	for i := range n {
+		cfg := EmbeddedConfig{Name: fmt.Sprintf("s%d", i), StoreDir: t.TempDir()}
+		if n > 1 {
+			cfg.Cluster = "callcore-test"
+			if i > 0 {
+				cfg.Routes = []string{out[0].RouteURL()}
+			}
+		}
+		e, err := StartEmbedded(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Shutdown)
+		out = append(out, e)
+	}
+	return out
+}
+
+// startNode starts a node on url; it is closed at cleanup (a no-op after
+// Kill or Close).
+func startNode(t *testing.T, id, url string, replicas int) *Node {
+	t.Helper()
+	n, err := Start(Config{Node: id, URL: url, TTL: time.Second, Replicas: replicas, OpTimeout: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// events reads the session's events until one satisfies stop (included)
+// or d passes.
+func events(t *testing.T, s *Session, d time.Duration, stop func(channel.Event) bool) []channel.Event {
+	t.Helper()
+	ctx := ctxFor(t, d)
+	var out []channel.Event
+	for {
+		ev, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("%s on %s: after %v: %v", s.User(), s.Channel(), names(out), err)
+		}
+		out = append(out, ev)
+		if stop(ev) {
+			return out
+		}
+	}
+}
+
+func names(evs []channel.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = fmt.Sprintf("%d:%v", ev.Seq, ev.Type)
+	}
+	return out
+}
+
+func seqIs(n uint64) func(channel.Event) bool { return func(ev channel.Event) bool { return ev.Seq >= n } }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func errorsIs(err, target error) bool { return err != nil && errors.Is(err, target) }

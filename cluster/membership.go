@@ -1,0 +1,148 @@
+package cluster
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// heartbeat writes the node's membership key: its id, link address and
+// load. The bucket's TTL removes it when the node stops writing.
+func (n *Node) heartbeat() error {
+	n.mu.Lock()
+	info := NodeInfo{ID: n.cfg.Node, LinkAddr: n.cfg.LinkAddr, Channels: len(n.owned)}
+	for _, f := range n.follows {
+		info.Users += f.localUsers()
+	}
+	n.mu.Unlock()
+	b, _ := json.Marshal(info)
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.TTL)
+	defer cancel()
+	rev, err := n.nodes.Put(ctx, n.cfg.Node, b)
+	if err != nil {
+		n.stats.HeartbeatFailures.Add(1)
+		return err
+	}
+	n.mu.Lock()
+	n.memRev = rev
+	n.mu.Unlock()
+	return nil
+}
+
+// renewLoop renews the membership and the owned channels' leases every
+// TTL/4, until the node closes.
+func (n *Node) renewLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.TTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		_ = n.heartbeat()
+		n.mu.Lock()
+		owned := n.ownedList()
+		n.mu.Unlock()
+		for _, o := range owned {
+			o.renew()
+		}
+	}
+}
+
+// watchNodes keeps the set of live nodes; when one goes (deleted or
+// expired), the channels this node owns drop that node's users.
+func (n *Node) watchNodes(w jetstream.KeyWatcher) {
+	defer n.wg.Done()
+	defer func() { _ = w.Stop() }()
+	for {
+		var e jetstream.KeyValueEntry
+		var ok bool
+		select {
+		case <-n.ctx.Done():
+			return
+		case e, ok = <-w.Updates():
+		}
+		if !ok {
+			return
+		}
+		if e == nil {
+			continue // the initial values are in
+		}
+		gone := e.Operation() != jetstream.KeyValuePut
+		n.mu.Lock()
+		if gone {
+			delete(n.live, e.Key())
+		} else {
+			n.live[e.Key()] = true
+		}
+		owned := n.ownedList()
+		n.mu.Unlock()
+		if gone && e.Key() != n.cfg.Node {
+			for _, o := range owned {
+				n.goTrack(func() { o.dropNode(e.Key()) })
+			}
+		}
+	}
+}
+
+// isLive reports whether node's membership key exists, as last seen.
+func (n *Node) isLive(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return node == n.cfg.Node || n.live[node]
+}
+
+// watchOwners takes over the channels this node follows when their
+// owner's lease ends (its key expired or was deleted), and notices a
+// channel it owned passing to another node.
+func (n *Node) watchOwners(w jetstream.KeyWatcher) {
+	defer n.wg.Done()
+	defer func() { _ = w.Stop() }()
+	for {
+		var e jetstream.KeyValueEntry
+		var ok bool
+		select {
+		case <-n.ctx.Done():
+			return
+		case e, ok = <-w.Updates():
+		}
+		if !ok {
+			return
+		}
+		if e == nil {
+			continue
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(e.Key())
+		if err != nil {
+			continue
+		}
+		id := string(raw)
+		if e.Operation() != jetstream.KeyValuePut {
+			n.mu.Lock()
+			f := n.follows[id]
+			n.mu.Unlock()
+			if f != nil && !f.closed() {
+				rev := e.Revision()
+				n.goTrack(func() { n.claim(id, rev) })
+			}
+			continue
+		}
+		var v ownerValue
+		if json.Unmarshal(e.Value(), &v) != nil || v.Node == n.cfg.Node {
+			continue
+		}
+		n.mu.Lock()
+		o := n.owned[id]
+		n.mu.Unlock()
+		if o != nil {
+			o.lose()
+		}
+	}
+}
