@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -19,13 +20,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func startEngine(t *testing.T, n int) []*Embedded {
 	t.Helper()
 	var out []*Embedded
+	// A clustered JetStream server needs its routes from the start: the
+	// cluster ports are chosen first.
+	ports := freePorts(t, n)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
 	for i := range n {
 		cfg := EmbeddedConfig{Name: fmt.Sprintf("s%d", i), StoreDir: t.TempDir()}
 		if n > 1 {
-			cfg.Cluster = "callcore-test"
-			if i > 0 {
-				cfg.Routes = []string{out[0].RouteURL()}
-			}
+			cfg.Cluster, cfg.ClusterPort, cfg.Routes = "callcore-test", ports[i], routes
 		}
 		e, err := StartEmbedded(cfg)
 		if err != nil {
@@ -97,7 +102,9 @@ func names(evs []channel.Event) []string {
 	return out
 }
 
-func seqIs(n uint64) func(channel.Event) bool { return func(ev channel.Event) bool { return ev.Seq >= n } }
+func seqIs(n uint64) func(channel.Event) bool {
+	return func(ev channel.Event) bool { return ev.Seq >= n }
+}
 
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -106,4 +113,29 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// freePorts returns n loopback TCP ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
 func errorsIs(err, target error) bool { return err != nil && errors.Is(err, target) }
+
+func (n *Node) followerOf(id string) *follower {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.follows[id]
+}

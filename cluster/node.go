@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -181,40 +180,53 @@ func (n *Node) start() error {
 }
 
 // setup creates the buckets and the stream, or finds them (every node
-// asks for the same configuration; the engine keeps one).
+// asks for the same configuration; the engine keeps one). A clustered
+// engine does not answer until it has elected its leaders: each step is
+// retried for up to 30 s.
 func (n *Node) setup() error {
 	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
 	defer cancel()
 	marker := n.cfg.TTL
-	var err error
-	for {
-		n.nodes, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: nodesBucket, TTL: n.cfg.TTL, LimitMarkerTTL: marker, Replicas: n.cfg.Replicas, History: 1})
-		if err == nil {
-			break
-		}
-		// A clustered engine answers "unavailable" until it has elected
-		// its leaders.
-		if !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+	steps := []struct {
+		what string
+		do   func(ctx context.Context) error
+	}{
+		{"nodes bucket", func(ctx context.Context) (err error) {
+			n.nodes, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: nodesBucket, TTL: n.cfg.TTL, LimitMarkerTTL: marker, Replicas: n.cfg.Replicas, History: 1})
+			return err
+		}},
+		{"owners bucket", func(ctx context.Context) (err error) {
+			n.owners, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ownersBucket, TTL: n.cfg.TTL, LimitMarkerTTL: marker, Replicas: n.cfg.Replicas, History: 1})
+			return err
+		}},
+		{"snapshots bucket", func(ctx context.Context) (err error) {
+			n.snaps, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: snapsBucket, Replicas: n.cfg.Replicas, History: 1})
+			return err
+		}},
+		{"events stream", func(ctx context.Context) error {
+			_, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+				Name: eventStream, Subjects: []string{eventPrefix + ">"}, Replicas: n.cfg.Replicas,
+				Duplicates: 2 * time.Minute, MaxAge: 24 * time.Hour, Discard: jetstream.DiscardOld,
+			})
+			return err
+		}},
+	}
+	for _, step := range steps {
+		for {
+			try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+			err := step.do(try)
+			cancelTry()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %s: %v", ErrUnavailable, step.what, err)
+			}
 			select {
-			case <-time.After(200 * time.Millisecond):
-				continue
+			case <-time.After(100 * time.Millisecond):
 			case <-ctx.Done():
 			}
 		}
-		return fmt.Errorf("%w: nodes bucket: %v", ErrUnavailable, err)
-	}
-	if n.owners, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: ownersBucket, TTL: n.cfg.TTL, LimitMarkerTTL: marker, Replicas: n.cfg.Replicas, History: 1}); err != nil {
-		return fmt.Errorf("%w: owners bucket: %v", ErrUnavailable, err)
-	}
-	if n.snaps, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: snapsBucket, Replicas: n.cfg.Replicas, History: 1}); err != nil {
-		return fmt.Errorf("%w: snapshots bucket: %v", ErrUnavailable, err)
-	}
-	_, err = n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: eventStream, Subjects: []string{eventPrefix + ">"}, Replicas: n.cfg.Replicas,
-		Duplicates: 2 * time.Minute, MaxAge: 24 * time.Hour, Discard: jetstream.DiscardOld,
-	})
-	if err != nil {
-		return fmt.Errorf("%w: events stream: %v", ErrUnavailable, err)
 	}
 	return nil
 }

@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/callcore/callcore/channel"
+)
+
+// The owner node dies (killed: no handoff, nothing released) with a user
+// of its own in the channel. Another node takes the channel over within 5
+// s, the dead node's users leave, and the survivors' sessions go on with
+// the events numbered on: none lost, none twice, the same on both.
+func TestOwnerKilledAnotherNodeTakesTheChannelOver(t *testing.T) {
+	eng := startEngine(t, 3)
+	a := startNode(t, "a", eng[0].ClientURL(), 3)
+	b := startNode(t, "b", eng[1].ClientURL(), 3)
+	c := startNode(t, "c", eng[2].ClientURL(), 3)
+	ctx := ctxFor(t, 60*time.Second)
+	const room = "room"
+
+	_, err := a.Create(ctx, "alice", room, channel.CreateOptions{})
+	must(t, err)
+	_, err = a.Join(ctx, "amy", room, nil)
+	must(t, err)
+	sb, err := b.Join(ctx, "bob", room, []channel.TrackInfo{{Name: "mic", Kind: channel.Audio}})
+	must(t, err)
+	sc, err := c.Join(ctx, "carol", room, []channel.TrackInfo{{Name: "cam", Kind: channel.Video}})
+	must(t, err)
+	_, err = a.Do(ctx, Op{Name: OpModUsers, Channel: room, Actor: "alice", Modes: []channel.UserMode{{ID: "bob", Mode: 7}}})
+	must(t, err)
+	before, err := b.Do(ctx, Op{Name: OpMuteTracks, Channel: room, Actor: "bob", Names: []string{"mic"}, Mute: true})
+	must(t, err)
+	// Every node's snapshot reflects the last operation before the kill
+	// or not: both must work. Wait until both survivors have applied it.
+	must(t, c.followerOf(room).waitSeq(ctx, before))
+
+	killed := time.Now()
+	a.Kill()
+	var claimed time.Duration
+	eventually(t, 5*time.Second, "another node owns the channel", func() bool {
+		o, err := b.Owner(ctx, room)
+		if err == nil && o != "a" {
+			claimed = time.Since(killed)
+			return true
+		}
+		return false
+	})
+	// bob, an admin now, mutes carol's camera: the operation reaches the
+	// new owner.
+	seq, err := b.Do(ctx, Op{Name: OpMuteUser, Channel: room, Actor: "bob", Target: "carol", Kind: channel.Video, Mute: true, Reason: "after failover"})
+	must(t, err)
+	served := time.Since(killed)
+	t.Logf("failover: channel claimed %v after the kill, first operation answered after %v", claimed, served)
+	if served > 5*time.Second {
+		t.Fatalf("first operation after the kill took %v", served)
+	}
+	// alice and amy were on the dead node: they leave.
+	eventually(t, 5*time.Second, "the dead node's users leave", func() bool {
+		snap, err := c.GetUsers(ctx, "carol", room)
+		return err == nil && len(snap.Users) == 2 && snap.Users[0].ID == "bob" && snap.Users[1].ID == "carol"
+	})
+	last, err := c.Do(ctx, Op{Name: OpAddTracks, Channel: room, Actor: "carol", Tracks: []channel.TrackInfo{{Name: "screen", Kind: channel.Video}}})
+	must(t, err)
+	if last <= seq {
+		t.Fatalf("numbering went from %d to %d", seq, last)
+	}
+	eb := events(t, sb, 10*time.Second, seqIs(last))
+	ec := events(t, sc, 10*time.Second, seqIs(last))
+	checkSuffix(t, eb, ec)
+	for _, evs := range [][]channel.Event{eb, ec} {
+		for i := 1; i < len(evs); i++ {
+			if evs[i].Seq != evs[i-1].Seq+1 {
+				t.Fatalf("events not numbered one by one: %v", names(evs))
+			}
+		}
+	}
+	var left []string
+	for _, ev := range eb {
+		if ev.Type == channel.EventLeft {
+			left = append(left, ev.User)
+		}
+	}
+	if len(left) != 2 {
+		t.Fatalf("bob saw %v leave, want alice and amy: %v", left, names(eb))
+	}
+	for _, n := range []*Node{b, c} {
+		_, _, seqs := n.followerOf(room).state()
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] != seqs[i-1]+1 {
+				t.Fatalf("%s applied %v", n.ID(), seqs)
+			}
+		}
+	}
+	sbu, err := b.GetUsers(ctx, "bob", room)
+	must(t, err)
+	scu, err := c.GetUsers(ctx, "carol", room)
+	must(t, err)
+	if sbu.Seq != last || scu.Seq != last || len(sbu.Users) != 2 || len(scu.Users) != 2 || scu.Users[1].Tracks[0].State != channel.MuteAdmin {
+		t.Fatalf("getUsers after failover:\n b %+v\n c %+v", sbu, scu)
+	}
+}
