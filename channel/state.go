@@ -325,3 +325,10 @@ func (s *State) Users(actor string) (Snapshot, error) {
 	}
 	return snap, nil
 }
+
+// Seq returns the sequence number of the channel's last event.
+func (c *Channel) Seq() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seq
+}
