@@ -290,6 +290,14 @@ func (s *State) Active(user string) bool {
 	return m != nil && m.Active
 }
 
+// Mode returns user's mode, if it is a member.
+func (s *State) Mode(user string) (permission.Mode, bool) {
+	if m := s.member(user); m != nil {
+		return m.Mode, true
+	}
+	return 0, false
+}
+
 // Admin reports whether user is the owner or has the admin bit.
 func (s *State) Admin(user string) bool {
 	m := s.member(user)

@@ -15,10 +15,11 @@ import (
 // (channel.State) fed by the channel's events from the stream, in order,
 // and the sessions of its local users, which get the events in that order.
 type follower struct {
-	n    *Node
-	id   string
-	cc   jetstream.ConsumeContext // set once by start
-	once sync.Once                // stops cc
+	n     *Node
+	id    string
+	media channel.Media            // the node's plane at the start, or nil
+	cc    jetstream.ConsumeContext // set once by start
+	once  sync.Once                // stops cc
 
 	mu       sync.Mutex // guards the fields below
 	st       channel.State
@@ -89,7 +90,7 @@ func (n *Node) follow(id string) (*follower, error) {
 		return f, nil
 	}
 	// (an ended follower is replaced by session's unfollow)
-	f := &follower{n: n, id: id, nodes: map[string]string{}, sessions: map[string][]*Session{}, notify: make(chan struct{})}
+	f := &follower{n: n, id: id, media: n.media, nodes: map[string]string{}, sessions: map[string][]*Session{}, notify: make(chan struct{})}
 	n.follows[id] = f
 	n.mu.Unlock()
 	if err := f.start(); err != nil {
@@ -155,7 +156,14 @@ func (f *follower) apply(ev *channel.Event, node string) {
 	for u := range f.sessions {
 		was[u] = f.st.Active(u)
 	}
-	f.st.Apply(ev)
+	var calls []mediaCall
+	if f.media != nil {
+		pre := cloneState(&f.st)
+		f.st.Apply(ev)
+		calls = mediaCalls(ev, &pre, &f.st)
+	} else {
+		f.st.Apply(ev)
+	}
 	f.seqs = append(f.seqs, ev.Seq)
 	switch ev.Type {
 	case channel.EventCreate:
@@ -195,6 +203,9 @@ func (f *follower) apply(ev *channel.Event, node string) {
 	f.notify = make(chan struct{})
 	idle := had && len(f.sessions) == 0
 	f.mu.Unlock()
+	for _, call := range calls {
+		call(f.media)
+	}
 	f.n.stats.Applied.Add(1)
 	for _, u := range slow {
 		f.n.goTrack(func() {

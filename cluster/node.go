@@ -104,6 +104,7 @@ type Node struct {
 	follows map[string]*follower // channels this node follows, by id
 	live    map[string]bool      // nodes whose membership key exists
 	memRev  uint64               // revision of our membership key
+	media   channel.Media        // the local plane (UseMedia), or nil
 
 	stats Stats
 }

@@ -372,6 +372,11 @@ func (o *owned) run(ctx context.Context, ch *channel.Channel, op Op) error {
 		return ch.ModUsers(op.Actor, op.Modes)
 	case OpConfigure:
 		return ch.Configure(op.Actor, op.Config)
+	case OpUpdateConfig:
+		if op.Patch == nil {
+			return fmt.Errorf("%w: updateConfig without a patch", channel.ErrInvalid)
+		}
+		return ch.UpdateConfig(op.Actor, *op.Patch)
 	case OpAddTracks:
 		return ch.AddTracks(op.Actor, op.Tracks)
 	case OpRemoveTracks:

@@ -31,18 +31,19 @@ func eventSubject(id string) string { return eventPrefix + chanKey(id) }
 // it crosses nodes. Name is the call API's operation name; the other
 // fields are its arguments (those it does not use stay empty).
 type Op struct {
-	Name    string              `json:"op"`
-	Channel string              `json:"channel"`
-	Actor   string              `json:"actor"`
-	Tracks  []channel.TrackInfo `json:"tracks,omitempty"`
-	Users   []string            `json:"users,omitempty"`
-	Modes   []channel.UserMode  `json:"modes,omitempty"`
-	Names   []string            `json:"names,omitempty"`
-	Mute    bool                `json:"mute,omitempty"`
-	Kind    channel.Kind        `json:"kind,omitempty"`
-	Target  string              `json:"target,omitempty"`
-	Reason  string              `json:"reason,omitempty"`
-	Config  channel.CallConfig  `json:"config"`
+	Name    string               `json:"op"`
+	Channel string               `json:"channel"`
+	Actor   string               `json:"actor"`
+	Tracks  []channel.TrackInfo  `json:"tracks,omitempty"`
+	Users   []string             `json:"users,omitempty"`
+	Modes   []channel.UserMode   `json:"modes,omitempty"`
+	Names   []string             `json:"names,omitempty"`
+	Mute    bool                 `json:"mute,omitempty"`
+	Kind    channel.Kind         `json:"kind,omitempty"`
+	Target  string               `json:"target,omitempty"`
+	Reason  string               `json:"reason,omitempty"`
+	Config  channel.CallConfig   `json:"config"`
+	Patch   *channel.ConfigPatch `json:"patch,omitempty"`
 	// Node is the node the actor is connected to (set by the cluster).
 	Node string `json:"node"`
 }
@@ -60,6 +61,7 @@ const (
 	OpRemoveTracks = "removeTracks"
 	OpMuteTracks   = "muteTracks"
 	OpMuteUser     = "muteUser"
+	OpUpdateConfig = "updateConfig"
 )
 
 // opReply is the owner's answer: the sequence number of the channel's last
