@@ -112,6 +112,11 @@ func (f *follower) start() error {
 			f.mu.Lock()
 			f.st, f.nodes = snap.State, snap.Nodes
 			f.mu.Unlock()
+			if f.media != nil {
+				for _, call := range snapshotCalls(&snap.State) {
+					call(f.media)
+				}
+			}
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, snap.StreamSeq+1
 		}
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -171,6 +171,36 @@ func mediaCalls(ev *channel.Event, pre, post *channel.State) []mediaCall {
 	return calls
 }
 
+// snapshotCalls returns the Media calls that tell a plane of the channel
+// as st has it: its configuration, and each active user's receive state
+// and tracks (a node that starts following a channel from its snapshot).
+func snapshotCalls(st *channel.State) []mediaCall {
+	if st.Closed || st.Seq == 0 {
+		return nil
+	}
+	ch, cfg := st.ID, st.Config
+	calls := []mediaCall{func(m channel.Media) {
+		if cm, ok := m.(channel.ConfigMedia); ok {
+			cm.ConfigChanged(ch, cfg)
+		}
+	}}
+	for _, mem := range st.Members {
+		if !mem.Active {
+			continue
+		}
+		u := mem.ID
+		if !mem.Mode.Has(permission.Recv) {
+			calls = append(calls, func(m channel.Media) { m.ReceiveChanged(ch, u, false) })
+		}
+		for _, t := range mem.Tracks {
+			calls = append(calls, func(m channel.Media) {
+				m.TrackAdded(ch, u, channel.TrackInfo{Name: t.Name, Kind: t.Kind}, t.State)
+			})
+		}
+	}
+	return calls
+}
+
 // cloneState copies what mediaCalls reads of a replica.
 func cloneState(st *channel.State) channel.State {
 	c := *st
