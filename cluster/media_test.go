@@ -31,7 +31,9 @@ func (m *mediaLog) all() []string {
 func (m *mediaLog) TrackAdded(ch, user string, t channel.TrackInfo, s channel.MuteState) {
 	m.add(fmt.Sprintf("add %s %s/%s %v %v", ch, user, t.Name, t.Kind, s))
 }
-func (m *mediaLog) TrackRemoved(ch, user, track string) { m.add(fmt.Sprintf("del %s %s/%s", ch, user, track)) }
+func (m *mediaLog) TrackRemoved(ch, user, track string) {
+	m.add(fmt.Sprintf("del %s %s/%s", ch, user, track))
+}
 func (m *mediaLog) MuteChanged(ch, user, track string, s channel.MuteState) {
 	m.add(fmt.Sprintf("mute %s %s/%s %v", ch, user, track, s))
 }
