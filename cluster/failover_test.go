@@ -100,3 +100,36 @@ func TestOwnerKilledAnotherNodeTakesTheChannelOver(t *testing.T) {
 		t.Fatalf("getUsers after failover:\n b %+v\n c %+v", sbu, scu)
 	}
 }
+
+// A node that closes cleanly releases its channels at once: another node
+// with users in them takes them over without waiting for the lease, and
+// the channel numbers on.
+func TestOwnerClosedHandsTheChannelOver(t *testing.T) {
+	const lease = 5 * time.Second
+	eng := startEngine(t, 1)
+	a := startNodeTTL(t, "a", eng[0].ClientURL(), 1, lease)
+	b := startNodeTTL(t, "b", eng[0].ClientURL(), 1, lease)
+	ctx := ctxFor(t, 20*time.Second)
+	_, err := a.Create(ctx, "alice", "r", channel.CreateOptions{})
+	must(t, err)
+	sb, err := b.Join(ctx, "bob", "r", nil)
+	must(t, err)
+	closed := time.Now()
+	a.Close()
+	seq, err := b.Do(ctx, Op{Name: OpAddTracks, Channel: "r", Actor: "bob", Tracks: []channel.TrackInfo{{Name: "mic", Kind: channel.Audio}}})
+	must(t, err)
+	took := time.Since(closed)
+	t.Logf("handover after a clean close: first operation answered after %v", took)
+	if owner, err := b.Owner(ctx, "r"); err != nil || owner != "b" {
+		t.Fatalf("owner %q, %v", owner, err)
+	}
+	evs := events(t, sb, 5*time.Second, seqIs(seq))
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Seq != evs[i-1].Seq+1 {
+			t.Fatalf("events not numbered one by one: %v", names(evs))
+		}
+	}
+	if took >= lease { // the handover did not wait for the lease to run out
+		t.Fatalf("handover took %v, as long as the lease", took)
+	}
+}

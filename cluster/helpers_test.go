@@ -46,7 +46,12 @@ func startEngine(t *testing.T, n int) []*Embedded {
 // Kill or Close).
 func startNode(t *testing.T, id, url string, replicas int) *Node {
 	t.Helper()
-	n, err := Start(Config{Node: id, URL: url, TTL: time.Second, Replicas: replicas, OpTimeout: 15 * time.Second})
+	return startNodeTTL(t, id, url, replicas, time.Second)
+}
+
+func startNodeTTL(t *testing.T, id, url string, replicas int, ttl time.Duration) *Node {
+	t.Helper()
+	n, err := Start(Config{Node: id, URL: url, TTL: ttl, Replicas: replicas, OpTimeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -275,13 +275,25 @@ func (o *owned) finish() {
 }
 
 // release gives the channel up at once (a node closing): its ownership
-// key is deleted, so that a node with users in it takes it over.
+// key is deleted, so that a node with users in it takes it over. A renewal
+// that raced with it moved the revision: the key is read again, and
+// deleted if it is still this node's.
 func (o *owned) release(ctx context.Context) {
 	o.mu.Lock()
 	o.stopped = true
 	rev := o.kvRev
 	o.mu.Unlock()
-	_ = o.n.owners.Delete(ctx, o.key, jetstream.LastRevision(rev))
+	for range 3 {
+		if o.n.owners.Delete(ctx, o.key, jetstream.LastRevision(rev)) == nil {
+			return
+		}
+		e, err := o.n.owners.Get(ctx, o.key)
+		var v ownerValue
+		if err != nil || json.Unmarshal(e.Value(), &v) != nil || v.Node != o.n.cfg.Node {
+			return
+		}
+		rev = e.Revision()
+	}
 }
 
 // stop closes the registry (its users' subscriptions end; nothing is
