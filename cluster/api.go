@@ -104,9 +104,13 @@ func (n *Node) adopt(o *owned, ch *channel.Channel) bool {
 		o.stop()
 		return false
 	}
+	prev := n.owned[o.id]
 	n.owned[o.id] = o
 	n.wg.Add(1)
 	n.mu.Unlock()
+	if prev != nil && prev != o {
+		prev.lose() // this node's own lease had run out: the new claim replaces it
+	}
 	go func() {
 		defer n.wg.Done()
 		o.snapshots()
@@ -184,7 +188,7 @@ func (n *Node) Owner(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("%w: owner of %q: %v", ErrBadMessage, id, err)
 	}
 	if v.Closed {
-		return "", fmt.Errorf("%w: channel %q deleted", channel.ErrNotFound, id)
+		return "", fmt.Errorf("%w: channel %q: %w", channel.ErrNotFound, id, errDeleted)
 	}
 	return v.Node, nil
 }
@@ -205,6 +209,9 @@ func (n *Node) call(ctx context.Context, op Op) (uint64, error) {
 		owner, err := n.Owner(ctx, op.Channel)
 		if err != nil && !n.following(op.Channel) {
 			return 0, err // no channel, unless it is being taken over
+		}
+		if err != nil && errors.Is(err, channel.ErrNotFound) && !errors.Is(err, errDeleted) {
+			n.claimOrphan(ctx, op.Channel) // a claim that failed is tried again
 		}
 		var r opReply
 		switch {
@@ -232,6 +239,23 @@ func (n *Node) call(ctx context.Context, op Op) (uint64, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// errDeleted marks the ErrNotFound of a deleted channel.
+var errDeleted = errors.New("deleted")
+
+// claimOrphan claims channel id if its ownership key is gone (expired or
+// deleted) and nobody has claimed it yet.
+func (n *Node) claimOrphan(ctx context.Context, id string) {
+	st, err := n.js.Stream(ctx, "KV_"+ownersBucket)
+	if err != nil {
+		return
+	}
+	m, err := st.GetLastMsgForSubject(ctx, "$KV."+ownersBucket+"."+chanKey(id))
+	if err != nil || (m.Header.Get("KV-Operation") == "" && m.Header.Get(jetstream.MarkerReasonHeader) == "") {
+		return // never owned, or owned
+	}
+	n.claim(id, m.Sequence)
 }
 
 func (n *Node) following(id string) bool {

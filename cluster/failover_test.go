@@ -12,10 +12,13 @@ import (
 // s, the dead node's users leave, and the survivors' sessions go on with
 // the events numbered on: none lost, none twice, the same on both.
 func TestOwnerKilledAnotherNodeTakesTheChannelOver(t *testing.T) {
+	// A lease of 2 s: renewals of a replicated key under -race on a busy
+	// machine take a few hundred ms at times.
+	const lease = 2 * time.Second
 	eng := startEngine(t, 3)
-	a := startNode(t, "a", eng[0].ClientURL(), 3)
-	b := startNode(t, "b", eng[1].ClientURL(), 3)
-	c := startNode(t, "c", eng[2].ClientURL(), 3)
+	a := startNodeTTL(t, "a", eng[0].ClientURL(), 3, lease)
+	b := startNodeTTL(t, "b", eng[1].ClientURL(), 3, lease)
+	c := startNodeTTL(t, "c", eng[2].ClientURL(), 3, lease)
 	ctx := ctxFor(t, 60*time.Second)
 	const room = "room"
 

@@ -153,8 +153,29 @@ func (o *owned) publish(ev *channel.Event) {
 	o.mu.Unlock()
 	o.snapshotDue()
 	if ended {
+		// Marked before the operation that deleted the channel returns, so
+		// that the id can be created again at once.
+		o.markClosed()
 		o.n.goTrack(o.finish)
 	}
+}
+
+// markClosed marks the ownership key of a deleted channel closed (and
+// leaves it to expire), so that nobody takes the channel over, and drops
+// its snapshot.
+func (o *owned) markClosed() {
+	o.mu.Lock()
+	rev := o.kvRev
+	o.mu.Unlock()
+	b, _ := json.Marshal(ownerValue{Node: o.n.cfg.Node, Closed: true})
+	ctx, cancel := context.WithTimeout(o.n.ctx, o.n.cfg.OpTimeout)
+	defer cancel()
+	if nrev, err := o.n.owners.Update(ctx, o.key, b, rev); err == nil {
+		o.mu.Lock()
+		o.kvRev = nrev
+		o.mu.Unlock()
+	}
+	_ = o.n.snaps.Delete(ctx, o.key)
 }
 
 func isWrongLastSeq(err error) bool {
@@ -251,21 +272,11 @@ func (o *owned) lose() {
 	}
 }
 
-// finish forgets the channel: deleted, lost or released. After a delete
-// the ownership key is marked closed (and left to expire) so that nobody
-// takes the channel over.
+// finish forgets the channel: deleted, lost or released.
 func (o *owned) finish() {
 	o.mu.Lock()
-	ended, rev := o.ended, o.kvRev
 	o.stopped = true
 	o.mu.Unlock()
-	if ended {
-		b, _ := json.Marshal(ownerValue{Node: o.n.cfg.Node, Closed: true})
-		ctx, cancel := context.WithTimeout(o.n.ctx, o.n.cfg.OpTimeout)
-		_, _ = o.n.owners.Update(ctx, o.key, b, rev)
-		_ = o.n.snaps.Delete(ctx, o.key)
-		cancel()
-	}
 	o.n.mu.Lock()
 	if o.n.owned[o.id] == o {
 		delete(o.n.owned, o.id)
