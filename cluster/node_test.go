@@ -69,6 +69,18 @@ func TestUsersOnThreeNodesSeeOneOrder(t *testing.T) {
 			t.Fatalf("%s: getUsers\n %s\n want %s", n.ID(), got, want)
 		}
 	}
+	// Membership: every node is listed, with its load.
+	eventually(t, 5*time.Second, "three nodes listed with their users", func() bool {
+		infos, err := b.Nodes(ctx)
+		users := 0
+		for _, in := range infos {
+			users += in.Users
+		}
+		return err == nil && len(infos) == 3 && users == 3
+	})
+	if sa, sb := a.Stats(), b.Stats(); sb.Forwarded == 0 || sa.Served == 0 || sa.Published < seq2 || sb.Applied == 0 || sa.Fenced != 0 {
+		t.Fatalf("stats: a %+v, b %+v", sa, sb)
+	}
 	// carol leaves: her session ends with user:left, the others see it.
 	seq3, err := c.Do(ctx, Op{Name: OpLeave, Channel: "room.1 *>", Actor: "carol"})
 	must(t, err)
