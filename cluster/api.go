@@ -369,9 +369,11 @@ func (n *Node) recoverState(ctx context.Context, id string) (st channel.State, n
 		if err != nil {
 			return st, nil, 0, 0, fmt.Errorf("%w: event at %d: %v", ErrUnavailable, seq, err)
 		}
+		lastSubj, seq = m.Sequence, m.Sequence+1
 		ev, err := decodeEvent(m.Data)
-		if err != nil {
-			return st, nil, 0, 0, err
+		if err != nil || ev.Channel != id {
+			n.stats.BadMessages.Add(1) // not the owner's: skipped
+			continue
 		}
 		st.Apply(ev)
 		switch ev.Type {
@@ -382,8 +384,6 @@ func (n *Node) recoverState(ctx context.Context, id string) (st channel.State, n
 		case channel.EventLeft:
 			delete(nodes, ev.User)
 		}
-		lastSubj = m.Sequence
-		seq = m.Sequence + 1
 	}
 	return st, nodes, lastSubj, snapRev, nil
 }

@@ -140,8 +140,8 @@ func (f *follower) start() error {
 // message at a time, in stream order.
 func (f *follower) handle(msg jetstream.Msg) {
 	ev, err := decodeEvent(msg.Data())
-	if err != nil {
-		f.n.stats.BadMessages.Add(1)
+	if err != nil || ev.Channel != f.id {
+		f.n.stats.BadMessages.Add(1) // dropped: it cannot be this channel's
 		return
 	}
 	f.apply(ev, msg.Headers().Get(headerNode))

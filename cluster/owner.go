@@ -265,10 +265,19 @@ func (o *owned) lose() {
 	o.mu.Lock()
 	was := o.stopped
 	o.stopped = true
+	rev := o.kvRev
 	o.mu.Unlock()
 	if !was {
 		o.n.stats.Fenced.Add(1)
-		o.n.goTrack(o.finish)
+		o.n.goTrack(func() {
+			// Still ours (the stream refused a write, not another owner's
+			// claim): let go at once, so that a node takes over from the
+			// snapshot and the stream without waiting for the lease.
+			ctx, cancel := context.WithTimeout(o.n.ctx, o.n.cfg.OpTimeout)
+			_ = o.n.owners.Delete(ctx, o.key, jetstream.LastRevision(rev))
+			cancel()
+			o.finish()
+		})
 	}
 }
 
@@ -366,6 +375,14 @@ func (o *owned) do(ctx context.Context, op Op) opReply {
 		return opReply{Code: errCode(ErrNotOwner), Msg: "not the owner"}
 	}
 	err := o.run(ctx, ch, op)
+	o.mu.Lock()
+	lost := o.stopped
+	o.mu.Unlock()
+	if lost {
+		// Its events may not all be in the stream: the caller tries again
+		// on the channel's next owner.
+		return opReply{Code: errCode(ErrNotOwner), Msg: "ownership lost during the operation"}
+	}
 	r := opReply{Seq: ch.Seq(), Code: errCode(err)}
 	if err != nil {
 		r.Msg = err.Error()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/callcore/callcore/channel"
 )
@@ -153,5 +154,44 @@ func TestBadOperationsAreRefusedAndChangeNothing(t *testing.T) {
 	must(t, err)
 	if fmt.Sprintf("%+v", after) != fmt.Sprintf("%+v", before) {
 		t.Fatalf("channel changed:\n %+v\n %+v", after, before)
+	}
+}
+
+// A message that is not the owner's, published on a channel's subject,
+// is dropped and counted by the followers; the owner, whose next publish
+// it fences, loses the channel, and a node with users in it takes it over
+// from the snapshot and the stream (skipping the message): the channel
+// goes on, numbered without a gap.
+func TestForeignMessageOnTheEventSubjectIsSkipped(t *testing.T) {
+	eng := startEngine(t, 1)
+	a := startNode(t, "a", eng[0].ClientURL(), 1)
+	b := startNode(t, "b", eng[0].ClientURL(), 1)
+	ctx := ctxFor(t, 30*time.Second)
+	_, err := a.Create(ctx, "alice", "r", channel.CreateOptions{})
+	must(t, err)
+	sb, err := b.Join(ctx, "bob", "r", nil)
+	must(t, err)
+	nc, err := nats.Connect(eng[0].ClientURL())
+	must(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	must(t, err)
+	for _, raw := range []string{"garbage", `{"Seq":3,"Type":8,"Channel":"elsewhere","User":"mallory"}`} {
+		_, err := js.Publish(ctx, eventSubject("r"), []byte(raw))
+		must(t, err)
+	}
+	eventually(t, 5*time.Second, "b drops the two messages", func() bool { return b.Stats().BadMessages >= 2 })
+	seq, err := b.Do(ctx, Op{Name: OpAddTracks, Channel: "r", Actor: "bob", Tracks: []channel.TrackInfo{{Name: "mic", Kind: channel.Audio}}})
+	must(t, err)
+	evs := events(t, sb, 10*time.Second, seqIs(seq))
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Seq != evs[i-1].Seq+1 {
+			t.Fatalf("events not numbered one by one: %v", names(evs))
+		}
+	}
+	snap, err := b.GetUsers(ctx, "bob", "r")
+	must(t, err)
+	if len(snap.Users) != 2 || snap.Seq != seq {
+		t.Fatalf("getUsers %+v at %d", snap, seq)
 	}
 }
