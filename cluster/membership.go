@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"time"
+
+	"github.com/callcore/callcore/channel"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -40,7 +43,7 @@ func (n *Node) renewLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.TTL / 4)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-n.ctx.Done():
 			return
@@ -49,9 +52,60 @@ func (n *Node) renewLoop() {
 		_ = n.heartbeat()
 		n.mu.Lock()
 		owned := n.ownedList()
+		var followed []string
+		if tick%4 == 0 {
+			for id, f := range n.follows {
+				if n.owned[id] == nil && !f.closed() {
+					followed = append(followed, id)
+				}
+			}
+		}
 		n.mu.Unlock()
 		for _, o := range owned {
 			o.renew()
+		}
+		// Once a lease, the owned channels' users' nodes are checked for a
+		// membership, and the followed channels for an owner: a watch can
+		// miss a key's expiry while the engine changes leaders.
+		if tick%4 == 0 {
+			n.checkNodes(owned)
+		}
+		for _, id := range followed {
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.TTL/2)
+			if _, err := n.Owner(ctx, id); errors.Is(err, channel.ErrNotFound) && !errors.Is(err, errDeleted) {
+				n.claimOrphan(ctx, id)
+			}
+			cancel()
+		}
+	}
+}
+
+// checkNodes makes the users of nodes without a membership key leave the
+// channels this node owns.
+func (n *Node) checkNodes(owned []*owned) {
+	seen := map[string]bool{}
+	for _, o := range owned {
+		o.mu.Lock()
+		var nodes []string
+		for _, nd := range o.nodes {
+			if nd != n.cfg.Node && !seen[nd] {
+				seen[nd] = true
+				nodes = append(nodes, nd)
+			}
+		}
+		o.mu.Unlock()
+		for _, nd := range nodes {
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.TTL/2)
+			_, err := n.nodes.Get(ctx, nd)
+			cancel()
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				n.mu.Lock()
+				delete(n.live, nd)
+				n.mu.Unlock()
+				for _, o := range owned {
+					o.dropNode(nd)
+				}
+			}
 		}
 	}
 }
