@@ -26,3 +26,10 @@ func (n *Node) Stats() StatsSnapshot {
 	return StatsSnapshot{s.Forwarded.Load(), s.Served.Load(), s.Published.Load(), s.Applied.Load(), s.Claims.Load(),
 		s.Fenced.Load(), s.BadMessages.Load(), s.HeartbeatFailures.Load(), s.SlowSessions.Load()}
 }
+
+// Load returns how many channels the node runs and how many it follows.
+func (n *Node) Load() (owned, followed int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.owned), len(n.follows)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -25,15 +26,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
 // startServers starts a NATS server and n call servers, each with its
-// node, behind httptest servers on loopback.
-func startServers(t *testing.T, n int) []*httptest.Server {
+// node, behind httptest servers on loopback; admins are their admin
+// handlers.
+func startServers(t *testing.T, n int) (hss []*httptest.Server, admins []http.Handler) {
 	t.Helper()
 	eng, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Name: "nats", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Shutdown)
-	var out []*httptest.Server
 	for i := range n {
 		node, err := cluster.Start(cluster.Config{Node: fmt.Sprintf("n%d", i), URL: eng.ClientURL(), TTL: time.Second})
 		if err != nil {
@@ -48,6 +49,7 @@ func startServers(t *testing.T, n int) []*httptest.Server {
 			t.Fatal(err)
 		}
 		hs := httptest.NewServer(srv)
+		admins = append(admins, srv.AdminHandler())
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -56,9 +58,9 @@ func startServers(t *testing.T, n int) []*httptest.Server {
 			}
 			hs.Close()
 		})
-		out = append(out, hs)
+		hss = append(hss, hs)
 	}
-	return out
+	return hss, admins
 }
 
 // wsClient speaks the server's protocol: requests answered by id, event
@@ -206,7 +208,7 @@ type usersAnswer struct {
 // answers the same on every server, and the admin on the first server
 // mutes the publisher on the third.
 func TestUsersOnThreeServersShareOneChannel(t *testing.T) {
-	hs := startServers(t, 3)
+	hs, admins := startServers(t, 3)
 	alice := connect(t, hs[0], "alice")
 	bob := connect(t, hs[1], "bob")
 	carol := connect(t, hs[2], "carol")
@@ -250,6 +252,19 @@ func TestUsersOnThreeServersShareOneChannel(t *testing.T) {
 		if got := string(c.call("getUsers", nil)); got != want {
 			t.Fatalf("getUsers differs:\n %s\n %s", got, want)
 		}
+	}
+	// Each server's admin /metrics has its node's counters: the first
+	// runs the channel and served the others' operations.
+	rec := httptest.NewRecorder()
+	admins[0].ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{`callcore_cluster_channels_owned{node="n0"} 1`, `callcore_cluster_operations_served_total{node="n0"}`, `callcore_cluster_events_published_total{node="n0"}`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("n0's metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, `callcore_cluster_operations_served_total{node="n0"} 0`) {
+		t.Error("n0 served no operation")
 	}
 }
 
