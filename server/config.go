@@ -45,8 +45,8 @@ type Config struct {
 	Logger *slog.Logger
 
 	// Cluster, when set, runs the server's channels in a cluster of call
-	// servers: create and join go to it (see Cluster). Default nil: the
-	// server's own registry.
+	// servers: create and join go to it (see Cluster), and Server.Registry
+	// holds no channels. Default nil: the server's own registry.
 	Cluster Cluster
 
 	// IdleTimeout closes a channel that has had no active user for this
