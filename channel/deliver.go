@@ -15,6 +15,7 @@ func (c *Channel) emit(ev Event, extra ...*member) {
 	c.seq++
 	ev.Seq = c.seq
 	ev.Channel = c.id
+	c.journal(&ev)
 	for _, m := range c.active {
 		c.deliver(m, &ev)
 	}
@@ -30,6 +31,7 @@ func (c *Channel) emitAdmins(ev Event) {
 	c.seq++
 	ev.Seq = c.seq
 	ev.Channel = c.id
+	c.journal(&ev)
 	for _, m := range c.active {
 		if m.id == c.owner || m.mode.Has(permission.Admin) {
 			c.deliver(m, &ev)
@@ -91,6 +93,7 @@ const (
 	fxStop
 	fxForget
 	fxConfig
+	fxEvent
 )
 
 // effect is a call to make outside the lock.
@@ -104,6 +107,7 @@ type effect struct {
 	req          *joinRequest
 	timer        Timer
 	cfg          CallConfig
+	ev           *Event
 }
 
 func (c *Channel) addFx(e effect) { c.fx = append(c.fx, e) }
@@ -198,5 +202,7 @@ func (c *Channel) run(e *effect) {
 		if m, ok := cfg.Media.(ConfigMedia); ok {
 			m.ConfigChanged(c.id, e.cfg)
 		}
+	case fxEvent:
+		cfg.Media.(EventMedia).Emitted(e.ev)
 	}
 }

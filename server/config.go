@@ -47,6 +47,11 @@ type Config struct {
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
 
+	// Cluster, when set, runs the server's channels in a cluster of call
+	// servers: create and join go to it (see Cluster), and Server.Registry
+	// holds no channels. Default nil: the server's own registry.
+	Cluster Cluster
+
 	// IdleTimeout closes a channel that has had no active user for this
 	// long. Default 0: kept until deleted.
 	IdleTimeout time.Duration

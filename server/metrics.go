@@ -270,11 +270,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // AdminHandler serves /metrics (the server's metrics with the Go runtime's
-// and the process's) and /debug/pprof/: for an admin listener that is
+// and the process's, and Config.Cluster's when it is a
+// prometheus.Collector) and /debug/pprof/: for an admin listener that is
 // never the public one.
 func (s *Server) AdminHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if c, ok := s.cfg.Cluster.(prometheus.Collector); ok {
+		reg.MustRegister(c) // the cluster node's own metrics
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}}))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

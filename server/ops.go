@@ -165,10 +165,14 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 	if err := ss.srv.admit(create, c.ChannelID, ss.user); err != nil {
 		return nil, nil, err
 	}
+	if create && !ss.claims.Create {
+		return nil, nil, fmt.Errorf("%w: this user's token does not allow creating calls", channel.ErrUnauthorized)
+	}
+	if ss.srv.cfg.Cluster != nil {
+		data, err := ss.joinCluster(ctx, create, resume, c, tracks, ids)
+		return data, nil, err
+	}
 	if create {
-		if !ss.claims.Create {
-			return nil, nil, fmt.Errorf("%w: this user's token does not allow creating calls", channel.ErrUnauthorized)
-		}
 		opts := channel.CreateOptions{Tracks: tracks, Users: c.Users}
 		if c.Config != nil {
 			if opts.Config, err = configFromWire(*c.Config); err != nil {
@@ -228,7 +232,7 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 }
 
 // joined starts the stay of a user that has joined ch.
-func (ss *session) joined(ctx context.Context, ch *channel.Channel, sub *channel.Subscription, ids map[string]string) (any, error) {
+func (ss *session) joined(ctx context.Context, ch call, sub events, ids map[string]string) (any, error) {
 	if ctx.Err() != nil { // the session ended or the join was withdrawn meanwhile
 		_ = ch.Leave(ss.user)
 		return nil, fmt.Errorf("%w: join request withdrawn", channel.ErrNotMember)
@@ -271,7 +275,7 @@ func (ss *session) resume(st *stay) (any, error) {
 }
 
 // stayResultOf is create's and join's answer: the channel as snap shows it.
-func stayResultOf(ch *channel.Channel, snap channel.Snapshot, resumed bool) stayResult {
+func stayResultOf(ch call, snap channel.Snapshot, resumed bool) stayResult {
 	return stayResult{Status: true, ChannelID: ch.ID(), Owner: ch.Owner(), Resumed: resumed, Seq: snap.Seq,
 		Users: usersToWire(snap.Users), Config: configToWire(ch.Config())}
 }

@@ -153,6 +153,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	speakersTo.Store(reg)
+	if cfg.Cluster != nil {
+		cfg.Cluster.UseMedia(pl)
+	}
 	s.engine, s.plane, s.reg = engine, pl, reg
 	s.hooks = newWebhooks(cfg.Webhooks, s.log)
 	s.mux = http.NewServeMux()

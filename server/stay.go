@@ -33,8 +33,8 @@ import (
 type stay struct {
 	srv  *Server
 	user string
-	ch   *channel.Channel
-	sub  *channel.Subscription
+	ch   call   // *channel.Channel, or a ClusterStay
+	sub  events // the channel's events for user
 	peer *webrtc.Peer
 
 	owner atomic.Pointer[session] // nil while orphaned
@@ -61,7 +61,7 @@ type stay struct {
 
 // newStay starts the session's stay in ch (the user is active there with
 // event stream sub): a peer for its media, attached to the plane.
-func (ss *session) newStay(ch *channel.Channel, sub *channel.Subscription, ids map[string]string) (*stay, error) {
+func (ss *session) newStay(ch call, sub events, ids map[string]string) (*stay, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &stay{srv: ss.srv, user: ss.user, ch: ch, sub: sub, ctx: ctx, cancel: cancel, need: make(chan struct{}, 1), names: ids}
 	st.owner.Store(ss)

@@ -121,11 +121,11 @@ type hookEvent struct {
 // hookState is what the webhooks know of one channel while stays of it
 // exist. Its fields are guarded by webhooks.mu.
 type hookState struct {
-	last     uint64                                // the last event sent
-	active   map[string]struct{}                   // users in the call
-	streams  map[*channel.Subscription]*hookStream // the stays' event streams
-	reporter *channel.Subscription                 // the oldest stream: its events are sent
-	pending  map[uint64]channel.Event              // events other streams showed ahead of the reporter
+	last     uint64                   // the last event sent
+	active   map[string]struct{}      // users in the call
+	streams  map[events]*hookStream   // the stays' event streams
+	reporter events                   // the oldest stream: its events are sent
+	pending  map[uint64]channel.Event // events other streams showed ahead of the reporter
 }
 
 // hookStream is one stay's event stream.
@@ -202,7 +202,7 @@ func newWebhooks(cfg WebhookConfig, log *slog.Logger) *webhooks {
 }
 
 // join registers a stay's event stream before its pump starts.
-func (w *webhooks) join(ch string, sub *channel.Subscription) {
+func (w *webhooks) join(ch string, sub events) {
 	if w == nil {
 		return
 	}
@@ -210,7 +210,7 @@ func (w *webhooks) join(ch string, sub *channel.Subscription) {
 	defer w.mu.Unlock()
 	st := w.channels[ch]
 	if st == nil {
-		st = &hookState{active: map[string]struct{}{}, streams: map[*channel.Subscription]*hookStream{}, pending: map[uint64]channel.Event{}}
+		st = &hookState{active: map[string]struct{}{}, streams: map[events]*hookStream{}, pending: map[uint64]channel.Event{}}
 		w.channels[ch] = st
 	}
 	w.order++
@@ -221,7 +221,7 @@ func (w *webhooks) join(ch string, sub *channel.Subscription) {
 }
 
 // observe takes an event a stay's stream showed. It never blocks.
-func (w *webhooks) observe(sub *channel.Subscription, ev *channel.Event) {
+func (w *webhooks) observe(sub events, ev *channel.Event) {
 	if w == nil {
 		return
 	}
@@ -272,7 +272,7 @@ func (st *hookState) trim() {
 // ended (the pump stopped reading them; when its user was the last one
 // in the channel nobody else saw its user:left) and forgets the stream.
 // It never blocks.
-func (w *webhooks) rest(ch string, sub *channel.Subscription) {
+func (w *webhooks) rest(ch string, sub events) {
 	if w == nil || sub == nil {
 		return
 	}
@@ -304,7 +304,7 @@ func (w *webhooks) rest(ch string, sub *channel.Subscription) {
 		return
 	}
 	// The next oldest stream reports: first what it showed already.
-	var next *channel.Subscription
+	var next events
 	for s, hs := range st.streams {
 		if next == nil || hs.order < st.streams[next].order {
 			next = s

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/callcore/callcore/cluster"
+	"github.com/callcore/callcore/cluster/clusterserver"
 	"github.com/callcore/callcore/server"
 	"github.com/callcore/callcore/transport/webrtc"
 	"github.com/callcore/callcore/web"
@@ -71,6 +73,7 @@ type options struct {
 	webhookQueue                  int
 	rtpAddr, rtpAnnounce          string
 	limits                        limits
+	cluster                       clusterOptions
 }
 
 // turnOptions are the embedded TURN server's flags.
@@ -142,6 +145,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.DurationVar(&l.pingTimeout, "ping-timeout", 0, "close a connection whose pong takes longer (0: 15s)")
 	fs.DurationVar(&l.writeTimeout, "write-timeout", 0, "bound on one write to a client (0: 10s)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may go on while no new ones are taken (0: end them at once)")
+	o.cluster.register(fs)
 	// Environment first, so that flags override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -314,6 +318,19 @@ func run(ctx context.Context, now <-chan struct{}, args []string, getenv func(st
 	cfg, demo, err := o.config(log)
 	if err != nil {
 		return err
+	}
+	ccfg, err := o.cluster.config()
+	if err != nil {
+		return err
+	}
+	if ccfg != nil {
+		node, err := cluster.Start(*ccfg)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		defer node.Close() // after the server's shutdown: its users leave first
+		cfg.Cluster = clusterserver.Of(node)
+		log.Info("cluster node", "node", node.ID(), "nats", ccfg.URL, "embedded", ccfg.Embedded != nil)
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
