@@ -65,7 +65,7 @@ type sim struct {
 	size     int
 
 	// per window
-	sentBits  float64
+	sentBits   float64
 	sent, lost int
 }
 

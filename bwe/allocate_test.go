@@ -1,0 +1,94 @@
+package bwe_test
+
+import (
+	"testing"
+
+	"github.com/callcore/callcore/bwe"
+)
+
+func layered(prio int) *bwe.Stream {
+	return &bwe.Stream{Priority: prio, Rates: [3]float64{150e3, 500e3, 1500e3}, Max: 2}
+}
+
+func TestAllocateAudioFirstThenVideoByPriority(t *testing.T) {
+	a := bwe.NewAllocator(bwe.AllocConfig{})
+	audio := &bwe.Stream{Audio: true, Rates: [3]float64{40e3}}
+	low, high := layered(0), layered(1)
+	streams := []*bwe.Stream{low, audio, high}
+	a.Allocate(1e6, 0, streams)
+	// 1 Mbit/s: audio 40k, the preferred stream 500k, the other 150k.
+	if audio.Layer != 0 || high.Layer != 1 || low.Layer != 0 || !high.Limited || !low.Limited {
+		t.Fatalf("audio %d, high %d (%v), low %d (%v)", audio.Layer, high.Layer, high.Limited, low.Layer, low.Limited)
+	}
+	// Below the lowest layer plus audio: video paused, audio kept.
+	a.Allocate(100e3, 1e9, streams)
+	if audio.Layer != 0 || high.Layer != -1 || low.Layer != -1 || !high.Limited {
+		t.Fatalf("at 100 kbit/s: audio %d, high %d, low %d", audio.Layer, high.Layer, low.Layer)
+	}
+	// Paused by preference is not a bandwidth limit.
+	high.Max = -1
+	a.Allocate(100e3, 2e9, streams)
+	if high.Layer != -1 || high.Limited {
+		t.Fatalf("paused by preference: layer %d limited %v", high.Layer, high.Limited)
+	}
+}
+
+func TestAllocateMovesUpOnlyAfterHoldWithHeadroom(t *testing.T) {
+	a := bwe.NewAllocator(bwe.AllocConfig{})
+	s := layered(0)
+	streams := []*bwe.Stream{s}
+	a.Allocate(400e3, 0, streams) // starts at the top, down at once
+	if s.Layer != 0 {
+		t.Fatalf("400 kbit/s: layer %d", s.Layer)
+	}
+	// 540k fits layer 1 (500k) but not with 15 % headroom: stays.
+	for now := int64(1e9); now < 10e9; now += 1e8 {
+		a.Allocate(540e3, now, streams)
+		if s.Layer != 0 {
+			t.Fatalf("moved up to %d without headroom at %d ms", s.Layer, now/1e6)
+		}
+	}
+	// With headroom: up after the 2 s hold, not before.
+	start := int64(20e9)
+	up := int64(-1)
+	for now := start; now < start+5e9; now += 1e8 {
+		a.Allocate(600e3, now, streams)
+		if s.Layer == 1 && up < 0 {
+			up = now - start
+		}
+	}
+	if up < 2e9 || up > 2.2e9 {
+		t.Fatalf("moved up after %d ms, want 2000", up/1e6)
+	}
+	// A dip that resets the hold.
+	a.Allocate(100e3, 30e9, streams)
+	if s.Layer != -1 || !s.Limited {
+		t.Fatalf("100 kbit/s: layer %d", s.Layer)
+	}
+}
+
+func TestAllocateLeavesUnmeasuredStreamsAlone(t *testing.T) {
+	a := bwe.NewAllocator(bwe.AllocConfig{})
+	s := &bwe.Stream{Max: 2}
+	a.Allocate(1e6, 0, []*bwe.Stream{s})
+	if s.Limited {
+		t.Fatal("a stream with no rate measured is limited")
+	}
+	s.Rates = [3]float64{10e3, 20e3, 40e3}
+	a.Allocate(1e6, 1e8, []*bwe.Stream{s})
+	if s.Layer != 2 || s.Limited {
+		t.Fatalf("once measured: layer %d limited %v", s.Layer, s.Limited)
+	}
+}
+
+func TestAllocateRaisedPreferenceWithRoomIsAtOnce(t *testing.T) {
+	a := bwe.NewAllocator(bwe.AllocConfig{})
+	s := layered(0)
+	s.Max = 0
+	a.Allocate(5e6, 0, []*bwe.Stream{s})
+	s.Max = 2
+	a.Allocate(5e6, 1e8, []*bwe.Stream{s})
+	if s.Layer != 2 || s.Limited {
+		t.Fatalf("preference raised with room: layer %d limited %v", s.Layer, s.Limited)
+	}
+}
