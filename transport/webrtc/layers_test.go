@@ -48,6 +48,7 @@ type layerPublisher struct {
 	locals  [3]*pion.TrackLocalStaticRTP
 	sender  *pion.RTPSender
 	stop    chan struct{}
+	pad     [3]byte // RTP padding added to each packet of a layer, to set its rate
 }
 
 var rids = [3]string{"q", "h", "f"}
@@ -131,6 +132,9 @@ func (p *layerPublisher) run(t *testing.T) {
 						t.Error(err)
 						return
 					}
+					if p.pad[i] > 0 {
+						pkt.Header.Padding, pkt.Header.PaddingSize = true, p.pad[i]
+					}
 					_ = p.locals[i].WriteRTP(&pkt)
 				}
 			}
@@ -186,16 +190,11 @@ func (r *layerReceiver) lastLayer(t *testing.T) int {
 	return out[len(out)-1].Layer
 }
 
-// TestLayersFromPionPublisherToPionSubscriber: a pion client publishes
-// three rid layers through the WebRTC transport; they become one
-// forward.Layers; a pion subscriber gets one layer at a time, and changes
-// of its highest layer switch it (q → f → h) with every packet there,
-// numbering, picture IDs and TL0PICIDX continuous and the first frame of
-// each layer decoding at that layer's size.
-func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := newTestEngine(t, Config{})
-	defer engine.Close()
+// publishLayers runs a pion layer publisher, its layers padded by pad
+// bytes a packet, and has a server peer of engine take them as one
+// forward.Layers.
+func publishLayers(t *testing.T, engine *Engine, pad [3]byte) (*forward.Layers, *layerPublisher, *Peer) {
+	t.Helper()
 	type pub struct {
 		tr   *forward.Track
 		info PublishInfo
@@ -207,8 +206,8 @@ func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer server.Close()
 	p := newLayerPublisher(t)
+	p.pad = pad
 	publish(t, server, p.client)
 	p.run(t)
 	var cfg forward.LayersConfig
@@ -232,6 +231,21 @@ func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return layers, p, server
+}
+
+// TestLayersFromPionPublisherToPionSubscriber: a pion client publishes
+// three rid layers through the WebRTC transport; they become one
+// forward.Layers; a pion subscriber gets one layer at a time, and changes
+// of its highest layer switch it (q → f → h) with every packet there,
+// numbering, picture IDs and TL0PICIDX continuous and the first frame of
+// each layer decoding at that layer's size.
+func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	engine := newTestEngine(t, Config{})
+	defer engine.Close()
+	layers, p, server := publishLayers(t, engine, [3]byte{})
+	defer server.Close()
 	defer layers.Close()
 
 	subPeer, err := NewPeer(PeerConfig{Engine: engine})
