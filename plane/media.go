@@ -118,6 +118,7 @@ func (p *Plane) subscribe(ch, id string, k key) {
 
 	if t.lay != nil {
 		p.subscribeLayers(r, k, t, id, u)
+		p.watchBandwidth(ch, id, k)
 		return
 	}
 	if self, ok := u.ep.(SelfSubscriber); ok {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/callcore/callcore/bwe"
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/plane"
 )
 
 // Allocation of a peer's downlink (bwe.Allocator): once the peer has sent
@@ -221,3 +222,8 @@ func (s *Subscription) BandwidthLimit() (max forward.Layer, paused, limited bool
 // OnBandwidthLimit sets a function called (on an RTCP loop, with no lock
 // held) when the subscription's bandwidth limit changes.
 func (s *Subscription) OnBandwidthLimit(f func()) { s.onLimit.Store(&f) }
+
+var (
+	_ plane.BandwidthLimited = (*Subscription)(nil)
+	_ plane.Prioritized      = (*Subscription)(nil)
+)
