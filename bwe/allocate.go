@@ -28,7 +28,16 @@ type Stream struct {
 	Limited bool
 	fitAt   int64 // ns: since when a higher layer has fit with headroom; 0 when none
 	cut     bool  // the budget moved it down, and it has not been unlimited since
-	started bool
+	// A stream paused for bandwidth gets nothing that would raise the
+	// estimate when nothing else is sent: after a backoff it is tried
+	// again on its lowest layer for TrialFor, kept there unless the
+	// estimate is cut meanwhile.
+	pausedAt    int64 // ns: when it was paused for bandwidth, when paused
+	paused      bool
+	backoff     int64   // ns: the wait before the next trial
+	trialUntil  int64   // ns: the end of the trial under way; 0 when none
+	trialBudget float64 // the budget when the trial started
+	started     bool
 }
 
 // AllocConfig tunes an Allocator; zero values are documented defaults.
@@ -39,6 +48,12 @@ type AllocConfig struct {
 	// UpHold is how long (ns) a higher layer must keep fitting with
 	// headroom before the stream moves up. Default 2 s.
 	UpHold int64
+	// TrialAfter is how long (ns) a stream stays paused for bandwidth
+	// before its lowest layer is tried again; it doubles after each
+	// trial that fails, up to TrialMax. Defaults 5 s and 40 s.
+	TrialAfter, TrialMax int64
+	// TrialFor is how long (ns) a trial lasts. Default 2 s.
+	TrialFor int64
 }
 
 // Allocator shares a transport's estimate among its streams: audio first,
@@ -47,7 +62,10 @@ type AllocConfig struct {
 // down at once; after such a cut it moves up only when the higher layer
 // has fitted with headroom for the hold time, so it does not oscillate.
 // A stream the budget never cut moves up at once when there is headroom
-// (a preference raised, a layer that comes back). It is not safe for
+// (a preference raised, a layer that comes back). A stream paused for
+// bandwidth is tried again on its lowest layer after a backoff (5 s,
+// doubling up to 40 s while trials fail), so that a paused stream, which
+// sends nothing the estimate could rise on, is not stuck. It is not safe for
 // concurrent use.
 type Allocator struct {
 	cfg   AllocConfig
@@ -61,6 +79,15 @@ func NewAllocator(cfg AllocConfig) *Allocator {
 	}
 	if cfg.UpHold <= 0 {
 		cfg.UpHold = 2e9
+	}
+	if cfg.TrialAfter <= 0 {
+		cfg.TrialAfter = 5e9
+	}
+	if cfg.TrialMax <= 0 {
+		cfg.TrialMax = 40e9
+	}
+	if cfg.TrialFor <= 0 {
+		cfg.TrialFor = 2e9
 	}
 	return &Allocator{cfg: cfg}
 }
@@ -118,6 +145,7 @@ func (a *Allocator) Allocate(budget float64, now int64, streams []*Stream) {
 		} else {
 			s.fitAt = 0
 		}
+		next = a.trial(s, next, want, budget, now)
 		if next < s.Layer {
 			s.cut = true
 		}
@@ -140,4 +168,45 @@ func top(s *Stream, max int) int {
 		}
 	}
 	return -1
+}
+
+// trial returns the layer of a stream paused for bandwidth, or under
+// trial, given next, the layer the budget gives it.
+func (a *Allocator) trial(s *Stream, next, want int, budget float64, now int64) int {
+	lowest := -1
+	for l := 0; l <= want; l++ {
+		if s.Rates[l] > 0 {
+			lowest = l
+			break
+		}
+	}
+	if s.trialUntil != 0 {
+		switch {
+		case now < s.trialUntil && budget >= 0.95*s.trialBudget:
+			return max(next, lowest) // kept while the estimate answers
+		case now >= s.trialUntil && next >= 0:
+			s.trialUntil, s.backoff = 0, 0 // it fits now
+			return next
+		default: // cut during the trial, or still no room at its end
+			s.trialUntil = 0
+			s.backoff = min(2*s.backoff, a.cfg.TrialMax)
+			s.pausedAt, s.paused = now, true
+			return -1
+		}
+	}
+	if next >= 0 {
+		s.paused = false
+		return next
+	}
+	if !s.paused {
+		s.pausedAt, s.paused = now, true
+	}
+	if s.backoff == 0 {
+		s.backoff = a.cfg.TrialAfter
+	}
+	if now-s.pausedAt < s.backoff || lowest < 0 {
+		return -1
+	}
+	s.paused, s.trialUntil, s.trialBudget = false, now+a.cfg.TrialFor, budget
+	return lowest
 }

@@ -92,3 +92,36 @@ func TestAllocateRaisedPreferenceWithRoomIsAtOnce(t *testing.T) {
 		t.Fatalf("preference raised with room: layer %d limited %v", s.Layer, s.Limited)
 	}
 }
+
+func TestAllocatePausedStreamIsTriedAgainWithBackoff(t *testing.T) {
+	a := bwe.NewAllocator(bwe.AllocConfig{})
+	s := layered(0)
+	streams := []*bwe.Stream{s}
+	var trials []int64 // ms at which the stream came back on a trial
+	run := func(from, to int64, budget float64) {
+		for now := from; now < to; now += 1e8 {
+			was := s.Layer
+			a.Allocate(budget, now, streams)
+			if was < 0 && s.Layer >= 0 {
+				trials = append(trials, now/1e6)
+			}
+		}
+	}
+	run(0, 30e9, 100e3) // below the lowest layer (150k)
+	// Paused at 0; tried at 5 s (2 s), again 10 s after that failed
+	// (7 s + 10 s), then 20 s later.
+	want := []int64{5000, 17000}
+	if len(trials) != len(want) || trials[0] != want[0] || trials[1] != want[1] {
+		t.Fatalf("trials at %v ms, want %v", trials, want)
+	}
+	if s.Layer != -1 || !s.Limited {
+		t.Fatalf("after 30 s at 100 kbit/s: layer %d", s.Layer)
+	}
+	// The next trial (at 39 s) meets an estimate that rose: it stays.
+	trials = nil
+	run(30e9, 39e9, 100e3)
+	run(39e9, 45e9, 170e3)
+	if len(trials) != 1 || trials[0] != 39000 || s.Layer != 0 {
+		t.Fatalf("trials %v, layer %d at 45 s", trials, s.Layer)
+	}
+}

@@ -14,7 +14,9 @@
 //     additive-increase multiplicative-decrease rate controller (cut to
 //     0.85 × the acknowledged receive rate on over-use);
 //   - a loss-based bound: cut by half the loss fraction when more than
-//     10 % of the packets are lost, raised by 8 % a second under 2 %;
+//     10 % of the packets sent since the last cut are lost (never under
+//     half the acknowledged rate, at most once a second), raised by 8 % a
+//     second under 2 %;
 //   - the receiver's own estimate, when it sends REMB.
 //
 // Loss inherited from upstream never lowers the estimate: transport-wide

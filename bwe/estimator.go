@@ -88,6 +88,7 @@ type Estimator struct {
 	ackBits float64
 	ackInit bool
 	recent  [4]uint64 // fb count, base and count of recent feedback: duplicates are skipped
+	cutAt   int64     // µs: when the estimate was last cut, 0 before
 	stats   Stats
 }
 
@@ -180,7 +181,7 @@ func (e *Estimator) HandleLoss(expected, lost, inherited int, now int64) {
 		return
 	}
 	lost = min(max(lost, 0), expected)
-	e.loss.add(lost, expected, now/1000, e.Estimate())
+	e.loss.add(lost, expected, now/1000, e.Estimate(), e.acked)
 	e.publish()
 }
 
@@ -235,9 +236,10 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 			e.delay.packet(sent, arrival, size)
 			e.ackedAdd(arrival, size)
 		}
-		// Packets sent before the loss-based bound was last cut were sent
-		// at the rate that was cut: their loss is already answered.
-		if e.loss.lastCut != 0 && int32(sent-uint32(e.loss.lastCut)) < 0 {
+		// Packets sent before the estimate was last cut (for loss or
+		// delay) were sent at the rate that was cut: their loss is
+		// already answered.
+		if e.cutAt != 0 && int32(sent-uint32(e.cutAt)) < 0 {
 			continue
 		}
 		total++
@@ -249,13 +251,15 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	e.ctl.update(e.delay.take(), e.acked, now, &e.cfg)
 	if e.ctl.rate < before {
 		e.stats.Overuses++
+		e.cutAt = now
 	}
 	bound := e.loss.rate
 	if total > 0 {
-		e.loss.add(lost, total, now, e.Estimate())
+		e.loss.add(lost, total, now, e.Estimate(), e.acked)
 	}
 	if e.loss.rate < bound {
 		e.stats.LossCuts++
+		e.cutAt = now
 	}
 }
 

@@ -41,7 +41,7 @@ func TestEstimateRampsUpWhenTheCapLifts(t *testing.T) {
 	s := newSim(t, 300e3)
 	s.run(5000 * ms)
 	low := s.est.Estimate()
-	if low >= 300e3 {
+	if low >= 1.1*300e3 { // around the cap: it probes up to over-use and back
 		t.Fatalf("estimate %.0f on a 300 kbit/s cap", low)
 	}
 	s.link.capacity = 0

@@ -13,7 +13,7 @@ const (
 	lossHigh       = 0.10
 	lossMinPackets = 20      // packets a loss fraction is computed over, at least
 	lossMaxWait    = 1000000 // µs: or what came in this long
-	lossCutGap     = 300000  // µs between two cuts
+	lossCutGap     = 1000000 // µs between two cuts: the sender reacts and the queue drains
 	lossIncrease   = 1.08    // per second
 )
 
@@ -31,8 +31,10 @@ type lossBound struct {
 func (l *lossBound) init() { *l = lossBound{rate: math.Inf(1)} }
 
 // add counts packets the receiver reported, lost of total, and updates the
-// bound when enough were counted; current is the estimate in force.
-func (l *lossBound) add(lost, total int, now int64, current float64) {
+// bound when enough were counted; current is the estimate in force,
+// acked the rate the receiver acknowledged (0 when not measured): a cut
+// never goes under half of it, which the path demonstrably carries.
+func (l *lossBound) add(lost, total int, now int64, current, acked float64) {
 	if l.total == 0 {
 		l.since = now
 	}
@@ -55,7 +57,7 @@ func (l *lossBound) add(lost, total int, now int64, current float64) {
 	switch {
 	case p > lossHigh:
 		if l.lastCut == 0 || now-l.lastCut >= lossCutGap {
-			l.rate = min(l.rate, current) * (1 - 0.5*p)
+			l.rate = max(min(l.rate, current)*(1-0.5*p), min(0.5*acked, current))
 			l.lastCut = now
 		}
 	case p < lossLow && !math.IsInf(l.rate, 1):

@@ -26,7 +26,8 @@ const allocEvery = 250e6 // ns
 type allocator struct {
 	mu      sync.Mutex
 	a       *bwe.Allocator
-	last    int64 // ns: the last allocation
+	last    int64   // ns: the last allocation
+	budget  float64 // the estimate it shared
 	streams map[*Subscription]*allocStream
 	meters  map[*forward.Track]*rateMeter
 	list    []*bwe.Stream
@@ -71,12 +72,13 @@ func (p *Peer) allocate(now int64) {
 	if !est.HasFeedback() {
 		return
 	}
+	budget := est.Estimate()
 	al.mu.Lock()
-	if now-al.last < allocEvery {
+	if now-al.last < allocEvery && budget >= 0.9*al.budget { // a cut is answered at once
 		al.mu.Unlock()
 		return
 	}
-	al.last = now
+	al.last, al.budget = now, budget
 	if al.a == nil {
 		al.a = bwe.NewAllocator(bwe.AllocConfig{})
 		al.streams = map[*Subscription]*allocStream{}
@@ -109,7 +111,7 @@ func (p *Peer) allocate(now int64) {
 			delete(al.meters, t)
 		}
 	}
-	al.a.Allocate(est.Estimate(), now, al.list)
+	al.a.Allocate(budget, now, al.list)
 	var changed []*Subscription
 	for _, s := range al.subs {
 		if s.setBandwidth(&al.streams[s].Stream) {

@@ -21,7 +21,7 @@ func TestAllocationFollowsTheEstimate(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	engine := newTestEngine(t, Config{})
 	defer engine.Close()
-	layers, p, server := publishLayers(t, engine, [3]byte{60, 150, 255})
+	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) { p.pad = [3]byte{60, 150, 255} })
 	defer server.Close()
 	defer layers.Close()
 

@@ -49,6 +49,8 @@ type layerPublisher struct {
 	sender  *pion.RTPSender
 	stop    chan struct{}
 	pad     [3]byte // RTP padding added to each packet of a layer, to set its rate
+	fill    [3]int  // the payload size a layer's packets are filled up to, when larger
+	every   time.Duration
 }
 
 var rids = [3]string{"q", "h", "f"}
@@ -79,8 +81,8 @@ func newLayerPublisher(t *testing.T) *layerPublisher {
 	return p
 }
 
-// run sends a frame of every layer every 20 ms (a camera's pace) until
-// stopped, for at most 60 s, and reads each layer's RTCP.
+// run sends a frame of every layer every 20 ms (a camera's pace; every
+// when set) until stopped, for at most 60 s, and reads each layer's RTCP.
 func (p *layerPublisher) run(t *testing.T) {
 	var midID, ridID uint8
 	for _, e := range p.sender.GetParameters().HeaderExtensions {
@@ -107,9 +109,13 @@ func (p *layerPublisher) run(t *testing.T) {
 		})
 	}
 	p.goRun(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
+		every := p.every
+		if every == 0 {
+			every = 20 * time.Millisecond
+		}
+		tick := time.NewTicker(every)
 		defer tick.Stop()
-		for range 3000 {
+		for range int(60 * time.Second / every) {
 			select {
 			case <-p.stop:
 				return
@@ -131,6 +137,9 @@ func (p *layerPublisher) run(t *testing.T) {
 					if err := pkt.Header.SetExtension(ridID, []byte(rids[i])); err != nil {
 						t.Error(err)
 						return
+					}
+					if n := p.fill[i] - len(pkt.Payload); n > 0 {
+						pkt.Payload = append(pkt.Payload, make([]byte, n)...) // after the frame: the decoder reads no further
 					}
 					if p.pad[i] > 0 {
 						pkt.Header.Padding, pkt.Header.PaddingSize = true, p.pad[i]
@@ -190,10 +199,9 @@ func (r *layerReceiver) lastLayer(t *testing.T) int {
 	return out[len(out)-1].Layer
 }
 
-// publishLayers runs a pion layer publisher, its layers padded by pad
-// bytes a packet, and has a server peer of engine take them as one
-// forward.Layers.
-func publishLayers(t *testing.T, engine *Engine, pad [3]byte) (*forward.Layers, *layerPublisher, *Peer) {
+// publishLayers runs a pion layer publisher, set up by set when given,
+// and has a server peer of engine take its layers as one forward.Layers.
+func publishLayers(t *testing.T, engine *Engine, set func(*layerPublisher)) (*forward.Layers, *layerPublisher, *Peer) {
 	t.Helper()
 	type pub struct {
 		tr   *forward.Track
@@ -207,7 +215,9 @@ func publishLayers(t *testing.T, engine *Engine, pad [3]byte) (*forward.Layers, 
 		t.Fatal(err)
 	}
 	p := newLayerPublisher(t)
-	p.pad = pad
+	if set != nil {
+		set(p)
+	}
 	publish(t, server, p.client)
 	p.run(t)
 	var cfg forward.LayersConfig
@@ -244,7 +254,7 @@ func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	engine := newTestEngine(t, Config{})
 	defer engine.Close()
-	layers, p, server := publishLayers(t, engine, [3]byte{})
+	layers, p, server := publishLayers(t, engine, nil)
 	defer server.Close()
 	defer layers.Close()
 
