@@ -37,7 +37,12 @@ type Stream struct {
 	backoff     int64   // ns: the wait before the next trial
 	trialUntil  int64   // ns: the end of the trial under way; 0 when none
 	trialBudget float64 // the budget when the trial started
-	started     bool
+	// A move up after a cut that is cut again within UpHold doubles the
+	// hold before the next one (from 2 × UpHold to TrialMax); one that
+	// holds resets it.
+	upAt      int64 // ns: the last move up after a cut, 0 once judged
+	upBackoff int64 // ns
+	started   bool
 }
 
 // AllocConfig tunes an Allocator; zero values are documented defaults.
@@ -60,7 +65,9 @@ type AllocConfig struct {
 // then video streams by priority, each at the highest layer that fits in
 // what is left, paused when even its lowest does not. A stream moves
 // down at once; after such a cut it moves up only when the higher layer
-// has fitted with headroom for the hold time, so it does not oscillate.
+// has fitted with headroom for the hold time, so it does not oscillate;
+// a move up that is cut again within the hold time doubles the next
+// hold.
 // A stream the budget never cut moves up at once when there is headroom
 // (a preference raised, a layer that comes back). A stream paused for
 // bandwidth is tried again on its lowest layer after a backoff (5 s,
@@ -137,10 +144,10 @@ func (a *Allocator) Allocate(budget float64, now int64, streams []*Stream) {
 				if s.Layer >= 0 && s.Rates[s.Layer] == 0 {
 					next = fit // its layer stopped: take what fits
 				}
-			case now-s.fitAt < a.cfg.UpHold:
+			case now-s.fitAt < max(a.cfg.UpHold, s.upBackoff):
 				next = s.Layer
 			default:
-				s.fitAt = 0
+				s.fitAt, s.upAt = 0, now
 			}
 		} else {
 			s.fitAt = 0
@@ -148,6 +155,12 @@ func (a *Allocator) Allocate(budget float64, now int64, streams []*Stream) {
 		next = a.trial(s, next, want, budget, now)
 		if next < s.Layer {
 			s.cut = true
+			if s.upAt != 0 && now-s.upAt < a.cfg.UpHold { // the move up failed: wait longer next time
+				s.upBackoff = min(max(2*s.upBackoff, 2*a.cfg.UpHold), a.cfg.TrialMax)
+			}
+			s.upAt = 0
+		} else if s.upAt != 0 && now-s.upAt >= a.cfg.UpHold {
+			s.upAt, s.upBackoff = 0, 0 // the move up held
 		}
 		s.Layer = next
 		s.Limited = next < want

@@ -125,3 +125,33 @@ func TestAllocatePausedStreamIsTriedAgainWithBackoff(t *testing.T) {
 		t.Fatalf("trials %v, layer %d at 45 s", trials, s.Layer)
 	}
 }
+
+func TestAllocateFailedMoveUpWaitsLongerNextTime(t *testing.T) {
+	a := bwe.NewAllocator(bwe.AllocConfig{})
+	s := layered(0)
+	streams := []*bwe.Stream{s}
+	a.Allocate(400e3, 0, streams) // cut to layer 0
+	var ups []int64               // s at which it moved up to layer 1
+	for now := int64(1e8); now < 60e9; now += 1e8 {
+		budget := 600e3 // room for layer 1 on paper...
+		if s.Layer == 1 {
+			budget = 400e3 // ...which the link does not carry: cut at once
+		}
+		was := s.Layer
+		a.Allocate(budget, now, streams)
+		if was == 0 && s.Layer == 1 {
+			ups = append(ups, now/1e9)
+		}
+	}
+	t.Logf("moved up at %v s", ups)
+	// Holds of 2, 4, 8, 16 and 32 s (then 40 s) between the tries.
+	want := []int64{2, 6, 14, 30}
+	if len(ups) < len(want) {
+		t.Fatalf("moved up at %v s, want %v", ups, want)
+	}
+	for i, w := range want {
+		if d := ups[i] - w; d < 0 || d > 1 {
+			t.Fatalf("moved up at %v s, want about %v", ups, want)
+		}
+	}
+}

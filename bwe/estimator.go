@@ -85,6 +85,7 @@ type Estimator struct {
 	remb    float64 // 0 when the receiver sends none
 	acked   float64 // bit/s, 0 until measured
 	ackFrom int64   // µs: arrival time the current acked window started
+	ackLast int64   // µs: the last arrival counted
 	ackBits float64
 	ackInit bool
 	recent  [4]uint64 // fb count, base and count of recent feedback: duplicates are skipped
@@ -263,15 +264,23 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	}
 }
 
-// ackedWindow is the arrival time over which the receive rate is measured.
-const ackedWindow = 250000 // µs
+// ackedWindow is the arrival time over which the receive rate is
+// measured; ackedIdle, the gap between two arrivals that starts a new
+// window.
+const (
+	ackedWindow = 250000 // µs
+	ackedIdle   = 100000 // µs
+)
 
 // ackedAdd counts a packet that arrived at arrival (µs) in the receive
 // rate.
 func (e *Estimator) ackedAdd(arrival int64, size int) {
-	if !e.ackInit || arrival < e.ackFrom {
+	// A window starts again after an idle gap: time nothing was sent in
+	// is no measure of the path.
+	if !e.ackInit || arrival < e.ackLast || arrival-e.ackLast > ackedIdle {
 		e.ackFrom, e.ackBits, e.ackInit = arrival, 0, true
 	}
+	e.ackLast = arrival
 	e.ackBits += float64(size * 8)
 	if span := arrival - e.ackFrom; span >= ackedWindow {
 		e.acked = e.ackBits / (float64(span) / 1e6)
