@@ -133,6 +133,9 @@ func (p *Plane) SetPreference(ch, id, from, name string, pref Preference) error 
 	}
 	rc := s.rc
 	p.mu.Unlock()
+	if pr, ok := rc.(Prioritized); ok {
+		pr.SetPriority(preferencePriority(pref))
+	}
 	lr, ok := rc.(LayerReception)
 	if t.lay == nil || !ok {
 		return nil
@@ -155,7 +158,7 @@ type LayerChange struct {
 	// of it was seen.
 	Width, Height int
 	// LimitedBy says why it is not a higher layer: LimitPreference,
-	// LimitPublisher or "" (the highest there is).
+	// LimitPublisher, LimitBandwidth or "" (the highest there is).
 	LimitedBy string
 }
 
@@ -212,6 +215,7 @@ func (p *Plane) tellLayers(ch string, k key, only string) {
 			case c.Layer < forward.LayerF:
 				c.LimitedBy = LimitPublisher
 			}
+			bandwidthLimit(&c, s.rc, t.lay, tracks)
 		}
 		if s.told != nil && *s.told == c {
 			continue

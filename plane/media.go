@@ -88,6 +88,7 @@ func (p *Plane) subscribe(ch, id string, k key) {
 
 	if t.lay != nil {
 		p.subscribeLayers(r, k, t, id, u)
+		p.watchBandwidth(ch, id, k)
 		return
 	}
 	rc, err := u.ep.Subscribe(k.user, t.info, t.track)

@@ -29,7 +29,13 @@ type Endpoint struct {
 	Peer *webrtc.Peer
 }
 
-var _ plane.Endpoint = Endpoint{}
+var (
+	_ plane.Endpoint = Endpoint{}
+	// A subscription says what its peer's downlink allows it and takes
+	// the priority the plane gives it.
+	_ plane.BandwidthLimited = (*webrtc.Subscription)(nil)
+	_ plane.Prioritized      = (*webrtc.Subscription)(nil)
+)
 
 // Subscribe sends user from's track t to the peer. The client sees it with
 // track ID "from/name" in a stream with ID from (one stream per sending

@@ -87,6 +87,27 @@ func BenchmarkWriter(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
 }
 
+// BenchmarkDirectWriterTWCC is BenchmarkDirectWriter with the
+// transport-wide sequence number written and the send recorded.
+func BenchmarkDirectWriterTWCC(b *testing.B) {
+	out, bc, done := newDirectOut(b)
+	defer done()
+	down, err := newDownlink(time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	out.twccID, out.down = 3, down
+	payload := make([]byte, 1188)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = out.WriteRTP(testHeader, payload)
+		if bc.n == maxBatch {
+			bc.n = 0
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
 // newDirectOut is a writer on the direct path: SRTP (AES-128-GCM) into a
 // trackBatch on a loopback socket, addressed to a second socket.
 func newDirectOut(t testing.TB) (*rtpOut, *trackBatch, func()) {

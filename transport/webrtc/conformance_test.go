@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/callcore/callcore/forward"
@@ -26,6 +27,8 @@ import (
 // byte is compared as the suite sends it. The suite's RTCP (a PLI for SSRC
 // 7) goes the way the core's feedback goes, through the peer's WriteRTCP,
 // with the same SSRC swap, and is read from the client's RTPReceiver.
+// The transport-wide sequence number the writer adds to every packet
+// (twcc.go) is the connection's, not the suite's: the far end removes it.
 func TestConformance(t *testing.T) {
 	transporttest.Run(t, conformanceFactory)
 }
@@ -47,9 +50,11 @@ func conformanceOn(t *testing.T, far transport.RTPWriter, farRTCP transport.RTCP
 		t.Fatal(err)
 	}
 	c := newClient(t, api)
-	c.pc.OnTrack(func(remote *pion.TrackRemote, _ *pion.RTPReceiver) {
+	c.pc.OnTrack(func(remote *pion.TrackRemote, recv *pion.RTPReceiver) {
+		id := twccID(recv.GetParameters().HeaderExtensions)
 		c.goRun(func() {
 			buf := make([]byte, 1500)
+			var h rtp.Header
 			for {
 				n, _, err := remote.Read(buf)
 				if err != nil {
@@ -57,7 +62,7 @@ func conformanceOn(t *testing.T, far transport.RTPWriter, farRTCP transport.RTCP
 				}
 				if n >= 12 {
 					binary.BigEndian.PutUint32(buf[8:], 7)
-					_ = far.WriteRTP(buf[:n], nil)
+					_ = far.WriteRTP(withoutTWCC(&h, buf[:n], id), nil)
 				}
 			}
 		})
@@ -107,6 +112,23 @@ func conformanceOn(t *testing.T, far transport.RTPWriter, farRTCP transport.RTCP
 			return err
 		},
 	}
+}
+
+// withoutTWCC returns pkt without its transport-wide sequence number
+// extension (id).
+func withoutTWCC(h *rtp.Header, pkt []byte, id uint8) []byte {
+	n, err := h.Unmarshal(pkt)
+	if err != nil || id == 0 || h.GetExtension(id) == nil {
+		return pkt
+	}
+	if h.DelExtension(id) != nil {
+		return pkt
+	}
+	out, err := h.Marshal()
+	if err != nil {
+		return pkt
+	}
+	return append(out, pkt[n:]...)
 }
 
 // ssrcSwap puts the negotiated SSRC into the suite's headers.

@@ -213,6 +213,17 @@ func (s *Subscription) goDirect() {
 // writeDirect is the writer's direct path: SRTP into the track's batch,
 // or, from the RTCP loop, into the writer's scratch buffer and out at once.
 func (w *rtpOut) writeDirect(f *fastOut, to netip.AddrPort, header, payload []byte) error {
+	var seq uint16
+	if w.twccID != 0 {
+		if len(header)+twccExtra > batchSlot {
+			return errTooLarge
+		}
+		if w.extHdr == nil {
+			w.extHdr = make([]byte, batchSlot)
+		}
+		seq = w.down.hist.Next()
+		header = w.extHdr[:putTWCC(w.extHdr, header, w.twccID, seq)]
+	}
 	var at uint32
 	if !w.immediate.Load() {
 		var err error
@@ -236,6 +247,9 @@ func (w *rtpOut) writeDirect(f *fastOut, to netip.AddrPort, header, payload []by
 			return err
 		}
 		at = w.sock.clock.now()
+	}
+	if w.twccID != 0 {
+		w.down.hist.Put(seq, len(header)+len(payload), w.down.clock.Nanotime())
 	}
 	w.count(at, len(header)+len(payload)-w.hdr.MarshalSize())
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/callcore/callcore/forward"
@@ -42,7 +43,18 @@ import (
 // 8 AES-256-GCM, 1 AES-CM-128-HMAC-SHA1-80).
 func BenchmarkWebRTCFanout(b *testing.B) {
 	for _, n := range []int{10, 50} {
-		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchOurs(b, n) })
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchOursTWCC(b, n, false) })
+	}
+}
+
+// BenchmarkWebRTCFanoutTWCC is BenchmarkWebRTCFanout with subscribers
+// that negotiate the transport-wide sequence number extension: every
+// packet carries it and its send is recorded (twcc.go). The receivers
+// send no feedback (no interceptors), so the difference is the send
+// side's.
+func BenchmarkWebRTCFanoutTWCC(b *testing.B) {
+	for _, n := range []int{10, 50} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) { benchOursTWCC(b, n, true) })
 	}
 }
 
@@ -53,12 +65,18 @@ func BenchmarkPionBroadcast(b *testing.B) {
 }
 
 // minimalAPI is the benchmarks' receiver: pion's default codecs, no
-// interceptors, loopback only.
-func minimalAPI(t testing.TB) *pion.API {
+// interceptors, loopback only; with twcc, the transport-wide sequence
+// number extension negotiated.
+func minimalAPI(t testing.TB, twcc bool) *pion.API {
 	t.Helper()
 	me := &pion.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
+	}
+	if twcc {
+		if err := me.RegisterHeaderExtension(pion.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, pion.RTPCodecTypeAudio); err != nil {
+			t.Fatal(err)
+		}
 	}
 	se := pion.SettingEngine{}
 	pionloop.Restrict(&se)
@@ -70,8 +88,7 @@ func minimalAPI(t testing.TB) *pion.API {
 // receivers connects n counting receivers through connect, which
 // negotiates the server side of one and returns its PeerConnection and
 // closer. It reports the heap added per receiver and server side.
-func receivers(b *testing.B, n int, connect func(c *client) (*pion.PeerConnection, func())) (recv *atomic.Int64, m sideMetrics, closeAll func()) {
-	api := minimalAPI(b)
+func receivers(b *testing.B, n int, api *pion.API, connect func(c *client) (*pion.PeerConnection, func())) (recv *atomic.Int64, m sideMetrics, closeAll func()) {
 	return receiversOf(b, n, func() *pion.API { return api }, connect)
 }
 
@@ -226,14 +243,16 @@ func settle(recv *atomic.Int64) (int64, time.Time) {
 	return last, at
 }
 
-func benchOurs(b *testing.B, n int) {
+func benchOursTWCC(b *testing.B, n int, twcc bool) {
 	engine, _ := newMuxEngine(b)
-	api := minimalAPI(b)
-	benchOursOn(b, n, engine, func() *pion.API { return api })
+	api := minimalAPI(b, twcc)
+	benchOursOn(b, n, engine, func() *pion.API { return api }, twcc)
 }
 
-// benchOursOn is benchOurs on engine, with each receiver's API from newAPI.
-func benchOursOn(b *testing.B, n int, engine *Engine, newAPI func() *pion.API) {
+// benchOursOn is the fan-out benchmark on engine, with each receiver's API
+// from newAPI; twcc says whether the receivers negotiate transport-wide
+// sequence numbers.
+func benchOursOn(b *testing.B, n int, engine *Engine, newAPI func() *pion.API, twcc bool) {
 	defer engine.Close()
 	track, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, MimeType: pion.MimeTypeOpus,
 		ClockRate: 48000, PayloadType: 111, SSRC: 0x1234})
@@ -262,6 +281,9 @@ func benchOursOn(b *testing.B, n int, engine *Engine, newAPI func() *pion.API) {
 		if s.out.fast.Load() == nil {
 			b.Fatal("a subscription is not on the direct path")
 		}
+		if (s.out.twccID != 0) != twcc {
+			b.Fatalf("transport-wide sequence number extension %d, want it %v", s.out.twccID, twcc)
+		}
 	}
 }
 
@@ -271,7 +293,7 @@ func benchBroadcast(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	serverAPI := clientAPI(b) // default codecs and interceptors, as pion's broadcast example
-	recv, m, closeAll := receivers(b, n, func(c *client) (*pion.PeerConnection, func()) {
+	recv, m, closeAll := receivers(b, n, minimalAPI(b, false), func(c *client) (*pion.PeerConnection, func()) {
 		s := newClient(b, serverAPI)
 		if _, err := s.pc.AddTrack(track); err != nil {
 			b.Fatal(err)

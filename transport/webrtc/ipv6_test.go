@@ -169,6 +169,6 @@ func BenchmarkWebRTCFanoutIPv6(b *testing.B) {
 			se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP6})
 			se.SetICEUDPMux(mux)
 			return pion.NewAPI(pion.WithMediaEngine(me), pion.WithSettingEngine(se), pion.WithInterceptorRegistry(&interceptor.Registry{}))
-		})
+		}, false)
 	})
 }

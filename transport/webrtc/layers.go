@@ -52,7 +52,7 @@ func (s *Subscription) SetMaxLayer(max forward.Layer) error {
 	defer s.openMu.Unlock()
 	s.layers.max = max
 	if fs := s.sub.Load(); fs != nil {
-		return s.layers.l.SetMax(fs, max)
+		return s.layers.l.SetMax(fs, min(max, s.bw.max))
 	}
 	return nil
 }
@@ -60,7 +60,7 @@ func (s *Subscription) SetMaxLayer(max forward.Layer) error {
 // attach attaches the bound subscriber to its source, with openMu held.
 func (s *Subscription) attach(fs *forward.Subscriber) error {
 	if s.layers != nil {
-		return s.layers.l.Attach(fs, s.layers.max)
+		return s.layers.l.Attach(fs, min(s.layers.max, s.bw.max))
 	}
 	return fs.SwitchTo(s.track)
 }

@@ -48,6 +48,9 @@ type layerPublisher struct {
 	locals  [3]*pion.TrackLocalStaticRTP
 	sender  *pion.RTPSender
 	stop    chan struct{}
+	pad     [3]byte // RTP padding added to each packet of a layer, to set its rate
+	fill    [3]int  // the payload size a layer's packets are filled up to, when larger
+	every   time.Duration
 }
 
 var rids = [3]string{"q", "h", "f"}
@@ -78,8 +81,8 @@ func newLayerPublisher(t *testing.T) *layerPublisher {
 	return p
 }
 
-// run sends a frame of every layer every 20 ms (a camera's pace) until
-// stopped, for at most 60 s, and reads each layer's RTCP.
+// run sends a frame of every layer every 20 ms (a camera's pace; every
+// when set) until stopped, for at most 60 s, and reads each layer's RTCP.
 func (p *layerPublisher) run(t *testing.T) {
 	var midID, ridID uint8
 	for _, e := range p.sender.GetParameters().HeaderExtensions {
@@ -106,9 +109,13 @@ func (p *layerPublisher) run(t *testing.T) {
 		})
 	}
 	p.goRun(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
+		every := p.every
+		if every == 0 {
+			every = 20 * time.Millisecond
+		}
+		tick := time.NewTicker(every)
 		defer tick.Stop()
-		for range 3000 {
+		for range int(60 * time.Second / every) {
 			select {
 			case <-p.stop:
 				return
@@ -130,6 +137,12 @@ func (p *layerPublisher) run(t *testing.T) {
 					if err := pkt.Header.SetExtension(ridID, []byte(rids[i])); err != nil {
 						t.Error(err)
 						return
+					}
+					if n := p.fill[i] - len(pkt.Payload); n > 0 {
+						pkt.Payload = append(pkt.Payload, make([]byte, n)...) // after the frame: the decoder reads no further
+					}
+					if p.pad[i] > 0 {
+						pkt.Header.Padding, pkt.Header.PaddingSize = true, p.pad[i]
 					}
 					_ = p.locals[i].WriteRTP(&pkt)
 				}
@@ -186,16 +199,10 @@ func (r *layerReceiver) lastLayer(t *testing.T) int {
 	return out[len(out)-1].Layer
 }
 
-// TestLayersFromPionPublisherToPionSubscriber: a pion client publishes
-// three rid layers through the WebRTC transport; they become one
-// forward.Layers; a pion subscriber gets one layer at a time, and changes
-// of its highest layer switch it (q → f → h) with every packet there,
-// numbering, picture IDs and TL0PICIDX continuous and the first frame of
-// each layer decoding at that layer's size.
-func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := newTestEngine(t, Config{})
-	defer engine.Close()
+// publishLayers runs a pion layer publisher, set up by set when given,
+// and has a server peer of engine take its layers as one forward.Layers.
+func publishLayers(t *testing.T, engine *Engine, set func(*layerPublisher)) (*forward.Layers, *layerPublisher, *Peer) {
+	t.Helper()
 	type pub struct {
 		tr   *forward.Track
 		info PublishInfo
@@ -207,8 +214,10 @@ func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer server.Close()
 	p := newLayerPublisher(t)
+	if set != nil {
+		set(p)
+	}
 	publish(t, server, p.client)
 	p.run(t)
 	var cfg forward.LayersConfig
@@ -232,6 +241,21 @@ func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return layers, p, server
+}
+
+// TestLayersFromPionPublisherToPionSubscriber: a pion client publishes
+// three rid layers through the WebRTC transport; they become one
+// forward.Layers; a pion subscriber gets one layer at a time, and changes
+// of its highest layer switch it (q → f → h) with every packet there,
+// numbering, picture IDs and TL0PICIDX continuous and the first frame of
+// each layer decoding at that layer's size.
+func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	engine := newTestEngine(t, Config{})
+	defer engine.Close()
+	layers, p, server := publishLayers(t, engine, nil)
+	defer server.Close()
 	defer layers.Close()
 
 	subPeer, err := NewPeer(PeerConfig{Engine: engine})

@@ -119,7 +119,9 @@ type Peer struct {
 	goneOnce sync.Once     // OnGone's one call
 	buffers  streamBuffers // pion's stream buffers, bounded
 
-	direct direct // the direct send path's keys and address (single-port mode)
+	direct direct    // the direct send path's keys and address (single-port mode)
+	down   *downlink // congestion control of what the server sends (twcc.go)
+	alloc  allocator // its allocation among the subscriptions (allocate.go)
 
 	// negMu serialises signalling and the application of queued changes.
 	// It is held across pion calls, never while calling back, and never
@@ -168,6 +170,11 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 		status:  StatusConnecting,
 	}
 	p.buffers.limit, p.buffers.onAbuse = p.streamLimit, p.end
+	down, err := newDownlink(cfg.Engine.clock.epoch)
+	if err != nil {
+		return nil, err
+	}
+	p.down = down
 	se := cfg.Engine.se
 	se.BufferFactory = p.buffers.factory
 	api := pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(cfg.Engine.me), pion.WithInterceptorRegistry(cfg.Engine.ir))

@@ -1,6 +1,7 @@
 package webrtc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,8 +32,13 @@ type Subscription struct {
 	openMu sync.Mutex                         // orders SetOpen and SetMaxLayer with Bind
 	paused bool                               // guarded by openMu
 	layers *layered                           // a layered source's; nil for one track (layers.go)
-	err    atomic.Pointer[error]
-	closed atomic.Bool
+	// Guarded by openMu: the allocation of the peer's downlink
+	// (allocate.go).
+	bw       bwLimit
+	priority int
+	onLimit  atomic.Pointer[func()]
+	err      atomic.Pointer[error]
+	closed   atomic.Bool
 }
 
 // Subscribe sends track to the peer's user. The change is negotiated by
@@ -59,7 +65,7 @@ func (p *Peer) subscribe(track *forward.Track, info PublishInfo, layers *layered
 	if info.StreamID == "" {
 		info.StreamID = "callcore-stream-" + n
 	}
-	s := &Subscription{peer: p, track: track, layers: layers}
+	s := &Subscription{peer: p, track: track, layers: layers, bw: bwLimit{max: forward.LayerF}}
 	s.out.batch = noFlush{}
 	s.out.clock = p.cfg.Engine.clock
 	if sock := p.cfg.Engine.sock; sock != nil && layers == nil { // a track's batch is its own fan-out's
@@ -103,7 +109,7 @@ func (s *Subscription) SetOpen(open bool) {
 	defer s.openMu.Unlock()
 	s.paused = !open
 	if fs := s.sub.Load(); fs != nil {
-		fs.SetOpen(open)
+		fs.SetOpen(open && !s.bw.paused)
 	}
 }
 
@@ -179,6 +185,7 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 		if err != nil {
 			return
 		}
+		s.peer.readFeedback(buf[:n])
 		if fs := s.sub.Load(); fs != nil {
 			// The core's retransmissions go out at once: no fan-out
 			// flushes them (trackBatch).
@@ -213,6 +220,14 @@ type rtpOut struct {
 	immediate       atomic.Bool       // set by the RTCP loop: its writes are not batched
 	scratch         []byte            // immediate direct writes: the SRTP datagram
 
+	// The transport-wide sequence number extension (twcc.go): its ID,
+	// 0 when the peer did not negotiate it, and the peer's history. Set
+	// by Bind before ws, never changed.
+	twccID uint8
+	down   *downlink
+	tw     [2]byte // pion's path: the extension's value
+	extHdr []byte  // the direct path: the header with the extension added
+
 	// Reused: the core calls from one goroutine at a time.
 	hdr rtp.Header
 	buf []byte // a payload whose first bytes came in header
@@ -237,6 +252,14 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		return err
 	}
 	octets := len(header) - n + len(payload)
+	var seq uint16
+	if w.twccID != 0 {
+		seq = w.down.hist.Next()
+		binary.BigEndian.PutUint16(w.tw[:], seq)
+		if err := w.hdr.SetExtension(w.twccID, w.tw[:]); err != nil {
+			return err
+		}
+	}
 	if n < len(header) {
 		// The core rewrote the payload's first bytes (a VP8 descriptor's
 		// picture ID) and passed them at the end of header: join them.
@@ -251,6 +274,9 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 			return fmt.Errorf("%w: %w", transport.ErrClosed, err)
 		}
 		return err
+	}
+	if w.twccID != 0 {
+		w.down.hist.Put(seq, w.hdr.MarshalSize()+octets, w.down.clock.Nanotime())
 	}
 	w.count(w.clock.now(), octets)
 	return nil
@@ -302,6 +328,8 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	}
 	ws := ctx.WriteStream()
 	s.out.ssrc.Store(uint32(ctx.SSRC()))
+	s.out.down = s.peer.down
+	s.out.twccID = twccID(ctx.HeaderExtensions())
 	s.goDirect()
 	s.out.ws.Store(&ws)
 	cfg := forward.SubscriberConfig{
@@ -323,7 +351,7 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	// The gate is set before the subscriber is attached, so a paused
 	// subscription never sends a packet.
 	s.openMu.Lock()
-	fs.SetOpen(!s.paused)
+	fs.SetOpen(!s.paused && !s.bw.paused)
 	err = s.attach(fs)
 	if err == nil {
 		s.sub.Store(fs)
