@@ -49,10 +49,15 @@ type LayersConfig struct {
 	// has subscribers, and sleeps while it has none (layers may be added
 	// later: AddLayer).
 	Manual bool
+	// KeepWanted is how long a layer stays wanted (Wanted) after the last
+	// subscriber that wanted it stopped wanting it, so that preferences
+	// going back and forth do not stop and start its encoding. Default
+	// 500 ms.
+	KeepWanted time.Duration
 	// OnChange, when set, is called after Check found a layer stopped or
-	// back (and moved the subscribers concerned) or a layer's picture size
-	// learnt or changed (Track.PictureSize), with no lock held, from the
-	// goroutine that ran Check.
+	// back (and moved the subscribers concerned), a layer's picture size
+	// learnt or changed (Track.PictureSize) or the layers wanted changed
+	// (Wanted), with no lock held, from the goroutine that ran Check.
 	OnChange func()
 }
 
@@ -83,6 +88,8 @@ func (c LayersConfig) Validate() error {
 		return fmt.Errorf("%w: no layer", ErrInvalidConfig)
 	case c.StaleAfter < 0:
 		return fmt.Errorf("%w: StaleAfter %v", ErrInvalidConfig, c.StaleAfter)
+	case c.KeepWanted < 0:
+		return fmt.Errorf("%w: KeepWanted %v", ErrInvalidConfig, c.KeepWanted)
 	}
 	return nil
 }
@@ -119,7 +126,7 @@ type Layers struct {
 	deferred  atomic.Uint64 // key frames a switch let pass while the one before still settled
 	paramSets atomic.Uint64 // H.264 SPS and PPS sent ahead of an IDR that had none
 
-	// mu guards subs, live, seenN, seenAt and closed. It is never held on
+	// mu guards subs, live, seenN, seenAt, size, want and closed. It is never held on
 	// the packet path; Attach takes it inside a Subscriber's mu, nothing
 	// takes a Subscriber's mu under it.
 	mu     sync.Mutex
@@ -128,6 +135,7 @@ type Layers struct {
 	seenN  [NumLayers]uint64 // the layer's PacketsIn at the last check
 	seenAt [NumLayers]int64  // when it last changed
 	size   [NumLayers]uint32 // the layer's picture size at the last check
+	want   wantState         // the layers wanted (layerwant.go)
 	closed bool
 
 	wake chan struct{} // the watcher has subscribers to watch (capacity 1)
@@ -156,6 +164,9 @@ func NewLayers(cfg LayersConfig) (*Layers, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = first.clock
+	}
+	if cfg.KeepWanted == 0 {
+		cfg.KeepWanted = 500 * time.Millisecond
 	}
 	l := &Layers{cfg: cfg, codec: first.codec, subs: map[*Subscriber]*layerSel{}}
 	now := cfg.Clock.Nanotime()
@@ -365,7 +376,10 @@ func (l *Layers) check() bool {
 			l.route(s, sel)
 		}
 	}
-	return changed || resized
+	wanted := l.wanted(now)
+	rewanted := wanted != l.want.checked
+	l.want.checked = wanted
+	return changed || resized || rewanted
 }
 
 // Best returns the layer a subscriber wanting up to max gets now: the
@@ -479,7 +493,8 @@ func (l *Layers) Close() error {
 	return nil
 }
 
-// watch runs Check every StaleAfter/4 while there are subscribers.
+// watch runs Check every StaleAfter/4 while there are subscribers, or a
+// layer is still held wanted (KeepWanted) after the last one left.
 func (l *Layers) watch() {
 	defer close(l.done)
 	every := l.cfg.StaleAfter / 4
@@ -487,7 +502,7 @@ func (l *Layers) watch() {
 	defer tick.Stop()
 	for {
 		l.mu.Lock()
-		idle := len(l.subs) == 0
+		idle := len(l.subs) == 0 && !l.holding()
 		l.mu.Unlock()
 		if idle {
 			tick.Stop()

@@ -118,6 +118,7 @@ func (p *Plane) subscribe(ch, id string, k key) {
 
 	if t.lay != nil {
 		p.subscribeLayers(r, k, t, id, u)
+		p.tellWanted(ch, k)
 		return
 	}
 	if self, ok := u.ep.(SelfSubscriber); ok {

@@ -126,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 			return r.SetSpeakers(ch, sp)
 		}
 		return nil
-	}), OnLayer: s.tellLayer})
+	}), OnLayer: s.tellLayer, OnLayersWanted: s.tellWanted})
 	if err != nil {
 		_ = engine.Close()
 		return nil, err

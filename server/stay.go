@@ -48,6 +48,8 @@ type stay struct {
 
 	samples map[string]statSample // byte counts at the last getStats, by track; guarded by mu
 
+	wanted wantedLayers // the layers wanted of its tracks, as last pushed (layerpush.go)
+
 	orphaned bool        // guarded by Server.mu
 	expiry   *time.Timer // ends an orphan; guarded by Server.mu
 }

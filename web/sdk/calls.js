@@ -801,6 +801,11 @@ export class Calls {
       case 'layer':
         if (data.channelId === this._channel) this._emit('track:layer', data);
         break;
+      case 'layers':
+        // Which layers of a track this user sends have receivers: the
+        // others are not encoded.
+        if (data.channelId === this._channel && this._media) this._media.setActiveLayers(data.trackName, data.active || []).catch(() => {});
+        break;
       case 'bye':
         this._bye = data.reason;
         if (data.reason === 'replaced') this._endStay();

@@ -1,0 +1,104 @@
+package forward
+
+// Which layers are wanted: a layer nobody receives need not be encoded.
+// Its owner (the plane) tells the publisher, which stops sending it; the
+// layer then goes stale (Check) and comes back live when a subscriber
+// wants it again and the publisher resumes it. A layer counts as wanted
+// while a subscriber with an open gate
+//
+//   - is fed by it (the current layer of a switch made before it breaks),
+//   - is switching to it (the switch waits for its key frame), or
+//   - would get it if every layer present were live (its target, Nearest):
+//     a layer stopped because nobody wanted it is asked for again before
+//     any subscriber can move to it.
+//
+// A layer not present yet is wanted too, so that it arrives and becomes
+// known. A layer stays wanted for KeepWanted after it was last wanted.
+
+// wantState is what Layers keeps of the layers wanted, guarded by
+// Layers.mu.
+type wantState struct {
+	at      [NumLayers]int64 // when the layer was last wanted; 0 never
+	checked [NumLayers]bool  // the layers wanted at the last check
+}
+
+// Wanted reports, by Layer, the layers that should be sent: those a
+// subscriber with an open gate receives, switches to or targets, those
+// wanted within the last KeepWanted, and those not present. A change found
+// by Check is told to OnChange; a change made by SetMax or Attach is seen
+// by calling Wanted after it.
+func (l *Layers) Wanted() [NumLayers]bool {
+	now := l.cfg.Clock.Nanotime()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wanted(now)
+}
+
+// wanted is Wanted with l.mu held; it notes when each layer was wanted.
+func (l *Layers) wanted(now int64) (w [NumLayers]bool) {
+	mark := func(t *Track) {
+		if i := l.layerOf(t); i < NumLayers {
+			w[i] = true
+		}
+	}
+	for s, sel := range l.subs {
+		if !s.open.Load() || s.shut.Load() {
+			continue
+		}
+		w[l.nearest(sel.max)] = true
+		mark(s.src.Load())
+		if pd := s.pend.Load(); pd != nil {
+			mark(pd.to)
+		}
+	}
+	for i, t := range l.cfg.Tracks {
+		switch {
+		case t == nil:
+			w[i] = true
+		case w[i]:
+			l.want.at[i] = now
+		case l.want.at[i] != 0 && now-l.want.at[i] < int64(l.cfg.KeepWanted):
+			w[i] = true
+		}
+	}
+	return w
+}
+
+// holding reports whether a layer present was wanted at the last check:
+// the watcher keeps checking until KeepWanted has passed for it. Called
+// with l.mu held.
+func (l *Layers) holding() bool {
+	for i, t := range l.cfg.Tracks {
+		if t != nil && l.want.checked[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// Nearest returns the layer a subscriber wanting up to max would get if
+// every layer present were live: the highest present within max, else the
+// lowest present.
+func (l *Layers) Nearest(max Layer) Layer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nearest(max)
+}
+
+// nearest is Nearest with l.mu held.
+func (l *Layers) nearest(max Layer) Layer {
+	pick := -1
+	for i := NumLayers - 1; i >= 0; i-- {
+		if l.cfg.Tracks[i] == nil {
+			continue
+		}
+		if Layer(i) <= max {
+			return Layer(i)
+		}
+		pick = i
+	}
+	if pick < 0 {
+		return 0 // unreachable: Validate wants a track
+	}
+	return Layer(pick)
+}
