@@ -222,11 +222,8 @@ func (l *Layers) Attach(s *Subscriber, max Layer) error {
 		}
 	}
 	l.subs[s] = &layerSel{max: max}
-	if l.wake != nil && len(l.subs) == 1 {
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+	if len(l.subs) == 1 {
+		l.poke()
 	}
 	return nil
 }
@@ -306,7 +303,18 @@ func (l *Layers) AddLayer(layer Layer, t *Track) error {
 	for s, sel := range l.subs {
 		l.route(s, sel)
 	}
+	l.poke() // a new lowest layer leaves the one before held wanted: watched until released
 	return nil
+}
+
+// poke wakes the watcher if it sleeps. Called with l.mu held.
+func (l *Layers) poke() {
+	if l.wake != nil {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // PictureSize returns the picture size of the track's publisher, learnt
@@ -413,11 +421,29 @@ func (l *Layers) best(max Layer) Layer {
 	return 0 // unreachable: Validate wants a track
 }
 
+// target returns the layer s should head for: the best one for its max,
+// or, when that is no higher than the layer feeding s (live) and the
+// layer it would get were every layer live (Nearest) is not live, that
+// one: a layer stopped for having no receiver (layerwant.go) is resumed
+// for s, which keeps its current layer until the resumed one's first key
+// frame rather than dip to a lower one meanwhile. Called with l.mu held.
+func (l *Layers) target(s *Subscriber, sel *layerSel) Layer {
+	want, near := l.best(sel.max), l.nearest(sel.max)
+	if near == want || l.live[near] {
+		return want
+	}
+	cur := l.layerOf(s.src.Load())
+	if cur < NumLayers && l.live[cur] && want <= cur {
+		return near
+	}
+	return want
+}
+
 // route makes s head for the layer it should get: nothing when it has it,
 // else a pending switch to it (replacing one to another layer). Called
 // with l.mu held, never from a section.
 func (l *Layers) route(s *Subscriber, sel *layerSel) {
-	want := l.cfg.Tracks[l.best(sel.max)]
+	want := l.cfg.Tracks[l.target(s, sel)]
 	for range 2 {
 		pd := s.pend.Load()
 		if want == s.src.Load() {
@@ -508,6 +534,7 @@ func (l *Layers) watch() {
 			tick.Stop()
 			select {
 			case <-l.wake:
+				l.Check() // notes the layers wanted now: holding
 				tick.Reset(every)
 				continue
 			case <-l.stop:

@@ -13,7 +13,12 @@ package forward
 //     any subscriber can move to it.
 //
 // A layer not present yet is wanted too, so that it arrives and becomes
-// known. A layer stays wanted for KeepWanted after it was last wanted.
+// known, and so is the lowest layer present, always: a joining subscriber
+// starts at once on its cached key frame, and a publisher keeps sending
+// at least two layers whenever a higher one is wanted (Chromium adapts the
+// picture size of a layer it sends alone to its bitrate, which would
+// break choosing layers by their height). A layer stays wanted for
+// KeepWanted after it was last wanted.
 
 // wantState is what Layers keeps of the layers wanted, guarded by
 // Layers.mu.
@@ -24,7 +29,8 @@ type wantState struct {
 
 // Wanted reports, by Layer, the layers that should be sent: those a
 // subscriber with an open gate receives, switches to or targets, those
-// wanted within the last KeepWanted, and those not present. A change found
+// wanted within the last KeepWanted, those not present and the lowest
+// present. A change found
 // by Check is told to OnChange; a change made by SetMax or Attach is seen
 // by calling Wanted after it.
 func (l *Layers) Wanted() [NumLayers]bool {
@@ -51,8 +57,13 @@ func (l *Layers) wanted(now int64) (w [NumLayers]bool) {
 			mark(pd.to)
 		}
 	}
+	lowest := true
 	for i, t := range l.cfg.Tracks {
 		switch {
+		case t != nil && lowest:
+			lowest = false
+			w[i] = true
+			l.want.at[i] = now
 		case t == nil:
 			w[i] = true
 		case w[i]:
@@ -64,14 +75,19 @@ func (l *Layers) wanted(now int64) (w [NumLayers]bool) {
 	return w
 }
 
-// holding reports whether a layer present was wanted at the last check:
-// the watcher keeps checking until KeepWanted has passed for it. Called
-// with l.mu held.
+// holding reports whether a layer present but the lowest was wanted at
+// the last check: the watcher keeps checking until KeepWanted has passed
+// for it. Called with l.mu held.
 func (l *Layers) holding() bool {
+	lowest := true
 	for i, t := range l.cfg.Tracks {
-		if t != nil && l.want.checked[i] {
+		if t == nil {
+			continue
+		}
+		if !lowest && l.want.checked[i] {
 			return true
 		}
+		lowest = false
 	}
 	return false
 }

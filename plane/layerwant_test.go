@@ -17,9 +17,9 @@ import (
 )
 
 // TestWantedLayersFollowTheViewer: the layers wanted of a layered track
-// are the ones its viewer receives or targets: f with no preference, h
-// alone once a max height of 180 moved it there and KeepWanted passed,
-// none while paused, f again after. OnLayersWanted is told, for the
+// are the ones its viewer receives or targets, and the lowest: f with no
+// preference, h once a max height of 180 moved it there and KeepWanted
+// passed, q alone while paused, f again after. OnLayersWanted is told, for the
 // publisher's track, each time they may have changed; a track not sent as
 // layers has none.
 func TestWantedLayersFollowTheViewer(t *testing.T) {
@@ -113,18 +113,21 @@ func TestWantedLayersFollowTheViewer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitWanted("no preference", "f")
+	for range 3 {
+		tick() // the first frames are key frames: every size is known
+	}
+	waitWanted("no preference", "qf")
 	n := told.Load()
 	set(plane.Preference{MaxHeight: 180})
 	if told.Load() == n {
 		t.Fatal("a preference told nothing")
 	}
-	waitWanted("max height 180", "h")
+	waitWanted("max height 180", "qh")
 	set(plane.Preference{Paused: true})
-	waitWanted("paused", "")
+	waitWanted("paused", "q")
 	set(plane.Preference{})
-	if got := wanted(); got != "f" {
-		t.Fatalf("resumed with no limit: layers wanted %q at once, want f", got)
+	if got := wanted(); got != "qf" {
+		t.Fatalf("resumed with no limit: layers wanted %q at once, want qf", got)
 	}
-	waitWanted("resumed", "f")
+	waitWanted("resumed", "qf")
 }
