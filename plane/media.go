@@ -118,6 +118,7 @@ func (p *Plane) subscribe(ch, id string, k key) {
 
 	if t.lay != nil {
 		p.subscribeLayers(r, k, t, id, u)
+		p.tellLayers(ch, k, id) // what it receives, from the start
 		p.tellWanted(ch, k)
 		return
 	}

@@ -51,7 +51,8 @@ func followLayers(t *testing.T, c *client, p *layerPublisher, want string) time.
 // TestLayersNobodyReceivesAreNotSent: alice publishes three VP8 layers
 // from a pion client that stops and resumes each layer as the server's
 // layers pushes tell it. Alone, she is told to send q alone (the lowest is
-// always sent); bob's arrival (no preference: the full layer) wants f too;
+// always sent); bob's arrival (no preference: the full layer, told to him
+// in a layer push from the start) wants f too;
 // his max height of 90 moves him to q and, once he is there, f is told
 // off and stops; no limit again wants f back, and bob is switched onto it
 // (the server asks the resumed layer for the key frame its switch waits
@@ -76,6 +77,11 @@ func TestLayersNobodyReceivesAreNotSent(t *testing.T) {
 	pb.answer()
 	took = followLayers(t, alice, pa, "qf")
 	waitFor(t, "the full layer at bob", func() bool { return pb.lastLayer(t) == 2 })
+	// bob, subscribed once alice's layers were there, was told what he
+	// receives from the start.
+	if d := layerOf(t, bob); d.UserID != "alice" || d.TrackName != "cam" || str(d.Layer) != "f" || d.Width != 640 || d.Height != 360 || d.LimitedBy != nil {
+		t.Fatalf("bob's first layer push %+v (layer %s, limitedBy %s), want f 640x360, no limit", d, str(d.Layer), str(d.LimitedBy))
+	}
 	t.Logf("bob joined: f wanted, told %v after his answer", took.Round(time.Millisecond))
 
 	h90 := 90
