@@ -2,6 +2,7 @@ package plane_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ import (
 // TestWantedLayersFollowTheViewer: the layers wanted of a layered track
 // are the ones its viewer receives or targets, and the lowest: f with no
 // preference, h once a max height of 180 moved it there and KeepWanted
-// passed, q alone while paused, f again after. OnLayersWanted is told, for the
+// passed (and limited by that preference, not the publisher, once f,
+// wanted by nobody, stopped), q alone while paused, f again after. OnLayersWanted is told, for the
 // publisher's track, each time they may have changed; a track not sent as
 // layers has none.
 func TestWantedLayersFollowTheViewer(t *testing.T) {
@@ -27,13 +29,15 @@ func TestWantedLayersFollowTheViewer(t *testing.T) {
 	clk := &clocktest.Clock{}
 	clk.Advance(time.Second)
 	var told atomic.Int64
+	var lastLayer atomic.Pointer[plane.LayerChange]
+	onLayer := func(_, _ string, c plane.LayerChange) { lastLayer.Store(&c) }
 	onWanted := func(ch, id, name string) {
 		if ch != "c" || id != "pub" || name != "cam" {
 			t.Errorf("told %s/%s in %s", id, name, ch)
 		}
 		told.Add(1)
 	}
-	pl, call, done := newCallWith(t, plane.Config{Clock: clk, OnLayersWanted: onWanted}, "host", "c")
+	pl, call, done := newCallWith(t, plane.Config{Clock: clk, OnLayersWanted: onWanted, OnLayer: onLayer}, "host", "c")
 	defer done()
 	if _, err := call.Join(context.Background(), "pub", []channel.TrackInfo{{Name: "cam", Kind: channel.Video}}); err != nil {
 		t.Fatal(err)
@@ -64,9 +68,13 @@ func TestWantedLayersFollowTheViewer(t *testing.T) {
 		}
 		streams[i], tracks[i] = s, tr
 	}
+	stopped := -1 // a layer not sent
 	tick := func() {
 		clk.Advance(33 * time.Millisecond)
 		for i := range streams {
+			if i == stopped {
+				continue
+			}
 			pkts, _ := streams[i].Frame()
 			for _, p := range pkts {
 				if err := tracks[i].HandleRTP(p); err != nil {
@@ -123,11 +131,27 @@ func TestWantedLayersFollowTheViewer(t *testing.T) {
 		t.Fatal("a preference told nothing")
 	}
 	waitWanted("max height 180", "qh")
+	// alice stops f, which nobody wants: once it is taken as stopped,
+	// the viewer is still told that its preference limits it, not the
+	// publisher.
+	stopped = 2
+	for i := 0; i < 40 || told.Load() == n; i++ { // 1.3 s of the test's clock, past StaleAfter
+		tick()
+	}
+	end := time.Now().Add(600 * time.Millisecond) // two checks of the watcher
+	for time.Now().Before(end) {
+		if c := lastLayer.Load(); c == nil || c.Layer != forward.LayerH || c.LimitedBy != plane.LimitPreference {
+			t.Fatalf("f stopped: told %+v, want h limited by the preference", c)
+		}
+		tick()
+		time.Sleep(5 * time.Millisecond) // polling a condition against a deadline
+	}
+	stopped = -1
 	set(plane.Preference{Paused: true})
 	waitWanted("paused", "q")
 	set(plane.Preference{})
-	if got := wanted(); got != "qf" {
-		t.Fatalf("resumed with no limit: layers wanted %q at once, want qf", got)
+	if got := wanted(); !strings.Contains(got, "f") {
+		t.Fatalf("resumed with no limit: layers wanted %q at once, want f among them", got)
 	}
 	waitWanted("resumed", "qf")
 }

@@ -311,7 +311,8 @@ function showLayer({ userId, layer, width, height, limitedBy }) {
   t.layer.hidden = false;
   const size = width && height ? ` ${width}×${height}` : '';
   t.layer.textContent = layer ? `${layer}${size}` : 'paused';
-  t.layer.title = limitedBy ? `layer received (limited by the ${limitedBy})` : 'layer received (the highest)';
+  if (limitedBy) t.layer.title = `layer received (limited by the ${limitedBy})`;
+  else t.layer.title = layer ? 'layer received (the highest)' : 'not received';
 }
 
 /** refresh redraws every tile's badges and controls from the SDK's state. */
