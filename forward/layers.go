@@ -49,10 +49,15 @@ type LayersConfig struct {
 	// has subscribers, and sleeps while it has none (layers may be added
 	// later: AddLayer).
 	Manual bool
+	// KeepWanted is how long a layer stays wanted (Wanted) after the last
+	// subscriber that wanted it stopped wanting it, so that preferences
+	// going back and forth do not stop and start its encoding. Default
+	// 500 ms.
+	KeepWanted time.Duration
 	// OnChange, when set, is called after Check found a layer stopped or
-	// back (and moved the subscribers concerned) or a layer's picture size
-	// learnt or changed (Track.PictureSize), with no lock held, from the
-	// goroutine that ran Check.
+	// back (and moved the subscribers concerned), a layer's picture size
+	// learnt or changed (Track.PictureSize) or the layers wanted changed
+	// (Wanted), with no lock held, from the goroutine that ran Check.
 	OnChange func()
 }
 
@@ -83,6 +88,8 @@ func (c LayersConfig) Validate() error {
 		return fmt.Errorf("%w: no layer", ErrInvalidConfig)
 	case c.StaleAfter < 0:
 		return fmt.Errorf("%w: StaleAfter %v", ErrInvalidConfig, c.StaleAfter)
+	case c.KeepWanted < 0:
+		return fmt.Errorf("%w: KeepWanted %v", ErrInvalidConfig, c.KeepWanted)
 	}
 	return nil
 }
@@ -119,7 +126,7 @@ type Layers struct {
 	deferred  atomic.Uint64 // key frames a switch let pass while the one before still settled
 	paramSets atomic.Uint64 // H.264 SPS and PPS sent ahead of an IDR that had none
 
-	// mu guards subs, live, seenN, seenAt and closed. It is never held on
+	// mu guards subs, live, seenN, seenAt, size, want and closed. It is never held on
 	// the packet path; Attach takes it inside a Subscriber's mu, nothing
 	// takes a Subscriber's mu under it.
 	mu     sync.Mutex
@@ -128,6 +135,7 @@ type Layers struct {
 	seenN  [NumLayers]uint64 // the layer's PacketsIn at the last check
 	seenAt [NumLayers]int64  // when it last changed
 	size   [NumLayers]uint32 // the layer's picture size at the last check
+	want   wantState         // the layers wanted (layerwant.go)
 	closed bool
 
 	wake chan struct{} // the watcher has subscribers to watch (capacity 1)
@@ -156,6 +164,9 @@ func NewLayers(cfg LayersConfig) (*Layers, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = first.clock
+	}
+	if cfg.KeepWanted == 0 {
+		cfg.KeepWanted = 500 * time.Millisecond
 	}
 	l := &Layers{cfg: cfg, codec: first.codec, subs: map[*Subscriber]*layerSel{}}
 	now := cfg.Clock.Nanotime()
@@ -211,11 +222,8 @@ func (l *Layers) Attach(s *Subscriber, max Layer) error {
 		}
 	}
 	l.subs[s] = &layerSel{max: max}
-	if l.wake != nil && len(l.subs) == 1 {
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+	if len(l.subs) == 1 {
+		l.poke()
 	}
 	return nil
 }
@@ -295,7 +303,18 @@ func (l *Layers) AddLayer(layer Layer, t *Track) error {
 	for s, sel := range l.subs {
 		l.route(s, sel)
 	}
+	l.poke() // a new lowest layer leaves the one before held wanted: watched until released
 	return nil
+}
+
+// poke wakes the watcher if it sleeps. Called with l.mu held.
+func (l *Layers) poke() {
+	if l.wake != nil {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // PictureSize returns the picture size of the track's publisher, learnt
@@ -365,7 +384,10 @@ func (l *Layers) check() bool {
 			l.route(s, sel)
 		}
 	}
-	return changed || resized
+	wanted := l.wanted(now)
+	rewanted := wanted != l.want.checked
+	l.want.checked = wanted
+	return changed || resized || rewanted
 }
 
 // Best returns the layer a subscriber wanting up to max gets now: the
@@ -399,11 +421,29 @@ func (l *Layers) best(max Layer) Layer {
 	return 0 // unreachable: Validate wants a track
 }
 
+// target returns the layer s should head for: the best one for its max,
+// or, when that is no higher than the layer feeding s (live) and the
+// layer it would get were every layer live (Nearest) is not live, that
+// one: a layer stopped for having no receiver (layerwant.go) is resumed
+// for s, which keeps its current layer until the resumed one's first key
+// frame rather than dip to a lower one meanwhile. Called with l.mu held.
+func (l *Layers) target(s *Subscriber, sel *layerSel) Layer {
+	want, near := l.best(sel.max), l.nearest(sel.max)
+	if near == want || l.live[near] {
+		return want
+	}
+	cur := l.layerOf(s.src.Load())
+	if cur < NumLayers && l.live[cur] && want <= cur {
+		return near
+	}
+	return want
+}
+
 // route makes s head for the layer it should get: nothing when it has it,
 // else a pending switch to it (replacing one to another layer). Called
 // with l.mu held, never from a section.
 func (l *Layers) route(s *Subscriber, sel *layerSel) {
-	want := l.cfg.Tracks[l.best(sel.max)]
+	want := l.cfg.Tracks[l.target(s, sel)]
 	for range 2 {
 		pd := s.pend.Load()
 		if want == s.src.Load() {
@@ -479,7 +519,8 @@ func (l *Layers) Close() error {
 	return nil
 }
 
-// watch runs Check every StaleAfter/4 while there are subscribers.
+// watch runs Check every StaleAfter/4 while there are subscribers, or a
+// layer is still held wanted (KeepWanted) after the last one left.
 func (l *Layers) watch() {
 	defer close(l.done)
 	every := l.cfg.StaleAfter / 4
@@ -487,12 +528,13 @@ func (l *Layers) watch() {
 	defer tick.Stop()
 	for {
 		l.mu.Lock()
-		idle := len(l.subs) == 0
+		idle := len(l.subs) == 0 && !l.holding()
 		l.mu.Unlock()
 		if idle {
 			tick.Stop()
 			select {
 			case <-l.wake:
+				l.Check() // notes the layers wanted now: holding
 				tick.Reset(every)
 				continue
 			case <-l.stop:

@@ -30,6 +30,12 @@ var tagExt = forward.Extension{ID: layertest.TagID, URI: layertest.TagURI}
 
 func newLayered(t testing.TB, keyEvery int) *layered {
 	t.Helper()
+	return newLayeredWith(t, keyEvery, nil)
+}
+
+// newLayeredWith is newLayered with its Layers' config changed by set.
+func newLayeredWith(t testing.TB, keyEvery int, set func(*forward.LayersConfig)) *layered {
+	t.Helper()
 	c := &layered{clk: &clocktest.Clock{}}
 	c.clk.Advance(time.Second)
 	firsts := [3][3]uint32{{1000, 1 << 31, 100}, {30000, 5, 20000}, {65500, 4294960000, 32760}} // seq, ts, picture ID: some wrap
@@ -48,6 +54,9 @@ func newLayered(t testing.TB, keyEvery int) *layered {
 		c.streams[i], c.tracks[i], cfg.Tracks[i] = s, tr, tr
 	}
 	cfg.Manual = true
+	if set != nil {
+		set(&cfg)
+	}
 	l, err := forward.NewLayers(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,10 @@ import (
 // from a key frame, until the layer it heads for sends a key frame, and
 // then only that one. Every subscriber must get exactly the model's
 // packets, and its output must pass layertest.Continuity (numbering,
-// picture IDs and TL0PICIDX continuous, splices on key frames).
+// picture IDs and TL0PICIDX continuous, splices on key frames). After
+// every step, Layers.Wanted must be the model's: the lowest layer, each
+// subscriber's current layer, pending one and target, and those wanted
+// within KeepWanted.
 func FuzzLayerSwitch(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 2, 0, 3, 2, 0, 0, 2, 0, 2, 0, 1, 0})
 	f.Add([]byte{0, 0, 1, 0, 2, 0, 3, 2, 4, 50, 0, 0, 1, 0, 4, 80, 0, 0, 1, 0, 4, 90, 2, 0, 4, 10, 2, 0})
@@ -30,6 +33,7 @@ func FuzzLayerSwitch(f *testing.F) {
 		w := newLayerWorld(t)
 		for i := 0; i+1 < len(ops); i += 2 {
 			w.step(ops[i]%5, ops[i+1])
+			w.checkWanted()
 		}
 		w.check()
 	})
@@ -49,6 +53,8 @@ type layerWorld struct {
 	arrived [3]int   // packets handed to the track since the last check
 	seenAt  [3]int64 // when a check last saw some
 	live    [3]bool
+
+	wantedAt [3]int64 // when the model last found the layer wanted
 }
 
 // layerSubModel is what one subscriber must get.
@@ -120,8 +126,49 @@ func (w *layerWorld) best(max int) int {
 	return 0
 }
 
-func (w *layerWorld) route(m *layerSubModel) {
+// target is the model of the layer a subscriber heads for: the best for
+// its max, or the layer its max names (every layer is present) when that
+// one is stopped and nothing better than the live layer it is on is live.
+func (w *layerWorld) target(m *layerSubModel) int {
 	want := w.best(m.max)
+	if want == m.max || w.live[m.max] {
+		return want
+	}
+	if w.live[m.cur] && want <= m.cur {
+		return m.max
+	}
+	return want
+}
+
+// keepWanted is forward.LayersConfig.KeepWanted's default.
+const keepWanted = int64(500 * time.Millisecond)
+
+// checkWanted compares Layers.Wanted with the model's.
+func (w *layerWorld) checkWanted() {
+	now := w.clk.Nanotime()
+	var want [3]bool
+	want[0] = true
+	for k := range w.models {
+		m := &w.models[k]
+		want[m.max], want[m.cur] = true, true
+		if m.pend >= 0 {
+			want[m.pend] = true
+		}
+	}
+	for i := range want {
+		if want[i] {
+			w.wantedAt[i] = now
+		} else if w.wantedAt[i] != 0 && now-w.wantedAt[i] < keepWanted {
+			want[i] = true
+		}
+	}
+	if got := w.l.Wanted(); got != want {
+		w.t.Fatalf("Wanted() = %v, the model's %v", got, want)
+	}
+}
+
+func (w *layerWorld) route(m *layerSubModel) {
+	want := w.target(m)
 	switch {
 	case want == m.cur:
 		m.pend = -1

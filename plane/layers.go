@@ -56,15 +56,26 @@ func (p *Plane) PublishedLayer(ch, id, name string, layer forward.Layer, tr *for
 		}
 		p.cfg.Pulse.Add(tr)
 		p.tellLayers(ch, k, "")
+		p.tellWanted(ch, k)
 		return nil
 	}
-	cfg := forward.LayersConfig{Clock: p.cfg.Clock, OnChange: func() { p.tellLayers(ch, k, "") }}
+	cfg := forward.LayersConfig{Clock: p.cfg.Clock, OnChange: func() {
+		p.tellLayers(ch, k, "")
+		p.tellWanted(ch, k)
+	}}
 	cfg.Tracks[layer] = tr
 	lay, err := forward.NewLayers(cfg)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
+	if r.tracks[k] == t && t.lay != nil {
+		// Another layer arrived at the same time and made the track
+		// layered: this one joins it.
+		p.mu.Unlock()
+		lay.Close()
+		return p.PublishedLayer(ch, id, name, layer, tr)
+	}
 	if r.tracks[k] != t || t.track != nil {
 		p.mu.Unlock()
 		lay.Close()
@@ -76,6 +87,7 @@ func (p *Plane) PublishedLayer(ch, id, name string, layer forward.Layer, tr *for
 		lay.Close()
 		return fmt.Errorf("%w: %s/%s in %s", ErrAttached, id, name, ch)
 	}
+	p.tellWanted(ch, k)
 	return nil
 }
 
@@ -142,6 +154,7 @@ func (p *Plane) SetPreference(ch, id, from, name string, pref Preference) error 
 	}
 	err := lr.SetMaxLayer(layerFor(t.lay.Tracks(), pref.MaxHeight))
 	p.tellLayers(ch, k, id)
+	p.tellWanted(ch, k)
 	return err
 }
 
@@ -190,7 +203,7 @@ func (p *Plane) tellLayers(ch string, k key, only string) {
 		return
 	}
 	tracks := t.lay.Tracks()
-	top := t.lay.Best(forward.LayerF)
+	top := t.lay.Nearest(forward.LayerF)
 	for id, u := range r.users {
 		s := u.subs[k]
 		if s == nil || (only != "" && id != only) {
@@ -207,13 +220,19 @@ func (p *Plane) tellLayers(ch string, k key, only string) {
 				c.LimitedBy = LimitPreference
 			}
 		default:
-			c.Layer = t.lay.Best(layerFor(tracks, s.pref.MaxHeight))
+			want := layerFor(tracks, s.pref.MaxHeight)
+			c.Layer = t.lay.Best(want)
 			c.Width, c.Height, _ = tracks[c.Layer].PictureSize()
-			switch {
-			case c.Layer < top:
+			// Compared with the layers present, not the live ones: a
+			// layer nobody wanted is not sent (layerwant.go), which is
+			// no limit of the publisher's.
+			switch near := t.lay.Nearest(want); {
+			case c.Layer < near:
+				c.LimitedBy = LimitPublisher // it does not send the one wanted
+			case near < top:
 				c.LimitedBy = LimitPreference
 			case c.Layer < forward.LayerF:
-				c.LimitedBy = LimitPublisher
+				c.LimitedBy = LimitPublisher // it has no higher one
 			}
 			bandwidthLimit(&c, s.rc, t.lay, tracks)
 		}

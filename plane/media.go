@@ -89,6 +89,8 @@ func (p *Plane) subscribe(ch, id string, k key) {
 	if t.lay != nil {
 		p.subscribeLayers(r, k, t, id, u)
 		p.watchBandwidth(ch, id, k)
+		p.tellLayers(ch, k, id) // what it receives, from the start
+		p.tellWanted(ch, k)
 		return
 	}
 	rc, err := u.ep.Subscribe(k.user, t.info, t.track)

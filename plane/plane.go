@@ -87,6 +87,11 @@ type Config struct {
 	// track changes (LayerChange). It is called with no plane lock held
 	// and must not block for long.
 	OnLayer func(ch, id string, c LayerChange)
+	// OnLayersWanted, when set, is told that the layers wanted of user
+	// id's layered track name may have changed: read them with
+	// WantedLayers. It is called with no plane lock held and must not
+	// block for long.
+	OnLayersWanted func(ch, id, name string)
 }
 
 // SpeakerSink takes the speakers of a channel, the dominant first. It is

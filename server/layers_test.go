@@ -29,7 +29,9 @@ type layerPublisher struct {
 	streams [3]*layertest.Stream
 	locals  [3]*pion.TrackLocalStaticRTP
 	sender  *pion.RTPSender
-	frames  atomic.Int64 // frames sent, of every layer
+	frames  atomic.Int64    // frames sent, of every layer
+	off     [3]atomic.Bool  // layers not sent (as a client told they have no receivers)
+	sent    [3]atomic.Int64 // frames sent, by layer
 }
 
 func newLayerPublisher(t *testing.T, c *client, trackID string) *layerPublisher {
@@ -120,6 +122,10 @@ func (p *layerPublisher) run(stop chan struct{}) {
 			case <-tick.C:
 			}
 			for i, s := range p.streams {
+				if p.off[i].Load() {
+					continue
+				}
+				p.sent[i].Add(1)
 				pkts, _ := s.Frame()
 				for _, b := range pkts {
 					var pkt rtp.Packet

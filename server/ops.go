@@ -187,6 +187,9 @@ func (ss *session) join(ctx context.Context, create, resume bool, c createData, 
 		if resume {
 			if st := ss.srv.adopt(ch.ID(), ss.user, ss); st != nil {
 				data, err := ss.resume(st)
+				if err == nil {
+					st.retellWanted()
+				}
 				return data, nil, err
 			}
 		}
@@ -413,6 +416,7 @@ func (ss *session) opRemoveTracks(st *stay, data json.RawMessage) (any, error) {
 		return nil, err
 	}
 	st.forgetNames(d.Names)
+	st.wanted.forget(d.Names)
 	return okResult, nil
 }
 

@@ -134,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 			return r.SetSpeakers(ch, sp)
 		}
 		return nil
-	}), OnLayer: s.tellLayer})
+	}), OnLayer: s.tellLayer, OnLayersWanted: s.tellWanted})
 	if err != nil {
 		_ = engine.Close()
 		_ = s.closeTURN()

@@ -54,6 +54,7 @@ type stay struct {
 	rtpPubs    []*rtpplane.Publisher // the RTP sources of rtpPublish; guarded by mu
 	rtpStreams int                   // RTP streams published and received; guarded by mu
 	rtpEnded   bool                  // closeRTP ran; guarded by mu
+	wanted     wantedLayers          // the layers wanted of its tracks, as last pushed (layerpush.go)
 
 	orphaned bool        // guarded by Server.mu
 	expiry   *time.Timer // ends an orphan; guarded by Server.mu

@@ -194,7 +194,7 @@ function showCall() {
   tile(calls.userId);
   const me = app.tiles.get(calls.userId);
   me.video.srcObject = app.local;
-  for (const r of calls.remoteTracks()) attach(r.userId, r.track);
+  for (const r of calls.remoteTracks()) attach(r.userId, r.trackName, r.track);
   const cfg = calls.config;
   if (cfg) fillConfig(cfg);
   refresh();
@@ -202,7 +202,10 @@ function showCall() {
 
 /** showLobby returns to the lobby after a stay ended. */
 function showLobby() {
-  for (const t of app.tiles.values()) t.el.remove();
+  for (const t of app.tiles.values()) {
+    if (t.follow) t.follow();
+    t.el.remove();
+  }
   app.tiles.clear();
   $('lobby').hidden = false;
   $('call').hidden = true;
@@ -250,24 +253,38 @@ function tile(userId) {
   const badges = el('div', { className: 'badges' });
   const why = el('div', { className: 'why' });
   const controls = el('div', { className: 'controls' });
-  const node = el('article', { className: me ? 'tile me' : 'tile' }, video, el('div', { className: 'meta' }, name, badges), why, controls);
+  // The layer of the user's video this page receives (track:layer).
+  const layer = el('span', { className: 'badge layer', hidden: true, title: 'layer received' });
+  const node = el('article', { className: me ? 'tile me' : 'tile' }, video, el('div', { className: 'meta' }, name, layer, badges), why, controls);
   node.dataset.user = userId;
-  if (!me) node.append(audio);
-  t = { el: node, video, audio, badges, why, controls, stream: new MediaStream(), sound: new MediaStream() };
+  if (!me) {
+    node.append(audio);
+    // A click makes the tile large (its video then asks for a higher
+    // layer: followElement) or small again.
+    video.title = 'click to enlarge';
+    video.addEventListener('click', () => node.classList.toggle('big'));
+  }
+  t = { el: node, video, audio, badges, why, controls, layer, follow: null, stream: new MediaStream(), sound: new MediaStream() };
   app.tiles.set(userId, t);
   if (me) $('tiles').prepend(node);
   else $('tiles').append(node);
   return t;
 }
 
-/** attach plays a remote track in its user's tile. */
-function attach(userId, track) {
+/**
+ * attach plays a remote track in its user's tile. A video's receive
+ * preference follows its element (followElement): a large tile gets the
+ * full layer, small ones a lower one.
+ */
+function attach(userId, trackName, track) {
   const t = tile(userId);
   if (track.kind === 'video') {
     t.stream.getVideoTracks().forEach((x) => t.stream.removeTrack(x));
     t.stream.addTrack(track);
     t.video.srcObject = t.stream;
     t.video.play().catch(() => {});
+    if (t.follow) t.follow();
+    t.follow = app.calls.followElement(userId, trackName, t.video);
   } else {
     t.sound.addTrack(track);
     t.audio.srcObject = t.sound;
@@ -281,6 +298,21 @@ function detach(userId, track) {
   if (!t || !track) return;
   t.stream.removeTrack(track);
   t.sound.removeTrack(track);
+  if (track.kind === 'video' && t.follow) {
+    t.follow();
+    t.follow = null;
+    t.layer.hidden = true;
+  }
+}
+
+/** showLayer shows in a tile the layer its video is received at. */
+function showLayer({ userId, layer, width, height, limitedBy }) {
+  const t = tile(userId); // it may come before the track:add
+  t.layer.hidden = false;
+  const size = width && height ? ` ${width}×${height}` : '';
+  t.layer.textContent = layer ? `${layer}${size}` : 'paused';
+  if (limitedBy) t.layer.title = `layer received (limited by the ${limitedBy})`;
+  else t.layer.title = layer ? 'layer received (the highest)' : 'not received';
 }
 
 /** refresh redraws every tile's badges and controls from the SDK's state. */
@@ -393,9 +425,10 @@ function wire(calls) {
   });
   calls.on('track:add', ({ userId, trackName, track }) => {
     log(`${who(userId)}: ${trackName} (${track.kind}) arrived`);
-    attach(userId, track);
+    attach(userId, trackName, track);
     refresh();
   });
+  calls.on('track:layer', showLayer);
   calls.on('track:del', ({ userId, trackName, track }) => {
     log(`${who(userId)} stopped ${trackName}`);
     detach(userId, track);
@@ -473,6 +506,7 @@ function dropTile(userId) {
   if (isMe(userId)) return;
   const t = app.tiles.get(userId);
   if (!t) return;
+  if (t.follow) t.follow();
   t.el.remove();
   app.tiles.delete(userId);
 }

@@ -573,6 +573,7 @@ export class Calls {
       this._recent = [];
       this._trimmed = 0;
       this._pendingOffer = null;
+      this._pendingLayers = [];
     }
     let res;
     this._entering++;
@@ -606,6 +607,9 @@ export class Calls {
     this._pendingOffer = null;
     if (offer) this._offer(offer);
     this._snapshot(res.seq, res.users, true);
+    const layers = this._pendingLayers || [];
+    this._pendingLayers = [];
+    for (const l of layers) if (l.channelId === this._channel) this._emit('track:layer', l);
   }
 
   /** create creates channel channelId, joins it and publishes tracks. */
@@ -832,6 +836,14 @@ export class Calls {
         break;
       case 'layer':
         if (data.channelId === this._channel) this._emit('track:layer', data);
+        // One that comes before the create or join result set up the
+        // stay (the first, at subscription start) is emitted after it.
+        else if (this._entering) (this._pendingLayers ||= []).push(data);
+        break;
+      case 'layers':
+        // Which layers of a track this user sends have receivers: the
+        // others are not encoded.
+        if (data.channelId === this._channel && this._media) this._media.setActiveLayers(data.trackName, data.active || []).catch(() => {});
         break;
       case 'bye':
         this._bye = data.reason;

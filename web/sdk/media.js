@@ -181,12 +181,55 @@ export class Media {
     const tr = this.senders.get(name);
     if (!tr) return;
     this.senders.delete(name);
+    if (this.layersWanted) this.layersWanted.delete(name);
     try {
       this.pc.removeTrack(tr.sender);
       tr.direction = 'inactive';
     } catch (e) {
       this.hooks.log('removeTrack:', e);
     }
+  }
+
+  /**
+   * setActiveLayers encodes only the layers (rids) of a local track sent
+   * as layers that the server says have receivers (the layers push): the
+   * others' encodings are set inactive with setParameters, and active
+   * again when wanted. Calls for one track are applied in order; the last
+   * one wins.
+   * @param {string} name @param {string[]} active
+   */
+  setActiveLayers(name, active) {
+    if (!this.layersWanted) {
+      /** @type {Map<string, {active: Set<string>, queue: Promise<void>}>} */
+      this.layersWanted = new Map();
+    }
+    let entry = this.layersWanted.get(name);
+    if (!entry) {
+      entry = { active: new Set(), queue: Promise.resolve() };
+      this.layersWanted.set(name, entry);
+    }
+    entry.active = new Set(active);
+    const run = entry.queue.then(() => this.applyLayers(name));
+    entry.queue = run.catch((e) => this.hooks.log('setting the layers sent:', e));
+    return run;
+  }
+
+  /** applyLayers sets the encodings of a local track as setActiveLayers last said. */
+  async applyLayers(name) {
+    const tr = this.senders.get(name);
+    const entry = this.layersWanted && this.layersWanted.get(name);
+    if (this.closed || !tr || !entry) return;
+    const params = tr.sender.getParameters();
+    let changed = false;
+    for (const e of params.encodings || []) {
+      if (!e.rid) continue;
+      const on = entry.active.has(e.rid);
+      if (e.active !== on) {
+        e.active = on;
+        changed = true;
+      }
+    }
+    if (changed) await tr.sender.setParameters(params);
   }
 
   /** gathered resolves when ICE gathering completes, or after GATHER_TIMEOUT. */
