@@ -97,7 +97,6 @@ func FuzzFeedbackRoundTrip(f *testing.F) {
 	f.Add([]byte{5, 255, 0, 255, 9, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec := twcc.NewRecorder(7)
-		type want struct{ at int64 }
 		arrivals := map[uint16]int64{}
 		seq := uint16(65500) // wraps
 		at := int64(1e6)

@@ -328,13 +328,6 @@ func (n *Node) ownedList() []*owned {
 	return out
 }
 
-// isClosed reports whether the node is closing.
-func (n *Node) isClosed() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.closed
-}
-
 // goTrack runs f on a goroutine the node waits for when it closes, unless
 // it is closing.
 func (n *Node) goTrack(f func()) bool {

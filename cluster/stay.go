@@ -102,12 +102,6 @@ func (n *Node) UseMedia(m channel.Media) {
 	n.mu.Unlock()
 }
 
-func (n *Node) mediaOf() channel.Media {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.media
-}
-
 // mediaCall is one Media call a follower makes after applying an event.
 type mediaCall func(m channel.Media)
 

@@ -208,9 +208,7 @@ func responsivePublisher(t *testing.T, p *peer, id string, stop chan struct{}) *
 	}
 	var requests atomic.Int64
 	wantKey := make(chan struct{}, 1)
-	p.wg.Add(2)
-	go func() {
-		defer p.wg.Done()
+	p.Go(func() {
 		for {
 			pkts, _, err := sender.ReadRTCP()
 			if err != nil {
@@ -227,9 +225,8 @@ func responsivePublisher(t *testing.T, p *peer, id string, stop chan struct{}) *
 				}
 			}
 		}
-	}()
-	go func() {
-		defer p.wg.Done()
+	})
+	p.Go(func() {
 		tick := time.NewTicker(33 * time.Millisecond)
 		defer tick.Stop()
 		for i := uint32(0); ; i++ {
@@ -253,7 +250,7 @@ func responsivePublisher(t *testing.T, p *peer, id string, stop chan struct{}) *
 				return
 			}
 		}
-	}()
+	})
 	return &requests
 }
 

@@ -37,7 +37,7 @@ func followLayers(t *testing.T, c *client, p *layerPublisher, want string) time.
 			got = strings.Join(d.Active, "")
 			seen = append(seen, got)
 			for i, rid := range rids {
-				p.off[i].Store(!strings.Contains(got, rid))
+				p.Off[i].Store(!strings.Contains(got, rid))
 			}
 		case <-timeout:
 			t.Fatalf("no layers push telling %q (told %q)", want, seen)
@@ -91,12 +91,12 @@ func TestLayersNobodyReceivesAreNotSent(t *testing.T) {
 	if l := pb.lastLayer(t); l != 0 {
 		t.Fatalf("f was told off while bob's last packet was of layer %d", l)
 	}
-	sent := pa.sent[2].Load()
-	f := pa.frames.Load()
+	sent := pa.Sent(2)
+	f := pa.Frames()
 	// 1.5 s: past the second after which the server takes a silent layer
 	// as stopped, so that f comes back as a layer that stopped.
-	waitFor(t, "alice to send 75 frames", func() bool { return pa.frames.Load() >= f+75 })
-	if n := pa.sent[2].Load(); n != sent {
+	waitFor(t, "alice to send 75 frames", func() bool { return pa.Frames() >= f+75 })
+	if n := pa.Sent(2); n != sent {
 		t.Fatalf("alice sent %d frames of f after it was told off", n-sent)
 	}
 	if l := pb.lastLayer(t); l != 0 {

@@ -2,183 +2,50 @@ package server
 
 import (
 	"encoding/json"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	pion "github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"github.com/callcore/callcore/internal/layertest"
-	"github.com/callcore/callcore/internal/pionloop"
+	"github.com/callcore/callcore/internal/piontest"
 )
 
-var rids = [3]string{"q", "h", "f"}
+var rids = piontest.Rids
 
 // layerPublisher is a pion client sending three synthetic VP8 layers
-// (layertest, 160x90, 320x180, 640x360) with rids q, h and f through one
-// sender, mid and rid in every packet; a PLI for a rid makes that layer's
-// next frame a key frame.
+// (piontest.LayerPublisher: 160x90, 320x180, 640x360) with rids q, h and
+// f through one sender, speaking the protocol through a client.
 type layerPublisher struct {
 	*peer
-	streams [3]*layertest.Stream
-	locals  [3]*pion.TrackLocalStaticRTP
-	sender  *pion.RTPSender
-	frames  atomic.Int64    // frames sent, of every layer
-	off     [3]atomic.Bool  // layers not sent (as a client told they have no receivers)
-	sent    [3]atomic.Int64 // frames sent, by layer
+	*piontest.LayerPublisher
 }
 
 func newLayerPublisher(t *testing.T, c *client, trackID string) *layerPublisher {
 	t.Helper()
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pion.ConfigureSimulcastExtensionHeaders(me); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := pion.SettingEngine{}
-	pionloop.Restrict(&se)
-	pc, err := pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se)).
-		NewPeerConnection(pion.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &layerPublisher{peer: &peer{t: t, c: c, pc: pc, tracks: make(chan *pion.TrackRemote, 16)}}
-	t.Cleanup(p.close)
-	for i := range rids {
-		s, err := layertest.NewStream(i, uint16(1000*i), uint32(i)<<28, uint16(500*i), 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000},
-			trackID, "stream", pion.WithRTPStreamID(rids[i]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.streams[i], p.locals[i] = s, l
-	}
-	if p.sender, err = pc.AddTrack(p.locals[0]); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range p.locals[1:] {
-		if err := p.sender.AddEncoding(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
+	p := newPeerWith(t, c, piontest.API(t, piontest.Simulcast), pion.Configuration{})
+	return &layerPublisher{peer: p, LayerPublisher: piontest.NewLayerPublisher(p.Client, trackID, "stream")}
 }
 
 // run sends a frame of every layer every 20 ms until stop is closed (at
-// most 3000 frames), and reads each layer's RTCP. Call it once the
-// publisher's offer has been answered.
-func (p *layerPublisher) run(stop chan struct{}) {
-	var midID, ridID uint8
-	for _, e := range p.sender.GetParameters().HeaderExtensions {
-		switch e.URI {
-		case sdp.SDESMidURI:
-			midID = uint8(e.ID)
-		case sdp.SDESRTPStreamIDURI:
-			ridID = uint8(e.ID)
-		}
-	}
-	mid := []byte(p.pc.GetTransceivers()[0].Mid())
-	for i := range rids {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			for {
-				pkts, _, err := p.sender.ReadSimulcastRTCP(rids[i])
-				if err != nil {
-					return
-				}
-				for _, k := range pkts {
-					if _, ok := k.(*rtcp.PictureLossIndication); ok {
-						p.streams[i].AskKey()
-					}
-				}
-			}
-		}()
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for range 3000 {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			for i, s := range p.streams {
-				if p.off[i].Load() {
-					continue
-				}
-				p.sent[i].Add(1)
-				pkts, _ := s.Frame()
-				for _, b := range pkts {
-					var pkt rtp.Packet
-					if err := pkt.Unmarshal(b); err != nil {
-						p.t.Error(err)
-						return
-					}
-					pkt.Header.Extensions, pkt.Header.Extension = nil, false
-					if pkt.Header.SetExtension(midID, mid) != nil || pkt.Header.SetExtension(ridID, []byte(rids[i])) != nil {
-						p.t.Error("setting mid and rid")
-						return
-					}
-					_ = p.locals[i].WriteRTP(&pkt)
-				}
-			}
-			p.frames.Add(1)
-		}
-	}()
-}
+// most 60 s), and reads each layer's RTCP. Call it once the publisher's
+// offer has been answered.
+func (p *layerPublisher) run(stop chan struct{}) { p.Run(stop) }
 
 // layerSubscriber is a pion subscriber that keeps the video packets it
 // reads.
 type layerSubscriber struct {
 	*peer
-	mu   sync.Mutex // guards pkts
-	pkts [][]byte
+	rec *piontest.Recorder
 }
 
 func newLayerSubscriber(t *testing.T, c *client) *layerSubscriber {
 	t.Helper()
-	pc, err := pionAPI(t).NewPeerConnection(pion.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &layerSubscriber{peer: &peer{t: t, c: c, pc: pc, tracks: make(chan *pion.TrackRemote, 16)}}
-	pc.OnTrack(func(tr *pion.TrackRemote, _ *pion.RTPReceiver) {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			buf := make([]byte, 1500)
-			for {
-				n, _, err := tr.Read(buf)
-				if err != nil {
-					return
-				}
-				s.mu.Lock()
-				s.pkts = append(s.pkts, append([]byte(nil), buf[:n]...))
-				s.mu.Unlock()
-				s.received.Add(1)
-			}
-		}()
-	})
-	t.Cleanup(s.close)
+	p := &peer{Client: piontest.New(t, nil), t: t, c: c, tracks: make(chan *pion.TrackRemote, 16)}
+	p.pc = p.PC
+	s := &layerSubscriber{peer: p}
+	s.rec = piontest.Record(p.Client, piontest.RecordConfig{Keep: true, OnPacket: func(*pion.TrackRemote, []byte) { p.received.Add(1) }})
 	return s
 }
 
@@ -186,10 +53,7 @@ func newLayerSubscriber(t *testing.T, c *client) *layerSubscriber {
 // order, once each.
 func (s *layerSubscriber) out(t *testing.T) []layertest.Out {
 	t.Helper()
-	s.mu.Lock()
-	pkts := append([][]byte(nil), s.pkts...)
-	s.mu.Unlock()
-	out, err := layertest.Ordered(pkts)
+	out, err := s.rec.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,11 +160,11 @@ func TestSetPreferenceSwitchesLayers(t *testing.T) {
 	if d.Layer != nil || str(d.LimitedBy) != "preference" {
 		t.Fatalf("paused: layer push %+v (layer %s, limitedBy %s)", d, str(d.Layer), str(d.LimitedBy))
 	}
-	f := pa.frames.Load()
-	waitFor(t, "alice to send 5 frames", func() bool { return pa.frames.Load() >= f+5 }) // what was in flight lands
+	f := pa.Frames()
+	waitFor(t, "alice to send 5 frames", func() bool { return pa.Frames() >= f+5 }) // what was in flight lands
 	n := pb.received.Load()
-	f = pa.frames.Load()
-	waitFor(t, "alice to send 25 frames", func() bool { return pa.frames.Load() >= f+25 })
+	f = pa.Frames()
+	waitFor(t, "alice to send 25 frames", func() bool { return pa.Frames() >= f+25 })
 	if got := pb.received.Load(); got != n {
 		t.Errorf("paused, bob received %d packets while alice sent 25 frames", got-n)
 	}

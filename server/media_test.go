@@ -3,36 +3,27 @@ package server
 import (
 	"encoding/json"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/callcore/callcore/internal/piontest"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
-
-	"github.com/callcore/callcore/internal/pionloop"
-	"github.com/callcore/callcore/mute"
 )
 
 // pionAPI is a plain pion client forced onto 127.0.0.1.
-func pionAPI(t testing.TB) *pion.API {
-	t.Helper()
-	api, err := pionloop.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api
-}
+func pionAPI(t testing.TB) *pion.API { return piontest.API(t) }
 
-// peer is a pion PeerConnection speaking the protocol through a client.
+// peer is a pion client (piontest.Client) speaking the protocol through a
+// client.
 type peer struct {
+	*piontest.Client
 	t  testing.TB
 	c  *client
 	pc *pion.PeerConnection
 
-	wg       sync.WaitGroup
 	received atomic.Int64  // RTP packets received on all tracks
 	lastSeq  atomic.Uint32 // the sequence number of the last one
 	bigOver  atomic.Int64  // when set, packets with a longer payload are counted in big
@@ -51,16 +42,11 @@ func newPeer(t testing.TB, c *client) *peer {
 // newPeerWith is newPeer with the client's own API and configuration.
 func newPeerWith(t testing.TB, c *client, api *pion.API, conf pion.Configuration) *peer {
 	t.Helper()
-	pc, err := api.NewPeerConnection(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &peer{t: t, c: c, pc: pc, tracks: make(chan *pion.TrackRemote, 16)}
-	pc.OnTrack(func(tr *pion.TrackRemote, _ *pion.RTPReceiver) {
+	pc := piontest.NewWith(t, api, conf)
+	p := &peer{Client: pc, t: t, c: c, pc: pc.PC, tracks: make(chan *pion.TrackRemote, 16)}
+	p.pc.OnTrack(func(tr *pion.TrackRemote, _ *pion.RTPReceiver) {
 		p.tracks <- tr
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
+		p.Go(func() {
 			for {
 				pkt, _, err := tr.ReadRTP()
 				if err != nil {
@@ -75,43 +61,28 @@ func newPeerWith(t testing.TB, c *client, api *pion.API, conf pion.Configuration
 					p.big.Add(1)
 				}
 			}
-		}()
+		})
 	})
-	t.Cleanup(p.close)
 	return p
 }
 
-func (p *peer) close() {
-	_ = p.pc.GracefulClose()
-	p.wg.Wait()
-}
+func (p *peer) close() { p.Close() }
 
 // local sets a local description and returns it once ICE gathering is
 // complete (no trickle).
 func (p *peer) local(d pion.SessionDescription) string {
 	p.t.Helper()
-	done := pion.GatheringCompletePromise(p.pc)
-	if err := p.pc.SetLocalDescription(d); err != nil {
-		p.t.Fatal(err)
-	}
-	<-done
-	return p.pc.LocalDescription().SDP
+	return p.SetLocal(d)
 }
 
 // offer negotiates the client's changes: its offer, the server's answer.
 func (p *peer) offer() {
 	p.t.Helper()
-	o, err := p.pc.CreateOffer(nil)
-	if err != nil {
-		p.t.Fatal(err)
-	}
 	var a sdpData
-	if err := json.Unmarshal(p.c.must("offer", sdpData{SDP: p.local(o)}), &a); err != nil {
+	if err := json.Unmarshal(p.c.must("offer", sdpData{SDP: p.Offer()}), &a); err != nil {
 		p.t.Fatal(err)
 	}
-	if err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: a.SDP}); err != nil {
-		p.t.Fatal(err)
-	}
+	p.SetAnswer(a.SDP)
 }
 
 // answer waits for the server's offer and answers it; it returns the
@@ -129,14 +100,7 @@ func (p *peer) answerOffer(data json.RawMessage) string {
 	if err := json.Unmarshal(data, &o); err != nil {
 		p.t.Fatal(err)
 	}
-	if err := p.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeOffer, SDP: o.SDP}); err != nil {
-		p.t.Fatal(err)
-	}
-	a, err := p.pc.CreateAnswer(nil)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.c.must("answer", sdpData{SDP: p.local(a)})
+	p.c.must("answer", sdpData{SDP: p.Answer(o.SDP)})
 	return o.SDP
 }
 
@@ -144,35 +108,7 @@ func (p *peer) answerOffer(data json.RawMessage) string {
 // at 30/s until stop is closed.
 func (p *peer) sendVP8(id string, stop chan struct{}) {
 	p.t.Helper()
-	tr, err := pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000}, id, "stream")
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	if _, err := p.pc.AddTransceiverFromTrack(tr, pion.RTPTransceiverInit{Direction: pion.RTPTransceiverDirectionSendonly}); err != nil {
-		p.t.Fatal(err)
-	}
-	frame, err := mute.BlackKeyFrame(mute.MimeTypeVP8, 320, 240)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	payload := append([]byte{0x10}, frame...) // VP8 payload descriptor: start of partition 0
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		tick := time.NewTicker(33 * time.Millisecond)
-		defer tick.Stop()
-		for i := uint32(0); ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: i * 3000}, Payload: payload}
-			if err := tr.WriteRTP(pkt); err != nil {
-				return
-			}
-		}
-	}()
+	piontest.SendVP8(p.Client, id, "stream", stop)
 }
 
 // waitFor polls cond against the deadline.

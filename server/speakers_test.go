@@ -16,14 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 	"go.uber.org/goleak"
 
 	"github.com/callcore/callcore/internal/e2e"
-	"github.com/callcore/callcore/internal/pionloop"
+	"github.com/callcore/callcore/internal/piontest"
 	"github.com/callcore/callcore/mute"
 	"github.com/callcore/callcore/transport/webrtc"
 )
@@ -102,25 +101,6 @@ func encodeOpus(t *testing.T, ffmpeg, src string) opusClip {
 	return clip
 }
 
-// levelAPI is a pion client that negotiates the audio-level extension.
-func levelAPI(t *testing.T) *pion.API {
-	t.Helper()
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	if err := me.RegisterHeaderExtension(pion.RTPHeaderExtensionCapability{URI: webrtc.URIAudioLevel}, pion.RTPCodecTypeAudio); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := pion.SettingEngine{}
-	pionloop.Restrict(&se)
-	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se))
-}
-
 // talker is a pion publisher of a mic (Opus with levels: the tone while
 // talking is set, silence otherwise) and a cam (VP8 key frames).
 type talker struct {
@@ -141,20 +121,16 @@ func (s *stopper) stop() { s.once.Do(func() { close(s.ch) }) }
 
 func newTalker(t *testing.T, c *client, id string, tone, quiet opusClip, st *stopper) *talker {
 	t.Helper()
-	pc, err := levelAPI(t).NewPeerConnection(pion.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &peer{t: t, c: c, pc: pc, tracks: make(chan *pion.TrackRemote, 16)}
-	t.Cleanup(p.close)
+	p := newPeerWith(t, c, piontest.API(t, piontest.AudioLevel), pion.Configuration{})
 	t.Cleanup(st.stop)
 	stop := st.ch
 	tk := &talker{peer: p}
+	var err error
 	tk.mic, err = pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeOpus, ClockRate: 48000, Channels: 2}, id+"-mic", "stream")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tk.sender, err = pc.AddTrack(tk.mic); err != nil {
+	if tk.sender, err = p.pc.AddTrack(tk.mic); err != nil {
 		t.Fatal(err)
 	}
 	p.sendVP8(id+"-cam", stop)
@@ -168,9 +144,7 @@ func newTalker(t *testing.T, c *client, id string, tone, quiet opusClip, st *sto
 	if extID == 0 {
 		t.Fatal("the audio-level extension was not negotiated")
 	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	p.Go(func() {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
@@ -197,7 +171,7 @@ func newTalker(t *testing.T, c *client, id string, tone, quiet opusClip, st *sto
 				return
 			}
 		}
-	}()
+	})
 	return tk
 }
 
@@ -218,28 +192,22 @@ type speakersEvent struct {
 
 func newViewer(t *testing.T, c *client) *viewer {
 	t.Helper()
-	pc, err := pionAPI(t).NewPeerConnection(pion.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &viewer{peer: &peer{t: t, c: c, pc: pc}, counts: map[string]*atomic.Int64{}, start: time.Now()}
-	pc.OnTrack(func(tr *pion.TrackRemote, _ *pion.RTPReceiver) {
+	pc := piontest.New(t, pionAPI(t))
+	v := &viewer{peer: &peer{Client: pc, t: t, c: c, pc: pc.PC}, counts: map[string]*atomic.Int64{}, start: time.Now()}
+	v.pc.OnTrack(func(tr *pion.TrackRemote, _ *pion.RTPReceiver) {
 		n := &atomic.Int64{}
 		v.mu.Lock()
 		v.counts[tr.ID()] = n
 		v.mu.Unlock()
-		v.wg.Add(1)
-		go func() {
-			defer v.wg.Done()
+		v.Go(func() {
 			for {
 				if _, _, err := tr.ReadRTP(); err != nil {
 					return
 				}
 				n.Add(1)
 			}
-		}()
+		})
 	})
-	t.Cleanup(v.close)
 	return v
 }
 

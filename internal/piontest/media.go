@@ -135,7 +135,18 @@ type LayerPublisher struct {
 	Streams [3]*layertest.Stream
 	Locals  [3]*pion.TrackLocalStaticRTP
 	Sender  *pion.RTPSender
-	frames  atomic.Int64 // frames sent, of every layer
+
+	// Set before Run, to shape the layers' rates:
+	Pad   [3]byte       // RTP padding added to each packet of a layer
+	Fill  [3]int        // the payload size a layer's packets are filled up to, when larger
+	Every time.Duration // the time between frames; 0 is 20 ms (a camera's pace)
+
+	// Off stops a layer (as an encoder told nobody receives it does);
+	// it can be set at any time.
+	Off [3]atomic.Bool
+
+	frames atomic.Int64    // frames sent, of every layer
+	sent   [3]atomic.Int64 // frames sent, by layer
 }
 
 // NewLayerPublisher adds the three layers to c, whose API must have the
@@ -170,9 +181,12 @@ func NewLayerPublisher(c *Client, id, stream string) *LayerPublisher {
 // Frames returns the number of frames sent so far, of every layer.
 func (p *LayerPublisher) Frames() int64 { return p.frames.Load() }
 
-// Run sends a frame of every layer every 20 ms (a camera's pace) until
-// stop is closed, at most 3000 frames, and reads each layer's RTCP. Call
-// it once the client's offer has been answered.
+// Sent returns the number of frames of layer i sent so far.
+func (p *LayerPublisher) Sent(i int) int64 { return p.sent[i].Load() }
+
+// Run sends a frame of every layer every Every until stop is closed, for
+// at most 60 s, and reads each layer's RTCP. Call it once the client's
+// offer has been answered.
 func (p *LayerPublisher) Run(stop <-chan struct{}) {
 	var midID, ridID uint8
 	for _, e := range p.Sender.GetParameters().HeaderExtensions {
@@ -199,16 +213,24 @@ func (p *LayerPublisher) Run(stop <-chan struct{}) {
 			}
 		})
 	}
+	every := p.Every
+	if every == 0 {
+		every = 20 * time.Millisecond
+	}
 	p.C.Go(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
+		tick := time.NewTicker(every)
 		defer tick.Stop()
-		for range 3000 {
+		for range int(60 * time.Second / every) {
 			select {
 			case <-stop:
 				return
 			case <-tick.C:
 			}
 			for i, s := range p.Streams {
+				if p.Off[i].Load() {
+					continue
+				}
+				p.sent[i].Add(1)
 				pkts, _ := s.Frame()
 				for _, b := range pkts {
 					var pkt rtp.Packet
@@ -220,6 +242,12 @@ func (p *LayerPublisher) Run(stop <-chan struct{}) {
 					if pkt.Header.SetExtension(midID, mid) != nil || pkt.Header.SetExtension(ridID, []byte(Rids[i])) != nil {
 						p.C.T.Error("setting mid and rid")
 						return
+					}
+					if n := p.Fill[i] - len(pkt.Payload); n > 0 {
+						pkt.Payload = append(pkt.Payload, make([]byte, n)...) // after the frame: the decoder reads no further
+					}
+					if p.Pad[i] > 0 {
+						pkt.Header.Padding, pkt.Header.PaddingSize = true, p.Pad[i]
 					}
 					_ = p.Locals[i].WriteRTP(&pkt)
 				}

@@ -76,10 +76,16 @@ type Client struct {
 // New returns a client of api (API's when nil).
 func New(t testing.TB, api *pion.API) *Client {
 	t.Helper()
+	return NewWith(t, api, pion.Configuration{})
+}
+
+// NewWith is New with a configuration (ICE servers, transport policy).
+func NewWith(t testing.TB, api *pion.API, conf pion.Configuration) *Client {
+	t.Helper()
 	if api == nil {
 		api = API(t)
 	}
-	pc, err := api.NewPeerConnection(pion.Configuration{})
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,16 +119,23 @@ func (c *Client) Close() {
 // complete (no trickle).
 func (c *Client) SetLocal(d pion.SessionDescription) string {
 	c.T.Helper()
-	g := pion.GatheringCompletePromise(c.PC)
-	if err := c.PC.SetLocalDescription(d); err != nil {
-		c.T.Fatal(err)
+	return SetLocal(c.T, c.PC, d)
+}
+
+// SetLocal sets pc's local description and returns it once ICE gathering
+// is complete (no trickle).
+func SetLocal(t testing.TB, pc *pion.PeerConnection, d pion.SessionDescription) string {
+	t.Helper()
+	g := pion.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(d); err != nil {
+		t.Fatal(err)
 	}
 	select {
 	case <-g:
 	case <-time.After(Deadline):
-		c.T.Fatal("ICE gathering did not complete")
+		t.Fatal("ICE gathering did not complete")
 	}
-	return c.PC.LocalDescription().SDP
+	return pc.LocalDescription().SDP
 }
 
 // Offer creates an offer and returns it once gathered.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
-	"github.com/callcore/callcore/internal/pionloop"
+	"github.com/callcore/callcore/internal/piontest"
 	"github.com/callcore/callcore/permission"
 	"github.com/callcore/callcore/plane"
 	"github.com/callcore/callcore/plane/webrtcplane"
@@ -39,8 +39,8 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // client is a plain pion client: a publisher of one VP8 track (cam) whose
 // packets carry their index, or a viewer that records what it receives.
 type client struct {
+	*piontest.Client
 	pc   *pion.PeerConnection
-	wg   sync.WaitGroup
 	stop chan struct{}
 	sent atomic.Int64 // packets the publisher sent
 	key  atomic.Bool  // a PLI asked for a key frame
@@ -51,32 +51,19 @@ type client struct {
 }
 
 func newClient(t *testing.T) *client {
-	api, err := pionloop.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := api.NewPeerConnection(pion.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &client{pc: pc, stop: make(chan struct{})}
+	c := piontest.New(t, nil)
+	return &client{Client: c, pc: c.PC, stop: make(chan struct{})}
 }
 
-func (c *client) goRun(fn func()) {
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); fn() }()
-}
+func (c *client) goRun(fn func()) { c.Go(fn) }
 
-func (c *client) close(t *testing.T) {
+func (c *client) close(*testing.T) {
 	select {
 	case <-c.stop:
 	default:
 		close(c.stop)
 	}
-	if err := c.pc.GracefulClose(); err != nil {
-		t.Error(err)
-	}
-	c.wg.Wait()
+	c.Close()
 }
 
 // publishVP8 adds the cam track and sends one-packet VP8 frames every
@@ -168,16 +155,7 @@ func (c *client) received() int {
 
 // setLocal sets a local description and waits for gathering.
 func setLocal(t *testing.T, pc *pion.PeerConnection, d pion.SessionDescription) string {
-	g := pion.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(d); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g:
-	case <-time.After(deadline):
-		t.Fatal("ICE gathering did not complete")
-	}
-	return pc.LocalDescription().SDP
+	return piontest.SetLocal(t, pc, d)
 }
 
 // TestPeersMeetThroughThePlane: real pion peers attached to a channel with

@@ -21,7 +21,7 @@ func TestAllocationFollowsTheEstimate(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	engine := newTestEngine(t, Config{})
 	defer engine.Close()
-	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) { p.pad = [3]byte{60, 150, 255} })
+	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) { p.Pad = [3]byte{60, 150, 255} })
 	defer server.Close()
 	defer layers.Close()
 
@@ -43,10 +43,10 @@ func TestAllocationFollowsTheEstimate(t *testing.T) {
 		}
 	})
 	negotiate(t, subPeer, r.client)
-	waitFor(t, "the first packet", func() bool { return r.ssrc.Load() != 0 })
+	waitFor(t, "the first packet", func() bool { return r.rec.SSRC() != 0 })
 	remb := func(bps float32) {
 		t.Helper()
-		if err := r.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: []uint32{r.ssrc.Load()}}}); err != nil {
+		if err := r.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: []uint32{r.rec.SSRC()}}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -64,7 +64,7 @@ func TestConstrainedLink(t *testing.T) {
 	engine := newTestEngine(t, Config{})
 	defer engine.Close()
 	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) {
-		p.fill = [3]int{60, 230, 480}
+		p.Fill = [3]int{60, 230, 480}
 	})
 	defer server.Close()
 	defer layers.Close()

@@ -1,13 +1,11 @@
 package webrtc
 
 import (
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/callcore/callcore/internal/piontest"
 	pion "github.com/pion/webrtc/v4"
-
-	"github.com/callcore/callcore/internal/pionloop"
 )
 
 // deadline bounds every wait in these tests.
@@ -37,60 +35,29 @@ func newTestEngine(t testing.TB, cfg Config) *Engine {
 
 // clientAPI is a plain pion client as an application would build it:
 // default codecs and interceptors, forced onto 127.0.0.1.
-func clientAPI(t testing.TB) *pion.API {
-	t.Helper()
-	api, err := pionloop.ClientAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api
-}
+func clientAPI(t testing.TB) *pion.API { return piontest.API(t) }
 
-// client is a test client: a pion PeerConnection and the goroutines it
-// runs, which close waits for.
+// client is a test client (piontest.Client) under the names these tests
+// use: pc its PeerConnection.
 type client struct {
+	*piontest.Client
 	pc *pion.PeerConnection
-	wg sync.WaitGroup
 }
 
 func newClient(t testing.TB, api *pion.API) *client {
 	t.Helper()
-	pc, err := api.NewPeerConnection(pion.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &client{pc: pc}
+	c := piontest.New(t, api)
+	return &client{Client: c, pc: c.PC}
 }
 
-func (c *client) goRun(fn func()) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		fn()
-	}()
-}
+func (c *client) goRun(fn func()) { c.Go(fn) }
 
-func (c *client) close(t testing.TB) {
-	t.Helper()
-	if err := c.pc.GracefulClose(); err != nil {
-		t.Error(err)
-	}
-	c.wg.Wait()
-}
+func (c *client) close(testing.TB) { c.Close() }
 
 // setLocal sets a local description and waits for gathering (non-trickle).
 func setLocal(t testing.TB, pc *pion.PeerConnection, d pion.SessionDescription) string {
 	t.Helper()
-	g := pion.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(d); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g:
-	case <-time.After(deadline):
-		t.Fatal("ICE gathering did not complete")
-	}
-	return pc.LocalDescription().SDP
+	return piontest.SetLocal(t, pc, d)
 }
 
 // publish has the client offer what it publishes and the server answer.

@@ -1,190 +1,55 @@
 package webrtc
 
 import (
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	pion "github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/layertest"
-	"github.com/callcore/callcore/internal/pionloop"
+	"github.com/callcore/callcore/internal/piontest"
 )
 
 // simulcastClientAPI is clientAPI with the mid and rid header extensions a
 // pion client needs to send layers.
-func simulcastClientAPI(t *testing.T) *pion.API {
-	t.Helper()
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pion.ConfigureSimulcastExtensionHeaders(me); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := pion.SettingEngine{}
-	pionloop.Restrict(&se)
-	return pion.NewAPI(pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir), pion.WithSettingEngine(se))
-}
+func simulcastClientAPI(t *testing.T) *pion.API { return piontest.API(t, piontest.Simulcast) }
 
-// layerPublisher is a pion client sending three synthetic VP8 layers with
-// rids q, h and f, as pion's simulcast sender does: one sender, three
-// encodings, mid and rid in every packet; a PLI for a rid makes that
-// layer's next frame a key frame.
+// layerPublisher is the three-layer pion publisher (piontest) as user
+// alice's track cam, with the stop these tests close.
 type layerPublisher struct {
-	*client
-	streams [3]*layertest.Stream
-	locals  [3]*pion.TrackLocalStaticRTP
-	sender  *pion.RTPSender
-	stop    chan struct{}
-	pad     [3]byte // RTP padding added to each packet of a layer, to set its rate
-	fill    [3]int  // the payload size a layer's packets are filled up to, when larger
-	every   time.Duration
+	*piontest.LayerPublisher
+	client *client
+	stop   chan struct{}
 }
 
-var rids = [3]string{"q", "h", "f"}
+var rids = piontest.Rids
 
 func newLayerPublisher(t *testing.T) *layerPublisher {
-	p := &layerPublisher{client: newClient(t, simulcastClientAPI(t)), stop: make(chan struct{})}
-	for i := range rids {
-		s, err := layertest.NewStream(i, uint16(1000*i), uint32(i)<<28, uint16(500*i), 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000},
-			"cam", "alice", pion.WithRTPStreamID(rids[i]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.streams[i], p.locals[i] = s, l
-	}
-	var err error
-	if p.sender, err = p.pc.AddTrack(p.locals[0]); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range p.locals[1:] {
-		if err := p.sender.AddEncoding(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
+	c := newClient(t, simulcastClientAPI(t))
+	return &layerPublisher{LayerPublisher: piontest.NewLayerPublisher(c.Client, "cam", "alice"), client: c, stop: make(chan struct{})}
 }
 
-// run sends a frame of every layer every 20 ms (a camera's pace; every
-// when set) until stopped, for at most 60 s, and reads each layer's RTCP.
-func (p *layerPublisher) run(t *testing.T) {
-	var midID, ridID uint8
-	for _, e := range p.sender.GetParameters().HeaderExtensions {
-		switch e.URI {
-		case sdp.SDESMidURI:
-			midID = uint8(e.ID)
-		case sdp.SDESRTPStreamIDURI:
-			ridID = uint8(e.ID)
-		}
-	}
-	for i := range rids {
-		p.goRun(func() {
-			for {
-				pkts, _, err := p.sender.ReadSimulcastRTCP(rids[i])
-				if err != nil {
-					return
-				}
-				for _, k := range pkts {
-					if _, ok := k.(*rtcp.PictureLossIndication); ok {
-						p.streams[i].AskKey()
-					}
-				}
-			}
-		})
-	}
-	p.goRun(func() {
-		every := p.every
-		if every == 0 {
-			every = 20 * time.Millisecond
-		}
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for range int(60 * time.Second / every) {
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-			for i, s := range p.streams {
-				pkts, _ := s.Frame()
-				for _, b := range pkts {
-					var pkt rtp.Packet
-					if err := pkt.Unmarshal(b); err != nil {
-						t.Error(err)
-						return
-					}
-					pkt.Header.Extensions, pkt.Header.Extension = nil, false
-					if err := pkt.Header.SetExtension(midID, []byte(p.pc.GetTransceivers()[0].Mid())); err != nil {
-						t.Error(err)
-						return
-					}
-					if err := pkt.Header.SetExtension(ridID, []byte(rids[i])); err != nil {
-						t.Error(err)
-						return
-					}
-					if n := p.fill[i] - len(pkt.Payload); n > 0 {
-						pkt.Payload = append(pkt.Payload, make([]byte, n)...) // after the frame: the decoder reads no further
-					}
-					if p.pad[i] > 0 {
-						pkt.Header.Padding, pkt.Header.PaddingSize = true, p.pad[i]
-					}
-					_ = p.locals[i].WriteRTP(&pkt)
-				}
-			}
-		}
-	})
-}
+func (p *layerPublisher) run(*testing.T) { p.Run(p.stop) }
+
+func (p *layerPublisher) close(testing.TB) { p.client.Close() }
 
 // layerReceiver records the video packets a pion subscriber reads.
 type layerReceiver struct {
 	*client
-	mu   sync.Mutex // guards pkts
-	pkts [][]byte
-	ssrc atomic.Uint32 // the track's, once it arrived
+	rec *piontest.Recorder
 }
 
 func newLayerReceiver(t *testing.T) *layerReceiver {
-	r := &layerReceiver{client: newClient(t, clientAPI(t))}
-	r.pc.OnTrack(func(remote *pion.TrackRemote, _ *pion.RTPReceiver) {
-		r.ssrc.Store(uint32(remote.SSRC()))
-		r.goRun(func() {
-			buf := make([]byte, 1500)
-			for {
-				n, _, err := remote.Read(buf)
-				if err != nil {
-					return
-				}
-				r.mu.Lock()
-				r.pkts = append(r.pkts, append([]byte(nil), buf[:n]...))
-				r.mu.Unlock()
-			}
-		})
-	})
-	return r
+	c := newClient(t, clientAPI(t))
+	return &layerReceiver{client: c, rec: piontest.Record(c.Client, piontest.RecordConfig{Keep: true})}
 }
 
 // received returns the packets so far, in sequence order, once each.
 func (r *layerReceiver) received(t *testing.T) []layertest.Out {
-	r.mu.Lock()
-	pkts := append([][]byte(nil), r.pkts...)
-	r.mu.Unlock()
-	out, err := layertest.Ordered(pkts)
+	out, err := r.rec.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +137,8 @@ func TestLayersFromPionPublisherToPionSubscriber(t *testing.T) {
 	// The first packets went out before the subscriber's transport was up
 	// and were lost: once one arrived, it asks for a key frame, as a
 	// browser that cannot decode does.
-	waitFor(t, "the first packet", func() bool { return r.ssrc.Load() != 0 })
-	if err := r.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: r.ssrc.Load()}}); err != nil {
+	waitFor(t, "the first packet", func() bool { return r.rec.SSRC() != 0 })
+	if err := r.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: r.rec.SSRC()}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a key frame of q and more", func() bool {
