@@ -13,6 +13,7 @@ import (
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/clocktest"
 	"github.com/callcore/callcore/internal/layertest"
+	"github.com/callcore/callcore/internal/planetest"
 	"github.com/callcore/callcore/plane"
 )
 
@@ -42,20 +43,10 @@ func TestLayeredTrackFollowsThePreference(t *testing.T) {
 	if err := pl.Attach("c", "viewer", viewer); err != nil {
 		t.Fatal(err)
 	}
-	var streams [3]*layertest.Stream
-	var tracks [3]*forward.Track
-	for i := range streams {
-		s, err := layertest.NewStream(i, uint16(2000*i), uint32(i)<<30, uint16(3000*i), 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: layertest.PT,
-			MimeType: "video/VP8", SSRC: s.SSRC, Clock: clk, Feedback: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams[i], tracks[i] = s, tr
-	}
+	streams, tracks := planetest.LayerStreams(t, 1000, func(c forward.TrackConfig) (*forward.Track, error) {
+		c.Clock = clk
+		return forward.NewTrack(c)
+	})
 	tick := func(n int, sending ...int) {
 		for range n {
 			clk.Advance(33 * time.Millisecond)
@@ -100,20 +91,9 @@ func TestLayeredTrackFollowsThePreference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw, err := layertest.Continuity(out)
+	layers, err := layertest.Segments(out)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var layers []int
-	for _, at := range append([]int{0}, sw...) {
-		layers = append(layers, out[at].Layer)
-		w, h, err := layertest.Decode(out, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := layertest.Sizes[out[at].Layer]; w != want[0] || h != want[1] {
-			t.Fatalf("layer %d's first frame is %dx%d", out[at].Layer, w, h)
-		}
 	}
 	// q, then f, then h, then f again after the pause (on f's key frame).
 	if want := []int{0, 2, 1, 2}; !equalInts(layers, want) {
@@ -177,20 +157,10 @@ func TestLayerChangesAreTold(t *testing.T) {
 	if err := pl.Attach("c", "viewer", newEndpoint(100)); err != nil {
 		t.Fatal(err)
 	}
-	var streams [3]*layertest.Stream
-	var tracks [3]*forward.Track
-	for i := range streams {
-		s, err := layertest.NewStream(i, uint16(2000*i), uint32(i)<<30, uint16(3000*i), 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: layertest.PT,
-			MimeType: "video/VP8", SSRC: s.SSRC, Clock: clk, Feedback: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams[i], tracks[i] = s, tr
-	}
+	streams, tracks := planetest.LayerStreams(t, 1000, func(c forward.TrackConfig) (*forward.Track, error) {
+		c.Clock = clk
+		return forward.NewTrack(c)
+	})
 	tick := func(n int, sending ...int) {
 		for range n {
 			clk.Advance(33 * time.Millisecond)

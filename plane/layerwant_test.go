@@ -12,7 +12,7 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/clocktest"
-	"github.com/callcore/callcore/internal/layertest"
+	"github.com/callcore/callcore/internal/planetest"
 	"github.com/callcore/callcore/plane"
 )
 
@@ -53,20 +53,10 @@ func TestWantedLayersFollowTheViewer(t *testing.T) {
 	if _, ok := pl.WantedLayers("c", "pub", "cam"); ok {
 		t.Fatal("layers wanted of a track not published yet")
 	}
-	var streams [3]*layertest.Stream
-	var tracks [3]*forward.Track
-	for i := range streams {
-		s, err := layertest.NewStream(i, uint16(2000*i), uint32(i)<<30, uint16(3000*i), 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: layertest.PT,
-			MimeType: "video/VP8", SSRC: s.SSRC, Clock: clk, Feedback: s})
-		if err != nil {
-			t.Fatal(err)
-		}
-		streams[i], tracks[i] = s, tr
-	}
+	streams, tracks := planetest.LayerStreams(t, 1000, func(c forward.TrackConfig) (*forward.Track, error) {
+		c.Clock = clk
+		return forward.NewTrack(c)
+	})
 	stopped := -1 // a layer not sent
 	tick := func() {
 		clk.Advance(33 * time.Millisecond)

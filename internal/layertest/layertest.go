@@ -313,3 +313,24 @@ func DescLen(p []byte) int {
 	}
 	return i
 }
+
+// Segments checks out with Continuity and that the first frame of every
+// segment decodes at its layer's size, and returns the layer of each
+// segment in order.
+func Segments(out []Out) (layers []int, err error) {
+	splices, err := Continuity(out)
+	if err != nil {
+		return nil, err
+	}
+	for _, at := range append([]int{0}, splices...) {
+		layers = append(layers, out[at].Layer)
+		w, h, err := Decode(out, at)
+		if err != nil {
+			return nil, err
+		}
+		if want := Sizes[out[at].Layer]; w != want[0] || h != want[1] {
+			return nil, fmt.Errorf("layer %d's first frame (packet %d) is %dx%d", out[at].Layer, at, w, h)
+		}
+	}
+	return layers, nil
+}
