@@ -19,18 +19,7 @@ func TestRunAdmin(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() {
-		done <- run(ctx, nil, []string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-ice-loopback"}, noEnv, logs, func(a string) { addrc <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
+	addr, done, logs := start(t, ctx, nil, "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-ice-loopback")
 	m := regexp.MustCompile(`"admin listening" url=(http://[0-9.:]+)/`).FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("no admin address in the log: %s", logs)

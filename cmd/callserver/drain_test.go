@@ -29,19 +29,8 @@ func TestRunDrainAndSecondSignal(t *testing.T) {
 	stopNow := func() { once.Do(func() { close(now) }) }
 	tctx, tcancel := context.WithTimeout(context.Background(), 20*time.Second) // the test's own requests
 	defer tcancel()
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
 	t.Cleanup(func() { stopNow(); cancel() }) // a failed test stops the server too
-	go func() {
-		done <- run(ctx, now, []string{"-addr", "127.0.0.1:0", "-ice-loopback", "-drain-timeout", "1h"}, noEnv, logs, func(a string) { addrc <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
+	addr, done, logs := start(t, ctx, now, "-addr", "127.0.0.1:0", "-ice-loopback", "-drain-timeout", "1h")
 	base := "http://" + addr
 	status := func(path string) int {
 		resp, err := http.Get(base + path)

@@ -37,6 +37,25 @@ func (s *syncBuffer) String() string {
 
 func noEnv(string) string { return "" }
 
+// start runs the command with args until ctx ends (now ends a drain at
+// once, as a second signal does) and returns its public address, the
+// channel run's result arrives on and its logs.
+func start(t *testing.T, ctx context.Context, now <-chan struct{}, args ...string) (addr string, done chan error, logs *syncBuffer) {
+	t.Helper()
+	addrc := make(chan string, 1)
+	done = make(chan error, 1)
+	logs = &syncBuffer{}
+	go func() {
+		done <- run(ctx, now, args, noEnv, logs, func(a string) { addrc <- a })
+	}()
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	return addr, done, logs
+}
+
 // TestRunDemoAndShutdown runs the command as `callserver -addr
 // 127.0.0.1:0`: demo mode serves tokens, the page and the SDK; a client
 // creates a call; the end of the context (SIGTERM in main) gives that
@@ -46,18 +65,7 @@ func TestRunDemoAndShutdown(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() {
-		done <- run(ctx, nil, []string{"-addr", "127.0.0.1:0", "-ice-loopback", "-drain-timeout", "0"}, noEnv, logs, func(a string) { addrc <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
+	addr, done, logs := start(t, ctx, nil, "-addr", "127.0.0.1:0", "-ice-loopback", "-drain-timeout", "0")
 	base := "http://" + addr
 	get := func(path string) string {
 		resp, err := http.Get(base + path)
