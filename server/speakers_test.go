@@ -358,7 +358,10 @@ func TestSpeakersThroughServer(t *testing.T) {
 		for id, tk := range talkers {
 			tk.talking.Store(id == who)
 		}
-		took := v.until(who+" dominant", time.Second, func() bool { return v.dominant() == who })
+		// The detector decides in well under a second (the latency is
+		// logged and in docs/speaking.md); the bound leaves a loaded
+		// machine room, the test is about who takes over.
+		took := v.until(who+" dominant", 4*time.Second, func() bool { return v.dominant() == who })
 		t.Logf("%s dominant at the viewer %v after it started talking", who, took.Round(time.Millisecond))
 		v.pump(500 * time.Millisecond) // its next key frame reaches the viewer; the others' last packets drain
 		if got := v.videoGrowing(time.Second); !slices.Equal(got, []string{who}) {
@@ -369,7 +372,7 @@ func TestSpeakersThroughServer(t *testing.T) {
 	// ann is muted while she goes on talking: she leaves the speakers.
 	on := true
 	clients["ann"].must("muteTracks", muteTracksData{Names: []string{"mic"}, State: &on})
-	took := v.until("ann out of the speakers", time.Second, func() bool {
+	took := v.until("ann out of the speakers", 4*time.Second, func() bool {
 		return len(v.events) > 0 && !slices.Contains(v.events[len(v.events)-1].users, "ann")
 	})
 	t.Logf("muted ann left the speakers %v after the mute", took.Round(time.Millisecond))
