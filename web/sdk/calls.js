@@ -6,30 +6,23 @@
 //   await calls.join('standup', { cam: videoTrack, mic: audioTrack });
 //
 // It speaks docs/protocol.md to the call server: signalling over a
-// WebSocket (signal.js) and media over one RTCPeerConnection per channel
-// stay (media.js).
+// WebSocket (signal.js), authenticated and reconnected by connection.js,
+// and media over one RTCPeerConnection per channel stay (media.js, its ICE
+// fallback icepath.js); state.js keeps what is known of the channel.
+// Calls holds the public API and runs the stay: create and join, the
+// resumption after a reconnection, the rejoin of a lost stay.
 
-import { CallError, Signal, wsURL, REQUEST_TIMEOUT } from './signal.js';
+import { CallError, wsURL, REQUEST_TIMEOUT } from './signal.js';
+import { Connection } from './connection.js';
 import { Media, parseMsids, harmonizeExtmap, statusOf } from './media.js';
 import { IcePath, ICE_FALLBACK_MS, stageConfig } from './icepath.js';
+import { ChannelState, copyUser } from './state.js';
+import { followElement } from './follow.js';
 
 export { CallError, parseMsids, harmonizeExtmap, statusOf };
 
 /** Permission mode bits of User.mode. */
 export const Mode = Object.freeze({ Admin: 1, Send: 2, Recv: 4 });
-
-/** A CallConfig's defaults, as the server fills them in (maxUsers 0: no limit). */
-const CONFIG_DEFAULTS = Object.freeze({ kind: 'audioVideo', joinRequest: false, maxUsers: 0, defaultPermission: 6, lastN: 0 });
-
-/** Reconnection backoff of the WebSocket, in ms. */
-const BACKOFF_FIRST = 250;
-const BACKOFF_MAX = 5000;
-const RECONNECT_GIVE_UP = 30000;
-
-/** How many recent channel events are kept to re-apply after a snapshot. */
-const RECENT_EVENTS = 256;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** names turns `name | names` into an array of names. */
 function names(x) {
@@ -50,9 +43,6 @@ function announce(tracks) {
   });
 }
 
-/** copyState copies a TrackState (the app may keep it). */
-const copyState = (t) => ({ ...t });
-
 /** @typedef {import('./calls.d.ts').Status} Status */
 
 /**
@@ -60,32 +50,33 @@ const copyState = (t) => ({ ...t });
  * channel stay. Create it with Calls.connect.
  */
 export class Calls {
-  #bye;
-  #channel;
-  #closed;
-  #config;
-  #entering;
-  #handlers;
-  #icePath;
-  #lastSeq;
-  #leaving;
-  #media;
+  /** The session: the WebSocket, its auth and reconnection. */
+  #conn;
   #opts;
-  #pendingLayers;
-  #pendingOffer;
-  #recent;
-  #reconnecting;
-  #relost;
-  #renewTimer;
-  #resuming;
-  #signal;
-  #speakers;
-  #status;
-  #token;
-  #tracks;
-  #trimmed;
-  #url;
-  #users;
+  /** event name → Set of handlers. */
+  #handlers = new Map();
+  /** Whether the join that resumes the stay after a reconnection is in flight. */
+  #resuming = false;
+  /** Whether leave() or delete() is in progress (the stay's end is ours). */
+  #leaving = false;
+  /** How many create/join requests are in flight. */
+  #entering = 0;
+  /** A server offer that came before the create/join result set up the stay. */
+  #pendingOffer = null;
+  /** Layer pushes that came before the create/join result set up the stay. */
+  #pendingLayers = [];
+  /** The media connection status last emitted. */
+  #status = 'disconnected';
+  /** What is known of the channel of the stay. */
+  #state = new ChannelState();
+  // The stay (#resetStay): its channel, local tracks, peer connection and
+  // ICE fallback.
+  #channel = null;
+  #tracks = {};
+  #media = null;
+  #icePath = null;
+  /** Whether this stay is a rejoin after a lost stay whose media has not connected yet. */
+  #relost = false;
 
   /**
    * connect opens a connection to serverURL and authenticates with token.
@@ -99,36 +90,25 @@ export class Calls {
    */
   static async connect(serverURL, token, opts = {}) {
     const calls = new Calls(serverURL, token, opts);
-    await calls.#open();
+    await calls.#conn.open();
     return calls;
   }
 
   /** Use Calls.connect. */
   constructor(serverURL, token, opts = {}) {
-    this.#url = wsURL(serverURL);
-    this.#token = token;
     this.#opts = opts;
-    this.#handlers = new Map();
-    this.#signal = null;
-    this.#closed = false;
-    this.#reconnecting = false;
-    /** Whether the join that resumes the stay after a reconnection is in flight. */
-    this.#resuming = false;
-    /** Whether leave() or delete() is in progress (the stay's end is ours). */
-    this.#leaving = false;
-    /** How many create/join requests are in flight. */
-    this.#entering = 0;
-    /** A server offer that came before the create/join result set up the stay. */
-    this.#pendingOffer = null;
-    /** The timer that renews the token before it expires (#scheduleRenewal). */
-    this.#renewTimer = null;
+    this.#conn = new Connection(wsURL(serverURL), token, opts, {
+      onPush: (type, data) => this.#push(type, data),
+      onAuth: (res, renewal) => this.#authed(res, renewal),
+      onReconnected: () => this.#resume(),
+      onGone: (reason) => this.#gone(reason),
+      log: (...a) => this.#log(...a),
+    });
     this.userId = null;
     this.canCreate = false;
     this.iceServers = [];
     /** The server's view of the media connection (its `status` pushes). @type {import('./calls.d.ts').ConnectionStatus} */
     this.serverStatus = 'disconnected';
-    this.#resetStay();
-    this.#status = 'disconnected';
   }
 
   // ---- properties ----
@@ -164,22 +144,23 @@ export class Calls {
 
   /** The channel's configuration as last known, or null. */
   get config() {
-    return this.#config ? { ...this.#config } : null;
+    const c = this.#state.config;
+    return c ? { ...c } : null;
   }
 
   /** The channel's active users as last known (ActiveUser[]). */
   get users() {
-    return [...this.#users.values()].map((u) => ({ ...u, tracks: u.tracks.map(copyState) }));
+    return this.#state.users();
   }
 
   /** The channel's speakers, dominant first, as of the last cnl:speakers ({userId, level}[]). */
   get speakers() {
-    return (this.#speakers || []).map((s) => ({ ...s }));
+    return this.#state.speakers;
   }
 
   /** Whether the WebSocket is up. */
   get connected() {
-    return !!this.#signal && this.#signal.isOpen;
+    return this.#conn.connected;
   }
 
   /** remoteTracks lists the forwarded tracks received: [{userId, trackName, track}]. */
@@ -224,140 +205,30 @@ export class Calls {
 
   // ---- connection ----
 
-  /** #open connects and authenticates with token; it rejects with the server's code. */
-  async #open(token = this.#token) {
-    const signal = new Signal(this.#url, {
-      WebSocket: this.#opts.WebSocket,
-      onPush: (type, data) => this.#push(type, data),
-      onClose: (ev) => this.#dropped(signal, ev),
-    });
-    await signal.open();
-    let res;
-    try {
-      res = await signal.request('auth', { token });
-    } catch (e) {
-      signal.close();
-      throw e;
-    }
-    if (this.#closed) {
-      signal.close();
-      throw new CallError('Closed', 'closed');
-    }
-    this.#signal = signal;
-    this.#token = token;
-    this.userId = res.userId;
-    this.canCreate = !!res.canCreate;
-    this.iceServers = res.iceServers || [];
-    if (this.#icePath) this.#icePath.setServers(this.iceServers);
-    this.#scheduleRenewal(res.expiresAt);
-  }
-
-  /**
-   * #scheduleRenewal renews the session's token before it expires (the
-   * server ends a session whose token expired): with opts.getToken, a
-   * fresh token is sent in an auth on the same connection a minute before
-   * expiresAt (Unix seconds), or at 80 % of the time left when that is
-   * shorter. Without getToken the session ends at expiry.
-   */
-  #scheduleRenewal(expiresAt) {
-    clearTimeout(this.#renewTimer);
-    if (!this.#opts.getToken || !expiresAt) return;
-    const left = expiresAt * 1000 - Date.now();
-    const at = Math.max(Math.min(left - 60000, left * 0.8), 0);
-    this.#renewTimer = setTimeout(() => this.#renew(), at);
-  }
-
-  /** #renew sends a fresh token on the current connection. */
-  async #renew() {
-    if (this.#closed || !this.#signal) return;
-    const signal = this.#signal;
-    try {
-      const token = await this.#freshToken();
-      const res = await signal.request('auth', { token });
-      if (signal !== this.#signal) return;
-      this.#token = token;
+  /** #authed takes an auth result: the first of a connection, or a renewal's. */
+  #authed(res, renewal) {
+    if (!renewal) {
+      this.userId = res.userId;
+      this.canCreate = !!res.canCreate;
+      this.iceServers = res.iceServers || [];
+    } else if (res.iceServers) {
       // Fresh TURN credentials come with the fresh token.
-      if (res.iceServers) {
-        this.iceServers = res.iceServers;
-        if (this.#icePath) this.#icePath.setServers(this.iceServers);
-      }
-      this.#scheduleRenewal(res.expiresAt);
-    } catch (e) {
-      this.#log('token renewal failed:', e.message);
-      if (!this.#closed && signal === this.#signal) this.#renewTimer = setTimeout(() => this.#renew(), 5000);
+      this.iceServers = res.iceServers;
+    } else {
+      return;
     }
+    if (this.#icePath) this.#icePath.setServers(this.iceServers);
   }
 
   /** #request sends one request on the current connection. */
   #request(type, data, timeout = REQUEST_TIMEOUT) {
-    if (this.#closed) return Promise.reject(new CallError('Closed', 'closed'));
-    if (!this.#signal) return Promise.reject(new CallError('Closed', 'not connected'));
-    return this.#signal.request(type, data, timeout);
-  }
-
-  /** #dropped handles a WebSocket that closed without close(). */
-  #dropped(signal, ev) {
-    if (signal !== this.#signal || this.#closed) return;
-    this.#log(`connection lost (${ev && ev.code})`);
-    if (this.#bye === 'shutdown' || this.#bye === 'drain' || this.#opts.reconnect === false || (ev && ev.code === 4001)) {
-      this.#gone();
-      return;
-    }
-    this.#reconnect();
+    return this.#conn.request(type, data, timeout);
   }
 
   /** #gone ends everything after the connection is lost for good. */
-  #gone() {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearTimeout(this.#renewTimer);
+  #gone(reason) {
     this.#endStay();
-    this.#emit('disconnected', { reason: this.#bye || 'connection lost' });
-  }
-
-  /** #freshToken is opts.getToken's token, or the last one that worked. */
-  async #freshToken() {
-    const get = this.#opts.getToken;
-    if (!get) return this.#token;
-    const token = await get();
-    if (typeof token !== 'string' || token === '') throw new CallError('UnAuthorized', 'getToken gave no token');
-    return token;
-  }
-
-  /**
-   * #reconnect reconnects with backoff, re-authenticates (with a fresh
-   * token from opts.getToken when given) and resumes the stay (#resume).
-   * The stay and its peer connection are kept meanwhile: media goes on.
-   */
-  async #reconnect() {
-    if (this.#reconnecting) return;
-    this.#reconnecting = true;
-    const start = Date.now();
-    let delay = BACKOFF_FIRST;
-    let refused = false; // an UnAuthorized already retried with a fresh token
-    for (;;) {
-      await sleep(delay);
-      delay = Math.min(delay * 2, BACKOFF_MAX);
-      if (this.#closed) return;
-      try {
-        await this.#open(await this.#freshToken());
-        break;
-      } catch (e) {
-        this.#log('reconnect failed:', e.message);
-        if (this.#closed) return;
-        // With getToken, an UnAuthorized gets one more try with a fresh token.
-        const unauthorized = e.code === 'UnAuthorized' && (refused || !this.#opts.getToken);
-        if (e.code === 'UnAuthorized') refused = true;
-        if (unauthorized || Date.now() - start > (this.#opts.reconnectGiveUp ?? RECONNECT_GIVE_UP)) {
-          this.#reconnecting = false;
-          this.#gone();
-          return;
-        }
-      }
-    }
-    this.#reconnecting = false;
-    this.#bye = null;
-    await this.#resume();
+    this.#emit('disconnected', { reason });
   }
 
   /**
@@ -382,8 +253,7 @@ export class Calls {
     if (infos.length) data.tracks = infos;
     // Events and offers from now on belong to the stay this join resumes
     // (or starts); those of the gap are not replayed.
-    this.#recent = [];
-    this.#trimmed = 0;
+    this.#state.forgetRecent();
     this.#pendingOffer = null;
     this.#resuming = true;
     let res;
@@ -391,10 +261,10 @@ export class Calls {
     try {
       res = await this.#request('join', data, 0);
     } catch (e) {
-      if (this.#closed || this.#channel !== channelId || this.#media !== old) return;
+      if (this.#conn.closed || this.#channel !== channelId || this.#media !== old) return;
       this.#log(`resuming the stay in ${channelId} failed:`, e.message);
       // The connection dropped again: its reconnection resumes the stay.
-      if (e.code === 'Closed' && this.#reconnecting) return;
+      if (e.code === 'Closed' && this.#conn.reconnecting) return;
       for (const r of this.remoteTracks()) this.#emit('track:del', { event: 'track:del', channelId, ...r });
       this.#endStay();
       this.#emit('reconnected', { userId: this.userId, resumed: false });
@@ -405,29 +275,28 @@ export class Calls {
       this.#resuming = false;
     }
     // leave(), close() or the server ended the stay meanwhile.
-    if (this.#closed || this.#channel !== channelId || this.#media !== old) return;
+    if (this.#conn.closed || this.#channel !== channelId || this.#media !== old) return;
     if (!res.resumed || !old) {
       for (const r of this.remoteTracks()) this.#emit('track:del', { event: 'track:del', channelId, ...r });
       this.#start(res, channelId, tracks, false);
       this.#emit('reconnected', { userId: this.userId, resumed: false });
       return;
     }
-    if (res.config) this.#config = res.config;
-    const before = new Set(this.#users.keys());
+    if (res.config) this.#state.config = res.config;
+    const before = this.#state.ids();
     const remote = old.received();
     this.#snapshot(res.seq, res.users, true);
     if (this.#media !== old) return; // a replayed event ended the stay
     // The events of the gap are not replayed: what it changed is told as
     // users who joined or left, and forwarded tracks gone.
     for (const id of before) {
-      if (id !== this.userId && !this.#users.has(id)) this.#emit('user:left', { event: 'user:left', channelId, userId: id });
+      if (id !== this.userId && !this.#state.has(id)) this.#emit('user:left', { event: 'user:left', channelId, userId: id });
     }
-    for (const id of this.#users.keys()) {
+    for (const id of this.#state.ids()) {
       if (id !== this.userId && !before.has(id)) this.#emit('user:join', { event: 'user:join', channelId, userId: id });
     }
     for (const r of remote) {
-      const u = this.#users.get(r.userId);
-      if (u && u.tracks.some((t) => t.name === r.trackName)) continue;
+      if (this.#state.hasTrack(r.userId, r.trackName)) continue;
       old.forget(r.userId, r.trackName);
       this.#emit('track:del', { event: 'track:del', channelId, userId: r.userId, trackName: r.trackName, track: r.track });
     }
@@ -452,7 +321,7 @@ export class Calls {
       await this.#enter('join', { channelId }, tracks, 0, lost);
     } catch (e) {
       this.#log(`rejoin of ${channelId} failed:`, e.message);
-      if (e.code === 'Closed' && this.#reconnecting && !this.#channel) {
+      if (e.code === 'Closed' && this.#conn.reconnecting && !this.#channel) {
         // The connection dropped meanwhile: its reconnection rejoins.
         this.#channel = channelId;
         this.#tracks = tracks;
@@ -468,7 +337,7 @@ export class Calls {
    * for events, or a request got NotMember): it rejoins the channel once.
    */
   #lostStay(why) {
-    if (this.#closed || this.#reconnecting || this.#leaving || !this.#channel) return;
+    if (this.#conn.closed || this.#conn.reconnecting || this.#leaving || !this.#channel) return;
     this.#log(`stay in ${this.#channel} lost (${why}): rejoining`);
     if (!this.#relost) {
       this.#rejoin(true);
@@ -482,39 +351,32 @@ export class Calls {
 
   /** close closes the connection and the media connection for good. */
   close() {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearTimeout(this.#renewTimer);
+    if (this.#conn.closed) return;
+    this.#conn.close();
     this.#endStay();
-    if (this.#signal) this.#signal.close();
   }
 
   // ---- channel stay ----
 
-  #resetStay() {
+  /**
+   * #resetStay forgets the stay: its channel, tracks, peer connection and
+   * state (the recent events too, unless keepRecent).
+   */
+  #resetStay(keepRecent = false) {
     this.#channel = null;
-    /** The seq of the last event (or snapshot) the state reflects. */
-    this.#lastSeq = 0;
-    /** Whether this stay is a rejoin after a lost stay whose media has not connected yet. */
     this.#relost = false;
-    /** Recent channel events (by seq), re-applied after a snapshot. */
-    this.#recent = [];
-    /** The highest seq dropped from #recent: an older snapshot cannot be replayed. */
-    this.#trimmed = 0;
     this.#tracks = {};
-    this.#users = new Map();
-    this.#config = null;
-    this.#speakers = [];
+    this.#state.reset(keepRecent);
     this.#media = null;
     if (this.#icePath) this.#icePath.close();
     this.#icePath = null;
   }
 
   /** #endStay ends the current channel stay: closes the PC and drops state. */
-  #endStay() {
+  #endStay(keepRecent = false) {
     const had = !!this.#media;
     if (this.#media) this.#media.close();
-    this.#resetStay();
+    this.#resetStay(keepRecent);
     if (had) this.#statusChanged();
   }
 
@@ -534,15 +396,12 @@ export class Calls {
    * whether it was applied.
    */
   #snapshot(seq, users, force = false) {
-    seq = seq || 0;
-    if (seq < this.#trimmed && !force) return false;
-    this.#users = new Map();
-    for (const u of users || []) this.#users.set(u.id, { id: u.id, mode: u.mode, tracks: (u.tracks || []).map(copyState) });
-    this.#lastSeq = seq;
-    for (const ev of this.#recent.filter((e) => e.channelId === this.#channel && e.seq > seq)) {
+    const newer = this.#state.load(seq, users, this.#channel, force);
+    if (!newer) return false;
+    for (const ev of newer) {
       if (!this.#channel) break;
-      this.#lastSeq = ev.seq;
-      const res = this.#apply(ev);
+      this.#state.replayed(ev);
+      const res = this.#applyEvent(ev);
       if (res.end === 'lost') this.#lostStay(ev.event);
       else if (res.end) this.#endStay();
     }
@@ -597,8 +456,7 @@ export class Calls {
     if (infos.length) data.tracks = infos;
     if (!this.#channel) {
       // Events and offers from now on belong to the stay this request starts.
-      this.#recent = [];
-      this.#trimmed = 0;
+      this.#state.forgetRecent();
       this.#pendingOffer = null;
       this.#pendingLayers = [];
     }
@@ -619,11 +477,9 @@ export class Calls {
    * came first answered, and the result's snapshot.
    */
   #start(res, channelId, tracks, relost) {
-    const recent = this.#recent;
-    if (this.#media) this.#endStay();
-    this.#recent = recent;
+    if (this.#media) this.#endStay(true);
     this.#channel = res.channelId || channelId;
-    this.#config = res.config || null;
+    this.#state.config = res.config;
     this.#relost = relost;
     const media = this.#newMedia();
     for (const [name, track] of Object.entries(tracks || {})) {
@@ -634,7 +490,7 @@ export class Calls {
     this.#pendingOffer = null;
     if (offer) this.#offer(offer);
     this.#snapshot(res.seq, res.users, true);
-    const layers = this.#pendingLayers || [];
+    const layers = this.#pendingLayers;
     this.#pendingLayers = [];
     for (const l of layers) if (l.channelId === this.#channel) this.#emit('track:layer', l);
   }
@@ -658,7 +514,7 @@ export class Calls {
       await this.#request('leave');
     } catch (e) {
       // A lost connection has left the channel already: do not rejoin it.
-      if (!(this.#reconnecting && e.code === 'Closed')) throw e;
+      if (!(this.#conn.reconnecting && e.code === 'Closed')) throw e;
     } finally {
       this.#leaving = false;
     }
@@ -700,7 +556,7 @@ export class Calls {
   async getUsers() {
     const channel = this.#channel;
     const res = await this.#request('getUsers');
-    if (!channel || this.#channel !== channel) return (res.users || []).map((u) => ({ ...u, tracks: (u.tracks || []).map(copyState) }));
+    if (!channel || this.#channel !== channel) return (res.users || []).map(copyUser);
     // A snapshot older than the events kept leaves the newer state as is.
     if (!this.#snapshot(res.seq, res.users)) this.#log(`getUsers: snapshot ${res.seq} is too old`);
     return this.users;
@@ -720,8 +576,7 @@ export class Calls {
     const channel = this.#channel;
     await this.#request('configure', { config });
     if (channel && this.#channel === channel) {
-      const given = Object.fromEntries(Object.entries(config || {}).filter(([, v]) => v !== undefined));
-      this.#config = { ...CONFIG_DEFAULTS, ...this.#config, ...given };
+      this.#state.configure(config);
     }
     return { status: true };
   }
@@ -784,65 +639,7 @@ export class Calls {
    * (the last preference stays).
    */
   followElement(userId, trackName, element) {
-    const g = globalThis;
-    let height = element.clientHeight || 0;
-    let visible = true;
-    let sent = null; // the preference last sent, as 'maxHeight/paused'
-    let busy = false;
-    let stopped = false;
-    let arrivals = 0; // track:adds of the track seen
-    const want = () => {
-      const maxHeight = Math.ceil(height * (g.devicePixelRatio || 1));
-      return { maxHeight, paused: !visible || maxHeight === 0 };
-    };
-    const sync = async () => {
-      if (busy || stopped) return;
-      const pref = want();
-      const key = `${pref.maxHeight}/${pref.paused}`;
-      if (key === sent) return;
-      busy = true;
-      const seen = arrivals;
-      try {
-        await this.setPreference(userId, trackName, pref);
-        sent = key;
-      } catch (e) {
-        // NotFound: not received yet; its track:add sends it again.
-        if (e.code !== 'NotFound') this.#log('followElement: setPreference', e);
-        sent = null;
-        busy = false;
-        if (arrivals !== seen) sync(); // it arrived meanwhile
-        return;
-      }
-      busy = false;
-      sync();
-    };
-    const ro = g.ResizeObserver
-      ? new g.ResizeObserver((entries) => {
-          for (const e of entries) height = e.contentRect.height;
-          sync();
-        })
-      : null;
-    const io = g.IntersectionObserver
-      ? new g.IntersectionObserver((entries) => {
-          for (const e of entries) visible = e.isIntersecting;
-          sync();
-        })
-      : null;
-    if (ro) ro.observe(element);
-    if (io) io.observe(element);
-    const off = this.on('track:add', (ev) => {
-      if (ev.userId !== userId || ev.trackName !== trackName) return;
-      arrivals++;
-      sent = null;
-      sync();
-    });
-    sync();
-    return () => {
-      stopped = true;
-      if (ro) ro.disconnect();
-      if (io) io.disconnect();
-      off();
-    };
+    return followElement(this, userId, trackName, element, (...a) => this.#log(...a));
   }
 
   // ---- pushes ----
@@ -865,7 +662,7 @@ export class Calls {
         if (data.channelId === this.#channel) this.#emit('track:layer', data);
         // One that comes before the create or join result set up the
         // stay (the first, at subscription start) is emitted after it.
-        else if (this.#entering) (this.#pendingLayers ||= []).push(data);
+        else if (this.#entering) this.#pendingLayers.push(data);
         break;
       case 'layers':
         // Which layers of a track this user sends have receivers: the
@@ -873,7 +670,7 @@ export class Calls {
         if (data.channelId === this.#channel && this.#media) this.#media.setActiveLayers(data.trackName, data.active || []).catch(() => {});
         break;
       case 'bye':
-        this.#bye = data.reason;
+        this.#conn.bye(data.reason);
         if (data.reason === 'replaced') this.#endStay();
         this.#emit('bye', data);
         break;
@@ -904,25 +701,9 @@ export class Calls {
   /** #remoteTrack emits track:add when a forwarded track's media arrives. */
   #remoteTrack({ userId, trackName, track }) {
     if (userId === this.userId) return;
-    const user = this.#users.get(userId);
-    const tracks = user ? user.tracks.map(copyState) : [];
+    const tracks = this.#state.tracksOf(userId);
     if (!tracks.some((t) => t.name === trackName)) tracks.push({ name: trackName, kind: track.kind, muted: false });
     this.#emit('track:add', { channelId: this.#channel, userId, trackName, track, tracks });
-  }
-
-  /**
-   * #user returns the known active user id, adding it if needed; a user
-   * first known from an event gets the channel's default permission as its
-   * mode until a user:mod or a snapshot tells.
-   */
-  #user(id) {
-    let u = this.#users.get(id);
-    if (!u) {
-      const cfg = this.#config || CONFIG_DEFAULTS;
-      u = { id, mode: cfg.defaultPermission ?? CONFIG_DEFAULTS.defaultPermission, tracks: [] };
-      this.#users.set(id, u);
-    }
-    return u;
   }
 
   /**
@@ -931,19 +712,14 @@ export class Calls {
    * and re-emits it.
    */
   #event(ev) {
-    const seq = typeof ev.seq === 'number' ? ev.seq : null;
-    if (seq !== null) {
-      this.#recent.push(ev);
-      if (this.#recent.length > RECENT_EVENTS) this.#trimmed = Math.max(this.#trimmed, this.#recent.shift().seq);
-    }
+    this.#state.keep(ev);
     // While a stay is being resumed, its events wait for the join's
     // snapshot: the ones it does not reflect are applied then, and what
     // they changed is told with those of the gap (#resume).
-    if (this.#resuming && seq !== null) return;
+    if (this.#resuming && typeof ev.seq === 'number') return;
     let res = {};
-    if (this.#channel !== null && !this.#resuming && ev.channelId === this.#channel && (seq === null || seq > this.#lastSeq)) {
-      if (seq !== null) this.#lastSeq = seq;
-      res = this.#apply(ev);
+    if (this.#channel !== null && !this.#resuming && ev.channelId === this.#channel && this.#state.fresh(ev)) {
+      res = this.#applyEvent(ev);
     }
     if (res.end === 'lost') {
       // Not re-emitted: the rejoin emits what a reconnection's does.
@@ -956,79 +732,23 @@ export class Calls {
   }
 
   /**
-   * #apply applies one event of the current stay to the state. It returns
-   * {end: true} for an event that ends the stay, {end: 'lost'} for the
-   * user's own user:left it did not cause, and track:del's MediaStreamTrack.
+   * #applyEvent applies one event of the current stay to the state and
+   * drops the media of what it removed. It returns {end: true} for an
+   * event that ends the stay, {end: 'lost'} for the user's own user:left
+   * it did not cause, and track:del's MediaStreamTrack.
    */
-  #apply(ev) {
-    const me = this.userId;
-    switch (ev.event) {
-      case 'track:add': {
-        const u = this.#user(ev.userId);
-        if (Array.isArray(ev.tracks)) u.tracks = ev.tracks.map(copyState);
-        else if (ev.track) u.tracks = u.tracks.filter((t) => t.name !== ev.trackName).concat(copyState(ev.track));
-        break;
-      }
-      case 'track:mute': {
-        const t = this.#user(ev.userId).tracks.find((x) => x.name === ev.trackName);
-        if (t) {
-          t.muted = !!ev.value;
-          if (ev.value && ev.mutedBy) t.mutedBy = ev.mutedBy;
-          else delete t.mutedBy;
-          if (ev.value && ev.muteReason) t.muteReason = ev.muteReason;
-          else delete t.muteReason;
-        }
-        break;
-      }
-      case 'track:del': {
-        const u = this.#users.get(ev.userId);
-        if (u) u.tracks = u.tracks.filter((t) => t.name !== ev.trackName);
-        const entry = this.#media ? this.#media.forget(ev.userId, ev.trackName) : null;
-        return { track: entry ? entry.track : undefined };
-      }
-      case 'cnl:config':
-        // It carries the whole configuration.
-        this.#config = { ...CONFIG_DEFAULTS, ...(ev.config || {}) };
-        break;
-      case 'cnl:speakers':
-        this.#speakers = Array.isArray(ev.speakers) ? ev.speakers.map((x) => ({ userId: x.userId, level: x.level })) : [];
-        break;
-      case 'cnl:delete':
-        return { end: true };
-      case 'user:join':
-        this.#user(ev.userId);
-        break;
-      case 'user:left':
-        if (ev.userId === me) return { end: this.#leaving ? true : 'lost' };
-        this.#users.delete(ev.userId);
-        this.#forgetUser(ev.userId);
-        break;
-      case 'user:add':
-      case 'user:mod':
-        for (const x of ev.users || []) {
-          const u = this.#users.get(x.id);
-          if (u) u.mode = x.mode;
-        }
-        break;
-      case 'user:del':
-        for (const id of ev.users || []) {
-          if (id === me) return { end: true };
-          this.#users.delete(id);
-          this.#forgetUser(id);
-        }
-        break;
-      default:
-        break;
+  #applyEvent(ev) {
+    const res = this.#state.apply(ev, this.userId, this.#leaving);
+    const media = this.#media;
+    if (res.dropTrack) {
+      const entry = media ? media.forget(res.dropTrack.userId, res.dropTrack.trackName) : null;
+      return { track: entry ? entry.track : undefined };
     }
-    return {};
-  }
-
-  /** #forgetUser drops the remote tracks of a user who left. */
-  #forgetUser(userId) {
-    if (!this.#media) return;
-    for (const r of this.#media.received()) {
-      if (r.userId === userId) this.#media.forget(userId, r.trackName);
+    for (const id of res.dropUsers || []) {
+      // The remote tracks of a user who left.
+      if (media) for (const r of media.received()) if (r.userId === id) media.forget(id, r.trackName);
     }
+    return { end: res.end };
   }
 }
 
