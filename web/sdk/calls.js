@@ -313,6 +313,7 @@ export class Calls {
 
   // ---- pushes ----
 
+  /** #push handles a server push: the stay's to the Stay, the others here. */
   #push(type, data) {
     switch (type) {
       case 'event':
@@ -342,7 +343,6 @@ export class Calls {
         this.#log('unknown push', type);
     }
   }
-
 }
 
 export default Calls;
