@@ -23,17 +23,20 @@ const switchWait = raceSlowdown * 3 * time.Second
 // outbound-rtp by rid (bytes sent, PLIs received, frame size); t.rates(ms),
 // the bytes per second each rid sent over the next ms milliseconds; and,
 // before the SDK's Media applies a layers push, t.honour (true by
-// default: false leaves the encodings as they are) and t.lastLayers (the
-// last push's track name and layers).
+// default: false leaves the encodings as they are), t.lastLayers (the
+// last push's track name and layers) and t.lastMedia (the Media it came
+// to, whose state the SDK keeps private: t.apply applies the last push
+// through its public setActiveLayers).
 const publisherProbe = `(async () => {
   const { Media } = await import('/sdk/media.js');
   const apply = Media.prototype.setActiveLayers;
   t.honour = true;
   Media.prototype.setActiveLayers = function (name, active) {
     t.lastLayers = [name, active];
+    t.lastMedia = this;
     return t.honour ? apply.call(this, name, active) : Promise.resolve();
   };
-  t.apply = () => apply.call(t.calls._media, ...t.lastLayers);
+  t.apply = () => apply.call(t.lastMedia, ...t.lastLayers);
   t.out = async () => {
     const o = {};
     (await t.calls.pc.getStats()).forEach((s) => {

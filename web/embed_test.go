@@ -16,7 +16,8 @@ import (
 func TestEmbedded(t *testing.T) {
 	for _, name := range []string{
 		"index.html", "app.js", "style.css",
-		"sdk/calls.js", "sdk/calls.d.ts", "sdk/signal.js", "sdk/media.js", "sdk/icepath.js",
+		"sdk/calls.js", "sdk/calls.d.ts", "sdk/signal.js", "sdk/connection.js", "sdk/stay.js", "sdk/state.js",
+		"sdk/media.js", "sdk/icepath.js", "sdk/follow.js", "sdk/package.json",
 	} {
 		b, err := fs.ReadFile(FS, name)
 		if err != nil {

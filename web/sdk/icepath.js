@@ -58,68 +58,88 @@ export async function pathOf(pc) {
  * onPath({path, relayProtocol?, stage, ms}), log}.
  */
 export class IcePath {
+  #media;
+  #iceServers;
+  #after;
+  #onPath;
+  #log;
+  #stage;
+  #started;
+  #timer;
+  #closed;
+  #path;
+
   constructor(media, iceServers, opts) {
-    this.media = media;
-    this.iceServers = iceServers;
-    this.after = opts.after;
-    this.onPath = opts.onPath;
-    this.log = opts.log;
-    this.stage = ICE_STAGES.includes(opts.start) ? opts.start : 'direct';
-    this.started = Date.now();
-    this.timer = null;
-    this.closed = false;
-    /** The path of the current connection, null while not connected. @type {'udp' | 'tcp' | 'relay' | null} */
-    this.path = null;
-    this.configure();
-    this.arm();
+    this.#media = media;
+    this.#iceServers = iceServers;
+    this.#after = opts.after;
+    this.#onPath = opts.onPath;
+    this.#log = opts.log;
+    this.#stage = ICE_STAGES.includes(opts.start) ? opts.start : 'direct';
+    this.#started = Date.now();
+    this.#timer = null;
+    this.#closed = false;
+    this.#path = null;
+    this.#configure();
+    this.#arm();
+  }
+
+  /** The path of the current connection, null while not connected. @returns {'udp' | 'tcp' | 'relay' | null} */
+  get path() {
+    return this.#path;
+  }
+
+  /** The current stage: 'direct', 'turn' or 'relay'. */
+  get stage() {
+    return this.#stage;
   }
 
   /** configure applies the current stage's configuration to the peer connection. */
-  configure() {
-    const pc = this.media.pc;
+  #configure() {
+    const pc = this.#media.pc;
     if (typeof pc.setConfiguration !== 'function') return;
     const base = typeof pc.getConfiguration === 'function' ? pc.getConfiguration() : {};
     try {
-      pc.setConfiguration({ ...base, ...stageConfig(this.stage, this.iceServers) });
+      pc.setConfiguration({ ...base, ...stageConfig(this.#stage, this.#iceServers) });
     } catch (e) {
-      this.log('ICE configuration refused:', e.message);
+      this.#log('ICE configuration refused:', e.message);
     }
   }
 
   /** arm starts the wait for a connection at the current stage. */
-  arm() {
-    clearTimeout(this.timer);
-    this.timer = null;
-    if (!this.after || this.stage === 'relay') return;
-    this.timer = setTimeout(() => this.next(), this.after);
+  #arm() {
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    if (!this.#after || this.#stage === 'relay') return;
+    this.#timer = setTimeout(() => this.#next(), this.#after);
   }
 
   /** next moves to the next stage and restarts ICE, when still not connected. */
-  next() {
-    this.timer = null;
-    if (this.closed || this.media.status === 'connected') return;
-    this.stage = ICE_STAGES[ICE_STAGES.indexOf(this.stage) + 1];
-    this.log(`ICE not connected after ${this.after} ms: restarting with stage ${this.stage}`);
-    this.configure();
-    this.media.restartIce();
-    this.arm();
+  #next() {
+    this.#timer = null;
+    if (this.#closed || this.#media.status === 'connected') return;
+    this.#stage = ICE_STAGES[ICE_STAGES.indexOf(this.#stage) + 1];
+    this.#log(`ICE not connected after ${this.#after} ms: restarting with stage ${this.#stage}`);
+    this.#configure();
+    this.#media.restartIce();
+    this.#arm();
   }
 
   /** status follows the connection status: connected reads the path. */
   status(s) {
-    if (this.closed) return;
+    if (this.#closed) return;
     if (s !== 'connected') {
-      this.path = null;
+      this.#path = null;
       return;
     }
-    clearTimeout(this.timer);
-    this.timer = null;
-    const ms = Date.now() - this.started;
-    pathOf(this.media.pc).then(
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    const ms = Date.now() - this.#started;
+    pathOf(this.#media.pc).then(
       (p) => {
-        if (!p || this.closed || this.media.status !== 'connected') return;
-        this.path = p.path;
-        this.onPath({ ...p, stage: this.stage, ms });
+        if (!p || this.#closed || this.#media.status !== 'connected') return;
+        this.#path = p.path;
+        this.#onPath({ ...p, stage: this.#stage, ms });
       },
       () => {},
     );
@@ -131,17 +151,17 @@ export class IcePath {
    * the credentials it was made with, which expire with the old token.
    */
   setServers(iceServers) {
-    this.iceServers = iceServers;
-    if (this.stage === 'direct' || this.closed) return;
-    this.configure();
-    if (this.path === 'relay') {
-      this.log('fresh TURN credentials: ICE restart');
-      this.media.restartIce();
+    this.#iceServers = iceServers;
+    if (this.#stage === 'direct' || this.#closed) return;
+    this.#configure();
+    if (this.#path === 'relay') {
+      this.#log('fresh TURN credentials: ICE restart');
+      this.#media.restartIce();
     }
   }
 
   close() {
-    this.closed = true;
-    clearTimeout(this.timer);
+    this.#closed = true;
+    clearTimeout(this.#timer);
   }
 }

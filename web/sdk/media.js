@@ -101,64 +101,95 @@ export function statusOf(pc) {
  * onTrack(info), onStatus(), log(...).
  */
 export class Media {
+  #hooks;
+  #pc;
+  #stream;
+  #queue;
+  #closed;
+  #mids;
+  #senders;
+  #remote;
+  #sdpSent;
+  #iceTimer;
+  #failures;
+  #glares;
+  #retryAt;
+  #retryTimer;
+  #offerQueued;
+  #wanted;
+  #layersWanted;
+
   constructor(iceServers, hooks, PC) {
     const RTCPC = PC || globalThis.RTCPeerConnection;
-    this.hooks = hooks;
-    this.pc = new RTCPC({ iceServers: iceServers || [], bundlePolicy: 'max-bundle' });
-    this.stream = typeof MediaStream === 'function' ? new MediaStream() : undefined;
-    this.queue = Promise.resolve();
-    this.closed = false;
+    this.#hooks = hooks;
+    this.#pc = new RTCPC({ iceServers: iceServers || [], bundlePolicy: 'max-bundle' });
+    this.#stream = typeof MediaStream === 'function' ? new MediaStream() : undefined;
+    this.#queue = Promise.resolve();
+    this.#closed = false;
     /** mid → {userId, trackName}, from the server's last offer. */
-    this.mids = new Map();
+    this.#mids = new Map();
     /** local track name → RTCRtpTransceiver. */
-    this.senders = new Map();
+    this.#senders = new Map();
     /** "userId/trackName" → {userId, trackName, track, mid}. */
-    this.remote = new Map();
+    this.#remote = new Map();
     /** Whether the current local description went to the server (then new candidates are trickled). */
-    this.sdpSent = false;
-    this.iceTimer = null;
-    this.failures = 0;
+    this.#sdpSent = false;
+    this.#iceTimer = null;
+    this.#failures = 0;
     /** Glares in a row: the second and later ones back off. */
-    this.glares = 0;
-    this.retryAt = 0;
-    this.retryTimer = null;
-    this.offerQueued = false;
+    this.#glares = 0;
+    this.#retryAt = 0;
+    this.#retryTimer = null;
+    this.#offerQueued = false;
     /** Whether an offer was skipped or cut off while signalling was down: resumed() makes it. */
-    this.wanted = false;
-    this.wire();
+    this.#wanted = false;
+    this.#wire();
   }
 
   /** wire installs the peer connection's handlers. */
-  wire() {
-    const pc = this.pc;
-    pc.onnegotiationneeded = () => this.needOffer();
-    pc.ontrack = (ev) => this.track(ev.transceiver, ev.track);
+  #wire() {
+    const pc = this.#pc;
+    pc.onnegotiationneeded = () => this.#needOffer();
+    pc.ontrack = (ev) => this.#track(ev.transceiver, ev.track);
     pc.oniceconnectionstatechange = () => {
-      this.iceWatch();
-      this.hooks.onStatus();
+      this.#iceWatch();
+      this.#hooks.onStatus();
     };
-    pc.onconnectionstatechange = () => this.hooks.onStatus();
+    pc.onconnectionstatechange = () => this.#hooks.onStatus();
     pc.onicecandidate = (ev) => {
       // Candidates found after the SDP went out are trickled.
-      if (!ev.candidate || !ev.candidate.candidate || !this.sdpSent || this.closed) return;
+      if (!ev.candidate || !ev.candidate.candidate || !this.#sdpSent || this.#closed) return;
       const c = ev.candidate;
       const data = { candidate: c.candidate };
       if (c.sdpMid != null) data.sdpMid = c.sdpMid;
       if (c.sdpMLineIndex != null) data.sdpMLineIndex = c.sdpMLineIndex;
       if (c.usernameFragment != null) data.usernameFragment = c.usernameFragment;
-      if (this.hooks.canSignal()) this.hooks.request('candidate', data).catch(() => {});
+      if (this.#hooks.canSignal()) this.#hooks.request('candidate', data).catch(() => {});
     };
+  }
+
+  /** The peer connection. */
+  get pc() {
+    return this.#pc;
+  }
+
+  /**
+   * received lists the forwarded tracks received and not forgotten:
+   * [{userId, trackName, track, mid}].
+   */
+  received() {
+    return [...this.#remote.values()];
   }
 
   /** status is the call API's connection status of this connection. */
   get status() {
-    return this.closed ? 'disconnected' : statusOf(this.pc);
+    return this.#closed ? 'disconnected' : statusOf(this.#pc);
   }
 
   /** enqueue runs step after every step queued before it. */
-  enqueue(step) {
-    const run = this.queue.then(() => (this.closed ? undefined : step()));
-    this.queue = run.catch((e) => this.hooks.log('negotiation failed:', e));
+  #enqueue(step) {
+    const run = this.#queue.then(() => (this.#closed ? undefined : step()));
+    this.#queue = run.catch((e) => this.#hooks.log('negotiation failed:', e));
     return run;
   }
 
@@ -168,25 +199,25 @@ export class Media {
    */
   addTrack(name, track) {
     const init = { direction: 'sendonly' };
-    if (this.stream) init.streams = [this.stream];
+    if (this.#stream) init.streams = [this.#stream];
     const layers = layerEncodings(name, track);
     if (layers) init.sendEncodings = layers;
-    const tr = this.pc.addTransceiver(track, init);
-    this.senders.set(name, tr);
+    const tr = this.#pc.addTransceiver(track, init);
+    this.#senders.set(name, tr);
     return tr;
   }
 
   /** removeTrack stops sending a local track; renegotiation follows. */
   removeTrack(name) {
-    const tr = this.senders.get(name);
+    const tr = this.#senders.get(name);
     if (!tr) return;
-    this.senders.delete(name);
-    if (this.layersWanted) this.layersWanted.delete(name);
+    this.#senders.delete(name);
+    if (this.#layersWanted) this.#layersWanted.delete(name);
     try {
-      this.pc.removeTrack(tr.sender);
+      this.#pc.removeTrack(tr.sender);
       tr.direction = 'inactive';
     } catch (e) {
-      this.hooks.log('removeTrack:', e);
+      this.#hooks.log('removeTrack:', e);
     }
   }
 
@@ -199,26 +230,26 @@ export class Media {
    * @param {string} name @param {string[]} active
    */
   setActiveLayers(name, active) {
-    if (!this.layersWanted) {
+    if (!this.#layersWanted) {
       /** @type {Map<string, {active: Set<string>, queue: Promise<void>}>} */
-      this.layersWanted = new Map();
+      this.#layersWanted = new Map();
     }
-    let entry = this.layersWanted.get(name);
+    let entry = this.#layersWanted.get(name);
     if (!entry) {
       entry = { active: new Set(), queue: Promise.resolve() };
-      this.layersWanted.set(name, entry);
+      this.#layersWanted.set(name, entry);
     }
     entry.active = new Set(active);
-    const run = entry.queue.then(() => this.applyLayers(name));
-    entry.queue = run.catch((e) => this.hooks.log('setting the layers sent:', e));
+    const run = entry.queue.then(() => this.#applyLayers(name));
+    entry.queue = run.catch((e) => this.#hooks.log('setting the layers sent:', e));
     return run;
   }
 
   /** applyLayers sets the encodings of a local track as setActiveLayers last said. */
-  async applyLayers(name) {
-    const tr = this.senders.get(name);
-    const entry = this.layersWanted && this.layersWanted.get(name);
-    if (this.closed || !tr || !entry) return;
+  async #applyLayers(name) {
+    const tr = this.#senders.get(name);
+    const entry = this.#layersWanted && this.#layersWanted.get(name);
+    if (this.#closed || !tr || !entry) return;
     const params = tr.sender.getParameters();
     let changed = false;
     for (const e of params.encodings || []) {
@@ -233,8 +264,8 @@ export class Media {
   }
 
   /** gathered resolves when ICE gathering completes, or after GATHER_TIMEOUT. */
-  gathered() {
-    const pc = this.pc;
+  #gathered() {
+    const pc = this.#pc;
     if (pc.iceGatheringState === 'complete') return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
@@ -251,82 +282,82 @@ export class Media {
   }
 
   /** offer is the client's negotiation step (negotiationneeded, ICE restart). */
-  async offer(iceRestart = false) {
-    const pc = this.pc;
+  async #offer(iceRestart = false) {
+    const pc = this.#pc;
     if (pc.signalingState !== 'stable') return;
-    if (!this.hooks.canSignal()) {
-      this.wanted = true; // offered once the connection is back (resumed)
+    if (!this.#hooks.canSignal()) {
+      this.#wanted = true; // offered once the connection is back (resumed)
       return;
     }
     const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
-    if (this.closed || pc.signalingState !== 'stable') return;
+    if (this.#closed || pc.signalingState !== 'stable') return;
     const remote = pc.currentRemoteDescription;
     const sdp = remote ? harmonizeExtmap(offer.sdp, remote.sdp) : offer.sdp;
-    this.sdpSent = false;
+    this.#sdpSent = false;
     await pc.setLocalDescription({ type: 'offer', sdp });
-    await this.gathered();
-    if (this.closed) return;
+    await this.#gathered();
+    if (this.#closed) return;
     let answer;
     try {
-      this.sdpSent = true;
-      answer = await this.hooks.request('offer', { sdp: pc.localDescription.sdp });
+      this.#sdpSent = true;
+      answer = await this.#hooks.request('offer', { sdp: pc.localDescription.sdp });
     } catch (e) {
-      this.sdpSent = false;
-      if (this.closed) return;
+      this.#sdpSent = false;
+      if (this.#closed) return;
       if (pc.signalingState === 'have-local-offer') {
         // Glare (the server's offer wins) or any failure: roll back; the
         // browser asks again if changes remain.
         await pc.setLocalDescription({ type: 'rollback' });
       }
       if (e && e.code === 'Glare') {
-        this.glared();
+        this.#glared();
         return;
       }
-      if (e && e.code === 'Closed' && !this.hooks.canSignal()) {
+      if (e && e.code === 'Closed' && !this.#hooks.canSignal()) {
         // The connection dropped with the offer in flight: offered again
         // once it is back (resumed), with no backoff.
-        this.wanted = true;
+        this.#wanted = true;
         return;
       }
-      this.failed();
+      this.#failed();
       throw e;
     }
-    this.failures = 0;
-    this.glares = 0;
-    if (this.closed) return;
+    this.#failures = 0;
+    this.#glares = 0;
+    if (this.#closed) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-    this.reconcile();
+    this.#reconcile();
   }
 
   /**
    * needOffer queues the client's offer, or holds it back for a while after
    * a refused one, so that a refusal never turns into a loop of offers.
    */
-  needOffer() {
-    const wait = this.retryAt - Date.now();
+  #needOffer() {
+    const wait = this.#retryAt - Date.now();
     if (wait <= 0) {
       // One queued offer covers every change made before it starts.
-      if (this.offerQueued) return;
-      this.offerQueued = true;
-      this.enqueue(() => {
-        this.offerQueued = false;
-        return this.offer();
+      if (this.#offerQueued) return;
+      this.#offerQueued = true;
+      this.#enqueue(() => {
+        this.#offerQueued = false;
+        return this.#offer();
       });
       return;
     }
-    if (!this.retryTimer) {
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        if (!this.closed) this.needOffer();
+    if (!this.#retryTimer) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = null;
+        if (!this.#closed) this.#needOffer();
       }, wait);
     }
   }
 
   /** failed backs off after a refused offer: 0.5 s doubling to 10 s, then asks again. */
-  failed() {
-    this.failures++;
-    this.retryAt = Date.now() + Math.min(250 * 2 ** this.failures, RETRY_MAX);
-    this.needOffer();
+  #failed() {
+    this.#failures++;
+    this.#retryAt = Date.now() + Math.min(250 * 2 ** this.#failures, RETRY_MAX);
+    this.#needOffer();
   }
 
   /**
@@ -334,9 +365,9 @@ export class Media {
    * doubling to 2 s); the first one is offered again at once. The browser
    * asks again after the rollback if changes remain.
    */
-  glared() {
-    this.glares++;
-    if (this.glares > 1) this.retryAt = Date.now() + Math.min(GLARE_FIRST * 2 ** (this.glares - 2), GLARE_MAX);
+  #glared() {
+    this.#glares++;
+    if (this.#glares > 1) this.#retryAt = Date.now() + Math.min(GLARE_FIRST * 2 ** (this.#glares - 2), GLARE_MAX);
   }
 
   /**
@@ -346,75 +377,75 @@ export class Media {
    * again).
    */
   answer(sdp) {
-    return this.enqueue(async () => {
-      const pc = this.pc;
+    return this.#enqueue(async () => {
+      const pc = this.#pc;
       try {
-        this.mids = parseMsids(sdp);
-        this.sdpSent = false;
+        this.#mids = parseMsids(sdp);
+        this.#sdpSent = false;
         await pc.setRemoteDescription({ type: 'offer', sdp });
         await pc.setLocalDescription();
-        this.reconcile();
-        await this.gathered();
-        if (this.closed || !this.hooks.canSignal()) return;
-        this.sdpSent = true;
-        await this.hooks.request('answer', { sdp: pc.localDescription.sdp });
+        this.#reconcile();
+        await this.#gathered();
+        if (this.#closed || !this.#hooks.canSignal()) return;
+        this.#sdpSent = true;
+        await this.#hooks.request('answer', { sdp: pc.localDescription.sdp });
       } catch (e) {
-        if (this.closed || !this.hooks.canSignal()) return;
-        this.hooks.log('answering the server offer failed:', e);
+        if (this.#closed || !this.#hooks.canSignal()) return;
+        this.#hooks.log('answering the server offer failed:', e);
         if (pc.signalingState === 'have-remote-offer') {
           try {
             await pc.setLocalDescription({ type: 'rollback' });
           } catch (err) {
-            this.hooks.log('rollback:', err);
+            this.#hooks.log('rollback:', err);
           }
         }
-        this.failed();
+        this.#failed();
       }
     });
   }
 
   /** reconcile looks for receivers whose forwarded track is not yet known. */
-  reconcile() {
-    if (this.closed) return;
-    for (const tr of this.pc.getTransceivers()) {
+  #reconcile() {
+    if (this.#closed) return;
+    for (const tr of this.#pc.getTransceivers()) {
       const dir = tr.currentDirection;
-      if (dir === 'recvonly' || dir === 'sendrecv') this.track(tr, tr.receiver.track);
+      if (dir === 'recvonly' || dir === 'sendrecv') this.#track(tr, tr.receiver.track);
     }
   }
 
   /** track records a remote track by its transceiver's mid; new ones go to onTrack. */
-  track(transceiver, track) {
-    if (this.closed || !transceiver || !track) return;
-    const info = this.mids.get(transceiver.mid);
+  #track(transceiver, track) {
+    if (this.#closed || !transceiver || !track) return;
+    const info = this.#mids.get(transceiver.mid);
     if (!info) return;
     const key = `${info.userId}/${info.trackName}`;
-    const known = this.remote.get(key);
+    const known = this.#remote.get(key);
     if (known && known.track === track) return;
     const entry = { userId: info.userId, trackName: info.trackName, track, mid: transceiver.mid };
-    this.remote.set(key, entry);
-    this.hooks.onTrack(entry);
+    this.#remote.set(key, entry);
+    this.#hooks.onTrack(entry);
   }
 
   /** forget drops a remote track and returns its entry. */
   forget(userId, trackName) {
     const key = `${userId}/${trackName}`;
-    const entry = this.remote.get(key);
-    this.remote.delete(key);
+    const entry = this.#remote.get(key);
+    this.#remote.delete(key);
     return entry || null;
   }
 
   /** iceWatch restarts ICE when it failed or stayed disconnected past ICE_GRACE. */
-  iceWatch() {
-    const state = this.pc.iceConnectionState;
+  #iceWatch() {
+    const state = this.#pc.iceConnectionState;
     if (state !== 'disconnected') {
-      clearTimeout(this.iceTimer);
-      this.iceTimer = null;
+      clearTimeout(this.#iceTimer);
+      this.#iceTimer = null;
     }
     if (state === 'failed') this.restartIce();
-    else if (state === 'disconnected' && !this.iceTimer) {
-      this.iceTimer = setTimeout(() => {
-        this.iceTimer = null;
-        if (this.pc.iceConnectionState === 'disconnected') this.restartIce();
+    else if (state === 'disconnected' && !this.#iceTimer) {
+      this.#iceTimer = setTimeout(() => {
+        this.#iceTimer = null;
+        if (this.#pc.iceConnectionState === 'disconnected') this.restartIce();
       }, ICE_GRACE);
     }
   }
@@ -425,30 +456,30 @@ export class Media {
    * and ICE left down is restarted.
    */
   resumed() {
-    if (this.closed) return;
-    if (this.wanted) {
-      this.wanted = false;
-      this.retryAt = 0;
-      this.needOffer();
+    if (this.#closed) return;
+    if (this.#wanted) {
+      this.#wanted = false;
+      this.#retryAt = 0;
+      this.#needOffer();
     }
-    this.iceWatch();
+    this.#iceWatch();
   }
 
   /** restartIce asks for an ICE restart; the queue sends the new offer. */
   restartIce() {
-    if (this.closed || !this.hooks.canSignal()) return;
-    this.hooks.log('ICE restart');
-    if (typeof this.pc.restartIce === 'function') this.pc.restartIce();
-    else this.enqueue(() => this.offer(true));
+    if (this.#closed || !this.#hooks.canSignal()) return;
+    this.#hooks.log('ICE restart');
+    if (typeof this.#pc.restartIce === 'function') this.#pc.restartIce();
+    else this.#enqueue(() => this.#offer(true));
   }
 
   /** close ends the peer connection; queued steps are dropped. */
   close() {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.iceTimer);
-    clearTimeout(this.retryTimer);
-    const pc = this.pc;
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#iceTimer);
+    clearTimeout(this.#retryTimer);
+    const pc = this.#pc;
     pc.onnegotiationneeded = pc.ontrack = pc.onicecandidate = null;
     pc.oniceconnectionstatechange = pc.onconnectionstatechange = null;
     try {

@@ -36,27 +36,34 @@ export const REQUEST_TIMEOUT = 15000;
  * onClose(ev) is called once when the socket closes (for any reason).
  */
 export class Signal {
+  #url;
+  #hooks;
+  #nextId;
+  #pending;
+  #ws;
+  #closed;
+
   /**
    * @param {string} url the ws:// or wss:// URL
    * @param {{onPush: Function, onClose: Function, WebSocket?: any}} hooks
    */
   constructor(url, hooks) {
-    this.url = url;
-    this.hooks = hooks;
-    this.nextId = 1;
+    this.#url = url;
+    this.#hooks = hooks;
+    this.#nextId = 1;
     /** @type {Map<number, {resolve: Function, reject: Function, timer: any}>} */
-    this.pending = new Map();
-    this.ws = null;
-    this.closed = false;
+    this.#pending = new Map();
+    this.#ws = null;
+    this.#closed = false;
   }
 
   /** open connects; it resolves once the socket is open. */
   open() {
-    const WS = this.hooks.WebSocket || globalThis.WebSocket;
+    const WS = this.#hooks.WebSocket || globalThis.WebSocket;
     return new Promise((resolve, reject) => {
       let opened = false;
-      const ws = new WS(this.url);
-      this.ws = ws;
+      const ws = new WS(this.#url);
+      this.#ws = ws;
       const timer = setTimeout(() => {
         if (!opened) ws.close();
       }, OPEN_TIMEOUT);
@@ -65,24 +72,24 @@ export class Signal {
         opened = true;
         resolve();
       };
-      ws.onmessage = (ev) => this.receive(ev.data);
+      ws.onmessage = (ev) => this.#receive(ev.data);
       ws.onerror = () => {};
       ws.onclose = (ev) => {
         clearTimeout(timer);
-        this.closed = true;
-        this.failAll('Closed', 'connection closed');
+        this.#closed = true;
+        this.#failAll('Closed', 'connection closed');
         if (!opened) {
-          reject(new CallError('Closed', `cannot connect to ${this.url} (${ev.code})`));
+          reject(new CallError('Closed', `cannot connect to ${this.#url} (${ev.code})`));
           return;
         }
-        this.hooks.onClose(ev);
+        this.#hooks.onClose(ev);
       };
     });
   }
 
   /** isOpen tells whether requests can be sent. */
   get isOpen() {
-    return !!this.ws && !this.closed && this.ws.readyState === 1;
+    return !!this.#ws && !this.#closed && this.#ws.readyState === 1;
   }
 
   /**
@@ -91,38 +98,38 @@ export class Signal {
    */
   request(type, data, timeout = REQUEST_TIMEOUT) {
     if (!this.isOpen) return Promise.reject(new CallError('Closed', 'not connected'));
-    const id = this.nextId++;
+    const id = this.#nextId++;
     const msg = { id, type };
     if (data !== undefined) msg.data = data;
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, timer: null };
       if (timeout > 0) {
         entry.timer = setTimeout(() => {
-          this.pending.delete(id);
+          this.#pending.delete(id);
           reject(new CallError('Timeout', `${type}: no answer within ${timeout} ms`));
         }, timeout);
       }
-      this.pending.set(id, entry);
+      this.#pending.set(id, entry);
       try {
-        this.ws.send(JSON.stringify(msg));
+        this.#ws.send(JSON.stringify(msg));
       } catch (e) {
-        this.settle(id);
+        this.#settle(id);
         reject(new CallError('Closed', String(e && e.message || e)));
       }
     });
   }
 
   /** settle forgets request id and returns its entry. */
-  settle(id) {
-    const entry = this.pending.get(id);
+  #settle(id) {
+    const entry = this.#pending.get(id);
     if (!entry) return null;
-    this.pending.delete(id);
+    this.#pending.delete(id);
     if (entry.timer) clearTimeout(entry.timer);
     return entry;
   }
 
   /** receive handles one message from the server. */
-  receive(text) {
+  #receive(text) {
     let msg;
     try {
       msg = JSON.parse(text);
@@ -131,7 +138,7 @@ export class Signal {
     }
     if (!msg || typeof msg !== 'object') return;
     if (msg.id) {
-      const entry = this.settle(msg.id);
+      const entry = this.#settle(msg.id);
       if (!entry) return;
       if (msg.type === 'error') {
         const e = msg.error || {};
@@ -141,27 +148,27 @@ export class Signal {
       }
       return;
     }
-    this.hooks.onPush(msg.type, msg.data || {});
+    this.#hooks.onPush(msg.type, msg.data || {});
   }
 
   /** failAll rejects every request in flight. */
-  failAll(code, message) {
-    for (const id of [...this.pending.keys()]) {
-      this.settle(id).reject(new CallError(code, message));
+  #failAll(code, message) {
+    for (const id of [...this.#pending.keys()]) {
+      this.#settle(id).reject(new CallError(code, message));
     }
   }
 
   /** close closes the socket on purpose; onClose is not called. */
   close(code = 1000, reason = 'bye') {
-    this.hooks.onClose = () => {};
-    this.failAll('Closed', 'connection closed');
-    if (this.ws && !this.closed) {
+    this.#hooks.onClose = () => {};
+    this.#failAll('Closed', 'connection closed');
+    if (this.#ws && !this.#closed) {
       try {
-        this.ws.close(code, reason);
+        this.#ws.close(code, reason);
       } catch {
         // already closing
       }
     }
-    this.closed = true;
+    this.#closed = true;
   }
 }

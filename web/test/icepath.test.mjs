@@ -87,12 +87,21 @@ test('IcePath: connected in time, no restart; the path is read from the selected
     assert.equal(p.path, 'relay');
     p.setServers(servers); // renewed credentials, at stage direct: nothing to redo
     assert.equal(media.restarts, 0);
-    p.stage = 'turn';
-    p.setServers(servers); // relayed: a new allocation with the fresh credentials
-    assert.equal(media.restarts, 1);
     p.status('disconnected');
     assert.equal(p.path, null);
     p.close();
+    // Relayed at stage turn: renewed credentials restart ICE for a new
+    // allocation made with them.
+    const relayed = fakeMedia(stats);
+    const q = new IcePath(relayed, servers, { after: 4000, start: 'turn', onPath() {}, log() {} });
+    relayed.status = 'connected';
+    q.status('connected');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(q.stage, 'turn');
+    assert.equal(q.path, 'relay');
+    q.setServers(servers);
+    assert.equal(relayed.restarts, 1);
+    q.close();
   } finally {
     mock.timers.reset();
   }

@@ -195,6 +195,16 @@ test('connect authenticates, and a bad token rejects with its code', async () =>
   calls.close();
 });
 
+test('the state of Calls is private: its own properties are the documented ones', async () => {
+  const { opts } = setup();
+  const calls = await Calls.connect('http://h', 'good', opts);
+  await calls.join('room', { cam: track('video') });
+  // Everything else lives in #private fields, out of an app's reach.
+  assert.deepEqual(Object.keys(calls).sort(), ['canCreate', 'iceServers', 'serverStatus', 'userId']);
+  assert.ok(!Object.getOwnPropertyNames(Calls.prototype).some((n) => n.startsWith('_')), 'no underscore methods');
+  calls.close();
+});
+
 test('with getToken, the token is renewed on the same connection before it expires', async () => {
   let n = 0;
   const { srv, opts } = setup({
