@@ -82,6 +82,8 @@ type hub struct {
 	mu  sync.Mutex          // guards out, in; never held while closing a link or calling the plane
 	out map[string]*outLink // by far node
 	in  map[string]*inLink  // by origin node
+	// sent is the RTP packets sent to each far node over its closed links.
+	sent map[string]uint64
 }
 
 // outLink is a link on which this node offers tracks to one far node.
@@ -476,6 +478,9 @@ func (h *hub) stopOffer(far, ch string) {
 	if l != nil {
 		_ = l.Close()
 		h.closed.Add(1)
+		h.mu.Lock()
+		h.sent[far] += l.Stats().RTPOut
+		h.mu.Unlock()
 	}
 }
 
@@ -539,6 +544,27 @@ func (n *Node) MediaStats() MediaStats {
 	h.mu.Unlock()
 	s.LinksOpened, s.LinksClosed, s.RemoteTracks, s.RequestErrors = h.opened.Load(), h.closed.Load(), h.remote.Load(), h.reqErrs.Load()
 	return s
+}
+
+// LinkPackets returns the RTP packets this node has sent to each far
+// node over the links it offered its users' tracks on, closed ones
+// included: one stream per track crosses, whatever the far node's
+// subscribers.
+func (n *Node) LinkPackets() map[string]uint64 {
+	out := map[string]uint64{}
+	h := n.hubOf()
+	if h == nil {
+		return out
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for far, c := range h.sent {
+		out[far] = c
+	}
+	for far, o := range h.out {
+		out[far] += o.l.Stats().RTPOut
+	}
+	return out
 }
 
 // Links returns, for tests and metrics, the links this node offers on
