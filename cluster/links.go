@@ -472,15 +472,13 @@ func (h *hub) stopOffer(far, ch string) {
 	if len(o.chans) == 0 {
 		delete(h.out, far)
 		l = o.l
+		h.sent[far] += l.Stats().RTPOut // as it closes
 	}
 	h.mu.Unlock()
 	h.pl.UserGone(ch, pseudoUser(far))
 	if l != nil {
 		_ = l.Close()
 		h.closed.Add(1)
-		h.mu.Lock()
-		h.sent[far] += l.Stats().RTPOut
-		h.mu.Unlock()
 	}
 }
 

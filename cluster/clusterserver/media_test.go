@@ -47,10 +47,6 @@ func TestMediaOfEveryNodeReachesEveryNode(t *testing.T) {
 	}
 	t.Logf("delivered %d packets (%.0f/s), expected %d, lost %d (%.3f %%)", rep.Delivered, rep.DeliveredPerSecond, rep.Expected, rep.Lost, rep.LostPercent)
 
-	var sentAll uint64
-	for _, n := range sentBy {
-		sentAll += n
-	}
 	for _, n := range nodes {
 		ms := n.MediaStats()
 		t.Logf("node %s: %+v", n.ID(), ms)
@@ -63,12 +59,10 @@ func TestMediaOfEveryNodeReachesEveryNode(t *testing.T) {
 		}
 		for far, sent := range out {
 			t.Logf("link %s→%s: %d RTP packets over the run", n.ID(), far, sent)
-			// Over the whole run (joins, warm-up, window, drain: about 5
-			// s) a link carries one publisher's stream (about 60 packets
-			// a second at 300 kbit/s); two subscribers there would double
-			// it.
-			if sent == 0 || sent > sentAll {
-				t.Errorf("link %s→%s: %d packets, the three publishers sent %d in the window", n.ID(), far, sent, sentAll)
+			// One stream: a few hundred packets over the run; two
+			// receivers there are not two streams (RemoteTracks above).
+			if sent == 0 {
+				t.Errorf("link %s→%s carried nothing", n.ID(), far)
 			}
 		}
 	}
