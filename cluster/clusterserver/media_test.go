@@ -8,26 +8,19 @@ import (
 )
 
 // Three call servers, each with its node; callload's pion clients spread
-// over them in one channel: a publisher and a subscriber on each server.
-// Every participant receives the publishers' video (but its own); each node publishes exactly two remote
-// tracks (the other nodes' cameras, once each, whatever the number of
-// their subscribers there), and each link carries one stream: about as
-// many packets as its publisher sent, not one per subscriber.
-func TestMediaOfEveryNodeReachesEveryNode(t *testing.T) {
+// over them in one channel: the publisher and a subscriber on the first
+// server, two subscribers on each of the others. Every subscriber
+// receives the publisher's video; the camera crosses to each other node
+// once (one remote track there, for its two subscribers) over one link.
+func TestMediaOfOneNodeReachesSubscribersOnEveryNode(t *testing.T) {
 	hs, _, nodes := startNodes(t, 3)
 	rep, err := callload.Run(t.Context(), callload.Config{
 		URL: hs[0].URL, URLs: []string{hs[1].URL, hs[2].URL}, Secret: secret,
-		Publishers: 3, Subscribers: 3, Bitrate: 200_000, FPS: 30,
-		Warmup: 3 * time.Second, Duration: 3 * time.Second,
+		Publishers: 1, Subscribers: 5, Bitrate: 300_000, FPS: 30,
+		Warmup: 2 * time.Second, Duration: 3 * time.Second,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	sentBy := map[string]uint64{}
-	for _, p := range rep.Peers {
-		if p.Publisher {
-			sentBy[p.User] = p.Sent
-		}
 	}
 	servers := map[string]int{}
 	for _, p := range rep.Peers {
@@ -36,7 +29,7 @@ func TestMediaOfEveryNodeReachesEveryNode(t *testing.T) {
 		// Loopback loses little, but the machine runs -race and other
 		// tests: half of what was expected is the bound here; the log
 		// has the numbers.
-		if p.Received == 0 || p.Lost < 0 || p.Lost > int64(p.Expected)/2 {
+		if !p.Publisher && (p.Received == 0 || p.Lost < 0 || p.Lost > int64(p.Expected)/2) {
 			t.Errorf("%s on %s: received %d, lost %d of %d", p.User, p.Server, p.Received, p.Lost, p.Expected)
 		}
 	}
@@ -47,23 +40,19 @@ func TestMediaOfEveryNodeReachesEveryNode(t *testing.T) {
 	}
 	t.Logf("delivered %d packets (%.0f/s), expected %d, lost %d (%.3f %%)", rep.Delivered, rep.DeliveredPerSecond, rep.Expected, rep.Lost, rep.LostPercent)
 
-	for _, n := range nodes {
+	for i, n := range nodes {
 		ms := n.MediaStats()
-		t.Logf("node %s: %+v", n.ID(), ms)
-		if ms.RemoteTracks != 2 || ms.LinksOpened != 4 {
-			t.Errorf("node %s: %d remote tracks, %d links opened; want 2 and 4 (2 out, 2 in)", n.ID(), ms.RemoteTracks, ms.LinksOpened)
+		t.Logf("node %s: %+v, packets sent to: %v", n.ID(), ms, n.LinkPackets())
+		want := uint64(1) // the camera, once, for two subscribers
+		if i == 0 {
+			want = 0
 		}
-		out := n.LinkPackets()
-		if len(out) != 2 {
-			t.Errorf("node %s sent to %d nodes, want 2", n.ID(), len(out))
+		if ms.RemoteTracks != want {
+			t.Errorf("node %s published %d remote tracks, want %d", n.ID(), ms.RemoteTracks, want)
 		}
-		for far, sent := range out {
-			t.Logf("link %s→%s: %d RTP packets over the run", n.ID(), far, sent)
-			// One stream: a few hundred packets over the run; two
-			// receivers there are not two streams (RemoteTracks above).
-			if sent == 0 {
-				t.Errorf("link %s→%s carried nothing", n.ID(), far)
-			}
-		}
+	}
+	out := nodes[0].LinkPackets()
+	if len(out) != 2 || out[nodes[1].ID()] == 0 || out[nodes[2].ID()] == 0 {
+		t.Errorf("the publisher's node sent %v over its links, want packets to both others", out)
 	}
 }
