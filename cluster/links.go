@@ -76,6 +76,7 @@ type hub struct {
 	n   *Node
 	pl  *plane.Plane
 	tls *LinkTLS
+	via func(addr string) string // tests: the address to dial for a link's; nil dials it
 
 	opened, closed, remote, reqErrs atomic.Uint64
 
@@ -220,7 +221,11 @@ func (h *hub) want(origin, ch string) {
 	var old *link.Link
 	if in.l == nil || in.addr != r.Addr {
 		old = in.l
-		l, err := link.New(link.Config{Dial: r.Addr, TLS: h.clientTLS(),
+		dial := r.Addr
+		if h.via != nil {
+			dial = h.via(dial)
+		}
+		l, err := link.New(link.Config{Dial: dial, TLS: h.clientTLS(),
 			OnTrack: func(rt *link.RemoteTrack) { h.publish(origin, rt) }, OnTrackEnded: func(rt *link.RemoteTrack) { h.ended(origin, rt) }})
 		if err != nil {
 			delete(in.chans, ch)

@@ -36,6 +36,13 @@ type mediaNode struct {
 
 func startMediaNode(t *testing.T, id, url string) mediaNode {
 	t.Helper()
+	return startMediaNodeWith(t, id, url, nil)
+}
+
+// startMediaNodeWith is startMediaNode with set run on the node before
+// it is given its plane.
+func startMediaNodeWith(t *testing.T, id, url string, set func(*Node)) mediaNode {
+	t.Helper()
 	pl, err := plane.New(plane.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +50,9 @@ func startMediaNode(t *testing.T, id, url string) mediaNode {
 	n, err := Start(Config{Node: id, URL: url, TTL: time.Second, OpTimeout: 15 * time.Second, LinkAddr: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if set != nil {
+		set(n)
 	}
 	n.UseMedia(pl)
 	t.Cleanup(func() { n.Close(); pl.Close() })

@@ -118,6 +118,7 @@ type Node struct {
 	memRev  uint64               // revision of our membership key
 	media   channel.Media        // the local plane (UseMedia), or nil
 	hub     *hub                 // media across nodes (UseMedia with a LinkAddr), or nil
+	linkVia func(string) string  // tests: given to the hub (set before UseMedia)
 
 	stats Stats
 }

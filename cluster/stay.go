@@ -105,7 +105,7 @@ func (n *Node) UseMedia(m channel.Media) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if pl, ok := m.(*plane.Plane); ok && n.cfg.LinkAddr != "" {
-		n.hub = &hub{n: n, pl: pl, tls: n.cfg.LinkTLS, out: map[string]*outLink{}, in: map[string]*inLink{}, sent: map[string]uint64{}}
+		n.hub = &hub{n: n, pl: pl, tls: n.cfg.LinkTLS, via: n.linkVia, out: map[string]*outLink{}, in: map[string]*inLink{}, sent: map[string]uint64{}}
 		m = hubMedia{Plane: pl, h: n.hub}
 	}
 	n.media = m
