@@ -119,7 +119,7 @@ func parseTrackID(id string) (ch, user, name string, ok bool) {
 	}
 	var out [3][]byte
 	for i, p := range parts {
-		b, err := base64.RawURLEncoding.DecodeString(p)
+		b, err := base64.RawURLEncoding.Strict().DecodeString(p) // one spelling per ID
 		if err != nil {
 			return "", "", "", false
 		}
