@@ -166,3 +166,39 @@ func startMediaNodeVia(t *testing.T, id, url string, via func(string) string) me
 	t.Helper()
 	return startMediaNodeWith(t, id, url, func(n *Node) { n.linkVia = via })
 }
+
+// A far node that dies (its membership expires) costs the origin nothing
+// it keeps: the origin detaches it and closes its link.
+func TestOriginClosesTheLinkOfADeadNode(t *testing.T) {
+	eng := startEngine(t, 1)
+	a := startMediaNode(t, "a", eng[0].ClientURL())
+	b := startMediaNode(t, "b", eng[0].ClientURL())
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := a.Create(ctx, "host", "r", channel.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Join(ctx, "pub", "r", []channel.TrackInfo{{Name: "cam", Kind: channel.Video}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := publish(t, a, "r", "pub", "cam", 0x3000)
+	if _, err := b.Join(ctx, "sub", "r", nil); err != nil {
+		t.Fatal(err)
+	}
+	ep := planetest.NewEndpoint(400)
+	if err := b.pl.Attach("r", "sub", ep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the camera at b", func() bool {
+		pub.send(t, 1)
+		s := ep.Sink("pub/cam")
+		return s != nil && fromPublisher(s.Packets()) >= 10
+	})
+	if ms := a.MediaStats(); ms.LinksOut != 1 {
+		t.Fatalf("a offers on %d links, want 1", ms.LinksOut)
+	}
+	b.Kill()
+	eventually(t, 15*time.Second, "a to close b's link", func() bool { pub.send(t, 1); return a.MediaStats().LinksOut == 0 })
+	if ms := a.MediaStats(); ms.LinksClosed != 1 {
+		t.Errorf("a: %+v, want one link closed", ms)
+	}
+}

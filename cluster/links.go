@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -203,9 +204,23 @@ func (h *hub) trackAdded(ch, user, name string) {
 	}
 }
 
-// want asks origin for channel ch's tracks and dials its link.
+// want asks origin for channel ch's tracks and dials its link. A request
+// that fails is tried again a few times (0.1 s, doubling), then left to
+// the channel's next track.
 func (h *hub) want(origin, ch string) {
 	r, err := h.request(origin, linkReq{From: h.n.cfg.Node, Channel: ch, On: true})
+	for wait := 100 * time.Millisecond; err != nil && wait <= 2*time.Second; wait *= 2 {
+		h.reqErrs.Add(1)
+		select {
+		case <-h.n.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if !h.wanted(origin, ch) {
+			return
+		}
+		r, err = h.request(origin, linkReq{From: h.n.cfg.Node, Channel: ch, On: true})
+	}
 	h.mu.Lock()
 	in := h.in[origin]
 	if in == nil || !in.chans[ch] {
@@ -239,6 +254,51 @@ func (h *hub) want(origin, ch string) {
 	h.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
+	}
+}
+
+func (h *hub) wanted(origin, ch string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	in := h.in[origin]
+	return in != nil && in.chans[ch]
+}
+
+// nodeGone closes the links with a node whose membership ended: what it
+// was offered is detached, what it offered stops feeding the plane (its
+// users' tracks end with their user:left).
+func (h *hub) nodeGone(node string) {
+	h.mu.Lock()
+	var chans []string
+	var ls []*link.Link
+	if o := h.out[node]; o != nil {
+		delete(h.out, node)
+		for ch := range o.chans {
+			chans = append(chans, ch)
+		}
+		h.sent[node] += o.l.Stats().RTPOut
+		ls = append(ls, o.l)
+	}
+	var pubs []*linkplane.Publication
+	if in := h.in[node]; in != nil {
+		delete(h.in, node)
+		for _, p := range in.pubs {
+			pubs = append(pubs, p)
+		}
+		if in.l != nil {
+			ls = append(ls, in.l)
+		}
+	}
+	h.mu.Unlock()
+	for _, ch := range chans {
+		h.pl.UserGone(ch, pseudoUser(node))
+	}
+	for _, p := range pubs {
+		_ = p.Close()
+	}
+	for _, l := range ls {
+		_ = l.Close()
+		h.closed.Add(1)
 	}
 }
 
