@@ -1,6 +1,8 @@
 package clusterserver
 
 import (
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 // receives the publisher's video; the camera crosses to each other node
 // once (one remote track there, for its two subscribers) over one link.
 func TestMediaOfOneNodeReachesSubscribersOnEveryNode(t *testing.T) {
-	hs, _, nodes := startNodes(t, 3)
+	hs, admins, nodes := startNodes(t, 3)
 	rep, err := callload.Run(t.Context(), callload.Config{
 		URL: hs[0].URL, URLs: []string{hs[1].URL, hs[2].URL}, Secret: secret,
 		Publishers: 1, Subscribers: 5, Bitrate: 300_000, FPS: 30,
@@ -50,6 +52,12 @@ func TestMediaOfOneNodeReachesSubscribersOnEveryNode(t *testing.T) {
 		if ms.RemoteTracks != want {
 			t.Errorf("node %s published %d remote tracks, want %d", n.ID(), ms.RemoteTracks, want)
 		}
+	}
+	// The far nodes' admin /metrics count the remote track.
+	rec := httptest.NewRecorder()
+	admins[1].ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `callcore_cluster_remote_tracks_total{node="n1"} 1`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("n1's metrics lack %s", want)
 	}
 	out := nodes[0].LinkPackets()
 	if len(out) != 2 || out[nodes[1].ID()] == 0 || out[nodes[2].ID()] == 0 {
