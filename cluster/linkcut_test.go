@@ -10,6 +10,7 @@ import (
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/internal/planetest"
+	"github.com/callcore/callcore/internal/testcert"
 )
 
 // cutter is a TCP proxy on loopback in front of a link's control
@@ -200,5 +201,57 @@ func TestOriginClosesTheLinkOfADeadNode(t *testing.T) {
 	eventually(t, 15*time.Second, "a to close b's link", func() bool { pub.send(t, 1); return a.MediaStats().LinksOut == 0 })
 	if ms := a.MediaStats(); ms.LinksClosed != 1 {
 		t.Errorf("a: %+v, want one link closed", ms)
+	}
+}
+
+// Links with mutual TLS: the camera crosses, over a link whose control
+// channel (which carries the SRTP keys) is TLS 1.3 with both nodes'
+// certificates verified; a node without the certificate gets nothing.
+func TestMediaCrossesOverMutualTLS(t *testing.T) {
+	eng := startEngine(t, 1)
+	srv, cli := testcert.Mutual(t)
+	withTLS := func(n *Node) { n.cfg.LinkTLS = &LinkTLS{Server: srv, Client: cli} }
+	a := startMediaNodeWith(t, "a", eng[0].ClientURL(), withTLS)
+	b := startMediaNodeWith(t, "b", eng[0].ClientURL(), withTLS)
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := a.Create(ctx, "host", "r", channel.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Join(ctx, "pub", "r", []channel.TrackInfo{{Name: "cam", Kind: channel.Video}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := publish(t, a, "r", "pub", "cam", 0x4000)
+	if _, err := b.Join(ctx, "sub", "r", nil); err != nil {
+		t.Fatal(err)
+	}
+	ep := planetest.NewEndpoint(500)
+	if err := b.pl.Attach("r", "sub", ep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the camera at b over TLS", func() bool {
+		pub.send(t, 1)
+		s := ep.Sink("pub/cam")
+		return s != nil && fromPublisher(s.Packets()) >= 30
+	})
+	if _, in := b.Links(); in["a"].Sessions == 0 || in["a"].SessionErrors != 0 {
+		t.Errorf("b's link from a: %+v", in["a"])
+	}
+	// A node without the certificate gets no session and no media.
+	c := startMediaNode(t, "c", eng[0].ClientURL())
+	if _, err := c.Join(ctx, "eve", "r", nil); err != nil {
+		t.Fatal(err)
+	}
+	eve := planetest.NewEndpoint(600)
+	if err := c.pl.Attach("r", "eve", eve); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "c to try a's link", func() bool {
+		pub.send(t, 1)
+		_, in := c.Links()
+		return in["a"].Dials+in["a"].DialErrors >= 2
+	})
+	_, in := c.Links()
+	if s := eve.Sink("pub/cam"); in["a"].Sessions != 0 || (s != nil && fromPublisher(s.Packets()) != 0) {
+		t.Errorf("a plain node got a session (%+v) or media", in["a"])
 	}
 }
