@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -75,8 +76,15 @@ func publish(t *testing.T, n mediaNode, ch, user, name string, ssrc uint32) *pub
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.pl.Published(ch, user, name, tr); err != nil {
-		t.Fatal(err)
+	// The plane learns of the track just after the join returns (the
+	// node's media calls follow the replica): publish once it has.
+	var err2 error
+	eventually(t, 10*time.Second, "the plane to know "+user+"/"+name, func() bool {
+		err2 = n.pl.Published(ch, user, name, tr)
+		return !errors.Is(err2, plane.ErrUnknownTrack)
+	})
+	if err2 != nil {
+		t.Fatal(err2)
 	}
 	return &publisher{track: tr, stream: rtptest.Stream{PayloadType: 96, SSRC: ssrc}}
 }
