@@ -29,5 +29,14 @@
 // the events after it (channel.Registry.Restore) and numbers on. The users
 // of nodes whose membership ended are made to leave.
 //
+// With a plane ([Node.UseMedia]) and a LinkAddr, the channels' media
+// crosses nodes over transport/link: a node with users in a channel asks
+// the node of each remote publisher (calls.link.<node>) for the channel's
+// tracks; that node offers its own users' tracks over one link per far
+// node (a linkplane.Endpoint per channel, attached to its plane as a
+// pseudo-user), and the far node publishes each on its plane as the
+// remote user's track, once whatever its subscribers. Links close when
+// no channel needs them.
+//
 // See docs/scaling.md.
 package cluster

@@ -369,6 +369,9 @@ func (f *follower) stop(err error) {
 	}
 	clear(f.sessions)
 	f.mu.Unlock()
+	if h := f.n.hubOf(); h != nil {
+		f.n.goTrack(func() { h.recheck(f.id) })
+	}
 }
 
 // unfollowIfIdle stops following a channel the node has no users in.

@@ -142,6 +142,9 @@ func (n *Node) watchNodes(w jetstream.KeyWatcher) {
 			for _, o := range owned {
 				n.goTrack(func() { o.dropNode(e.Key()) })
 			}
+			if h := n.hubOf(); h != nil {
+				n.goTrack(func() { h.nodeGone(e.Key()) })
+			}
 		}
 	}
 }

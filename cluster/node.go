@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -32,9 +33,15 @@ type Config struct {
 	Replicas int
 	// Channels configures the registries of the channels this node owns.
 	Channels channel.Config
-	// LinkAddr is the media link address other nodes dial (advertised in
-	// the membership bucket).
+	// LinkAddr is the IP address other nodes reach this node's media
+	// links on (advertised in the membership bucket): the node listens
+	// there, on a free port per far node, to offer its users' tracks.
+	// Empty: no media across nodes (users of a channel exchange media
+	// with the users of their own node only).
 	LinkAddr string
+	// LinkTLS, when set, protects the links (mutual TLS). Default nil:
+	// plain TCP control channels, for private networks and tests only.
+	LinkTLS *LinkTLS
 	// OpTimeout bounds one forwarded operation, retries included. Default
 	// 5 s.
 	OpTimeout time.Duration
@@ -60,6 +67,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: negative OpTimeout", ErrInvalid)
 	case c.EventBuffer < 0:
 		return fmt.Errorf("%w: negative EventBuffer", ErrInvalid)
+	}
+	if c.LinkAddr != "" {
+		if _, err := netip.ParseAddr(c.LinkAddr); err != nil {
+			return fmt.Errorf("%w: LinkAddr: %v", ErrInvalid, err)
+		}
 	}
 	if c.Embedded != nil {
 		if err := c.Embedded.Validate(); err != nil {
@@ -105,6 +117,8 @@ type Node struct {
 	live    map[string]bool      // nodes whose membership key exists
 	memRev  uint64               // revision of our membership key
 	media   channel.Media        // the local plane (UseMedia), or nil
+	hub     *hub                 // media across nodes (UseMedia with a LinkAddr), or nil
+	linkVia func(string) string  // tests: given to the hub (set before UseMedia)
 
 	stats Stats
 }
@@ -162,6 +176,9 @@ func (n *Node) start() error {
 		return err
 	}
 	if n.opSub, err = nc.Subscribe(opPrefix+n.cfg.Node, n.serveOp); err != nil {
+		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
+	}
+	if _, err = nc.Subscribe(linkPrefix+n.cfg.Node, n.serveLink); err != nil {
 		return fmt.Errorf("%w: subscribe: %v", ErrUnavailable, err)
 	}
 	nodesW, err := n.nodes.WatchAll(n.ctx)
@@ -313,6 +330,9 @@ func (n *Node) shutdown() {
 	}
 	if n.nc != nil {
 		n.nc.Close()
+	}
+	if h := n.hubOf(); h != nil {
+		h.close()
 	}
 	n.wg.Wait()
 	if n.emb != nil {

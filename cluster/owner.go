@@ -108,7 +108,11 @@ func (o *owned) publish(ev *channel.Event) {
 		return
 	}
 	expect := o.lastSubj
-	node := o.nodes[ev.User]
+	u := ev.User
+	if ev.Type == channel.EventCreate {
+		u = ev.Sender // the creator
+	}
+	node := o.nodes[u]
 	o.mu.Unlock()
 	b, err := json.Marshal(ev)
 	if err != nil {

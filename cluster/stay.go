@@ -6,6 +6,7 @@ import (
 
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/permission"
+	"github.com/callcore/callcore/plane"
 )
 
 // The methods below make a Session the user's handle on its channel, with
@@ -96,10 +97,18 @@ func (s *Session) MuteUser(actor, target string, kind channel.Kind, a channel.Mu
 // channel's Media would be told (tracks added, removed and muted, users
 // gone, receive changes, configurations), in each channel's event order,
 // outside locks. Call it before the node has users.
+//
+// When m is a *plane.Plane and the node has a LinkAddr, the node also
+// carries media across nodes: its users' tracks to the nodes with users
+// in their channels, and other nodes' tracks into m (links.go).
 func (n *Node) UseMedia(m channel.Media) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	if pl, ok := m.(*plane.Plane); ok && n.cfg.LinkAddr != "" {
+		n.hub = &hub{n: n, pl: pl, tls: n.cfg.LinkTLS, via: n.linkVia, out: map[string]*outLink{}, in: map[string]*inLink{}, sent: map[string]uint64{}}
+		m = hubMedia{Plane: pl, h: n.hub}
+	}
 	n.media = m
-	n.mu.Unlock()
 }
 
 // mediaCall is one Media call a follower makes after applying an event.

@@ -30,16 +30,25 @@ var secret = []byte("0123456789abcdef0123456789abcdef")
 // handlers.
 func startServers(t *testing.T, n int) (hss []*httptest.Server, admins []http.Handler) {
 	t.Helper()
+	hss, admins, _ = startNodes(t, n)
+	return hss, admins
+}
+
+// startNodes is startServers that also returns the nodes; they carry
+// media across nodes over links on loopback.
+func startNodes(t *testing.T, n int) (hss []*httptest.Server, admins []http.Handler, nodes []*cluster.Node) {
+	t.Helper()
 	eng, err := cluster.StartEmbedded(cluster.EmbeddedConfig{Name: "nats", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Shutdown)
 	for i := range n {
-		node, err := cluster.Start(cluster.Config{Node: fmt.Sprintf("n%d", i), URL: eng.ClientURL(), TTL: time.Second})
+		node, err := cluster.Start(cluster.Config{Node: fmt.Sprintf("n%d", i), URL: eng.ClientURL(), TTL: time.Second, LinkAddr: "127.0.0.1"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		nodes = append(nodes, node)
 		t.Cleanup(node.Close)
 		srv, err := server.New(server.Config{
 			Secret: secret, WebRTC: webrtc.Config{LoopbackOnly: true}, Cluster: Of(node),
@@ -60,7 +69,7 @@ func startServers(t *testing.T, n int) (hss []*httptest.Server, admins []http.Ha
 		})
 		hss = append(hss, hs)
 	}
-	return hss, admins
+	return hss, admins, nodes
 }
 
 // wsClient speaks the server's protocol: requests answered by id, event

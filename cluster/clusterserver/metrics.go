@@ -25,6 +25,9 @@ var (
 	}
 	descOwned    = prometheus.NewDesc("callcore_cluster_channels_owned", "channels this node runs", []string{"node"}, nil)
 	descFollowed = prometheus.NewDesc("callcore_cluster_channels_followed", "channels this node has users in", []string{"node"}, nil)
+	descLinks    = prometheus.NewDesc("callcore_cluster_links", "media links open now, by direction (out: this node's users' tracks to another node; in: another node's tracks here)", []string{"node", "direction"}, nil)
+	descRemote   = prometheus.NewDesc("callcore_cluster_remote_tracks_total", "other nodes' tracks published on this node's plane", []string{"node"}, nil)
+	descLinkPkts = prometheus.NewDesc("callcore_cluster_link_packets_sent_total", "RTP packets sent over media links, by far node", []string{"node", "peer"}, nil)
 )
 
 func init() {
@@ -40,6 +43,9 @@ func (a adapter) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- descOwned
 	ch <- descFollowed
+	ch <- descLinks
+	ch <- descRemote
+	ch <- descLinkPkts
 }
 
 // Collect sends the node's counters and load.
@@ -53,4 +59,11 @@ func (a adapter) Collect(ch chan<- prometheus.Metric) {
 	owned, followed := a.n.Load()
 	ch <- prometheus.MustNewConstMetric(descOwned, prometheus.GaugeValue, float64(owned), id)
 	ch <- prometheus.MustNewConstMetric(descFollowed, prometheus.GaugeValue, float64(followed), id)
+	ms := a.n.MediaStats()
+	ch <- prometheus.MustNewConstMetric(descLinks, prometheus.GaugeValue, float64(ms.LinksOut), id, "out")
+	ch <- prometheus.MustNewConstMetric(descLinks, prometheus.GaugeValue, float64(ms.LinksIn), id, "in")
+	ch <- prometheus.MustNewConstMetric(descRemote, prometheus.CounterValue, float64(ms.RemoteTracks), id)
+	for peer, n := range a.n.LinkPackets() {
+		ch <- prometheus.MustNewConstMetric(descLinkPkts, prometheus.CounterValue, float64(n), id, peer)
+	}
 }

@@ -73,7 +73,7 @@ func parse(args []string, logw io.Writer) (cfg callload.Config, asJSON bool, err
 	fs.SetOutput(logw)
 	var secret, secretFile, size string
 	bitrate := bitsPerSecond(1_500_000)
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "the callserver's base URL")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "the callserver's base URL, or several comma-separated (nodes of one cluster): participants are spread over them round robin")
 	fs.StringVar(&secret, "secret", "", "the server's token secret, to sign tokens with; prefer -secret-file")
 	fs.StringVar(&secretFile, "secret-file", "", "file holding the server's token secret")
 	fs.StringVar(&cfg.TokenURL, "token-url", "", "a demo server's token endpoint, e.g. http://127.0.0.1:8080/dev/token")
@@ -100,6 +100,12 @@ func parse(args []string, logw io.Writer) (cfg callload.Config, asJSON bool, err
 		return cfg, false, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.Bitrate = int(bitrate)
+	if urls := strings.Split(cfg.URL, ","); len(urls) > 1 {
+		cfg.URL, cfg.URLs = strings.TrimSpace(urls[0]), nil
+		for _, u := range urls[1:] {
+			cfg.URLs = append(cfg.URLs, strings.TrimSpace(u))
+		}
+	}
 	if cfg.Width, cfg.Height, err = parseSize(size); err != nil {
 		return cfg, false, err
 	}

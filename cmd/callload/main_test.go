@@ -320,3 +320,17 @@ func TestRunErrors(t *testing.T) {
 		t.Errorf("no server: %v, want ErrJoin naming the participant", err)
 	}
 }
+
+// TestURLList: -url takes several servers, comma-separated.
+func TestURLList(t *testing.T) {
+	cfg, _, err := parse([]string{"-url", "http://127.0.0.1:1, http://127.0.0.1:2,http://127.0.0.1:3", "-secret", testSecret}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.URL != "http://127.0.0.1:1" || len(cfg.URLs) != 2 || cfg.URLs[0] != "http://127.0.0.1:2" || cfg.URLs[1] != "http://127.0.0.1:3" {
+		t.Fatalf("URL %q, URLs %q", cfg.URL, cfg.URLs)
+	}
+	if _, _, err := parse([]string{"-url", "http://127.0.0.1:1,nope", "-secret", testSecret}, io.Discard); err == nil {
+		t.Fatal("a bad second URL was accepted")
+	}
+}

@@ -27,7 +27,7 @@ func (c *clusterOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.routes, "cluster-routes", "", "route URLs of the embedded NATS servers (nats://host:port), comma-separated, this node's own may be among them")
 	fs.StringVar(&c.store, "cluster-store", "", "JetStream directory of the embedded NATS server (default: callcore-nats-<node> in the temporary directory)")
 	fs.IntVar(&c.replicas, "cluster-replicas", 0, "how many NATS servers keep the cluster's state (0: 1; 3 for three servers)")
-	fs.StringVar(&c.link, "cluster-link", "", "the media link address other nodes dial (advertised)")
+	fs.StringVar(&c.link, "cluster-link", "", "the IP address other nodes reach this node's media links on (a free port per peer node); empty: media crosses no node")
 	fs.DurationVar(&c.ttl, "cluster-ttl", 0, "lease of a node and of the channels it owns: a node silent this long is dead (0: 2s)")
 }
 

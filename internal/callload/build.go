@@ -26,6 +26,9 @@ func (r *runner) report(ps []*participant, s0, s1, s2 snapshot) (*Report, error)
 			Sent: sent, Expected: sentBy[p.channel] - sent,
 			Received: s1.received[i] - s0.received[i],
 			Gaps:     s1.gaps[i] - s0.gaps[i], Late: s1.late[i] - s0.late[i], Duplicates: s1.dups[i] - s0.dups[i]}
+		if len(r.cfg.URLs) > 0 {
+			row.Server = p.url
+		}
 		unique := (s2.received[i] - s0.received[i]) - (s2.dups[i] - s0.dups[i])
 		row.Lost = int64(row.Expected) - int64(unique)
 		joins = append(joins, p.joined)

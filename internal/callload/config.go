@@ -40,6 +40,11 @@ type Config struct {
 	// URL is the call server's base URL, http:// or https:// (the
 	// signalling WebSocket is its /ws).
 	URL string
+	// URLs, when set, are further servers: nodes of one cluster, which
+	// share their channels. The participants are spread over URL and URLs
+	// round robin: publishers first, then subscribers (so the first
+	// channel's creator is on URL).
+	URLs []string
 	// Secret signs the participants' HS256 tokens (the server's token
 	// secret, at least server.MinSecretLen bytes). Either Secret or
 	// TokenURL.
@@ -169,6 +174,11 @@ func (c Config) Validate() error {
 		return bad("ServerPID %d is negative", c.ServerPID)
 	case !validName(c.Prefix):
 		return bad("Prefix %q: up to 64 bytes of letters, digits, '-', '_' and '.'", c.Prefix)
+	}
+	for _, extra := range c.URLs {
+		if u, err := url.Parse(extra); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("URLs: %q: want http://host:port or https://host:port", extra)
+		}
 	}
 	if c.TokenURL != "" {
 		if t, err := url.Parse(c.TokenURL); err != nil || (t.Scheme != "http" && t.Scheme != "https") || t.Host == "" {

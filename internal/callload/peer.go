@@ -21,6 +21,7 @@ import (
 // receives.
 type participant struct {
 	user, channel string
+	url           string // the server it joins through
 	publisher     bool
 	creates       bool // the first participant of its channel: creates it
 	expectsMedia  bool // a publisher other than itself is in its channel
@@ -73,7 +74,7 @@ func (p *participant) join(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	if p.sig, err = dial(ctx, r.cfg.URL); err != nil {
+	if p.sig, err = dial(ctx, p.url); err != nil {
 		return err
 	}
 	var auth struct {

@@ -110,6 +110,7 @@ type PeerRow struct {
 	User         string  `json:"user"`
 	Channel      string  `json:"channel"`
 	Publisher    bool    `json:"publisher"`
+	Server       string  `json:"server,omitempty"` // the URL it joined through, with Config.URLs
 	JoinMs       float64 `json:"joinMs"`
 	ConnectedMs  float64 `json:"connectedMs,omitempty"`
 	FirstMediaMs float64 `json:"firstMediaMs,omitempty"`

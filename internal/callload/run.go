@@ -169,7 +169,9 @@ func plan(cfg Config) []*participant {
 	for i := range cfg.Subscribers {
 		add(fmt.Sprintf("%s-s%d", cfg.Prefix, i), i, false)
 	}
-	for _, p := range ps {
+	urls := append([]string{cfg.URL}, cfg.URLs...)
+	for i, p := range ps {
+		p.url = urls[i%len(urls)]
 		n := pubs[p.channel]
 		if p.publisher {
 			n--

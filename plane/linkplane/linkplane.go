@@ -101,6 +101,10 @@ func (r *relay) close() error { return errors.Join(r.sub.Close(), r.out.Close())
 // (plane.Attach(ch, farNodeUser, linkplane.Endpoint{Link: l})).
 type Endpoint struct {
 	Link *link.Link
+	// ID, when set, names each track on the link (a link shared by
+	// several channels names its tracks by channel too). Default
+	// "from/name".
+	ID func(from, name string) string
 }
 
 var _ plane.Endpoint = Endpoint{}
@@ -115,7 +119,14 @@ func (e Endpoint) Subscribe(from string, info channel.TrackInfo, t *forward.Trac
 		r.close()
 		return nil, err
 	}
-	return e.offer(from+"/"+info.Name, r)
+	return e.offer(e.id(from, info.Name), r)
+}
+
+func (e Endpoint) id(from, name string) string {
+	if e.ID != nil {
+		return e.ID(from, name)
+	}
+	return from + "/" + name
 }
 
 // SubscribeLayers offers user from's layered track over the link as one
@@ -141,7 +152,7 @@ func (e Endpoint) SubscribeLayers(from string, info channel.TrackInfo, l *forwar
 		r.close()
 		return nil, err
 	}
-	rc, err := e.offer(from+"/"+info.Name, r)
+	rc, err := e.offer(e.id(from, info.Name), r)
 	if err != nil {
 		return nil, err
 	}
