@@ -380,7 +380,10 @@ func (o *owned) do(ctx context.Context, op Op) opReply {
 	}
 	err := o.run(ctx, ch, op)
 	o.mu.Lock()
-	lost := o.stopped
+	// A channel that ended had its delete event written to the stream
+	// (ended is set after the write), so every event of the operation is
+	// there: the finish that stops it after a delete is not a loss.
+	lost := o.stopped && !o.ended
 	o.mu.Unlock()
 	if lost {
 		// Its events may not all be in the stream: the caller tries again
