@@ -76,7 +76,7 @@ func mediaEngine() (*pion.MediaEngine, *interceptor.Registry, error) {
 	// mid, rid and repaired rid: pion needs them to take a publisher's
 	// layers (rids) apart. They name the publisher's own streams and are
 	// never forwarded (publishedExtensions), and the server's offers carry
-	// only the ids a client gave them (withoutProposedLayerIDs).
+	// only the ids a client gave them (withoutProposedExtensionIDs).
 	if err := pion.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return nil, nil, err
 	}

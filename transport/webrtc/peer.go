@@ -327,8 +327,9 @@ func (p *Peer) offer() (string, error) {
 		return "", err
 	}
 	// pion refuses a changed local offer: the client gets the offer
-	// without the layer ids pion chose, which the server never sends.
-	sdp = withoutProposedLayerIDs(sdp, p.pc.CurrentRemoteDescription())
+	// without the extension ids pion chose itself, which the server then
+	// does not send.
+	sdp = withoutProposedExtensionIDs(sdp, p.pc.CurrentRemoteDescription())
 	p.mu.Lock()
 	p.offering, p.needed = true, false
 	if restart {
