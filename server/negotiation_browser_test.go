@@ -192,9 +192,7 @@ func (p *peer) sendOpusAfter(id string, start, stop chan struct{}) {
 		p.t.Fatal(err)
 	}
 	silence := []byte{0xf8, 0xff, 0xfe} // an Opus frame of silence (TOC 20 ms CELT, DTX)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	p.Go(func() {
 		select {
 		case <-stop:
 			return
@@ -213,5 +211,5 @@ func (p *peer) sendOpusAfter(id string, start, stop chan struct{}) {
 				return
 			}
 		}
-	}()
+	})
 }
