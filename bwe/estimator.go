@@ -91,7 +91,10 @@ type Estimator struct {
 	recent  [4]uint64 // fb count, base and count of recent feedback: duplicates are skipped
 	cutAt   int64     // µs: when the estimate was last cut, 0 before
 	probes  [probeSlots]probeAcc
-	stats   Stats
+	// The receive rate of the last probe cluster measured, and when (µs).
+	probeCap   float64
+	probeCapAt int64
+	stats      Stats
 
 	probed  atomic.Uint32 // the last probe cluster measured (its id), 0 before
 	probeUp atomic.Uint32 // the last probe cluster that raised the estimate
@@ -263,6 +266,12 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	if e.ctl.rate < before {
 		e.stats.Overuses++
 		e.cutAt = now
+		// An over-use within probeBlame of a probe is the probe's: the
+		// path carried what the probe was received at, though the
+		// media alone is acknowledged at less.
+		if e.probeCapAt != 0 && now-e.probeCapAt < probeBlame {
+			e.ctl.rate = max(e.ctl.rate, min(before, beta*e.probeCap))
+		}
 	}
 	bound := e.loss.rate
 	if total > 0 {
@@ -272,7 +281,7 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 		e.stats.LossCuts++
 		e.cutAt = now
 	}
-	e.probeApply(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver)
+	e.probeApply(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver, now)
 }
 
 // ackedWindow is the arrival time over which the receive rate is

@@ -52,12 +52,21 @@ func (h *History) Put(seq uint16, size int, now int64) {
 // estimator measures the rate the cluster was delivered at.
 func (h *History) RecordProbe(size int, id uint16) uint16 {
 	seq := uint16(h.next.Add(1) - 1)
+	h.PutProbe(seq, size, h.clock.Nanotime(), id)
+	return seq
+}
+
+// PutProbe is Put for a packet of probe cluster id; id 0 is Put.
+func (h *History) PutProbe(seq uint16, size int, now int64, id uint16) {
+	if id == 0 {
+		h.Put(seq, size, now)
+		return
+	}
 	i := int(seq) % historySize
 	h.probe[i].Store(uint32(seq)<<16 | uint32(id))
 	size = min(max(size, 0), 0xffff)
-	us := uint32(h.clock.Nanotime() / 1000)
+	us := uint32(now / 1000)
 	h.ring[i].Store(uint64(seq)<<48 | uint64(size)<<32 | uint64(us))
-	return seq
 }
 
 // probeOf returns the probe cluster of seq, 0 for a media packet.

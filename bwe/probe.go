@@ -17,6 +17,11 @@ import (
 // probeSlots is the number of probe clusters measured at once.
 const probeSlots = 4
 
+// probeBlame is how long (µs) after a probe cluster is measured an
+// over-use is blamed on it: the cut goes no lower than the rate the
+// cluster was received at.
+const probeBlame = 1000000
+
 // probeMinPackets is the fewest packets of a cluster its rate is
 // measured over.
 const probeMinPackets = 5
@@ -69,9 +74,10 @@ func (e *Estimator) probeAdd(id uint16, status uint8, sent uint32, arrival int64
 // probeApply measures the clusters that feedback added to: the delivered
 // rate is the lower of the rate sent (its bytes but the last over its
 // send span) and the rate received (its bytes but the first over its
-// arrival span). With no over-use (overused false) and under lossLow of
-// the cluster lost, the estimate rises to it.
-func (e *Estimator) probeApply(overused bool) {
+// arrival span). With no over-use (overused false), under lossLow of
+// the cluster lost and the cluster received as fast as it was sent (at
+// least 0.9 of it: it did not fill the path), the estimate rises to it.
+func (e *Estimator) probeApply(overused bool, now int64) {
 	for i := range e.probes {
 		c := &e.probes[i]
 		if !c.dirty || c.n < probeMinPackets {
@@ -91,17 +97,24 @@ func (e *Estimator) probeApply(overused bool) {
 			c.applied = true
 		}
 		e.stats.ProbeRate = rate
+		e.probeCap, e.probeCapAt = rate, now
 		e.probed.Store(uint32(c.id))
 		lossy := float64(c.lost) > lossLow*float64(c.n+c.lost)
 		if overused || lossy || rate <= e.Estimate() {
 			continue
 		}
+		if recvRate < 0.9*sendRate {
+			// Received slower than sent: the cluster filled the path.
+			// It shows no room to move up; the estimate is left to the
+			// delay and loss controllers.
+			continue
+		}
 		rate = min(rate, e.cfg.Max)
 		e.stats.ProbeUps++
-		if recvRate >= 0.9*sendRate { // delivered as sent: there is more room
-			e.probeUp.Store(uint32(c.id))
-		}
 		e.ctl.rate = max(e.ctl.rate, rate)
+		// Delivered as sent: there is more room, the next cluster may
+		// go higher.
+		e.probeUp.Store(uint32(c.id))
 		e.ctl.avgMax = -1 // far from the last congestion: multiplicative again
 		e.acked = max(e.acked, rate)
 		if !math.IsInf(e.loss.rate, 1) {
@@ -123,8 +136,12 @@ type ProbeConfig struct {
 	Packets, Size int
 	Duration      int64
 	// MaxFactor bounds a cluster's rate to MaxFactor × the estimate,
-	// Margin to (1 + Margin) × the target. Defaults 2 and 0.25.
-	MaxFactor, Margin float64
+	// Margin to (1 + Margin) × the target. Defaults 2 and 0.25. After a
+	// cluster that did not raise the estimate (the path is full), the
+	// next goes at most RetryFactor × the estimate (default 1.25): a
+	// full path is not flooded, and one that opened is found, then
+	// climbed at MaxFactor.
+	MaxFactor, Margin, RetryFactor float64
 	// Wait (ns) is the longest a cluster waits for its measurement before
 	// the next may start. Default 1 s.
 	Wait int64
@@ -152,6 +169,9 @@ func (c *ProbeConfig) setDefaults() {
 	if c.Margin == 0 {
 		c.Margin = 0.25
 	}
+	if c.RetryFactor == 0 {
+		c.RetryFactor = 1.25
+	}
 	if c.Wait == 0 {
 		c.Wait = 1e9
 	}
@@ -174,8 +194,9 @@ func (c ProbeConfig) Validate() error {
 		return fmt.Errorf("%w: probe size %d outside 100..1200", ErrInvalidConfig, c.Size)
 	case c.Duration <= 0 || c.Wait <= 0 || c.Backoff <= 0 || c.BackoffMax < c.Backoff:
 		return fmt.Errorf("%w: probe duration %d, wait %d, backoff %d..%d", ErrInvalidConfig, c.Duration, c.Wait, c.Backoff, c.BackoffMax)
-	case !(c.MaxFactor > 1) || math.IsInf(c.MaxFactor, 0) || !(c.Margin >= 0) || math.IsInf(c.Margin, 0):
-		return fmt.Errorf("%w: probe factor %v, margin %v", ErrInvalidConfig, c.MaxFactor, c.Margin)
+	case !(c.MaxFactor > 1) || math.IsInf(c.MaxFactor, 0) || !(c.Margin >= 0) || math.IsInf(c.Margin, 0) ||
+		!(c.RetryFactor > 1) || c.RetryFactor > c.MaxFactor:
+		return fmt.Errorf("%w: probe factor %v (retry %v), margin %v", ErrInvalidConfig, c.MaxFactor, c.RetryFactor, c.Margin)
 	}
 	return nil
 }
@@ -253,7 +274,11 @@ func (p *Prober) Plan(target float64, now int64) (c Cluster, ok bool) {
 	if now-p.endAt < p.backoff {
 		return c, false
 	}
-	rate := min(p.cfg.MaxFactor*est, (1+p.cfg.Margin)*target)
+	factor := p.cfg.MaxFactor
+	if p.backoff != 0 {
+		factor = p.cfg.RetryFactor
+	}
+	rate := min(factor*est, (1+p.cfg.Margin)*target)
 	n := int(math.Ceil(rate * float64(p.cfg.Duration) / 1e9 / 8 / float64(p.cfg.Size)))
 	n = min(max(n, probeMinPackets), p.cfg.Packets)
 	size := int(math.Ceil(rate * float64(p.cfg.Duration) / 1e9 / 8 / float64(n)))
@@ -296,4 +321,34 @@ func (p *Prober) Stats() ProbeStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stats
+}
+
+// UpTarget returns the budget (bit/s) that would put the first stream
+// the last Allocate limited, in priority order, on the highest layer it
+// wants (from paused too) with the allocator's headroom, given the
+// budget it shared; 0 when none is limited. It is what a transport
+// probes towards: the prober climbs to it at most doubling a cluster,
+// and stops once the estimate reaches it.
+func (a *Allocator) UpTarget(budget float64, streams []*Stream) float64 {
+	used := 0.0
+	for _, s := range streams {
+		if s.Layer >= 0 && (s.Audio || s.Rates[s.Layer] > 0) {
+			used += s.Rates[s.Layer]
+		}
+	}
+	for _, s := range a.order {
+		if !s.Limited {
+			continue
+		}
+		want := top(s, s.Max)
+		if want <= s.Layer {
+			continue
+		}
+		cur := 0.0
+		if s.Layer >= 0 {
+			cur = s.Rates[s.Layer]
+		}
+		return max(used-cur+s.Rates[want]*(1+a.cfg.UpHeadroom), budget)
+	}
+	return 0
 }

@@ -202,8 +202,8 @@ func TestConstrainedLink(t *testing.T) {
 		subPeer.alloc.mu.Lock()
 		t.Logf("limit %v paused %v limited %v; rates %.0f; core %+v", bl, bp, blim, subPeer.alloc.streams[sub].Rates, sub.Subscriber().Stats())
 		subPeer.alloc.mu.Unlock()
-		t.Logf("cap %.0f kbit/s: layer %d, converged after %v, loss %.2f%% (after convergence %.2f%%), estimate %.0f, acked %.0f",
-			ph.cap/1000, r.layer, conv.Round(10*time.Millisecond), 100*r.loss, 100*r.lossConv, est.Estimate, est.Acked)
+		t.Logf("cap %.0f kbit/s: layer %d, converged after %v, loss %.2f%% (after convergence %.2f%%), estimate %.0f, acked %.0f; estimator %+v; prober %+v",
+			ph.cap/1000, r.layer, conv.Round(10*time.Millisecond), 100*r.loss, 100*r.lossConv, est.Estimate, est.Acked, est, subPeer.ProbeStats())
 		if ph.cap > 0 && (conv < 0 || conv > 3*time.Second) {
 			t.Errorf("cap %.0f: the rate sent was not below it within 3 s (%v)", ph.cap, conv)
 		}
