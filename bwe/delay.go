@@ -272,11 +272,12 @@ func (c *aimd) decrease(acked float64, now int64) {
 		next = min(c.rate, beta*acked)
 		// Sending well under the estimate (the streams' layers are what
 		// they are), an over-use says little about the rate: a frame's
-		// burst or a probe overfilled the queue. The cut then halves the
-		// estimate at most, so that the layer being sent is not paused
-		// for a burst; a path that really narrowed over-uses again.
+		// burst or a probe overfilled the queue. The cut then goes no
+		// lower than what was acknowledged, nor than half the estimate,
+		// so that the layer being sent is not paused for a burst; a
+		// path that really narrowed over-uses again.
 		if acked < appLimited*c.rate {
-			next = max(next, c.rate/2)
+			next = max(next, min(c.rate/2, acked))
 		}
 		a := acked / 1000 // kbit/s
 		if c.avgMax < 0 {
