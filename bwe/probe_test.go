@@ -111,3 +111,82 @@ func TestProbeConfigRefusesBadValues(t *testing.T) {
 		t.Fatalf("nil estimator: %v", err)
 	}
 }
+
+// FuzzProber drives a prober with any sequence of targets, time steps,
+// early stops and sends, against an estimator held at a fixed estimate,
+// and checks every cluster planned: above the estimate, at most
+// MaxFactor times it and (1 + Margin) times the target, 5 to Packets
+// packets of at most Size bytes at an interval that gives its rate; none
+// planned while one is being sent, none when the estimate reaches the
+// target; the counters add up.
+func FuzzProber(f *testing.F) {
+	f.Add([]byte{10, 0, 200, 3, 50, 1, 255, 2})
+	f.Add([]byte{255, 255, 0, 0, 1, 1, 128, 7})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		clock := &manualClock{now: 1e9}
+		est, err := bwe.New(bwe.Config{Initial: 300e3}, bwe.NewHistory(clock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := bwe.ProbeConfig{}
+		p, err := bwe.NewProber(cfg, est)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			busyUntil int64
+			have      bool
+			last      bwe.Cluster
+			sent      uint64
+			clusters  uint64
+		)
+		for i := 0; i+1 < len(ops); i += 2 {
+			op, v := ops[i]%4, int64(ops[i+1])
+			switch op {
+			case 0: // plan towards a target from 0 to 2.55 Mbit/s
+				target := float64(v) * 10e3
+				c, ok := p.Plan(target, clock.now)
+				if !ok {
+					continue
+				}
+				clusters++
+				e := est.Estimate()
+				switch {
+				case target <= e:
+					t.Fatalf("planned %+v with the estimate %v at the target %v", c, e, target)
+				case have && clock.now < busyUntil:
+					t.Fatalf("planned %+v while %+v is sent (until %d, now %d)", c, last, busyUntil, clock.now)
+				case c.Rate <= e || c.Rate > 2*e+1e-6 || c.Rate > 1.25*target+1e-6:
+					t.Fatalf("cluster rate %v, estimate %v, target %v", c.Rate, e, target)
+				case c.Packets < 5 || c.Packets > 10 || c.Size < 100 || c.Size > 1000 || c.Interval <= 0:
+					t.Fatalf("cluster %+v", c)
+				}
+				if got := float64(c.Size*8) / (float64(c.Interval) / 1e9); got < 0.99*c.Rate || got > 1.01*c.Rate {
+					t.Fatalf("cluster %+v sends at %v", c, got)
+				}
+				last, have, busyUntil = c, true, clock.now+int64(c.Packets)*c.Interval
+			case 1: // time passes, up to 255 ms
+				clock.now += v * 1e6
+			case 2: // a packet of the last cluster sent
+				if have {
+					p.Sent(last.Size)
+					sent += uint64(last.Size)
+				}
+			case 3: // asked whether to go on
+				if !have {
+					continue
+				}
+				if !p.Continue(last, float64(v)*10e3) {
+					if est.Estimate() < float64(v)*10e3 {
+						t.Fatal("stopped below the target")
+					}
+					busyUntil = min(busyUntil, clock.now) // a stop ends the cluster
+				}
+			}
+		}
+		st := p.Stats()
+		if st.Bytes != sent || st.Clusters != clusters {
+			t.Fatalf("stats %+v, sent %d bytes in %d clusters", st, sent, clusters)
+		}
+	})
+}
