@@ -115,7 +115,9 @@ func (e *Estimator) probeApply(overused bool, now int64) {
 		// Delivered as sent: there is more room, the next cluster may
 		// go higher.
 		e.probeUp.Store(uint32(c.id))
-		e.ctl.avgMax = -1 // far from the last congestion: multiplicative again
+		// The acknowledged rate becomes the cluster's: the controller
+		// goes back to multiplicative increase only when that is far
+		// above the rate that last congested.
 		e.acked = max(e.acked, rate)
 		if !math.IsInf(e.loss.rate, 1) {
 			e.loss.rate = max(e.loss.rate, rate)

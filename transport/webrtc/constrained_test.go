@@ -33,7 +33,7 @@ const netnsEnv = "CALLCORE_CONSTRAINED_NETNS"
 // subscriber is below the cap, and after that it stays below on average,
 // with the loss at the bottleneck under 1 % (the layer is logged: the
 // only one that fits at 300 kbit/s is q). At 1 Mbit/s, where f fits,
-// probes find the room: off q within 10 s of the cap rising (the table
+// probes find the room: off q within 12 s of the cap rising (the table
 // gives when f was reached, and the probe bytes of each phase).
 // Unshaped: back on the top layer within 25 s (the table gives when it
 // was first seen). The test re-runs its binary under unshare -n
@@ -143,8 +143,9 @@ func TestConstrainedLink(t *testing.T) {
 		// q fits.
 		{300e3, 0, 10 * time.Second},
 		// f fits: probes raise the estimate, then the 2 s hold of a move
-		// up after a cut. On f 2.4 to 7 s after the rise in most runs
-		// measured (13.8 s without probing); asserted: off q within 10 s.
+		// up after a cut. Off q 3.1 to 8.6 s after the rise in the runs
+		// measured, on f 2.4 to 14 s (13.8 s without probing); asserted:
+		// off q within 12 s.
 		{1e6, -1, 15 * time.Second},
 		{0, 2, 25 * time.Second},
 	} {
@@ -218,8 +219,8 @@ func TestConstrainedLink(t *testing.T) {
 		if ph.cap > 0 && r.lossConv >= 0.01 {
 			t.Errorf("cap %.0f: loss after convergence %.2f%%", ph.cap, 100*r.lossConv)
 		}
-		if ph.cap == 1e6 && (up < 0 || up > 10*time.Second) {
-			t.Errorf("cap 1 Mbit/s: not off q within 10 s (%v)", up)
+		if ph.cap == 1e6 && (up < 0 || up > 12*time.Second) {
+			t.Errorf("cap 1 Mbit/s: not off q within 12 s (%v)", up)
 		}
 		if ph.cap == 0 && reached < 0 {
 			t.Errorf("unshaped: not back on layer %d in %v", ph.layer, ph.dur)
