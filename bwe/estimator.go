@@ -98,6 +98,7 @@ type Estimator struct {
 
 	probed  atomic.Uint32 // the last probe cluster measured (its id), 0 before
 	probeUp atomic.Uint32 // the last probe cluster that raised the estimate
+	lastCut atomic.Int64  // ns: the feedback time of the last cut, 0 before
 }
 
 // Stats counts what an Estimator has seen.
@@ -266,6 +267,7 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	if e.ctl.rate < before {
 		e.stats.Overuses++
 		e.cutAt = now
+		e.lastCut.Store(now * 1000)
 		// An over-use within probeBlame of a probe is the probe's: the
 		// path carried what the probe was received at, though the
 		// media alone is acknowledged at less.
@@ -280,6 +282,7 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	if e.loss.rate < bound {
 		e.stats.LossCuts++
 		e.cutAt = now
+		e.lastCut.Store(now * 1000)
 	}
 	e.probeApply(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver, now)
 }

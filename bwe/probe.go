@@ -153,6 +153,9 @@ type ProbeConfig struct {
 	// flooded with probes, and one that can is found within BackoffMax.
 	// Defaults 250 ms and 2 s.
 	Backoff, BackoffMax int64
+	// AfterCut (ns) is how long after the estimate was cut (over-use or
+	// loss) no cluster starts: the path is converging. Default 2 s.
+	AfterCut int64
 }
 
 func (c *ProbeConfig) setDefaults() {
@@ -183,6 +186,9 @@ func (c *ProbeConfig) setDefaults() {
 	if c.BackoffMax == 0 {
 		c.BackoffMax = 2e9
 	}
+	if c.AfterCut == 0 {
+		c.AfterCut = 2e9
+	}
 }
 
 // Validate reports whether the config, with defaults applied, is usable.
@@ -194,7 +200,7 @@ func (c ProbeConfig) Validate() error {
 		return fmt.Errorf("%w: probe packets %d outside %d..100", ErrInvalidConfig, c.Packets, probeMinPackets)
 	case c.Size < 100 || c.Size > 1200:
 		return fmt.Errorf("%w: probe size %d outside 100..1200", ErrInvalidConfig, c.Size)
-	case c.Duration <= 0 || c.Wait <= 0 || c.Backoff <= 0 || c.BackoffMax < c.Backoff:
+	case c.Duration <= 0 || c.Wait <= 0 || c.Backoff <= 0 || c.BackoffMax < c.Backoff || c.AfterCut < 0:
 		return fmt.Errorf("%w: probe duration %d, wait %d, backoff %d..%d", ErrInvalidConfig, c.Duration, c.Wait, c.Backoff, c.BackoffMax)
 	case !(c.MaxFactor > 1) || math.IsInf(c.MaxFactor, 0) || !(c.Margin >= 0) || math.IsInf(c.Margin, 0) ||
 		!(c.RetryFactor > 1) || c.RetryFactor > c.MaxFactor:
@@ -262,6 +268,9 @@ func (p *Prober) Plan(target float64, now int64) (c Cluster, ok bool) {
 	defer p.mu.Unlock()
 	if p.id != 0 && (now < p.endAt || (p.est.Probed() != p.id && now-p.startAt < p.cfg.Wait)) {
 		return c, false
+	}
+	if cut := p.est.lastCut.Load(); cut != 0 && now-cut < p.cfg.AfterCut {
+		return c, false // converging after a cut: no probing into it
 	}
 	if p.id != 0 && !p.judged {
 		p.judged = true

@@ -119,7 +119,9 @@ func (p *Peer) allocate(now int64) {
 		}
 	}
 	al.mu.Unlock()
-	p.probe(target, now) // probe.go
+	if p.cfg.Engine.cfg.Probing {
+		p.probe(target, now) // probe.go
+	}
 	for _, s := range changed {
 		if f := s.onLimit.Load(); f != nil {
 			(*f)()
