@@ -18,6 +18,9 @@ func TestRecordAndFeedbackAllocateNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { clock.now += 1e6; h.Record(1200) }); n != 0 {
 		t.Fatalf("Record: %v allocations", n)
 	}
+	if n := testing.AllocsPerRun(1000, func() { clock.now += 1e6; h.RecordProbe(1000, 7) }); n != 0 {
+		t.Fatalf("RecordProbe: %v allocations", n)
+	}
 	var arrivals []int64
 	for i := range 50 {
 		h.Put(uint16(100+i), 1200, clock.now+int64(i)*1e6)

@@ -219,6 +219,7 @@ const (
 	multIncrease  = 1.08 // per second
 	responseTime  = 0.2  // s: round trip plus 100 ms
 	assumedPacket = 1200 * 8
+	appLimited    = 0.6 // acknowledged under this fraction of the rate: application-limited
 )
 
 // update applies a signal at now (µs), with acked the receive rate
@@ -269,6 +270,15 @@ func (c *aimd) decrease(acked float64, now int64) {
 	next := c.rate * beta
 	if acked > 0 {
 		next = min(c.rate, beta*acked)
+		// Sending well under the estimate (the streams' layers are what
+		// they are), an over-use says little about the rate: a frame's
+		// burst or a probe overfilled the queue. The cut then goes no
+		// lower than what was acknowledged, nor than half the estimate,
+		// so that the layer being sent is not paused for a burst; a
+		// path that really narrowed over-uses again.
+		if acked < appLimited*c.rate {
+			next = max(next, min(c.rate/2, acked))
+		}
 		a := acked / 1000 // kbit/s
 		if c.avgMax < 0 {
 			c.avgMax = a

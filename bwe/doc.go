@@ -19,6 +19,12 @@
 //     second under 2 %;
 //   - the receiver's own estimate, when it sends REMB.
 //
+// A transport that wants to send more than the estimate probes: a
+// [Prober] plans clusters of padding above the estimate, the sender
+// records their packets with [History.RecordProbe] (or PutProbe), and the
+// estimator raises the estimate to the rate a cluster was delivered at
+// when it came through as fast as it was sent, with no over-use.
+//
 // Loss inherited from upstream never lowers the estimate: transport-wide
 // sequence numbers belong to the packets actually sent, and receiver
 // reports' loss is given with its inherited part ([Estimator.HandleLoss]).

@@ -90,7 +90,15 @@ type Estimator struct {
 	ackInit bool
 	recent  [4]uint64 // fb count, base and count of recent feedback: duplicates are skipped
 	cutAt   int64     // µs: when the estimate was last cut, 0 before
-	stats   Stats
+	probes  [probeSlots]probeAcc
+	// The receive rate of the last probe cluster measured, and when (µs).
+	probeCap   float64
+	probeCapAt int64
+	stats      Stats
+
+	probed  atomic.Uint32 // the last probe cluster measured (its id), 0 before
+	probeUp atomic.Uint32 // the last probe cluster that raised the estimate
+	lastCut atomic.Int64  // ns: the feedback time of the last cut, 0 before
 }
 
 // Stats counts what an Estimator has seen.
@@ -99,11 +107,14 @@ type Stats struct {
 	Duplicates uint64 // transport-wide feedback seen before, skipped
 	Malformed  uint64 // RTCP refused by HandleRTCP
 	REMBs      uint64
-	Received   uint64 // packets reported received
-	Lost       uint64 // packets reported lost
-	Unknown    uint64 // packets reported that the history no longer had
-	Overuses   uint64 // times the delay-based estimate was cut
-	LossCuts   uint64 // times the loss-based bound was lowered
+	Received   uint64  // packets reported received
+	Lost       uint64  // packets reported lost
+	Unknown    uint64  // packets reported that the history no longer had
+	Overuses   uint64  // times the delay-based estimate was cut
+	LossCuts   uint64  // times the loss-based bound was lowered
+	Probes     uint64  // probe clusters measured
+	ProbeUps   uint64  // probe measurements that raised the estimate
+	ProbeRate  float64 // the last probe cluster's delivered rate
 	Estimate   float64
 	Delay      float64 // the delay-based estimate
 	LossBound  float64 // +Inf when loss does not limit
@@ -228,6 +239,9 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 			e.stats.Unknown++
 			continue
 		}
+		if id := e.hist.probeOf(seq); id != 0 {
+			e.probeAdd(id, status, sent, arrival, size)
+		}
 		if status == StatusNotReceived {
 			e.stats.Lost++
 		} else {
@@ -253,6 +267,13 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	if e.ctl.rate < before {
 		e.stats.Overuses++
 		e.cutAt = now
+		e.lastCut.Store(now * 1000)
+		// An over-use within probeBlame of a probe is the probe's: the
+		// path carried what the probe was received at, though the
+		// media alone is acknowledged at less.
+		if e.probeCapAt != 0 && now-e.probeCapAt < probeBlame {
+			e.ctl.rate = max(e.ctl.rate, min(before, beta*e.probeCap))
+		}
 	}
 	bound := e.loss.rate
 	if total > 0 {
@@ -261,7 +282,9 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	if e.loss.rate < bound {
 		e.stats.LossCuts++
 		e.cutAt = now
+		e.lastCut.Store(now * 1000)
 	}
+	e.probeApply(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver, now)
 }
 
 // ackedWindow is the arrival time over which the receive rate is

@@ -16,6 +16,9 @@ type History struct {
 	next  atomic.Uint32 // the next transport-wide sequence number (low 16 bits sent)
 	clock Clock
 	ring  [historySize]atomic.Uint64
+	// probe tags the records of probe packets: the sequence number in the
+	// high 16 bits, the probe cluster id in the low 16; 0 for media.
+	probe [historySize]atomic.Uint32
 }
 
 // NewHistory returns an empty history whose send times come from clock.
@@ -38,7 +41,41 @@ func (h *History) Next() uint16 { return uint16(h.next.Add(1) - 1) }
 func (h *History) Put(seq uint16, size int, now int64) {
 	size = min(max(size, 0), 0xffff)
 	us := uint32(now / 1000)
-	h.ring[int(seq)%historySize].Store(uint64(seq)<<48 | uint64(size)<<32 | uint64(us))
+	i := int(seq) % historySize
+	if h.probe[i].Load() != 0 {
+		h.probe[i].Store(0)
+	}
+	h.ring[i].Store(uint64(seq)<<48 | uint64(size)<<32 | uint64(us))
+}
+
+// RecordProbe is Record for a packet of probe cluster id (not 0): the
+// estimator measures the rate the cluster was delivered at.
+func (h *History) RecordProbe(size int, id uint16) uint16 {
+	seq := uint16(h.next.Add(1) - 1)
+	h.PutProbe(seq, size, h.clock.Nanotime(), id)
+	return seq
+}
+
+// PutProbe is Put for a packet of probe cluster id; id 0 is Put.
+func (h *History) PutProbe(seq uint16, size int, now int64, id uint16) {
+	if id == 0 {
+		h.Put(seq, size, now)
+		return
+	}
+	i := int(seq) % historySize
+	h.probe[i].Store(uint32(seq)<<16 | uint32(id))
+	size = min(max(size, 0), 0xffff)
+	us := uint32(now / 1000)
+	h.ring[i].Store(uint64(seq)<<48 | uint64(size)<<32 | uint64(us))
+}
+
+// probeOf returns the probe cluster of seq, 0 for a media packet.
+func (h *History) probeOf(seq uint16) uint16 {
+	v := h.probe[int(seq)%historySize].Load()
+	if uint16(v>>16) != seq {
+		return 0
+	}
+	return uint16(v)
 }
 
 // lookup returns the record of seq: its send time (µs modulo 2^32) and

@@ -64,6 +64,17 @@ type sim struct {
 	nextFB   int64
 	size     int
 
+	// layers, when set, are the media rates the sender chooses from
+	// (lowest first): it sends the highest that fits in the estimate
+	// with 15 % headroom, instead of the estimate itself; with prober set
+	// it probes towards the next layer up.
+	layers      []float64
+	prober      *bwe.Prober
+	cluster     bwe.Cluster
+	clusterLeft int
+	nextProbe   int64
+	probeBytes  int
+
 	// per window
 	sentBits   float64
 	sent, lost int
@@ -91,7 +102,8 @@ func newSim(t *testing.T, capacity float64) *sim {
 func (s *sim) run(d int64) {
 	for end := s.clock.now + d; s.clock.now < end; s.clock.now += ms {
 		now := s.clock.now
-		s.credit += s.est.Estimate() / 1000
+		s.credit += s.mediaRate() / 1000
+		s.probe(now)
 		for s.credit >= float64(s.size*8) {
 			s.credit -= float64(s.size * 8)
 			seq := s.hist.Record(s.size)
@@ -135,6 +147,61 @@ func (s *sim) run(d int64) {
 			}
 		}
 		s.fb = s.fb[:m]
+	}
+}
+
+// mediaRate is the rate the sender sends media at.
+func (s *sim) mediaRate() float64 {
+	if s.layers == nil {
+		return s.est.Estimate()
+	}
+	r := s.layers[0]
+	for _, l := range s.layers {
+		if l*1.15 <= s.est.Estimate() {
+			r = l
+		}
+	}
+	return r
+}
+
+// target is the rate the next layer up needs, 0 at the top.
+func (s *sim) target() float64 {
+	cur := s.mediaRate()
+	for _, l := range s.layers {
+		if l > cur {
+			return l * 1.15
+		}
+	}
+	return 0
+}
+
+// probe sends the probe packets due at now, planning a cluster when none
+// is under way.
+func (s *sim) probe(now int64) {
+	if s.prober == nil {
+		return
+	}
+	target := s.target()
+	if s.clusterLeft == 0 {
+		c, ok := s.prober.Plan(target, now)
+		if !ok {
+			return
+		}
+		s.cluster, s.clusterLeft, s.nextProbe = c, c.Packets, now
+	}
+	for s.clusterLeft > 0 && s.nextProbe <= now {
+		if !s.prober.Continue(s.cluster, target) {
+			s.clusterLeft = 0
+			return
+		}
+		seq := s.hist.RecordProbe(s.cluster.Size, s.cluster.ID)
+		s.prober.Sent(s.cluster.Size)
+		s.probeBytes += s.cluster.Size
+		s.clusterLeft--
+		s.nextProbe += s.cluster.Interval
+		if at, ok := s.link.send(now, s.cluster.Size); ok {
+			s.inflight = append(s.inflight, arrival{at, seq})
+		}
 	}
 }
 

@@ -37,4 +37,7 @@ var (
 	// ErrNotLayered is returned when a Layers is asked about a subscriber
 	// it does not feed.
 	ErrNotLayered = errors.New("forward: subscriber not of these layers")
+	// ErrPadding is returned by Pad for a subscriber with no RTX stream,
+	// not attached, or asked for a padding size outside 1..255.
+	ErrPadding = errors.New("forward: padding refused")
 )

@@ -44,6 +44,7 @@ const (
 	taskFeedback                 // a subscriber's NACKs and key-frame request
 	taskWaiter                   // a publisher packet waiting for the section
 	taskBarrier                  // someone waiting for the section to be left
+	taskPad                      // a subscriber's padding (padding.go)
 )
 
 // task is one piece of work for a track's exclusive section.
@@ -52,7 +53,7 @@ type task struct {
 	queued atomic.Bool // on a queue now
 	cancel atomic.Bool // taskWaiter: it took the section by itself
 	kind   taskKind
-	sub    *Subscriber   // taskFeedback
+	sub    *Subscriber   // taskFeedback, taskPad
 	wake   chan struct{} // taskWaiter: the section is handed over; taskBarrier: it ran
 }
 
@@ -174,6 +175,8 @@ func (t *Track) run(tk *task) {
 		tk.sub.answer(t)
 	case taskBarrier:
 		tk.wake <- struct{}{}
+	case taskPad:
+		tk.sub.pad(t)
 	}
 }
 

@@ -90,6 +90,9 @@ type SubscriberStats struct {
 	KeyFrameRequestsDropped uint64 // PLI and FIR over its budget, ignored
 	NACKsDropped            uint64 // NACKed sequence numbers over its budget, ignored
 	RetransmitsRefused      uint64 // retransmissions over its share of what it is sent
+	Padding                 uint64 // padding-only packets sent on its RTX stream (probes)
+	PaddingBytes            uint64 // their padding bytes
+	PaddingRefused          uint64 // Pad calls refused
 }
 
 type subCounters struct {
@@ -100,6 +103,7 @@ type subCounters struct {
 	keyFrameRequests, badRTCP                   atomic.Uint64
 	keyFrameRequestsDropped, nacksDropped       atomic.Uint64
 	retransmitsRefused                          atomic.Uint64
+	padding, paddingBytes, paddingRefused       atomic.Uint64
 }
 
 // Stats returns the subscriber's counters. It takes no lock.
@@ -114,5 +118,6 @@ func (s *Subscriber) Stats() SubscriberStats {
 		KeyFrameRequests: c.keyFrameRequests.Load(), BadRTCP: c.badRTCP.Load(),
 		KeyFrameRequestsDropped: c.keyFrameRequestsDropped.Load(), NACKsDropped: c.nacksDropped.Load(),
 		RetransmitsRefused: c.retransmitsRefused.Load(),
+		Padding:            c.padding.Load(), PaddingBytes: c.paddingBytes.Load(), PaddingRefused: c.paddingRefused.Load(),
 	}
 }

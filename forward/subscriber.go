@@ -51,6 +51,11 @@ type Subscriber struct {
 	fbKeys  int // key-frame requests
 	fbTask  task
 
+	// Padding asked for by Pad (padding.go): the count and size, taken
+	// by the section.
+	padN, padSize atomic.Uint32
+	padTask       task
+
 	// Owned by the goroutine calling HandleRTCP:
 	feedback rtcpx.Feedback
 	nackBuf  [maxNACKs]rtcpx.NACK
@@ -72,6 +77,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	cfg.setDefaults()
 	s := &Subscriber{cfg: cfg, waitKey: true, rtx: newRTXCredit(cfg.RetransmitPercent, cfg.RetransmitBurst)}
 	s.fbTask.kind, s.fbTask.sub = taskFeedback, s
+	s.padTask.kind, s.padTask.sub = taskPad, s
 	s.m.init(cfg.FirstSeq, cfg.FirstTimestamp)
 	s.open.Store(true)
 	return s, nil

@@ -111,6 +111,7 @@ func (p *Peer) allocate(now int64) {
 		}
 	}
 	al.a.Allocate(budget, now, al.list)
+	target := al.a.UpTarget(budget, al.list)
 	var changed []*Subscription
 	for _, s := range al.subs {
 		if s.setBandwidth(&al.streams[s].Stream) {
@@ -118,6 +119,9 @@ func (p *Peer) allocate(now int64) {
 		}
 	}
 	al.mu.Unlock()
+	if p.cfg.Engine.cfg.Probing {
+		p.probe(target, now) // probe.go
+	}
 	for _, s := range changed {
 		if f := s.onLimit.Load(); f != nil {
 			(*f)()

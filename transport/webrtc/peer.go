@@ -583,6 +583,7 @@ func (p *Peer) spawn(fn func()) bool {
 // gracefully, waits for its read loops and closes its published tracks.
 // Its last status report is "disconnected", before Close returns.
 func (p *Peer) Close() error {
+	p.down.stopProbe() // before p.mu: a cluster's step takes p.mu under the prober's lock
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

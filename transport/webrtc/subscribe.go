@@ -252,6 +252,17 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		return err
 	}
 	octets := len(header) - n + len(payload)
+	padOnly := paddingOnly(header, payload)
+	w.hdr.PaddingSize = 0
+	if w.hdr.Padding {
+		// pion writes the padding from PaddingSize, which Header.Unmarshal
+		// leaves at 0: take it off the payload.
+		if len(payload) == 0 || int(payload[len(payload)-1]) > len(payload) || payload[len(payload)-1] == 0 {
+			return fmt.Errorf("%w: padding longer than the payload", forward.ErrMalformed)
+		}
+		w.hdr.PaddingSize = payload[len(payload)-1]
+		payload = payload[:len(payload)-int(w.hdr.PaddingSize)]
+	}
 	var seq uint16
 	if w.twccID != 0 {
 		seq = w.down.hist.Next()
@@ -276,7 +287,11 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		return err
 	}
 	if w.twccID != 0 {
-		w.down.hist.Put(seq, w.hdr.MarshalSize()+octets, w.down.clock.Nanotime())
+		var id uint16
+		if padOnly {
+			id = uint16(w.down.probeID.Load())
+		}
+		w.down.hist.PutProbe(seq, w.hdr.MarshalSize()+octets, w.down.clock.Nanotime(), id)
 	}
 	w.count(w.clock.now(), octets)
 	return nil

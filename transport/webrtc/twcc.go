@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/sdp/v3"
@@ -27,6 +28,20 @@ type downlink struct {
 	clock monoClock
 	hist  *bwe.History
 	est   *bwe.Estimator
+	probe *prober // probe.go
+	// probeID is the probe cluster being sent: the writers record
+	// padding-only packets with it (probe.go).
+	probeID atomic.Uint32
+}
+
+// put records a packet the writer sent: a padding-only one as part of
+// the probe cluster under way.
+func (d *downlink) put(seq uint16, size int, header, payload []byte) {
+	var id uint16
+	if paddingOnly(header, payload) {
+		id = uint16(d.probeID.Load())
+	}
+	d.hist.PutProbe(seq, size, d.clock.Nanotime(), id)
 }
 
 func newDownlink(epoch time.Time) (*downlink, error) {
@@ -37,6 +52,9 @@ func newDownlink(epoch time.Time) (*downlink, error) {
 		return nil, err
 	}
 	d.est = est
+	if d.probe, err = newProber(est); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

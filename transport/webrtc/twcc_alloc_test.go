@@ -53,6 +53,20 @@ func TestTWCCWriterAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("direct path at once: %v allocations per packet", n)
 	}
+	pad := make([]byte, 200)
+	pad[199] = 200
+	padHdr := []byte{0xa0, 97, 0, 9, 0, 0, 0, 2, 0, 0, 0, 4}
+	down.probeID.Store(7)
+	if n := testing.AllocsPerRun(1000, func() {
+		if err := out.WriteRTP(padHdr, pad); err != nil {
+			t.Fatal(err)
+		}
+		if err := dout.WriteRTP(padHdr, pad); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("padding: %v allocations per packet", n)
+	}
 	if seq := down.hist.Next(); seq < 3000 {
 		t.Fatalf("%d transport-wide numbers taken, want over 3000", seq)
 	}
