@@ -46,7 +46,8 @@ func TestPionWriterCarriesPadding(t *testing.T) {
 		t.Fatalf("pion given padding %v size %d and %d payload bytes", hw.h.Padding, hw.h.PaddingSize, len(hw.p))
 	}
 	buf := make([]byte, 1500)
-	n, err := rtp.MarshalPacketTo(buf, &hw.h, hw.p) //nolint:staticcheck // what pion's SRTP writer calls
+	//lint:ignore SA1019 what pion's SRTP writer calls
+	n, err := rtp.MarshalPacketTo(buf, &hw.h, hw.p)
 	if err != nil || n != 12+200 || buf[n-1] != 200 || buf[0]&0x20 == 0 {
 		t.Fatalf("marshalled %d bytes (%v), last %d", n, err, buf[n-1])
 	}
