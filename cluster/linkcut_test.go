@@ -198,7 +198,12 @@ func TestOriginClosesTheLinkOfADeadNode(t *testing.T) {
 		t.Fatalf("a offers on %d links, want 1", ms.LinksOut)
 	}
 	b.Kill()
-	eventually(t, 15*time.Second, "a to close b's link", func() bool { pub.send(t, 1); return a.MediaStats().LinksOut == 0 })
+	// The link leaves the open ones, then is closed and counted.
+	eventually(t, 15*time.Second, "a to close b's link", func() bool {
+		pub.send(t, 1)
+		ms := a.MediaStats()
+		return ms.LinksOut == 0 && ms.LinksClosed >= 1
+	})
 	if ms := a.MediaStats(); ms.LinksClosed != 1 {
 		t.Errorf("a: %+v, want one link closed", ms)
 	}
