@@ -2,6 +2,7 @@ package link
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/callcore/callcore/forward"
@@ -45,6 +46,7 @@ func TestConformance(t *testing.T) {
 			a.Close()
 			t.Fatal(err)
 		}
+		primePath(t, a, b)
 		tr, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, ClockRate: 90000, PayloadType: 96,
 			MimeType: "video/x-conformance", SSRC: 7, Feedback: farRTCP, FeedbackSSRC: 1})
 		if err != nil {
@@ -70,4 +72,38 @@ func TestConformance(t *testing.T) {
 			return errB
 		}}
 	})
+}
+
+// primePath sends packets of a track of its own from b until one arrives
+// at a, so that the suite's first packet does not meet a path still
+// being set up (a session's media addresses, the far receive loop); then
+// it withdraws the track.
+func primePath(t *testing.T, a, b *Link) {
+	t.Helper()
+	prime, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, ClockRate: 48000, PayloadType: 111,
+		MimeType: "audio/opus", SSRC: 99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prime.Close()
+	if err := b.Offer("prime", prime); err != nil {
+		t.Fatal(err)
+	}
+	var arrived atomic.Int64
+	sub, err := remoteOf(t, a, "prime").Subscribe(forward.SubscriberConfig{SSRC: 99, PayloadType: 111,
+		Writer: transport.RTPWriterFunc(func(_, _ []byte) error { arrived.Add(1); return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	seq := uint16(0)
+	waitFor(t, "a packet across the link", func() bool {
+		pkt := []byte{0x80, 111, byte(seq >> 8), byte(seq), 0, 0, 0, 0, 0, 0, 0, 99, 0xf8, 0xff, 0xfe}
+		seq++
+		_ = prime.HandleRTP(pkt)
+		return arrived.Load() > 0
+	})
+	if err := b.Withdraw("prime"); err != nil {
+		t.Fatal(err)
+	}
 }
