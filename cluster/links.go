@@ -126,7 +126,13 @@ func parseTrackID(id string) (ch, user, name string, ok bool) {
 		}
 		out[i] = b
 	}
-	return string(out[0]), string(out[1]), string(out[2]), true
+	ch, user, name = string(out[0]), string(out[1]), string(out[2])
+	// The decoder skips \r and \n: only the one spelling trackID gives
+	// is an ID.
+	if trackID(ch, user, name) != id {
+		return "", "", "", false
+	}
+	return ch, user, name, true
 }
 
 // nodeOf returns the node of an active user of a followed channel, "" if
