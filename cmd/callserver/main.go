@@ -65,6 +65,7 @@ type options struct {
 	turn                          turnOptions
 	publicIP, listenIP, iceServer string
 	loopback                      bool
+	noCongestion                  bool
 	origins, logLevel             string
 	drainTimeout                  time.Duration
 	adminAddr, logFormat          string
@@ -115,6 +116,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.tcpPort, "ice-tcp-port", 0, "also offer ICE over TCP on this one TCP port, for clients whose network blocks UDP (0: off)")
 	fs.StringVar(&o.iceServer, "ice-servers", "", "STUN/TURN URLs for clients, comma-separated; user:pass@ before a TURN host sets credentials")
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
+	fs.BoolVar(&o.noCongestion, "no-congestion-control", false, "send every subscriber everything it subscribed to, without estimating its downlink (to measure what congestion control costs)")
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.adminAddr, "admin-addr", "", "listen address of the admin endpoints: /metrics (Prometheus) and /debug/pprof/ (off when empty; keep it private)")
@@ -194,6 +196,8 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 			PortMin:      uint16(o.portMin),
 			PortMax:      uint16(o.portMax),
 			LoopbackOnly: o.loopback,
+
+			NoCongestionControl: o.noCongestion,
 		},
 	}
 	l := o.limits

@@ -147,10 +147,15 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if demo || cfg.DevTokens || cfg.WebRTC.UDPPort != 3478 || o.logLevel != "debug" ||
+	if demo || cfg.DevTokens || cfg.WebRTC.UDPPort != 3478 || o.logLevel != "debug" || cfg.WebRTC.NoCongestionControl ||
 		len(cfg.WebRTC.NAT1To1IPs) != 1 || len(cfg.WebRTC.ICEServers) != 2 ||
 		cfg.WebRTC.ICEServers[1].Username != "u" || cfg.WebRTC.ICEServers[1].URLs[0] != "turn:turn.example:3478" {
 		t.Errorf("config: demo %v %+v", demo, cfg.WebRTC)
+	}
+	// Congestion control is on unless turned off.
+	o, _ = parse([]string{"-no-congestion-control"}, noEnv)
+	if cfg, _, err := o.config(nil); err != nil || !cfg.WebRTC.NoCongestionControl {
+		t.Errorf("-no-congestion-control: %v, %v", cfg.WebRTC.NoCongestionControl, err)
 	}
 	// No secret away from loopback is refused; with -dev it is demo mode.
 	o, _ = parse([]string{"-addr", ":8080"}, noEnv)

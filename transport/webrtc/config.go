@@ -36,6 +36,13 @@ type Config struct {
 	// 13 s, but it also made that test's 300 kbit/s phase miss its
 	// convergence and loss bounds in some runs.
 	Probing bool
+	// NoCongestionControl turns the downlink's congestion control off:
+	// subscriptions write no transport-wide sequence numbers, clients'
+	// feedback is not estimated, and every subscriber is sent everything
+	// it subscribed to whatever its network carries. For measuring what
+	// congestion control costs, and for a deployment that must not adapt.
+	// Publishers still get transport-wide feedback from the server.
+	NoCongestionControl bool
 	// ListenIP is the address the UDP mux (and the ICE-TCP port) listens
 	// on. Default: all addresses, or 127.0.0.1 with LoopbackOnly.
 	ListenIP string

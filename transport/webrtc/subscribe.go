@@ -344,7 +344,9 @@ func (l *localTrack) Bind(ctx pion.TrackLocalContext) (pion.RTPCodecParameters, 
 	ws := ctx.WriteStream()
 	s.out.ssrc.Store(uint32(ctx.SSRC()))
 	s.out.down = s.peer.down
-	s.out.twccID = twccID(ctx.HeaderExtensions())
+	if !s.peer.cfg.Engine.cfg.NoCongestionControl {
+		s.out.twccID = twccID(ctx.HeaderExtensions())
+	}
 	s.goDirect()
 	s.out.ws.Store(&ws)
 	cfg := forward.SubscriberConfig{

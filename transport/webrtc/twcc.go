@@ -113,8 +113,11 @@ func putTWCC(dst, header []byte, id uint8, seq uint16) int {
 
 // readFeedback hands the peer's RTCP to the downlink's estimator (a
 // malformed packet is counted there), then shares the estimate out
-// (allocate.go).
+// (allocate.go). Without congestion control it does nothing.
 func (p *Peer) readFeedback(pkt []byte) {
+	if p.cfg.Engine.cfg.NoCongestionControl {
+		return
+	}
 	now := p.down.clock.Nanotime()
 	if p.down.est.HandleRTCP(pkt, now) == nil {
 		p.allocate(now)

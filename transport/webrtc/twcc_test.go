@@ -25,17 +25,24 @@ func TestDownlinkFeedback(t *testing.T) {
 		if direct {
 			name = "direct path"
 		}
-		t.Run(name, func(t *testing.T) { testDownlinkFeedback(t, direct) })
+		t.Run(name, func(t *testing.T) { testDownlinkFeedback(t, direct, false) })
 	}
 }
 
-func testDownlinkFeedback(t *testing.T, direct bool) {
+// TestNoCongestionControlNumbersNothing: with congestion control off, the
+// packets a subscriber gets carry no transport-wide number, so its client
+// sends no feedback and the peer never estimates.
+func TestNoCongestionControlNumbersNothing(t *testing.T) {
+	testDownlinkFeedback(t, false, true)
+}
+
+func testDownlinkFeedback(t *testing.T, direct, off bool) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	var engine *Engine
 	if direct {
 		engine, _ = newMuxEngine(t)
 	} else {
-		engine = newTestEngine(t, Config{})
+		engine = newTestEngine(t, Config{NoCongestionControl: off})
 	}
 	defer engine.Close()
 	track, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Audio, MimeType: pion.MimeTypeOpus,
@@ -87,8 +94,8 @@ func testDownlinkFeedback(t *testing.T, direct bool) {
 	waitFor(t, "the binding", func() bool {
 		return sub.Subscriber() != nil && (!direct || sub.out.fast.Load() != nil)
 	})
-	if sub.out.twccID == 0 {
-		t.Fatal("the transport-wide sequence number extension was not negotiated")
+	if (sub.out.twccID == 0) != off {
+		t.Fatalf("transport-wide extension id %d with congestion control off %v", sub.out.twccID, off)
 	}
 	if (sub.out.fast.Load() != nil) != direct {
 		t.Fatalf("direct path %v, want %v", sub.out.fast.Load() != nil, direct)
@@ -108,6 +115,21 @@ func testDownlinkFeedback(t *testing.T, direct bool) {
 		if i%20 == 19 {
 			waitFor(t, "the packets sent so far", func() bool { return received.Load() >= int64(i) })
 		}
+	}
+	if off {
+		waitFor(t, "the packets", func() bool { return received.Load() > n })
+		mu.Lock()
+		numbered, miss := len(seqs), missing
+		mu.Unlock()
+		if numbered != 0 || miss <= n || est.HasFeedback() || est.Stats().Received != 0 {
+			t.Fatalf("congestion control off: %d packets numbered, %d not; estimator %+v",
+				numbered, miss, est.Stats())
+		}
+		if err := server.Close(); err != nil {
+			t.Error(err)
+		}
+		c.close(t)
+		return
 	}
 	waitFor(t, "feedback on every packet", func() bool { return est.Stats().Received >= n })
 	st := est.Stats()
