@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,6 +18,7 @@ import (
 // (docs/scaling.md).
 type clusterOptions struct {
 	node, nats, routes, store, link string
+	linkCert, linkKey, linkCA       string
 	natsPort, routePort, replicas   int
 	ttl                             time.Duration
 }
@@ -28,6 +32,9 @@ func (c *clusterOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.store, "cluster-store", "", "JetStream directory of the embedded NATS server (default: callcore-nats-<node> in the temporary directory)")
 	fs.IntVar(&c.replicas, "cluster-replicas", 0, "how many NATS servers keep the cluster's state (0: 1; 3 for three servers)")
 	fs.StringVar(&c.link, "cluster-link", "", "the IP address other nodes reach this node's media links on (a free port per peer node); empty: media crosses no node")
+	fs.StringVar(&c.linkCert, "cluster-link-cert", "", "this node's certificate (PEM) for mutual TLS on the media links' control channels, which carry their SRTP keys; it must name the -cluster-link address and allow server and client authentication; with -cluster-link-key and -cluster-link-ca")
+	fs.StringVar(&c.linkKey, "cluster-link-key", "", "the key (PEM) of -cluster-link-cert")
+	fs.StringVar(&c.linkCA, "cluster-link-ca", "", "the certificate authority (PEM) that signed every node's -cluster-link-cert")
 	fs.DurationVar(&c.ttl, "cluster-ttl", 0, "lease of a node and of the channels it owns: a node silent this long is dead (0: 2s)")
 }
 
@@ -40,6 +47,10 @@ func (c clusterOptions) config() (*cluster.Config, error) {
 		return nil, nil
 	}
 	cfg := &cluster.Config{Node: c.node, URL: c.nats, Replicas: c.replicas, LinkAddr: c.link, TTL: c.ttl}
+	var err error
+	if cfg.LinkTLS, err = c.linkTLS(); err != nil {
+		return nil, err
+	}
 	if c.nats == "" {
 		store := c.store
 		if store == "" {
@@ -51,4 +62,38 @@ func (c clusterOptions) config() (*cluster.Config, error) {
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// linkTLS is mutual TLS 1.3 for the media links from -cluster-link-cert,
+// -key and -ca: each node presents its certificate and accepts only peers
+// whose certificate the CA signed; a dialing node checks that the
+// listener's certificate names the address it dialed. Nil without the
+// flags.
+func (c clusterOptions) linkTLS() (*cluster.LinkTLS, error) {
+	if c.linkCert == "" && c.linkKey == "" && c.linkCA == "" {
+		return nil, nil
+	}
+	if c.linkCert == "" || c.linkKey == "" || c.linkCA == "" {
+		return nil, errors.New("-cluster-link-cert, -cluster-link-key and -cluster-link-ca go together")
+	}
+	if c.link == "" {
+		return nil, errors.New("-cluster-link-cert needs -cluster-link")
+	}
+	cert, err := tls.LoadX509KeyPair(c.linkCert, c.linkKey)
+	if err != nil {
+		return nil, fmt.Errorf("-cluster-link-cert: %w", err)
+	}
+	ca, err := os.ReadFile(c.linkCA)
+	if err != nil {
+		return nil, fmt.Errorf("-cluster-link-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, errors.New("-cluster-link-ca: no PEM certificate")
+	}
+	return &cluster.LinkTLS{
+		Server: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13},
+		Client: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13},
+	}, nil
 }

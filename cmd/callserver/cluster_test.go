@@ -7,10 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/callcore/callcore/cluster"
+	"github.com/callcore/callcore/internal/testcert"
+	"github.com/callcore/callcore/transport/link"
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 )
@@ -151,4 +156,64 @@ func freePorts(t *testing.T, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// The -cluster-link-cert, -key and -ca flags give the media links mutual
+// TLS: the configs they make complete a link's handshake on loopback, the
+// dialer checking that the listener's certificate names the address it
+// dialed; flags given alone, or a file that is no PEM, are refused.
+func TestClusterLinkTLSFlags(t *testing.T) {
+	cert := testcert.New(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certFile, keyFile := write("node.pem", cert.CertPEM), write("node.key", cert.KeyPEM)
+	notPEM := write("ca.txt", []byte("not a certificate"))
+	base := []string{"-cluster-node", "n1", "-cluster-nats", "nats://127.0.0.1:4222"}
+	config := func(args ...string) (*cluster.Config, error) {
+		o, err := parse(append(append([]string(nil), base...), args...), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.cluster.config()
+	}
+	for _, bad := range [][]string{
+		{"-cluster-link", "127.0.0.1", "-cluster-link-cert", certFile},
+		{"-cluster-link-cert", certFile, "-cluster-link-key", keyFile, "-cluster-link-ca", certFile},
+		{"-cluster-link", "127.0.0.1", "-cluster-link-cert", certFile, "-cluster-link-key", keyFile, "-cluster-link-ca", notPEM},
+		{"-cluster-link", "127.0.0.1", "-cluster-link-cert", keyFile, "-cluster-link-key", keyFile, "-cluster-link-ca", certFile},
+	} {
+		if _, err := config(bad...); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	cfg, err := config("-cluster-link", "127.0.0.1", "-cluster-link-cert", certFile, "-cluster-link-key", keyFile, "-cluster-link-ca", certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LinkTLS == nil {
+		t.Fatal("no link TLS")
+	}
+	srv, err := link.New(link.Config{Listen: "127.0.0.1:0", TLS: cfg.LinkTLS.Server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := link.New(link.Config{Dial: srv.Addr().String(), TLS: cfg.LinkTLS.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !(cli.Connected() && srv.Connected()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no session over the flags' TLS: dialer %+v, listener %+v", cli.Stats(), srv.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

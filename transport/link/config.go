@@ -3,6 +3,7 @@ package link
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -26,7 +27,9 @@ type Config struct {
 	// session's SRTP keys: it is the server config when listening, the
 	// client config when dialing. Use mutual authentication (ClientAuth
 	// tls.RequireAndVerifyClientCert) so only nodes with a certificate
-	// connect. Default nil: plain TCP, for private networks and tests only.
+	// connect. When dialing with no ServerName, the peer's certificate
+	// must name the host of Dial (as tls.Dial checks). Default nil: plain
+	// TCP, for private networks and tests only.
 	TLS *tls.Config
 	// Media is the local UDP address. Default the local IP of the control
 	// connection and a free port; a new socket is opened per session.
@@ -69,6 +72,14 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPacketSize == 0 {
 		c.MaxPacketSize = 1500
+	}
+	if c.TLS != nil && c.Dial != "" && c.TLS.ServerName == "" && !c.TLS.InsecureSkipVerify {
+		// As tls.Dial does: the peer's certificate must name the host
+		// dialed.
+		if host, _, err := net.SplitHostPort(c.Dial); err == nil {
+			c.TLS = c.TLS.Clone()
+			c.TLS.ServerName = host
+		}
 	}
 }
 

@@ -8,10 +8,13 @@ import (
 	"github.com/callcore/callcore/internal/testcert"
 )
 
-// TestLinkTLS runs a link whose control channel is mutual TLS, and shows
-// that a peer without TLS, or without a certificate, gets no session.
+// TestLinkTLS runs a link whose control channel is mutual TLS, the
+// listener's certificate checked against the host dialed, and shows that
+// a peer without TLS, without a certificate, or expecting another name
+// gets no session.
 func TestLinkTLS(t *testing.T) {
 	srv, cli := testcert.Mutual(t)
+	cli.ServerName = "" // the certificate names 127.0.0.1, the host dialed
 	a, b := pair(t, Config{TLS: srv}, Config{TLS: cli})
 	track, _ := newOrigin(t)
 	if err := a.Offer("cam", track); err != nil {
@@ -35,10 +38,17 @@ func TestLinkTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the plain and anonymous dialers refused", func() bool { return a.Stats().SessionErrors >= base+2 })
+	other := cli.Clone()
+	other.ServerName = "other-node"
+	misnamed, err := New(Config{Dial: a.Addr().String(), TLS: other, Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the plain, anonymous and misnamed dialers refused", func() bool { return a.Stats().SessionErrors >= base+3 })
 	plain.Close()
 	anon.Close()
-	if plain.Stats().Sessions != 0 || anon.Stats().Sessions != 0 {
+	misnamed.Close()
+	if plain.Stats().Sessions != 0 || anon.Stats().Sessions != 0 || misnamed.Stats().Sessions != 0 {
 		t.Fatal("a session without mutual TLS")
 	}
 	n0, _, _ := rec.counts()
