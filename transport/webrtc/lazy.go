@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/interceptor"
 )
@@ -17,6 +18,12 @@ import (
 // The wrapped interceptors return the writer they are given unchanged
 // from BindRTCPWriter (they only write to it), which is what makes the
 // delay possible; onReceiveFactory checks it when it binds.
+//
+// Nor does their RTCP reader run before then: the receiver-report
+// interceptor parses every RTCP packet the peer reads, subscribers'
+// transport-wide feedback included, into pion's structures (allocating),
+// only to find the sender reports of streams it receives. Until the
+// peer's first remote stream it has none, so onReceive reads past it.
 
 // onReceiveFactory makes onReceive interceptors.
 type onReceiveFactory struct{ inner interceptor.Factory }
@@ -36,6 +43,21 @@ type onReceive struct {
 	mu     sync.Mutex // guards writer and bound
 	writer interceptor.RTCPWriter
 	bound  bool
+	// receiving is set once bound: RTCP readers go through the
+	// interceptor's from then on.
+	receiving atomic.Bool
+}
+
+// BindRTCPReader returns a reader that reads past the interceptor's until
+// the peer receives a stream.
+func (o *onReceive) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	inner := o.Interceptor.BindRTCPReader(r)
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		if o.receiving.Load() {
+			return inner.Read(b, a)
+		}
+		return r.Read(b, a)
+	})
 }
 
 // BindRTCPWriter keeps the writer for later.
@@ -56,6 +78,7 @@ func (o *onReceive) BindRemoteStream(info *interceptor.StreamInfo, r interceptor
 	o.mu.Unlock()
 	if bind {
 		o.Interceptor.BindRTCPWriter(w) // returns w: see above
+		o.receiving.Store(true)
 	}
 	return o.Interceptor.BindRemoteStream(info, r)
 }

@@ -130,6 +130,40 @@ func TestInterceptorsStartOnlyWhenThePeerReceives(t *testing.T) {
 	})
 }
 
+// The receiver-report interceptor, wrapped as mediaEngine wraps it, reads
+// no RTCP until its peer receives a stream: a packet it cannot parse
+// reaches the reader's caller (where callcore counts it) instead of
+// being refused by pion's parser, which runs on every packet once the
+// peer receives.
+func TestReceiverReportsReadNoRTCPUntilThePeerReceives(t *testing.T) {
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, err := onReceiveFactory{rr}.NewInterceptor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ic.Close()
+	var log rtcpLog
+	ic.BindRTCPWriter(&log)
+	junk := []byte{0x81, 205, 0, 9, 1, 2} // a header promising 40 bytes, 6 given
+	reader := ic.BindRTCPReader(interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return copy(b, junk), a, nil
+	}))
+	buf := make([]byte, 1500)
+	if n, _, err := reader.Read(buf, nil); err != nil || n != len(junk) {
+		t.Fatalf("before the peer receives: read %d, %v; want the %d bytes unparsed", n, err, len(junk))
+	}
+	info := &interceptor.StreamInfo{SSRC: 0x1234, MimeType: pion.MimeTypeVP8, ClockRate: 90000}
+	ic.BindRemoteStream(info, interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return 0, a, nil
+	}))
+	if _, _, err := reader.Read(buf, nil); err == nil {
+		t.Fatal("once the peer receives, the interceptor's parser did not see the packet")
+	}
+}
+
 // A peer runs its sender-report timer only while it has subscriptions:
 // none at creation, armed by the first subscription, and let go at the
 // first run after the last one closed.
