@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -62,17 +63,7 @@ func startNodeTTL(t *testing.T, id, url string, replicas int, ttl time.Duration)
 // eventually polls cond until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		}
-	}
+	poll.Until(t, d, what, cond)
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {

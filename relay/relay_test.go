@@ -12,6 +12,7 @@ import (
 	pionturn "github.com/pion/turn/v5"
 	"go.uber.org/goleak"
 
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/callcore/callcore/internal/testcert"
 )
 
@@ -252,11 +253,5 @@ func TestConfigValidate(t *testing.T) {
 // waitFor polls cond against the deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition against a deadline
-	}
+	poll.Until(t, deadline, what, cond)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcore/callcore/internal/piontest"
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -114,13 +115,7 @@ func (p *peer) sendVP8(id string, stop chan struct{}) {
 // waitFor polls cond against the deadline.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition against a deadline
-	}
+	poll.Until(t, deadline, what, cond)
 }
 
 // TestMediaThroughServer: pion clients speaking the protocol. alice

@@ -18,6 +18,7 @@ import (
 
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/pionloop"
+	"github.com/callcore/callcore/internal/poll"
 )
 
 // Deadline bounds every wait of this package.
@@ -172,11 +173,5 @@ func (c *Client) SetAnswer(answer string) {
 // WaitFor polls cond until it holds, failing the test after Deadline.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(Deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", Deadline, what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling a condition against a deadline
-	}
+	poll.Until(t, Deadline, what, cond)
 }

@@ -40,16 +40,8 @@ func TestLinkCarriesALayeredTrack(t *testing.T) {
 	defer a.close()
 	defer b.close()
 	cam := channel.TrackInfo{Name: "cam", Kind: channel.Video}
-	remotes := make(chan *link.RemoteTrack, 1)
-	la, err := link.New(link.Config{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	la, lb, remotes := linkPair(t)
 	defer la.Close()
-	lb, err := link.New(link.Config{Dial: la.Addr().String(), OnTrack: func(rt *link.RemoteTrack) { remotes <- rt }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer lb.Close()
 
 	a.join(t, "pub", cam)

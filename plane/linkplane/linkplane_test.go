@@ -11,6 +11,7 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/planetest"
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/callcore/callcore/internal/rtptest"
 	"github.com/callcore/callcore/permission"
 	"github.com/callcore/callcore/plane"
@@ -23,12 +24,7 @@ const deadline = 20 * time.Second
 // waitFor polls cond against the deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(deadline); !cond(); {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, deadline, what, cond)
 }
 
 // mark ends every payload the publisher sends: the core's empty media
@@ -69,6 +65,24 @@ func newNode(t *testing.T) *node {
 
 func (n *node) close() { n.reg.Close(); n.pl.Close() }
 
+// linkPair is a link from node A (la, listening) to node B (lb,
+// dialing); the tracks A offers reach B on remotes. The caller closes
+// both before its leak check.
+func linkPair(t *testing.T) (la, lb *link.Link, remotes chan *link.RemoteTrack) {
+	t.Helper()
+	remotes = make(chan *link.RemoteTrack, 1)
+	la, err := link.New(link.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err = link.New(link.Config{Dial: la.Addr().String(), OnTrack: func(rt *link.RemoteTrack) { remotes <- rt }})
+	if err != nil {
+		la.Close()
+		t.Fatal(err)
+	}
+	return la, lb, remotes
+}
+
 func (n *node) join(t *testing.T, id string, tracks ...channel.TrackInfo) {
 	if _, err := n.call.Join(context.Background(), id, tracks); err != nil {
 		t.Fatal(err)
@@ -89,16 +103,8 @@ func TestLinkCarriesAChannelTrackToAnotherPlane(t *testing.T) {
 	defer b.close()
 	cam := channel.TrackInfo{Name: "cam", Kind: channel.Video}
 
-	remotes := make(chan *link.RemoteTrack, 1)
-	la, err := link.New(link.Config{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	la, lb, remotes := linkPair(t)
 	defer la.Close()
-	lb, err := link.New(link.Config{Dial: la.Addr().String(), OnTrack: func(rt *link.RemoteTrack) { remotes <- rt }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer lb.Close()
 
 	// Node A: pub publishes, node B is a user that receives.

@@ -15,6 +15,7 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/planetest"
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/callcore/callcore/internal/rtptest"
 	"github.com/callcore/callcore/plane"
 	"github.com/callcore/callcore/plane/rtpplane"
@@ -26,12 +27,7 @@ const deadline = 10 * time.Second
 // waitFor polls cond against the deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(deadline); !cond(); {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, deadline, what, cond)
 }
 
 // mark ends every payload the test sender sends, so that the core's empty

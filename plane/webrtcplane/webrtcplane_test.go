@@ -16,6 +16,7 @@ import (
 	"github.com/callcore/callcore/channel"
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/internal/piontest"
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/callcore/callcore/permission"
 	"github.com/callcore/callcore/plane"
 	"github.com/callcore/callcore/plane/webrtcplane"
@@ -28,12 +29,7 @@ const deadline = 20 * time.Second
 // waitFor polls cond against the deadline.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(deadline); !cond(); {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, deadline, what, cond)
 }
 
 // client is a plain pion client: a publisher of one VP8 track (cam) whose

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callcore/callcore/forward"
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/callcore/callcore/internal/rtcpx"
 	"github.com/callcore/callcore/internal/rtptest"
 )
@@ -21,13 +22,7 @@ const (
 // waitFor polls cond until it holds or a generous deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	poll.Until(t, 20*time.Second, what, cond)
 }
 
 // publisher makes a VP8 stream of three packets a frame: a key frame

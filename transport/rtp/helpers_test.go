@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/callcore/callcore/internal/rtptest"
 	"github.com/callcore/callcore/transport/rtp"
 )
@@ -52,13 +53,7 @@ func (h *handler) packets() ([][]byte, [][]byte) {
 // eventually polls cond against a deadline.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling a condition against a deadline
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 func newIngest(t testing.TB, cfg rtp.IngestConfig) *rtp.Ingest {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/callcore/callcore/internal/piontest"
+	"github.com/callcore/callcore/internal/poll"
 	pion "github.com/pion/webrtc/v4"
 )
 
@@ -14,13 +15,7 @@ const deadline = 20 * time.Second
 // waitFor polls cond against the deadline.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", deadline, what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling a condition against a deadline
-	}
+	poll.Until(t, deadline, what, cond)
 }
 
 func newTestEngine(t testing.TB, cfg Config) *Engine {
