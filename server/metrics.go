@@ -58,6 +58,8 @@ var (
 	descUnannounced = desc("unannounced_tracks_total", "Published tracks no request announced (not forwarded).")
 	descHooks       = desc("webhooks_total", "Webhook deliveries by result: delivered, or dropped (queue full, attempts exhausted, shutdown).", "result")
 	descHookFails   = desc("webhook_failed_attempts_total", "Webhook POSTs that failed (each retry counted).")
+	descBWLimited   = desc("bandwidth_limited_subscriptions", "Video subscriptions held under what their subscriber asked for by its downlink's estimate, by state: lowered (on a lower layer) or paused.", "state")
+	descEstimate    = desc("downlink_estimate_bytes_per_second", "Downlink estimates of the subscribers' media connections that send congestion feedback (bytes a second: 125,000 is 1 Mbit/s).")
 	descTURNAllocs  = desc("turn_allocations_total", "Allocations made on the embedded TURN server, by the transport clients reached it over.", "transport")
 	descTURNActive  = desc("turn_allocations", "Allocations open on the embedded TURN server.")
 	descTURNRefused = desc("turn_refusals_total", "Requests and datagrams the embedded TURN server refused, by reason: peer (not the media server), inbound (a datagram to a relay socket from anything but the media server), expired, forged or malformed credentials.", "reason")
@@ -153,7 +155,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descKFReqIn, descKFReqOut, descNACKsIn, descNACKsOut, descRetransmits, descCacheMiss,
 		descReplayed, descGenerated, descConns, descRefusals, descInvalid, descRateLimited,
 		descTakeovers, descResumes, descUnannounced, descHooks, descHookFails,
-		descTURNAllocs, descTURNActive, descTURNRefused,
+		descTURNAllocs, descTURNActive, descTURNRefused, descBWLimited, descEstimate,
 	} {
 		ch <- d
 	}
@@ -252,6 +254,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		count(descHookFails, h.failed.Load())
 	}
 
+	c.collectBandwidth(ch, peers)
+
 	if s.turn != nil {
 		t := s.turn.Stats()
 		count(descTURNAllocs, t.UDPAllocations, "udp")
@@ -267,6 +271,45 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 
 	s.metrics.requests.Collect(ch)
 	s.metrics.latency.Collect(ch)
+}
+
+// estimateBuckets are the downlink estimate histogram's upper bounds, in
+// bytes a second: 100 kbit/s (an audio-only link), 300 kbit/s, 1, 3 and
+// 10 Mbit/s (more than a call's top layers need).
+var estimateBuckets = []float64{12.5e3, 37.5e3, 125e3, 375e3, 1.25e6}
+
+// collectBandwidth reports the subscriptions the estimates limit and the
+// estimates of the peers that send feedback.
+func (c collector) collectBandwidth(ch chan<- prometheus.Metric, peers []*webrtc.Peer) {
+	var lowered, paused int
+	var n uint64
+	var sum float64
+	counts := make(map[float64]uint64, len(estimateBuckets))
+	for _, p := range peers {
+		for _, sub := range p.Subscriptions() {
+			switch _, stop, limited := sub.BandwidthLimit(); {
+			case stop:
+				paused++
+			case limited:
+				lowered++
+			}
+		}
+		est := p.Estimator()
+		if !est.HasFeedback() {
+			continue
+		}
+		e := est.Estimate() / 8
+		n++
+		sum += e
+		for _, b := range estimateBuckets {
+			if e <= b {
+				counts[b]++ // cumulative, as Prometheus buckets are
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descBWLimited, prometheus.GaugeValue, float64(lowered), "lowered")
+	ch <- prometheus.MustNewConstMetric(descBWLimited, prometheus.GaugeValue, float64(paused), "paused")
+	ch <- prometheus.MustNewConstHistogram(descEstimate, n, sum, counts)
 }
 
 // AdminHandler serves /metrics (the server's metrics with the Go runtime's

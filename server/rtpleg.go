@@ -25,7 +25,14 @@ type mediaEndpoint struct {
 	closed bool
 }
 
-var _ plane.Endpoint = (*mediaEndpoint)(nil)
+var (
+	_ plane.Endpoint = (*mediaEndpoint)(nil)
+	// The WebRTC leg's bandwidth abilities are the legs': without them
+	// the plane would never hear of the peer's bandwidth limit, nor give
+	// the peer's allocation its priorities.
+	_ plane.BandwidthLimited = (*legs)(nil)
+	_ plane.Prioritized      = (*legs)(nil)
+)
 
 type trackKey struct{ from, name string }
 
@@ -178,6 +185,36 @@ func (l *legs) SetMaxLayer(max forward.Layer) error {
 		}
 	}
 	return err
+}
+
+// webLeg returns the WebRTC leg (set once, before the legs are shared).
+func (l *legs) webLeg() plane.Reception {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.web
+}
+
+// BandwidthLimit is the WebRTC leg's: its peer's downlink estimate limits
+// it, not the RTP leg.
+func (l *legs) BandwidthLimit() (max forward.Layer, paused, limited bool) {
+	if b, ok := l.webLeg().(plane.BandwidthLimited); ok {
+		return b.BandwidthLimit()
+	}
+	return 0, false, false
+}
+
+// OnBandwidthLimit sets the WebRTC leg's function.
+func (l *legs) OnBandwidthLimit(f func()) {
+	if b, ok := l.webLeg().(plane.BandwidthLimited); ok {
+		b.OnBandwidthLimit(f)
+	}
+}
+
+// SetPriority sets the WebRTC leg's priority in its peer's allocation.
+func (l *legs) SetPriority(p int) {
+	if pr, ok := l.webLeg().(plane.Prioritized); ok {
+		pr.SetPriority(p)
+	}
 }
 
 // Close closes both legs.
