@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,6 +109,17 @@ func TestBandwidthLimitThroughServer(t *testing.T) {
 		if l := str(d.Layer); l != "null" {
 			want := map[string]int{"q": 0, "h": 1, "f": 2}[l]
 			waitFor(t, "bob's packets from layer "+l, func() bool { return pb.lastLayer(t) == want })
+			// getStats tells bob the layer he receives, and his estimate.
+			var st statsResult
+			if err := json.Unmarshal(bob.must("getStats", struct{}{}), &st); err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Received) != 1 || st.Received[0].Layer == nil || *st.Received[0].Layer != want {
+				t.Errorf("cap %d bit/s: bob's getStats received %+v, want layer %d", step.bps, st.Received, want)
+			}
+			if st.Downlink == nil || (step.limitedBy == "bandwidth" && *st.Downlink > float64(step.bps)) {
+				t.Errorf("cap %d bit/s: bob's getStats downlink %v", step.bps, st.Downlink)
+			}
 		}
 		sc := scrapeOf(t, ts.Server)
 		lowered := sc.value("callcore_bandwidth_limited_subscriptions", "state", "lowered")

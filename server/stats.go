@@ -10,8 +10,8 @@ import (
 // channel, per track it sends or receives, from the core's counters.
 
 // trackStats is one track in getStats' answer. Loss, jitter and rtt are
-// null: the server does not measure them today; layer is null until
-// simulcast layers exist.
+// null: the server does not measure them per track today; layer is the
+// layer a received layered track comes from, null otherwise.
 type trackStats struct {
 	UserID   string   `json:"userId"` // the sender: the caller for what it sends
 	Track    string   `json:"track"`
@@ -32,7 +32,7 @@ type statsResult struct {
 	Status   string       `json:"status"` // the media connection, as the status push names it
 	Sent     []trackStats `json:"sent"`
 	Received []trackStats `json:"received"`
-	Downlink *float64     `json:"downlink"` // an estimate of the caller's downlink, bits a second: null today
+	Downlink *float64     `json:"downlink"` // the estimate of the caller's downlink, bits a second; null before its client's congestion feedback
 }
 
 // statSample is a track's byte count at a getStats, for the next one's
@@ -81,11 +81,20 @@ func (ss *session) opGetStats(st *stay, data json.RawMessage) (any, error) {
 		}
 		from, name, _ := strings.Cut(s.TrackID(), "/")
 		c := fs.Stats()
-		res.Received = append(res.Received, trackStats{
+		ts := trackStats{
 			UserID: from, Track: name, Kind: s.Track().Config().Kind.String(),
 			Packets: c.Packets, Bytes: c.Bytes, Bitrate: rate("r/"+s.TrackID(), c.Bytes),
 			NACKs: c.NACKs, Resent: c.Retransmits, KeyFrame: c.KeyFrameRequests,
-		})
+		}
+		if l, ok := s.Layer(); ok {
+			n := int(l)
+			ts.Layer = &n
+		}
+		res.Received = append(res.Received, ts)
+	}
+	if est := st.peer.Estimator(); est.HasFeedback() {
+		e := est.Estimate()
+		res.Downlink = &e
 	}
 	return res, nil
 }

@@ -57,6 +57,18 @@ func (s *Subscription) SetMaxLayer(max forward.Layer) error {
 	return nil
 }
 
+// Layer returns the layer a layered subscription's packets come from now,
+// and false for a subscription of one track, or before the client's
+// answer binds it.
+func (s *Subscription) Layer() (forward.Layer, bool) {
+	fs := s.sub.Load()
+	if s.layers == nil || fs == nil {
+		return 0, false
+	}
+	cur, _, _, err := s.layers.l.Layer(fs)
+	return cur, err == nil
+}
+
 // attach attaches the bound subscriber to its source, with openMu held.
 func (s *Subscription) attach(fs *forward.Subscriber) error {
 	if s.layers != nil {

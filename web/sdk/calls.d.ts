@@ -47,7 +47,7 @@ export interface TrackStats {
   jitter: number | null;
   /** Round-trip time in seconds; not measured by the server today: null. */
   rtt: number | null;
-  /** The simulcast layer received; null (no layers yet). */
+  /** Received layered tracks: the layer received now (0 q, 1 h, 2 f); null for any other track. */
   layer: number | null;
   /** Received tracks: sequence numbers this user NACKed. */
   nacks: number;
@@ -64,7 +64,7 @@ export interface Stats {
   sent: TrackStats[];
   /** The tracks this user receives. */
   received: TrackStats[];
-  /** An estimate of this user's downlink, bits a second: null today. */
+  /** The server's estimate of this user's downlink, bits a second; null before its congestion feedback. */
   downlink: number | null;
 }
 
