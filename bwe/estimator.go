@@ -191,6 +191,14 @@ func (e *Estimator) HandleFeedback(f *Feedback, now int64) {
 // count. Use it for receivers that send no transport-wide feedback: it
 // counts as feedback (HasFeedback), and a cut of the loss bound as a cut.
 func (e *Estimator) HandleLoss(expected, lost, inherited int, now int64) {
+	e.HandleReport(expected, lost, inherited, 0, now)
+}
+
+// HandleReport is HandleLoss with what the transport sent over the
+// report's interval (bit/s, 0 when unknown): a cut of the loss bound then
+// starts from it rather than from an estimate nothing tried, and never
+// goes under half of what was delivered of it.
+func (e *Estimator) HandleReport(expected, lost, inherited int, sent float64, now int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	lost -= inherited
@@ -203,7 +211,16 @@ func (e *Estimator) HandleLoss(expected, lost, inherited int, now int64) {
 	e.stats.ReportExpected += uint64(expected)
 	e.stats.ReportLost += uint64(lost)
 	bound := e.loss.rate
-	e.loss.add(lost, expected, now/1000, e.Estimate(), e.acked)
+	current, floor := e.Estimate(), e.acked
+	// A report that will cut (its loss, with what is counted already,
+	// over the high threshold) cuts from what was sent; one that may
+	// raise the bound compares it with the estimate, as transport-wide
+	// feedback does.
+	if p := float64(e.loss.lost+lost) / float64(e.loss.total+expected); sent > 0 && p > lossHigh {
+		current = min(current, sent)
+		floor = max(floor, sent*float64(expected-lost)/float64(expected))
+	}
+	e.loss.add(lost, expected, now/1000, current, floor)
 	if e.loss.rate < bound {
 		e.stats.LossCuts++
 		e.cutAt = now / 1000

@@ -87,6 +87,8 @@ type rrState struct {
 	high    uint32 // extended highest sequence number received
 	lost    int32  // cumulative number of packets lost
 	skipped uint64 // the numbers skipped up to high
+	sent    uint64 // bytes the peer was sent, on the wire, at the report
+	at      int64  // ns, the downlink's clock, at the report
 }
 
 // readLoss hands the loss in a receiver report about the subscription's
@@ -106,21 +108,42 @@ func (s *Subscription) readLoss(pkt []byte) {
 		return
 	}
 	skipped := s.out.gaps.skippedUpTo(uint16(high))
+	now := s.peer.down.clock.Nanotime()
+	sent := s.peer.sentBytes()
 	st := &s.rr
 	if !st.have || int32(high-st.high) < 0 {
-		*st = rrState{have: true, high: high, lost: lost, skipped: skipped}
+		*st = rrState{have: true, high: high, lost: lost, skipped: skipped, sent: sent, at: now}
 		return
 	}
 	expected := int(high - st.high)
 	dLost := int(lost - st.lost)
 	inherited := int(skipped) - int(st.skipped)
-	st.high, st.lost, st.skipped = high, lost, skipped
+	var rate float64
+	if now > st.at {
+		rate = float64(sent-st.sent) * 8 / (float64(now-st.at) / 1e9)
+	}
+	st.high, st.lost, st.skipped, st.sent, st.at = high, lost, skipped, sent, now
 	if expected == 0 {
 		return
 	}
-	now := s.peer.down.clock.Nanotime()
-	s.peer.down.est.HandleLoss(expected, dLost, min(max(inherited, 0), expected), now)
+	s.peer.down.est.HandleReport(expected, dLost, min(max(inherited, 0), expected), rate, now)
 	s.peer.allocate(now)
+}
+
+// sentBytes is what the peer's subscriptions were sent, on the wire (RTP
+// plus SRTP's tag and the UDP and IP headers), as
+// the core counted them (retransmissions and probes included).
+func (p *Peer) sentBytes() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for s := range p.subs {
+		if fs := s.sub.Load(); fs != nil {
+			st := fs.Stats()
+			n += st.Bytes + st.Packets*(16+28)
+		}
+	}
+	return n
 }
 
 // reportBlock finds the last report block about ssrc in the sender and

@@ -19,8 +19,8 @@ import (
 // stream: loss from the sequence numbers received (each number once,
 // retransmissions included), the layer, the longest time between two
 // arrivals (a freeze), whether video that resumed after a pause started on
-// a key frame, and the queueing delay: arrival time minus RTP timestamp,
-// relative to the least seen (of each frame's first packet for video).
+// a key frame, and for audio the queueing delay: arrival time minus RTP
+// timestamp, relative to the least seen.
 
 // recvStream is one stream a subscriber reads; mu guards it.
 type recvStream struct {
@@ -37,7 +37,7 @@ type recvStream struct {
 	maxGap   time.Duration // since the last reset
 	resumed  []bool        // video after a gap of 1 s: whether it started on a key frame
 	minDelay float64       // s, ever
-	delays   []float64     // s above minDelay... kept raw, since the last reset
+	delays   []float64     // s, arrival minus timestamp, since the last reset
 	frames   int64         // video: frames started
 }
 
@@ -78,17 +78,17 @@ func (r *recvStream) add(p *rtp.Packet, video bool, now time.Time) {
 		}
 	}
 	r.lastAt = now
-	first := true
 	if video {
 		if l := layertest.LayerOf(p.Payload); l != r.layer {
 			r.layer, r.layerAt = l, now
 		}
-		first = len(p.Payload) > 0 && p.Payload[0]&0x10 != 0
-		if first {
+		if len(p.Payload) > 0 && p.Payload[0]&0x10 != 0 {
 			r.frames++
 		}
-	}
-	if first {
+	} else {
+		// Audio: the publisher's timestamps follow its clock (the layer
+		// publisher's video ones do not), so the delay's growth is the
+		// queueing on the way.
 		d := float64(now.UnixNano())/1e9 - float64(p.Timestamp)/r.clock
 		if len(r.delays) == 0 && r.minDelay == 0 || d < r.minDelay {
 			r.minDelay = d
@@ -229,18 +229,19 @@ type capRow struct {
 
 func capTable(rows []capRow) string {
 	var b strings.Builder
-	b.WriteString("| phase | layer | converged after | loss | loss after convergence | audio loss after convergence | longest video freeze | probe bytes | queueing delay mean / max |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| phase | layer | converged after | loss | loss after convergence | audio loss after convergence | longest video freeze | probe bytes | queueing delay (audio, at the receiver) mean / max |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		conv := "-"
 		if r.converge >= 0 {
 			conv = r.converge.Round(10 * time.Millisecond).String()
 		}
-		audio := "-"
+		audio, delay := "-", "-" // the queueing delay is measured on audio
 		if r.audioLoss >= 0 {
 			audio = fmt.Sprintf("%.2f %%", 100*r.audioLoss)
+			delay = fmt.Sprintf("%v / %v", r.delayMean.Round(time.Millisecond), r.delayMax.Round(time.Millisecond))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f %% | %.2f %% | %s | %v | %d | %v / %v |\n", r.name, r.layer, conv, 100*r.loss, 100*r.lossConv,
-			audio, r.freeze.Round(10*time.Millisecond), r.probeBytes, r.delayMean.Round(time.Millisecond), r.delayMax.Round(time.Millisecond))
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f %% | %.2f %% | %s | %v | %d | %s |\n", r.name, r.layer, conv, 100*r.loss, 100*r.lossConv,
+			audio, r.freeze.Round(10*time.Millisecond), r.probeBytes, delay)
 	}
 	return b.String()
 }
