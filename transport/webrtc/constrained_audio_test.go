@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -48,7 +49,8 @@ func (w *wireRate) sample() float64 {
 // lowest layer plus audio: the rate sent to it is below the cap within
 // 3 s, the video is paused for bandwidth, and the audio goes on with
 // under 1 % loss after that; once the cap is lifted the video resumes on a
-// key frame. Beside it a second pion subscriber of the same, on a port no
+// key frame. (In the table, the lifted phase's freeze is the whole pause,
+// from the last packet of the video's trial under the cap.) Beside it a second pion subscriber of the same, on a port no
 // one shapes, gets the top layer all along with no loss and no gap of
 // 500 ms. The table of the phases is logged.
 func TestConstrainedLinkAudioGoesOnVideoPauses(t *testing.T) {
@@ -56,7 +58,7 @@ func TestConstrainedLinkAudioGoesOnVideoPauses(t *testing.T) {
 		return
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := newTestEngine(t, Config{})
+	engine := newTestEngine(t, Config{Probing: os.Getenv("CALLCORE_PROBING") == "1"})
 	defer engine.Close()
 	layers, p, vServer := publishLayers(t, engine, func(p *layerPublisher) { p.Fill = [3]int{60, 230, 480} })
 	defer vServer.Close()
@@ -129,7 +131,7 @@ func TestConstrainedLinkAudioGoesOnVideoPauses(t *testing.T) {
 		}
 	}
 	end := shaper.stats(t)
-	row := capRow{name: "100 kbit/s", layer: "paused", converge: conv, loss: end.sub(st0).loss(), audioLoss: -1,
+	row := capRow{name: "100 kbit/s", layer: "paused", converge: conv, toLayer: pausedAt, loss: end.sub(st0).loss(), audioLoss: -1,
 		probeBytes: shaped.peer.ProbeStats().Bytes - probe0}
 	if conv >= 0 {
 		row.lossConv, row.audioLoss = end.sub(stConv).loss(), shaped.r.audio.lossSince(aConv)
@@ -179,7 +181,7 @@ func TestConstrainedLinkAudioGoesOnVideoPauses(t *testing.T) {
 		}
 	}
 	layer, _, resumed := shaped.r.video.state()
-	row = capRow{name: "lifted", layer: forward.Layer(layer).String(), converge: back, loss: shaper.stats(t).sub(st0).loss(),
+	row = capRow{name: "lifted", layer: forward.Layer(layer).String(), converge: back, toLayer: back, loss: shaper.stats(t).sub(st0).loss(),
 		audioLoss: shaped.r.audio.lossSince(a0), probeBytes: shaped.peer.ProbeStats().Bytes - probe0}
 	_, row.delayMean, row.delayMax = shaped.r.audio.reset()
 	row.freeze, _, _ = shaped.r.video.reset()

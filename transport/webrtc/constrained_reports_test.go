@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func TestConstrainedLinkReportsOnly(t *testing.T) {
 		return
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := newTestEngine(t, Config{})
+	engine := newTestEngine(t, Config{Probing: os.Getenv("CALLCORE_PROBING") == "1"})
 	defer engine.Close()
 	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) { p.Fill = [3]int{60, 230, 480} })
 	defer server.Close()
@@ -74,7 +75,7 @@ func TestConstrainedLinkReportsOnly(t *testing.T) {
 	}
 	end := shaper.stats(t)
 	layer, _, _ := r.video.state()
-	row := capRow{name: "300 kbit/s, reports only", layer: forward.Layer(layer).String(), converge: conv, loss: end.sub(st0).loss(),
+	row := capRow{name: "300 kbit/s, reports only", layer: forward.Layer(layer).String(), converge: conv, toLayer: r.video.changedSince(start), loss: end.sub(st0).loss(),
 		audioLoss: -1, probeBytes: subPeer.ProbeStats().Bytes}
 	if conv >= 0 {
 		row.lossConv = end.sub(stConv).loss()

@@ -136,6 +136,17 @@ func (r *recvStream) reset() (gap time.Duration, mean, most time.Duration) {
 	return gap, mean, most
 }
 
+// changedSince is how long after start the layer last changed, -1 when
+// it did not since.
+func (r *recvStream) changedSince(start time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.layerAt.Before(start) {
+		return -1
+	}
+	return r.layerAt.Sub(start)
+}
+
 func (r *recvStream) state() (layer int, lastAt time.Time, resumed []bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -220,6 +231,7 @@ type capRow struct {
 	name                string
 	layer               string
 	converge            time.Duration // -1 never
+	toLayer             time.Duration // when the layer last changed in the phase; -1 it did not
 	loss, lossConv      float64       // at the bottleneck
 	audioLoss           float64       // audio after convergence, at the receiver; -1 no audio
 	freeze              time.Duration // longest time without video
@@ -229,18 +241,22 @@ type capRow struct {
 
 func capTable(rows []capRow) string {
 	var b strings.Builder
-	b.WriteString("| phase | layer | converged after | loss | loss after convergence | audio loss after convergence | longest video freeze | probe bytes | queueing delay (audio, at the receiver) mean / max |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| phase | layer | converged after | last layer change after | loss | loss after convergence | audio loss after convergence | longest video freeze | probe bytes | queueing delay (audio, at the receiver) mean / max |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		conv := "-"
 		if r.converge >= 0 {
 			conv = r.converge.Round(10 * time.Millisecond).String()
+		}
+		to := "-"
+		if r.toLayer >= 0 {
+			to = r.toLayer.Round(10 * time.Millisecond).String()
 		}
 		audio, delay := "-", "-" // the queueing delay is measured on audio
 		if r.audioLoss >= 0 {
 			audio = fmt.Sprintf("%.2f %%", 100*r.audioLoss)
 			delay = fmt.Sprintf("%v / %v", r.delayMean.Round(time.Millisecond), r.delayMax.Round(time.Millisecond))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f %% | %.2f %% | %s | %v | %d | %s |\n", r.name, r.layer, conv, 100*r.loss, 100*r.lossConv,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f %% | %.2f %% | %s | %v | %d | %s |\n", r.name, r.layer, conv, to, 100*r.loss, 100*r.lossConv,
 			audio, r.freeze.Round(10*time.Millisecond), r.probeBytes, delay)
 	}
 	return b.String()
