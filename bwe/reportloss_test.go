@@ -63,3 +63,34 @@ func TestReceiverReportLoss(t *testing.T) {
 	}
 	t.Logf("30 %% link loss, 10 reports a second apart: estimate %.0f (%+v)", last, st)
 }
+
+// TestReceiverReportLossCutsFromSent: given what was sent over the
+// report's interval, a cut starts from it, not from the estimate nothing
+// tried, and stays above half of what was delivered of it.
+func TestReceiverReportLossCutsFromSent(t *testing.T) {
+	const s = int64(1e9)
+	e, err := bwe.New(bwe.Config{}, bwe.NewHistory(&manualClock{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.HandleReport(100, 50, 0, 700e3, s) // half of 700 kbit/s lost
+	if est := e.Estimate(); est != 700e3*0.75 {
+		t.Fatalf("after 50 %% loss of 700 kbit/s sent: estimate %.0f, want %.0f", est, 700e3*0.75)
+	}
+	// Low loss compares the bound with the estimate, not with what was
+	// sent: the bound stays a bound, rising slowly.
+	before := e.Estimate()
+	e.HandleReport(100, 0, 0, 100e3, 2*s)
+	if est := e.Estimate(); est <= before || est > before*1.1 {
+		t.Fatalf("after a clean report: estimate %.0f, was %.0f", est, before)
+	}
+	// Without what was sent, the cut starts from the estimate.
+	f, err := bwe.New(bwe.Config{}, bwe.NewHistory(&manualClock{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.HandleReport(100, 50, 0, 0, s)
+	if est := f.Estimate(); est != 5e6*0.75 {
+		t.Fatalf("after 50 %% loss, nothing known sent: estimate %.0f", est)
+	}
+}
