@@ -134,7 +134,7 @@ func TestConstrainedLinkChromium(t *testing.T) {
 		lastFrames, lastChange := vs0.FramesDecoded, start
 		var toLayer time.Duration = -1
 		width := vs0.FrameWidth
-		var freeze time.Duration
+		var freeze, freezeAfter time.Duration // after: stills that started 500 ms after convergence
 		vs := vs0
 		for time.Since(start) < ph.dur {
 			time.Sleep(100 * time.Millisecond) // the sampling period
@@ -144,6 +144,9 @@ func TestConstrainedLinkChromium(t *testing.T) {
 				lastFrames, lastChange = vs.FramesDecoded, now
 			}
 			freeze = max(freeze, now.Sub(lastChange))
+			if conv >= 0 && lastChange.Sub(start) >= conv+500*time.Millisecond {
+				freezeAfter = max(freezeAfter, now.Sub(lastChange))
+			}
 			if vs.FrameWidth != width {
 				width, toLayer = vs.FrameWidth, now.Sub(start)
 			}
@@ -167,8 +170,14 @@ func TestConstrainedLinkChromium(t *testing.T) {
 		rows = append(rows, row)
 		lost := vs.PacketsLost - vs0.PacketsLost
 		recv := vs.PacketsReceived - vs0.PacketsReceived
-		t.Logf("%s: Chromium decoded %d frames (%dx%d), %d packets received, %d lost; estimator %+v", ph.name,
-			vs.FramesDecoded-vs0.FramesDecoded, vs.FrameWidth, vs.FrameHeight, recv, lost, subPeer.Estimator().Stats())
+		t.Logf("%s: Chromium decoded %d frames (%dx%d), %d packets received, %d lost; longest freeze from 500 ms after convergence %v; estimator %+v", ph.name,
+			vs.FramesDecoded-vs0.FramesDecoded, vs.FrameWidth, vs.FrameHeight, recv, lost, freezeAfter, subPeer.Estimator().Stats())
+		if ph.cap == 1e6 && layerOf(vs.FrameWidth) < 1 {
+			// f fits; the issue wants it within 5 s of the rise. Without
+			// probing the estimate grows by itself: f within the 10 s
+			// phase in 2 of 4 runs measured, h in the others.
+			t.Errorf("1 Mbit/s: still on q after %v", ph.dur)
+		}
 		if ph.cap > 0 && (conv < 0 || conv > 3*time.Second) {
 			t.Errorf("%s: the rate sent was not below the cap within 3 s (%v)", ph.name, conv)
 		}
@@ -181,10 +190,14 @@ func TestConstrainedLinkChromium(t *testing.T) {
 		if ph.cap > 0 && row.loss >= 0.1 {
 			t.Errorf("%s: loss over the phase %.2f %%", ph.name, 100*row.loss)
 		}
-		// The issue aims at 1 s: 680 ms to 1.05 s across the drop to
-		// 300 kbit/s in the runs measured (polled every 100 ms).
+		// The issue aims at 1 s across the drop and 500 ms after it:
+		// 680 ms to 1.05 s across the drop to 300 kbit/s in the runs
+		// measured (polled every 100 ms).
 		if freeze > 1500*time.Millisecond {
 			t.Errorf("%s: framesDecoded stood still for %v", ph.name, freeze)
+		}
+		if ph.cap > 0 && freezeAfter > time.Second {
+			t.Errorf("%s: framesDecoded stood still for %v after convergence", ph.name, freezeAfter)
 		}
 	}
 	t.Logf("\n%s", capTable(rows))
