@@ -121,6 +121,10 @@ type Stats struct {
 	REMB       float64
 	Acked      float64 // the receive rate measured from feedback
 	Loss       float64 // the last loss fraction computed
+
+	// Receiver reports' packets (HandleLoss), inherited ones left out:
+	// expected, and lost of those.
+	ReportExpected, ReportLost uint64
 }
 
 // New returns an estimator of the transport whose sends hist records.
@@ -145,7 +149,8 @@ func New(cfg Config, hist *History) (*Estimator, error) {
 func (e *Estimator) Estimate() float64 { return math.Float64frombits(e.est.Load()) }
 
 // HasFeedback reports whether the receiver has sent any transport-wide
-// feedback or REMB: until then the estimate is only the initial guess.
+// feedback, REMB or receiver-report loss (HandleLoss): until then the
+// estimate is only the initial guess.
 func (e *Estimator) HasFeedback() bool { return e.fed.Load() }
 
 // Stats returns the counters and the estimate's parts.
@@ -183,8 +188,17 @@ func (e *Estimator) HandleFeedback(f *Feedback, now int64) {
 // HandleLoss applies a receiver report's loss for one stream at now (ns):
 // lost of expected packets, of which inherited were never sent by the
 // transport (lost upstream, their gap forwarded). Inherited loss does not
-// count. Use it for receivers that send no transport-wide feedback.
+// count. Use it for receivers that send no transport-wide feedback: it
+// counts as feedback (HasFeedback), and a cut of the loss bound as a cut.
 func (e *Estimator) HandleLoss(expected, lost, inherited int, now int64) {
+	e.HandleReport(expected, lost, inherited, 0, now)
+}
+
+// HandleReport is HandleLoss with what the transport sent over the
+// report's interval (bit/s, 0 when unknown): a cut of the loss bound then
+// starts from it rather than from an estimate nothing tried, and never
+// goes under half of what was delivered of it.
+func (e *Estimator) HandleReport(expected, lost, inherited int, sent float64, now int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	lost -= inherited
@@ -193,7 +207,25 @@ func (e *Estimator) HandleLoss(expected, lost, inherited int, now int64) {
 		return
 	}
 	lost = min(max(lost, 0), expected)
-	e.loss.add(lost, expected, now/1000, e.Estimate(), e.acked)
+	e.fed.Store(true)
+	e.stats.ReportExpected += uint64(expected)
+	e.stats.ReportLost += uint64(lost)
+	bound := e.loss.rate
+	current, floor := e.Estimate(), e.acked
+	// A report that will cut (its loss, with what is counted already,
+	// over the high threshold) cuts from what was sent; one that may
+	// raise the bound compares it with the estimate, as transport-wide
+	// feedback does.
+	if p := float64(e.loss.lost+lost) / float64(e.loss.total+expected); sent > 0 && p > lossHigh {
+		current = min(current, sent)
+		floor = max(floor, sent*float64(expected-lost)/float64(expected))
+	}
+	e.loss.add(lost, expected, now/1000, current, floor)
+	if e.loss.rate < bound {
+		e.stats.LossCuts++
+		e.cutAt = now / 1000
+		e.lastCut.Store(now)
+	}
 	e.publish()
 }
 

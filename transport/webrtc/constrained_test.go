@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,12 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/callcore/callcore/forward"
-	"github.com/callcore/callcore/internal/e2e"
 	"github.com/callcore/callcore/internal/layertest"
 )
-
-// netnsEnv marks the test binary re-run inside its own network namespace.
-const netnsEnv = "CALLCORE_CONSTRAINED_NETNS"
 
 // TestConstrainedLink: a pion subscriber of a three-layer pion publisher
 // (about 100, 300 and 600 kbit/s, measured by the allocation), on a link shaped by tc (htb, a u32
@@ -40,30 +33,10 @@ const netnsEnv = "CALLCORE_CONSTRAINED_NETNS"
 // was first seen). The test re-runs its binary under unshare -n
 // (root). The table of the phases is logged.
 func TestConstrainedLink(t *testing.T) {
-	if os.Getenv(netnsEnv) == "" {
-		e2e.LookPath(t, "tc")
-		e2e.LookPath(t, "ip")
-		unshare := e2e.LookPath(t, "unshare")
-		if testing.Short() {
-			t.Skip("a 30 s end-to-end test")
-		}
-		cmd := exec.Command(unshare, "-n", os.Args[0], "-test.run", "^TestConstrainedLink$", "-test.v", "-test.timeout", "4m")
-		cmd.Env = append(os.Environ(), netnsEnv+"=1")
-		out, err := cmd.CombinedOutput()
-		t.Logf("in a network namespace:\n%s", out)
-		if err != nil {
-			if strings.Contains(string(out), "unshare failed") || strings.Contains(string(out), "Operation not permitted") {
-				if e2e.Required() {
-					t.Fatalf("no network namespace: %v", err)
-				}
-				t.Skipf("no network namespace (root needed): %v", err)
-			}
-			t.Fatalf("the test in its namespace failed: %v", err)
-		}
+	if !enterNetns(t) {
 		return
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	sh(t, "ip", "link", "set", "lo", "up")
 	engine := newTestEngine(t, Config{Probing: os.Getenv("CALLCORE_PROBING") == "1"})
 	defer engine.Close()
 	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) {
@@ -257,68 +230,4 @@ func TestConstrainedLink(t *testing.T) {
 	}
 	c.close(t)
 	p.close(t)
-}
-
-func sh(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// shaper shapes the UDP traffic to one port of lo: htb class 1:20 with a
-// byte fifo of a quarter second at the rate, everything else in 1:10.
-type shaper struct{ port int }
-
-func newShaper(t *testing.T, port int) *shaper {
-	sh(t, "tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10")
-	sh(t, "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit")
-	sh(t, "tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit")
-	sh(t, "tc", "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo", "limit", "1000000")
-	sh(t, "tc", "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-		"match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", strconv.Itoa(port), "0xffff", "flowid", "1:20")
-	return &shaper{port: port}
-}
-
-// set caps the port at rate bit/s (0: unshaped).
-func (s *shaper) set(t *testing.T, rate float64) {
-	r, limit := "10gbit", 1000000
-	if rate > 0 {
-		r = strconv.Itoa(int(rate)) + "bit"
-		limit = max(int(rate/8*0.25), 6000)
-	}
-	sh(t, "tc", "class", "change", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", r, "ceil", r)
-	sh(t, "tc", "qdisc", "change", "dev", "lo", "parent", "1:20", "handle", "20:", "bfifo", "limit", strconv.Itoa(limit))
-}
-
-type shapeStats struct{ bytes, pkts, dropped uint64 }
-
-func (a shapeStats) sub(b shapeStats) shapeStats {
-	return shapeStats{a.bytes - b.bytes, a.pkts - b.pkts, a.dropped - b.dropped}
-}
-
-// loss is the fraction of the packets offered to the bottleneck it dropped.
-func (a shapeStats) loss() float64 {
-	if a.pkts+a.dropped == 0 {
-		return 0
-	}
-	return float64(a.dropped) / float64(a.pkts+a.dropped)
-}
-
-var sentRE = regexp.MustCompile(`Sent (\d+) bytes (\d+) pkt \(dropped (\d+)`)
-
-// stats reads the fifo's counters.
-func (s *shaper) stats(t *testing.T) shapeStats {
-	out := sh(t, "tc", "-s", "qdisc", "show", "dev", "lo", "parent", "1:20")
-	m := sentRE.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("tc stats: %s", out)
-	}
-	var st shapeStats
-	st.bytes, _ = strconv.ParseUint(m[1], 10, 64)
-	st.pkts, _ = strconv.ParseUint(m[2], 10, 64)
-	st.dropped, _ = strconv.ParseUint(m[3], 10, 64)
-	return st
 }

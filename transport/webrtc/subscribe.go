@@ -39,6 +39,7 @@ type Subscription struct {
 	onLimit  atomic.Pointer[func()]
 	err      atomic.Pointer[error]
 	closed   atomic.Bool
+	rr       rrState // the RTCP loop's (rrloss.go)
 }
 
 // Subscribe sends track to the peer's user. The change is negotiated by
@@ -186,6 +187,7 @@ func (s *Subscription) readRTCP(sender *pion.RTPSender) {
 			return
 		}
 		s.peer.readFeedback(buf[:n])
+		s.readLoss(buf[:n])
 		if fs := s.sub.Load(); fs != nil {
 			// The core's retransmissions go out at once: no fan-out
 			// flushes them (trackBatch).
@@ -225,6 +227,7 @@ type rtpOut struct {
 	// by Bind before ws, never changed.
 	twccID uint8
 	down   *downlink
+	gaps   seqGaps // the main stream's numbers skipped (rrloss.go)
 	tw     [2]byte // pion's path: the extension's value
 	extHdr []byte  // the direct path: the header with the extension added
 
@@ -241,6 +244,7 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 	if ws == nil {
 		return transport.ErrClosed
 	}
+	w.gaps.note(header, w.ssrc.Load())
 	if f := w.fast.Load(); f != nil {
 		// An invalid address: the peer's pair moved to ICE-TCP, pion's path.
 		if to := *f.to.Load(); to.IsValid() {
