@@ -96,9 +96,10 @@ type Estimator struct {
 	probeCapAt int64
 	stats      Stats
 
-	probed  atomic.Uint32 // the last probe cluster measured (its id), 0 before
-	probeUp atomic.Uint32 // the last probe cluster that raised the estimate
-	lastCut atomic.Int64  // ns: the feedback time of the last cut, 0 before
+	probed   atomic.Uint32 // the last probe cluster measured (its id), 0 before
+	probeUp  atomic.Uint32 // the last probe cluster that raised the estimate
+	probeUps atomic.Uint64 // probe measurements that raised the estimate
+	lastCut  atomic.Int64  // ns: the feedback time of the last cut, 0 before
 }
 
 // Stats counts what an Estimator has seen.
@@ -262,6 +263,9 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 			lost++
 		}
 	}
+	// Clusters are measured before the controller acts: an over-use
+	// reported with a cluster is the cluster's.
+	e.probeMeasure(now)
 	before := e.ctl.rate
 	e.ctl.update(e.delay.take(), e.acked, now, &e.cfg)
 	if e.ctl.rate < before {
@@ -284,7 +288,7 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 		e.cutAt = now
 		e.lastCut.Store(now * 1000)
 	}
-	e.probeApply(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver, now)
+	e.probeRaise(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver)
 }
 
 // ackedWindow is the arrival time over which the receive rate is

@@ -37,6 +37,9 @@ type probeAcc struct {
 	firstArr, lastArr   int64  // µs
 	applied             bool   // measured with no packet since
 	dirty               bool   // packets added since last measured
+	fresh               bool   // measured by this feedback, not yet judged
+	full                bool   // received slower than sent
+	rate                float64
 }
 
 // probeAdd counts a packet of cluster id reported with status, sent at
@@ -71,13 +74,14 @@ func (e *Estimator) probeAdd(id uint16, status uint8, sent uint32, arrival int64
 	slot.dirty = true
 }
 
-// probeApply measures the clusters that feedback added to: the delivered
-// rate is the lower of the rate sent (its bytes but the last over its
-// send span) and the rate received (its bytes but the first over its
-// arrival span). With no over-use (overused false), under lossLow of
-// the cluster lost and the cluster received as fast as it was sent (at
-// least 0.9 of it: it did not fill the path), the estimate rises to it.
-func (e *Estimator) probeApply(overused bool, now int64) {
+// probeMeasure measures the clusters that feedback added to: the
+// delivered rate is the lower of the rate sent (its bytes but the last
+// over its send span) and the rate received (its bytes but the first
+// over its arrival span). A cluster's packets are all the transport
+// sent while it was under way, media and padding: what the path carried.
+// The measurement is the blame for an over-use reported with it or
+// within probeBlame after.
+func (e *Estimator) probeMeasure(now int64) {
 	for i := range e.probes {
 		c := &e.probes[i]
 		if !c.dirty || c.n < probeMinPackets {
@@ -91,26 +95,38 @@ func (e *Estimator) probeApply(overused bool, now int64) {
 		}
 		sendRate := float64(c.bytes-c.lastSize) * 8 / sendSpan
 		recvRate := float64(c.bytes-c.firstSize) * 8 / recvSpan
-		rate := min(sendRate, recvRate)
+		c.rate = min(sendRate, recvRate)
+		// Received slower than sent: the cluster filled the path.
+		c.full = recvRate < 0.9*sendRate
+		c.fresh = true
 		if !c.applied {
 			e.stats.Probes++
 			c.applied = true
 		}
-		e.stats.ProbeRate = rate
-		e.probeCap, e.probeCapAt = rate, now
+		e.stats.ProbeRate = c.rate
+		e.probeCap, e.probeCapAt = c.rate, now
 		e.probed.Store(uint32(c.id))
+	}
+}
+
+// probeRaise raises the estimate to the rate of each cluster just
+// measured that shows room: no over-use (overused false), under lossLow
+// of it lost, received as fast as it was sent (at least 0.9 of it: it
+// did not fill the path) and above the estimate.
+func (e *Estimator) probeRaise(overused bool) {
+	for i := range e.probes {
+		c := &e.probes[i]
+		if !c.fresh {
+			continue
+		}
+		c.fresh = false
 		lossy := float64(c.lost) > lossLow*float64(c.n+c.lost)
-		if overused || lossy || rate <= e.Estimate() {
+		if overused || lossy || c.full || c.rate <= e.Estimate() {
 			continue
 		}
-		if recvRate < 0.9*sendRate {
-			// Received slower than sent: the cluster filled the path.
-			// It shows no room to move up; the estimate is left to the
-			// delay and loss controllers.
-			continue
-		}
-		rate = min(rate, e.cfg.Max)
+		rate := min(c.rate, e.cfg.Max)
 		e.stats.ProbeUps++
+		e.probeUps.Add(1)
 		e.ctl.rate = max(e.ctl.rate, rate)
 		// Delivered as sent: there is more room, the next cluster may
 		// go higher.
@@ -124,6 +140,11 @@ func (e *Estimator) probeApply(overused bool, now int64) {
 		}
 	}
 }
+
+// ProbeRaises returns how many probe measurements raised the estimate:
+// an allocation that sees it move may move a stream up at once, the
+// room shown.
+func (e *Estimator) ProbeRaises() uint64 { return e.probeUps.Load() }
 
 // Probed returns the id of the last probe cluster the estimator
 // measured, 0 before any.
