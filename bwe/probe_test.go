@@ -69,6 +69,7 @@ func TestProbingClimbsToALiftedCapWithin5s(t *testing.T) {
 
 func TestProbingStaysUnderACapItCannotPass(t *testing.T) {
 	s := newSim(t, 300e3)
+	s.probedConfig()
 	s.layers = []float64{150e3, 500e3, 2.2e6}
 	p, err := bwe.NewProber(bwe.ProbeConfig{}, s.est)
 	if err != nil {
@@ -146,7 +147,8 @@ func FuzzProber(f *testing.F) {
 			switch op {
 			case 0: // plan towards a target from 0 to 2.55 Mbit/s
 				target := float64(v) * 10e3
-				c, ok := p.Plan(target, clock.now)
+				media := float64(i%5) * 50e3 // the transport's media, 0 to 200 kbit/s
+				c, ok := p.Plan(target, media, clock.now)
 				if !ok {
 					continue
 				}
@@ -162,7 +164,10 @@ func FuzzProber(f *testing.F) {
 				case c.Packets < 5 || c.Packets > 10 || c.Size < 100 || c.Size > 1000 || c.Interval <= 0:
 					t.Fatalf("cluster %+v", c)
 				}
-				if got := float64(c.Size*8) / (float64(c.Interval) / 1e9); got < 0.99*c.Rate || got > 1.01*c.Rate {
+				if c.Padding < 0.1*c.Rate || c.Padding > c.Rate-media+1e-6 || c.Padding < c.Rate-media-1e-6 {
+					t.Fatalf("cluster %+v with media at %v", c, media)
+				}
+				if got := float64(c.Size*8) / (float64(c.Interval) / 1e9); got < 0.99*c.Padding || got > 1.01*c.Padding {
 					t.Fatalf("cluster %+v sends at %v", c, got)
 				}
 				last, have, busyUntil = c, true, clock.now+int64(c.Packets)*c.Interval
@@ -197,6 +202,7 @@ func FuzzProber(f *testing.F) {
 // link of capacity, with probing.
 func newLayeredSim(t *testing.T, capacity float64) *sim {
 	s := newSim(t, capacity)
+	s.probedConfig()
 	s.size = 600
 	s.alloc = bwe.NewAllocator(bwe.AllocConfig{})
 	s.stream = &bwe.Stream{Rates: [bwe.MaxLayers]float64{100e3, 300e3, 600e3}, Max: 2}

@@ -84,6 +84,7 @@ type sim struct {
 	alloc     *bwe.Allocator
 	stream    *bwe.Stream
 	nextAlloc int64
+	raises    uint64 // the estimator's ProbeRaises the allocator was told of
 	// minBudget is the lowest estimate an allocation shared since it was
 	// last reset.
 	minBudget float64
@@ -112,6 +113,18 @@ func newSim(t *testing.T, capacity float64) *sim {
 	return s
 }
 
+// probedConfig makes the estimator the one of a transport that probes
+// (transport/webrtc): while the path is heard from, its estimate grows
+// by itself only to 1.5 times the acknowledged rate plus 10 kbit/s,
+// beyond only on a probe.
+func (s *sim) probedConfig() {
+	est, err := bwe.New(bwe.Config{ProbedHeadroom: 10e3}, s.hist)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.est = est
+}
+
 // run advances d ns in 1 ms steps.
 func (s *sim) run(d int64) {
 	for end := s.clock.now + d; s.clock.now < end; s.clock.now += ms {
@@ -119,6 +132,10 @@ func (s *sim) run(d int64) {
 		if s.alloc != nil && now >= s.nextAlloc {
 			s.nextAlloc = now + 250*ms
 			s.minBudget = min(s.minBudget, s.est.Estimate())
+			if n := s.est.ProbeRaises(); n != s.raises {
+				s.raises = n
+				s.alloc.Probed()
+			}
 			s.alloc.Allocate(s.est.Estimate(), now, []*bwe.Stream{s.stream})
 		}
 		s.credit += s.mediaRate() / 1000
@@ -220,7 +237,7 @@ func (s *sim) probe(now int64) {
 	}
 	target := s.target()
 	if s.clusterLeft == 0 {
-		c, ok := s.prober.Plan(target, now)
+		c, ok := s.prober.Plan(target, s.mediaRate(), now)
 		if !ok {
 			return
 		}

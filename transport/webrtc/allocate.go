@@ -27,6 +27,7 @@ type allocator struct {
 	a       *bwe.Allocator
 	last    int64   // ns: the last allocation
 	budget  float64 // the estimate it shared
+	raises  uint64  // the estimator's ProbeRaises the allocator was told of
 	streams map[*Subscription]*allocStream
 	meters  map[*forward.Track]*rateMeter
 	list    []*bwe.Stream
@@ -110,8 +111,13 @@ func (p *Peer) allocate(now int64) {
 			delete(al.meters, t)
 		}
 	}
+	if n := est.ProbeRaises(); n != al.raises {
+		al.raises = n
+		al.a.Probed() // the room a probe showed: up without the hold
+	}
 	al.a.Allocate(budget, now, al.list)
 	target := al.a.UpTarget(budget, al.list)
+	media := bwe.Sending(al.list)
 	var changed []*Subscription
 	for _, s := range al.subs {
 		if s.setBandwidth(&al.streams[s].Stream) {
@@ -119,8 +125,8 @@ func (p *Peer) allocate(now int64) {
 		}
 	}
 	al.mu.Unlock()
-	if p.cfg.Engine.cfg.Probing {
-		p.probe(target, now) // probe.go
+	if !p.cfg.Engine.cfg.NoProbing {
+		p.probe(target, media, now) // probe.go
 	}
 	for _, s := range changed {
 		if f := s.onLimit.Load(); f != nil {

@@ -34,8 +34,8 @@ const netnsEnv = "CALLCORE_CONSTRAINED_NETNS"
 // with the loss at the bottleneck under 1 % (the layer is logged: the
 // only one that fits at 300 kbit/s is q). At 1 Mbit/s, where f fits,
 // the table gives when the subscriber first moved up and when it
-// reached f, and the probe bytes of each phase. CALLCORE_PROBING=1 runs
-// it with Config.Probing.
+// reached f, and the probe bytes of each phase. CALLCORE_PROBING=0 runs
+// it with Config.NoProbing.
 // Unshaped: back on the top layer within 25 s (the table gives when it
 // was first seen). The test re-runs its binary under unshare -n
 // (root). The table of the phases is logged.
@@ -64,7 +64,7 @@ func TestConstrainedLink(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	sh(t, "ip", "link", "set", "lo", "up")
-	engine := newTestEngine(t, Config{Probing: os.Getenv("CALLCORE_PROBING") == "1"})
+	engine := newTestEngine(t, Config{NoProbing: os.Getenv("CALLCORE_PROBING") == "0"})
 	defer engine.Close()
 	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) {
 		p.Fill = [3]int{60, 230, 480}

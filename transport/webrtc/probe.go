@@ -35,13 +35,15 @@ type prober struct {
 
 	mu      sync.Mutex
 	running bool
-	c       bwe.Cluster
-	target  float64
-	left    int
-	next    int64 // ns: when the next packet is due
-	timer   *time.Timer
-	stopped bool            // the peer closed
-	subs    []*Subscription // scratch of pad
+	// draining: the cluster ended, its id is cleared at the next step.
+	draining bool
+	c        bwe.Cluster
+	target   float64
+	left     int
+	next     int64 // ns: when the next packet is due
+	timer    *time.Timer
+	stopped  bool            // the peer closed
+	subs     []*Subscription // scratch of pad
 }
 
 func newProber(est *bwe.Estimator) (*prober, error) {
@@ -55,8 +57,9 @@ func newProber(est *bwe.Estimator) (*prober, error) {
 // ProbeStats returns the counters of the peer's downlink probing.
 func (p *Peer) ProbeStats() bwe.ProbeStats { return p.down.probe.p.Stats() }
 
-// probe starts a cluster towards target (bit/s) at now when one is due.
-func (p *Peer) probe(target float64, now int64) {
+// probe starts a cluster towards target (bit/s) at now when one is due,
+// the peer sending media at media bit/s.
+func (p *Peer) probe(target, media float64, now int64) {
 	pr := p.down.probe
 	if target <= 0 {
 		return
@@ -66,12 +69,13 @@ func (p *Peer) probe(target float64, now int64) {
 	if pr.running || pr.stopped {
 		return
 	}
-	c, ok := pr.p.Plan(target, now)
+	c, ok := pr.p.Plan(target, media, now)
 	if !ok {
 		return
 	}
-	pr.running, pr.c, pr.target, pr.left, pr.next = true, c, target, c.Packets, now
+	pr.running, pr.draining, pr.c, pr.target, pr.left, pr.next = true, false, c, target, c.Packets, now
 	p.down.probeID.Store(uint32(c.ID))
+	p.down.padID.Store(uint32(c.ID))
 	if pr.timer == nil {
 		pr.timer = time.AfterFunc(0, p.probeStep)
 	} else {
@@ -85,6 +89,14 @@ func (p *Peer) probeStep() {
 	pr := p.down.probe
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
+	if pr.draining && !pr.running && !pr.stopped {
+		// A step after the cluster's last: padding a track's section
+		// wrote late is tagged by now; what follows is not the
+		// cluster's.
+		pr.draining = false
+		p.down.probeID.Store(0)
+		return
+	}
 	if !pr.running || pr.stopped {
 		return
 	}
@@ -96,7 +108,7 @@ func (p *Peer) probeStep() {
 	}
 	if n > 0 {
 		if !pr.p.Continue(pr.c, pr.target) || !p.pad(pr, n, pr.c.Size-probeOverhead) {
-			pr.running = false // the estimate answered, or nothing to pad on
+			p.endCluster() // the estimate answered, or nothing to pad on
 			return
 		}
 		for range n {
@@ -105,16 +117,27 @@ func (p *Peer) probeStep() {
 		pr.left -= n
 	}
 	if pr.left == 0 {
-		pr.running = false
+		p.endCluster()
 		return
 	}
 	pr.timer.Reset(time.Duration(max(pr.next-now, probeStep)))
+}
+
+// endCluster ends the cluster under way: one step later, what the
+// writers send is no longer part of it (padding handed to a busy
+// track's section is written by the section's owner before it leaves:
+// it keeps the cluster's tag). pr.mu is held.
+func (p *Peer) endCluster() {
+	pr := p.down.probe
+	pr.running, pr.draining = false, true
+	pr.timer.Reset(probeStep)
 }
 
 // stopProbe stops probing for good (the peer closes).
 func (d *downlink) stopProbe() {
 	pr := d.probe
 	pr.mu.Lock()
+	d.probeID.Store(0)
 	pr.stopped, pr.running = true, false
 	if pr.timer != nil {
 		pr.timer.Stop()
