@@ -8,7 +8,8 @@ import (
 )
 
 // Allocation of a peer's downlink (bwe.Allocator): once the peer has sent
-// feedback, its estimate is shared among its subscriptions, audio first,
+// feedback, its estimate, less the rate of the retransmissions the peer
+// is sent (bwe.Budget), is shared among its subscriptions, audio first,
 // then video by priority, each video at the highest layer that fits,
 // paused when even the lowest does not. It runs when feedback arrives, at
 // most every allocEvery: nothing ticks for a peer. The layer rates are
@@ -25,9 +26,10 @@ const allocEvery = 250e6 // ns
 type allocator struct {
 	mu      sync.Mutex
 	a       *bwe.Allocator
-	last    int64   // ns: the last allocation
-	budget  float64 // the estimate it shared
-	raises  uint64  // the estimator's ProbeRaises the allocator was told of
+	last    int64           // ns: the last allocation
+	budget  float64         // the estimate it shared
+	raises  uint64          // the estimator's ProbeRaises the allocator was told of
+	rtx     bwe.CounterRate // the subscriptions' retransmitted bytes
 	streams map[*Subscription]*allocStream
 	meters  map[*forward.Track]*rateMeter
 	list    []*bwe.Stream
@@ -91,7 +93,11 @@ func (p *Peer) allocate(now int64) {
 	}
 	p.mu.Unlock()
 	al.list = al.list[:0]
+	var rtxBytes uint64
 	for _, s := range al.subs {
+		if fs := s.sub.Load(); fs != nil {
+			rtxBytes += fs.Stats().RetransmitBytes
+		}
 		st := al.streams[s]
 		if st == nil {
 			st = &allocStream{}
@@ -115,9 +121,16 @@ func (p *Peer) allocate(now int64) {
 		al.raises = n
 		al.a.Probed() // the room a probe showed: up without the hold
 	}
-	al.a.Allocate(budget, now, al.list)
-	target := al.a.UpTarget(budget, al.list)
-	media := bwe.Sending(al.list)
+	// Retransmissions go on the downlink whatever the allocation: their
+	// rate comes off what it shares, and the probing target is the media
+	// it wants plus them.
+	rtx := budget - bwe.Budget(budget, al.rtx.Update(rtxBytes, now))
+	al.a.Allocate(budget-rtx, now, al.list)
+	target := al.a.UpTarget(budget-rtx, al.list)
+	if target > 0 {
+		target += rtx
+	}
+	media := bwe.Sending(al.list) + rtx
 	var changed []*Subscription
 	for _, s := range al.subs {
 		if s.setBandwidth(&al.streams[s].Stream) {
