@@ -174,9 +174,9 @@ func (e *Estimator) ProbeRaises() uint64 { return e.probeUps.Load() }
 // over span µs: it is measured once that much of it is reported, not on
 // its first few packets (a burst at its start, or packets read together
 // by the receiver, look faster than the path).
-// Until it is measured, an over-use reported from its start to
-// probeBlame after its planned end is blamed on it: the cut goes no
-// lower than 0.85 times the estimate it started from.
+// An over-use reported from its start to probeBlame after its planned
+// end is blamed on it: the cut goes no lower than 0.85 times the
+// estimate it started from (probeFloor).
 func (e *Estimator) expectProbe(id uint16, now, span int64) {
 	e.mu.Lock()
 	e.probes[int(id)%probeSlots] = probeAcc{id: id, want: span}
@@ -194,17 +194,20 @@ type probeFlight struct {
 
 // probeFloor returns the least an over-use at now (µs) cuts the
 // delay-based estimate to when a probe cluster is to blame, 0 when none
-// is: one measured within probeBlame, by the rate it was delivered at,
-// else one in flight, by the estimate it started from.
+// is: 0.85 times the higher of the estimate the last cluster started
+// from (from its start to probeBlame after its planned end) and the rate
+// a cluster measured within probeBlame was delivered at. A cluster
+// measured low (its padding missing from the feedback, the media alone
+// measured) does not take the estimate under what it was before it.
 func (e *Estimator) probeFloor(now int64) float64 {
-	f := &e.flight
-	if f.id != 0 && uint16(e.probed.Load()) != f.id && now >= f.from && now < f.until {
-		return beta * f.pre
+	floor := 0.0
+	if f := &e.flight; f.id != 0 && now >= f.from && now < f.until {
+		floor = beta * f.pre
 	}
 	if e.probeCapAt != 0 && now-e.probeCapAt < probeBlame {
-		return beta * e.probeCap
+		floor = max(floor, beta*e.probeCap)
 	}
-	return 0
+	return floor
 }
 
 // Probed returns the id of the last probe cluster the estimator

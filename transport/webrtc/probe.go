@@ -35,15 +35,13 @@ type prober struct {
 
 	mu      sync.Mutex
 	running bool
-	// draining: the cluster ended, its id is cleared at the next step.
-	draining bool
-	c        bwe.Cluster
-	target   float64
-	left     int
-	next     int64 // ns: when the next packet is due
-	timer    *time.Timer
-	stopped  bool            // the peer closed
-	subs     []*Subscription // scratch of pad
+	c       bwe.Cluster
+	target  float64
+	left    int
+	next    int64 // ns: when the next packet is due
+	timer   *time.Timer
+	stopped bool            // the peer closed
+	subs    []*Subscription // scratch of pad
 }
 
 func newProber(est *bwe.Estimator) (*prober, error) {
@@ -73,7 +71,7 @@ func (p *Peer) probe(target, media float64, now int64) {
 	if !ok {
 		return
 	}
-	pr.running, pr.draining, pr.c, pr.target, pr.left, pr.next = true, false, c, target, c.Packets, now
+	pr.running, pr.c, pr.target, pr.left, pr.next = true, c, target, c.Packets, now
 	p.down.probeID.Store(uint32(c.ID))
 	p.down.padID.Store(uint32(c.ID))
 	if pr.timer == nil {
@@ -89,14 +87,6 @@ func (p *Peer) probeStep() {
 	pr := p.down.probe
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	if pr.draining && !pr.running && !pr.stopped {
-		// A step after the cluster's last: padding a track's section
-		// wrote late is tagged by now; what follows is not the
-		// cluster's.
-		pr.draining = false
-		p.down.probeID.Store(0)
-		return
-	}
 	if !pr.running || pr.stopped {
 		return
 	}
@@ -123,14 +113,12 @@ func (p *Peer) probeStep() {
 	pr.timer.Reset(time.Duration(max(pr.next-now, probeStep)))
 }
 
-// endCluster ends the cluster under way: one step later, what the
-// writers send is no longer part of it (padding handed to a busy
-// track's section is written by the section's owner before it leaves:
-// it keeps the cluster's tag). pr.mu is held.
+// endCluster ends the cluster under way: the media the writers send next
+// is no longer part of it (padding a busy track's section writes later
+// still is: padID). pr.mu is held.
 func (p *Peer) endCluster() {
-	pr := p.down.probe
-	pr.running, pr.draining = false, true
-	pr.timer.Reset(probeStep)
+	p.down.probe.running = false
+	p.down.probeID.Store(0)
 }
 
 // stopProbe stops probing for good (the peer closes).
