@@ -77,7 +77,16 @@ type AllocConfig struct {
 type Allocator struct {
 	cfg   AllocConfig
 	order []*Stream
+	// probed: a probe cluster raised the estimate since the last
+	// Allocate; the room it showed moves a stream up without the hold.
+	probed bool
 }
+
+// Probed tells the allocator that a probe raised the estimate (the path
+// delivered a cluster at that rate): at the next Allocate, a stream
+// whose higher layer fits with headroom moves up at once, without the
+// hold a move up after a cut otherwise waits.
+func (a *Allocator) Probed() { a.probed = true }
 
 // NewAllocator returns an allocator.
 func NewAllocator(cfg AllocConfig) *Allocator {
@@ -136,6 +145,9 @@ func (a *Allocator) Allocate(budget float64, now int64, streams []*Stream) {
 			case roomy && !s.cut:
 				// never cut for bandwidth (a preference raised, a layer
 				// back): at once
+			case roomy && a.probed:
+				// a probe showed the room: at once
+				s.fitAt, s.upAt = 0, now
 			case !roomy || s.fitAt == 0:
 				if roomy {
 					s.fitAt = now
@@ -171,6 +183,7 @@ func (a *Allocator) Allocate(budget float64, now int64, streams []*Stream) {
 			left -= s.Rates[next]
 		}
 	}
+	a.probed = false
 }
 
 // top returns the highest layer up to max that is sent, -1 for none.
@@ -222,4 +235,17 @@ func (a *Allocator) trial(s *Stream, next, want int, budget float64, now int64) 
 	}
 	s.paused, s.trialUntil, s.trialBudget = false, now+a.cfg.TrialFor, budget
 	return lowest
+}
+
+// Sending returns the rate (bit/s) the streams' allocated layers send:
+// what a transport sends as media, the rest of a probe cluster's rate
+// being padding.
+func Sending(streams []*Stream) float64 {
+	r := 0.0
+	for _, s := range streams {
+		if s.Layer >= 0 {
+			r += s.Rates[s.Layer]
+		}
+	}
+	return r
 }

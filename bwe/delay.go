@@ -223,8 +223,9 @@ const (
 )
 
 // update applies a signal at now (µs), with acked the receive rate
-// measured from feedback (0 when unknown), and returns the new rate.
-func (c *aimd) update(sig signal, acked float64, now int64, cfg *Config) float64 {
+// measured from feedback (0 when unknown), and returns the new rate: an
+// increase goes no higher than AckedFactor × acked + headroom.
+func (c *aimd) update(sig signal, acked, headroom float64, now int64, cfg *Config) float64 {
 	dt := 0.0
 	if c.lastChange != 0 {
 		dt = min(float64(now-c.lastChange)/1e6, 1)
@@ -255,7 +256,7 @@ func (c *aimd) update(sig signal, acked float64, now int64, cfg *Config) float64
 	}
 	next := c.rate + inc
 	if acked > 0 {
-		if limit := cfg.AckedFactor*acked + cfg.AckedHeadroom; next > limit {
+		if limit := cfg.AckedFactor*acked + headroom; next > limit {
 			next = max(c.rate, limit)
 			if limit < c.rate {
 				next = c.rate // above the limit already: hold, do not cut

@@ -22,7 +22,19 @@ type Config struct {
 	// does not grow an estimate nothing has tried. Defaults 1.5 and
 	// 300 kbit/s.
 	AckedFactor, AckedHeadroom float64
+	// ProbedHeadroom, when set, is the headroom instead of AckedHeadroom
+	// while the path was heard from within the last 8 s: a cut (over-use
+	// or loss) or a probe cluster measured. A transport that probes sets
+	// it low: probes raise its estimate, which otherwise drifts above a
+	// path its media does not fill. When probes go unmeasured (a
+	// receiver that reports no padding) and nothing is cut, the estimate
+	// grows with AckedHeadroom again, so that it is not held for good.
+	ProbedHeadroom float64
 }
+
+// probedQuiet (µs) is how long after the path was last heard from
+// (a cut, a cluster measured) Config.ProbedHeadroom applies.
+const probedQuiet = 8000000
 
 func (c *Config) setDefaults() {
 	if c.Initial == 0 {
@@ -48,7 +60,7 @@ func (c Config) Validate() error {
 	c.setDefaults()
 	bad := func(v float64) bool { return v < 0 || math.IsNaN(v) || math.IsInf(v, 0) }
 	switch {
-	case bad(c.Initial) || bad(c.Min) || bad(c.Max) || bad(c.AckedFactor) || bad(c.AckedHeadroom):
+	case bad(c.Initial) || bad(c.Min) || bad(c.Max) || bad(c.AckedFactor) || bad(c.AckedHeadroom) || bad(c.ProbedHeadroom):
 		return fmt.Errorf("%w: negative or not finite", ErrInvalidConfig)
 	case c.Min > c.Max || c.Initial < c.Min || c.Initial > c.Max:
 		return fmt.Errorf("%w: initial %v outside %v..%v", ErrInvalidConfig, c.Initial, c.Min, c.Max)
@@ -90,15 +102,18 @@ type Estimator struct {
 	ackInit bool
 	recent  [4]uint64 // fb count, base and count of recent feedback: duplicates are skipped
 	cutAt   int64     // µs: when the estimate was last cut, 0 before
+	heardAt int64     // µs: the last cut or probe cluster measured, 0 before
 	probes  [probeSlots]probeAcc
 	// The receive rate of the last probe cluster measured, and when (µs).
 	probeCap   float64
 	probeCapAt int64
+	flight     probeFlight
 	stats      Stats
 
-	probed  atomic.Uint32 // the last probe cluster measured (its id), 0 before
-	probeUp atomic.Uint32 // the last probe cluster that raised the estimate
-	lastCut atomic.Int64  // ns: the feedback time of the last cut, 0 before
+	probed   atomic.Uint32 // the last probe cluster measured (its id), 0 before
+	probeUp  atomic.Uint32 // the last probe cluster that raised the estimate
+	probeUps atomic.Uint64 // probe measurements that raised the estimate
+	lastCut  atomic.Int64  // ns: the feedback time of the last cut, 0 before
 }
 
 // Stats counts what an Estimator has seen.
@@ -294,17 +309,27 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 			lost++
 		}
 	}
+	// Clusters are measured before the controller acts: an over-use
+	// reported with a cluster is the cluster's.
+	e.probeMeasure(now)
 	before := e.ctl.rate
-	e.ctl.update(e.delay.take(), e.acked, now, &e.cfg)
+	headroom := e.cfg.AckedHeadroom
+	if e.cfg.ProbedHeadroom > 0 && e.heardAt != 0 && now-e.heardAt < probedQuiet {
+		headroom = e.cfg.ProbedHeadroom
+	}
+	e.ctl.update(e.delay.take(), e.acked, headroom, now, &e.cfg)
 	if e.ctl.rate < before {
 		e.stats.Overuses++
-		e.cutAt = now
-		e.lastCut.Store(now * 1000)
-		// An over-use within probeBlame of a probe is the probe's: the
-		// path carried what the probe was received at, though the
-		// media alone is acknowledged at less.
-		if e.probeCapAt != 0 && now-e.probeCapAt < probeBlame {
-			e.ctl.rate = max(e.ctl.rate, min(before, beta*e.probeCap))
+		e.cutAt, e.heardAt = now, now
+		// An over-use during a probe cluster or within probeBlame of
+		// its measurement is the cluster's: the path carried what the
+		// cluster was received at (or what it started from), though
+		// the media alone is acknowledged at less. The path did not
+		// narrow: the prober does not wait as after a cut.
+		if floor := e.probeFloor(now); floor > 0 {
+			e.ctl.rate = max(e.ctl.rate, min(before, floor))
+		} else {
+			e.lastCut.Store(now * 1000)
 		}
 	}
 	bound := e.loss.rate
@@ -313,10 +338,10 @@ func (e *Estimator) twcc(t *TWCC, now int64) {
 	}
 	if e.loss.rate < bound {
 		e.stats.LossCuts++
-		e.cutAt = now
+		e.cutAt, e.heardAt = now, now
 		e.lastCut.Store(now * 1000)
 	}
-	e.probeApply(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver, now)
+	e.probeRaise(e.ctl.rate < before || e.loss.rate < bound || e.delay.state == sigOver)
 }
 
 // ackedWindow is the arrival time over which the receive rate is

@@ -57,7 +57,15 @@ func (l *lossBound) add(lost, total int, now int64, current, acked float64) {
 	switch {
 	case p > lossHigh:
 		if l.lastCut == 0 || now-l.lastCut >= lossCutGap {
-			l.rate = max(min(l.rate, current)*(1-0.5*p), min(0.5*acked, current))
+			// The cut starts from what got through when that is less
+			// than the estimate: a transport sending well under an
+			// estimate the path no longer carries (the path narrowed)
+			// loses packets at the rate it sends, not at the estimate.
+			base := min(l.rate, current)
+			if acked > 0 {
+				base = min(base, acked)
+			}
+			l.rate = max(base*(1-0.5*p), min(0.5*acked, current))
 			l.lastCut = now
 		}
 	case p < lossLow && !math.IsInf(l.rate, 1):

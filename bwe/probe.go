@@ -26,6 +26,22 @@ const probeBlame = 1000000
 // measured over.
 const probeMinPackets = 5
 
+// probeSpanShare is the share of its planned span a cluster's packets
+// reported so far must cover before it is measured.
+const probeSpanShare = 0.8
+
+// probeFullShare is the share of a cluster's receive rate the path is
+// taken to carry when the cluster filled it (received slower than sent).
+const probeFullShare = 0.95
+
+// ceilingReached is how near the rate a cluster failed at one that
+// raises the estimate must be to reset the backoff.
+const ceilingReached = 0.95
+
+// probeMinPadding is the least share of a cluster's rate its padding
+// takes: with media at more than the rest, no cluster is planned.
+const probeMinPadding = 0.1
+
 // probeAcc measures one probe cluster from feedback. Owned by the
 // Estimator (its mu).
 type probeAcc struct {
@@ -37,6 +53,10 @@ type probeAcc struct {
 	firstArr, lastArr   int64  // µs
 	applied             bool   // measured with no packet since
 	dirty               bool   // packets added since last measured
+	want                int64  // µs: the span it was planned to be sent over, 0 when not told
+	fresh               bool   // measured by this feedback, not yet judged
+	full                bool   // received slower than sent
+	rate                float64
 }
 
 // probeAdd counts a packet of cluster id reported with status, sent at
@@ -71,16 +91,17 @@ func (e *Estimator) probeAdd(id uint16, status uint8, sent uint32, arrival int64
 	slot.dirty = true
 }
 
-// probeApply measures the clusters that feedback added to: the delivered
-// rate is the lower of the rate sent (its bytes but the last over its
-// send span) and the rate received (its bytes but the first over its
-// arrival span). With no over-use (overused false), under lossLow of
-// the cluster lost and the cluster received as fast as it was sent (at
-// least 0.9 of it: it did not fill the path), the estimate rises to it.
-func (e *Estimator) probeApply(overused bool, now int64) {
+// probeMeasure measures the clusters that feedback added to: the
+// delivered rate is the lower of the rate sent (its bytes but the last
+// over its send span) and the rate received (its bytes but the first
+// over its arrival span). A cluster's packets are all the transport
+// sent while it was under way, media and padding: what the path carried.
+// The measurement is the blame for an over-use reported with it or
+// within probeBlame after.
+func (e *Estimator) probeMeasure(now int64) {
 	for i := range e.probes {
 		c := &e.probes[i]
-		if !c.dirty || c.n < probeMinPackets {
+		if !c.dirty || c.n < probeMinPackets || float64(int32(c.lastSent-c.firstSent)) < probeSpanShare*float64(c.want) {
 			continue
 		}
 		c.dirty = false
@@ -91,30 +112,49 @@ func (e *Estimator) probeApply(overused bool, now int64) {
 		}
 		sendRate := float64(c.bytes-c.lastSize) * 8 / sendSpan
 		recvRate := float64(c.bytes-c.firstSize) * 8 / recvSpan
-		rate := min(sendRate, recvRate)
+		c.rate = min(sendRate, recvRate)
+		// Received slower than sent: the cluster filled the path, which
+		// carried a little less than its receive rate.
+		c.full = recvRate < 0.9*sendRate
+		if c.full {
+			c.rate = probeFullShare * recvRate
+		}
+		c.fresh = true
 		if !c.applied {
 			e.stats.Probes++
 			c.applied = true
 		}
-		e.stats.ProbeRate = rate
-		e.probeCap, e.probeCapAt = rate, now
+		e.stats.ProbeRate = c.rate
+		e.probeCap, e.probeCapAt, e.heardAt = c.rate, now, now
 		e.probed.Store(uint32(c.id))
+	}
+}
+
+// probeRaise raises the estimate to the rate of each cluster just
+// measured that shows room: no over-use (overused false), under lossLow
+// of it lost, and its rate above the estimate. A cluster received at
+// least 0.9 as fast as it was sent did not fill the path: there may be
+// more room, the prober's next cluster may go higher. One received
+// slower filled it: its rate is probeFullShare of its receive rate,
+// and the prober counts it as failed.
+func (e *Estimator) probeRaise(overused bool) {
+	for i := range e.probes {
+		c := &e.probes[i]
+		if !c.fresh {
+			continue
+		}
+		c.fresh = false
 		lossy := float64(c.lost) > lossLow*float64(c.n+c.lost)
-		if overused || lossy || rate <= e.Estimate() {
+		if overused || lossy || c.rate <= e.Estimate() {
 			continue
 		}
-		if recvRate < 0.9*sendRate {
-			// Received slower than sent: the cluster filled the path.
-			// It shows no room to move up; the estimate is left to the
-			// delay and loss controllers.
-			continue
-		}
-		rate = min(rate, e.cfg.Max)
+		rate := min(c.rate, e.cfg.Max)
 		e.stats.ProbeUps++
+		e.probeUps.Add(1)
 		e.ctl.rate = max(e.ctl.rate, rate)
-		// Delivered as sent: there is more room, the next cluster may
-		// go higher.
-		e.probeUp.Store(uint32(c.id))
+		if !c.full {
+			e.probeUp.Store(uint32(c.id))
+		}
 		// The acknowledged rate becomes the cluster's: the controller
 		// goes back to multiplicative increase only when that is far
 		// above the rate that last congested.
@@ -123,6 +163,51 @@ func (e *Estimator) probeApply(overused bool, now int64) {
 			e.loss.rate = max(e.loss.rate, rate)
 		}
 	}
+}
+
+// ProbeRaises returns how many probe measurements raised the estimate:
+// an allocation that sees it move may move a stream up at once, the
+// room shown.
+func (e *Estimator) ProbeRaises() uint64 { return e.probeUps.Load() }
+
+// expectProbe tells the estimator that cluster id is planned to be sent
+// over span µs: it is measured once that much of it is reported, not on
+// its first few packets (a burst at its start, or packets read together
+// by the receiver, look faster than the path).
+// An over-use reported from its start to probeBlame after its planned
+// end is blamed on it: the cut goes no lower than 0.85 times the
+// estimate it started from (probeFloor).
+func (e *Estimator) expectProbe(id uint16, now, span int64) {
+	e.mu.Lock()
+	e.probes[int(id)%probeSlots] = probeAcc{id: id, want: span}
+	e.flight = probeFlight{id: id, from: now / 1000, until: now/1000 + span + probeBlame, pre: e.Estimate()}
+	e.mu.Unlock()
+}
+
+// probeFlight is the last cluster planned, until it is measured. Owned
+// by the Estimator (its mu).
+type probeFlight struct {
+	id          uint16
+	from, until int64 // µs
+	pre         float64
+}
+
+// probeFloor returns the least an over-use at now (µs) cuts the
+// delay-based estimate to when a probe cluster is to blame, 0 when none
+// is: 0.85 times the higher of the estimate the last cluster started
+// from (from its start to probeBlame after its planned end) and the rate
+// a cluster measured within probeBlame was delivered at. A cluster
+// measured low (its padding missing from the feedback, the media alone
+// measured) does not take the estimate under what it was before it.
+func (e *Estimator) probeFloor(now int64) float64 {
+	floor := 0.0
+	if f := &e.flight; f.id != 0 && now >= f.from && now < f.until {
+		floor = beta * f.pre
+	}
+	if e.probeCapAt != 0 && now-e.probeCapAt < probeBlame {
+		floor = max(floor, beta*e.probeCap)
+	}
+	return floor
 }
 
 // Probed returns the id of the last probe cluster the estimator
@@ -151,7 +236,7 @@ type ProbeConfig struct {
 	// estimate or was delivered slower than sent (the path is full), doubled after each such cluster up to BackoffMax and
 	// reset by one that does: a path that cannot carry more is not
 	// flooded with probes, and one that can is found within BackoffMax.
-	// Defaults 250 ms and 2 s.
+	// Defaults 250 ms and 1.5 s.
 	Backoff, BackoffMax int64
 	// AfterCut (ns) is how long after the estimate was cut (over-use or
 	// loss) no cluster starts: the path is converging. Default 2 s.
@@ -184,7 +269,7 @@ func (c *ProbeConfig) setDefaults() {
 		c.Backoff = 250e6
 	}
 	if c.BackoffMax == 0 {
-		c.BackoffMax = 2e9
+		c.BackoffMax = 1500e6
 	}
 	if c.AfterCut == 0 {
 		c.AfterCut = 2e9
@@ -209,11 +294,13 @@ func (c ProbeConfig) Validate() error {
 	return nil
 }
 
-// Cluster is a probe cluster to send: Packets packets of Size bytes, one
-// every Interval ns, each recorded with [History.RecordProbe] and ID.
+// Cluster is a probe cluster to send: Packets packets of padding of Size
+// bytes, one every Interval ns, each recorded with [History.RecordProbe]
+// and ID, as is the media sent meanwhile.
 type Cluster struct {
 	ID       uint16
-	Rate     float64 // bit/s
+	Rate     float64 // bit/s: the transport's rate during the cluster, media included
+	Padding  float64 // bit/s: the padding's share of it
 	Packets  int
 	Size     int
 	Interval int64 // ns
@@ -232,6 +319,14 @@ type Prober struct {
 	endAt   int64      // ns: when its last packet is due
 	judged  bool       // the last cluster's outcome has set the backoff
 	backoff int64      // ns: the pause after the last cluster, 0 when it raised the estimate
+	rate    float64    // the last cluster's rate
+	// ceiling is the rate of the last cluster that failed, 0 when one
+	// has since raised the estimate at about that rate or more: one
+	// raising it below does not reset the backoff, so that on a full
+	// path clusters that fail (at MaxFactor) and clusters that pass (at
+	// RetryFactor, from the estimate their over-use cut) do not
+	// alternate without a pause.
+	ceiling float64
 	stats   ProbeStats
 }
 
@@ -256,10 +351,14 @@ func NewProber(cfg ProbeConfig, est *Estimator) (*Prober, error) {
 	return &Prober{cfg: cfg, est: est}, nil
 }
 
-// Plan returns the cluster to send at now (ns) towards target (bit/s),
-// ok false when none is due: the estimate already reaches the target, or
-// the last cluster is still being sent or measured.
-func (p *Prober) Plan(target float64, now int64) (c Cluster, ok bool) {
+// Plan returns the cluster to send at now (ns) towards target (bit/s)
+// while the transport sends media at media bit/s, ok false when none is
+// due: the estimate already reaches the target, the last cluster is
+// still being sent or measured, or media alone fills the cluster's rate.
+// The cluster's rate is the transport's during it, media included (the
+// transport records what it sends meanwhile as the cluster's): its
+// padding makes up the difference.
+func (p *Prober) Plan(target, media float64, now int64) (c Cluster, ok bool) {
 	est := p.est.Estimate()
 	if !(target > est) {
 		return c, false
@@ -274,11 +373,16 @@ func (p *Prober) Plan(target float64, now int64) (c Cluster, ok bool) {
 	}
 	if p.id != 0 && !p.judged {
 		p.judged = true
-		if p.est.probeUp.Load() == uint32(p.id) {
-			p.backoff = 0
-		} else {
+		switch {
+		case p.est.probeUp.Load() != uint32(p.id):
 			p.backoff = min(max(2*p.backoff, p.cfg.Backoff), p.cfg.BackoffMax)
+			p.ceiling = p.rate
 			p.stats.Failed++
+		case p.ceiling == 0 || p.rate >= ceilingReached*p.ceiling:
+			p.backoff, p.ceiling = 0, 0 // new ground: climb at MaxFactor
+		default:
+			// Raised, but below the rate a cluster failed at: the path
+			// is as full as it was; the backoff stands.
 		}
 		p.endAt = now // the pause counts from here
 	}
@@ -290,18 +394,23 @@ func (p *Prober) Plan(target float64, now int64) (c Cluster, ok bool) {
 		factor = p.cfg.RetryFactor
 	}
 	rate := min(factor*est, (1+p.cfg.Margin)*target)
-	n := int(math.Ceil(rate * float64(p.cfg.Duration) / 1e9 / 8 / float64(p.cfg.Size)))
+	pad := rate - max(media, 0)
+	if !(pad >= probeMinPadding*rate) {
+		return c, false // the media alone goes at the rate: nothing to add
+	}
+	n := int(math.Ceil(pad * float64(p.cfg.Duration) / 1e9 / 8 / float64(p.cfg.Size)))
 	n = min(max(n, probeMinPackets), p.cfg.Packets)
-	size := int(math.Ceil(rate * float64(p.cfg.Duration) / 1e9 / 8 / float64(n)))
+	size := int(math.Ceil(pad * float64(p.cfg.Duration) / 1e9 / 8 / float64(n)))
 	size = min(max(size, 100), p.cfg.Size)
-	interval := int64(float64(size*8) / rate * 1e9)
+	interval := int64(float64(size*8) / pad * 1e9)
 	p.id++
 	if p.id == 0 {
 		p.id = 1
 	}
-	p.startAt, p.endAt, p.judged = now, now+int64(n)*interval, false
+	p.startAt, p.endAt, p.judged, p.rate = now, now+int64(n)*interval, false, rate
+	p.est.expectProbe(p.id, now, int64(n-1)*interval/1000) // first packet to last
 	p.stats.Clusters++
-	return Cluster{ID: p.id, Rate: rate, Packets: n, Size: size, Interval: interval}, true
+	return Cluster{ID: p.id, Rate: rate, Padding: pad, Packets: n, Size: size, Interval: interval}, true
 }
 
 // Sent counts a probe packet of size bytes sent.

@@ -2,6 +2,7 @@ package bwe_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/callcore/callcore/bwe"
@@ -68,6 +69,7 @@ func TestProbingClimbsToALiftedCapWithin5s(t *testing.T) {
 
 func TestProbingStaysUnderACapItCannotPass(t *testing.T) {
 	s := newSim(t, 300e3)
+	s.probedConfig()
 	s.layers = []float64{150e3, 500e3, 2.2e6}
 	p, err := bwe.NewProber(bwe.ProbeConfig{}, s.est)
 	if err != nil {
@@ -145,7 +147,8 @@ func FuzzProber(f *testing.F) {
 			switch op {
 			case 0: // plan towards a target from 0 to 2.55 Mbit/s
 				target := float64(v) * 10e3
-				c, ok := p.Plan(target, clock.now)
+				media := float64(i%5) * 50e3 // the transport's media, 0 to 200 kbit/s
+				c, ok := p.Plan(target, media, clock.now)
 				if !ok {
 					continue
 				}
@@ -161,7 +164,10 @@ func FuzzProber(f *testing.F) {
 				case c.Packets < 5 || c.Packets > 10 || c.Size < 100 || c.Size > 1000 || c.Interval <= 0:
 					t.Fatalf("cluster %+v", c)
 				}
-				if got := float64(c.Size*8) / (float64(c.Interval) / 1e9); got < 0.99*c.Rate || got > 1.01*c.Rate {
+				if c.Padding < 0.1*c.Rate || c.Padding > c.Rate-media+1e-6 || c.Padding < c.Rate-media-1e-6 {
+					t.Fatalf("cluster %+v with media at %v", c, media)
+				}
+				if got := float64(c.Size*8) / (float64(c.Interval) / 1e9); got < 0.99*c.Padding || got > 1.01*c.Padding {
 					t.Fatalf("cluster %+v sends at %v", c, got)
 				}
 				last, have, busyUntil = c, true, clock.now+int64(c.Packets)*c.Interval
@@ -189,4 +195,150 @@ func FuzzProber(f *testing.F) {
 			t.Fatalf("stats %+v, sent %d bytes in %d clusters", st, sent, clusters)
 		}
 	})
+}
+
+// newLayeredSim returns a sim of a transport sending one stream of three
+// layers (100, 300 and 600 kbit/s, the allocator choosing) through a
+// link of capacity, with probing.
+func newLayeredSim(t *testing.T, capacity float64) *sim {
+	s := newSim(t, capacity)
+	s.probedConfig()
+	s.size = 600
+	s.alloc = bwe.NewAllocator(bwe.AllocConfig{})
+	s.stream = &bwe.Stream{Rates: [bwe.MaxLayers]float64{100e3, 300e3, 600e3}, Max: 2}
+	p, err := bwe.NewProber(bwe.ProbeConfig{Size: 275, Packets: 50}, s.est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.prober = p
+	return s
+}
+
+// TestProbingOnANarrowCapKeepsTheLayerThatFits: on the top layer when
+// the path narrows to 300 kbit/s, the transport settles on the lowest
+// layer, and the clusters probing towards the next one (which does not
+// fit) overfill the path: the over-use they cause must not cut the
+// estimate under the layer being sent, which would pause it.
+func TestProbingOnANarrowCapKeepsTheLayerThatFits(t *testing.T) {
+	for _, fbEvery := range []int64{50 * ms, 100 * ms, 200 * ms, 300 * ms} {
+		t.Run(fmt.Sprint(fbEvery/ms, "ms"), func(t *testing.T) { narrowCap(t, fbEvery) })
+	}
+}
+
+func narrowCap(t *testing.T, fbEvery int64) {
+	s := newLayeredSim(t, 0)
+	s.fbEvery = fbEvery
+	s.run(3000 * ms)
+	if s.stream.Layer != 2 {
+		t.Fatalf("unshaped: layer %d", s.stream.Layer)
+	}
+	s.link.capacity, s.link.queueBytes = 300e3, int(300e3/8*0.25)
+	s.run(3000 * ms)
+	s.minBudget = s.est.Estimate()
+	paused := 0
+	sent, lost := 0, 0
+	for range 70 {
+		s.sent, s.lost = 0, 0
+		s.run(100 * ms)
+		sent, lost = sent+s.sent, lost+s.lost
+		if s.stream.Layer < 0 {
+			paused++
+		}
+	}
+	t.Logf("7 s on a 300 kbit/s cap after 3 s: lowest budget %.0f, layer %d, paused in %d of 70 samples, loss %d of %d; estimator %+v; prober %+v",
+		s.minBudget, s.stream.Layer, paused, lost, sent, s.est.Stats(), s.prober.Stats())
+	if s.prober.Stats().Clusters == 0 {
+		t.Fatal("never probed")
+	}
+	if s.minBudget < 100e3 || paused > 0 {
+		t.Fatalf("the estimate fell to %.0f under the 100 kbit/s layer sent (paused in %d samples)", s.minBudget, paused)
+	}
+	if float64(lost) > 0.01*float64(sent) {
+		t.Fatalf("loss %d of %d", lost, sent)
+	}
+}
+
+// TestProbingClimbsToTheLayerThatFitsWithin5s: on the lowest layer
+// under a 300 kbit/s cap, the cap rises to 1 Mbit/s, where the top
+// layer (600 kbit/s, 690 with headroom) fits: the transport is on it
+// within 5 s.
+func TestProbingClimbsToTheLayerThatFitsWithin5s(t *testing.T) {
+	s := newLayeredSim(t, 0)
+	s.run(3000 * ms)
+	s.link.capacity, s.link.queueBytes = 300e3, int(300e3/8*0.25)
+	s.run(8000 * ms)
+	if s.stream.Layer != 0 {
+		t.Fatalf("on a 300 kbit/s cap: layer %d", s.stream.Layer)
+	}
+	s.link.capacity, s.link.queueBytes = 1e6, int(1e6/8*0.25)
+	before := s.probeBytes
+	at := -1
+	for i := range 100 {
+		s.run(100 * ms)
+		if s.stream.Layer == 2 {
+			at = (i + 1) * 100
+			break
+		}
+	}
+	t.Logf("cap 300 kbit/s -> 1 Mbit/s: on the top layer after %d ms (-1: not in 10 s), layer %d, probe bytes %d; estimator %+v; prober %+v",
+		at, s.stream.Layer, s.probeBytes-before, s.est.Stats(), s.prober.Stats())
+	if at < 0 || at > 5000 {
+		t.Fatalf("on the top layer after %d ms", at)
+	}
+	rate, loss := s.window(3000 * ms)
+	if s.stream.Layer != 2 || loss > 0.01 {
+		t.Fatalf("then: layer %d, %.0f bit/s, loss %.2f%%", s.stream.Layer, rate, 100*loss)
+	}
+}
+
+// TestOveruseReportedWithTheClusterIsBlamedOnIt: a probe cluster that
+// overfills a 300 kbit/s path carrying a 100 kbit/s stream makes the
+// delay over-use, sometimes in the very feedback that first reports the
+// cluster (with feedback every 300 ms, and the cluster at some phases
+// of the receive-rate window, as in the shaped-link test): the cut is
+// the cluster's, no lower than 0.85 times the rate the path delivered
+// it at, never down to the stream's own rate, which pauses the layer
+// being sent when its measured rate is a little higher.
+func TestOveruseReportedWithTheClusterIsBlamedOnIt(t *testing.T) {
+	for _, fbEvery := range []int64{100 * ms, 300 * ms} {
+		for phase := int64(0); phase < 250*ms; phase += 10 * ms {
+			t.Run(fmt.Sprint(fbEvery/ms, "ms+", phase/ms), func(t *testing.T) { blame(t, fbEvery, phase) })
+		}
+	}
+}
+
+func blame(t *testing.T, fbEvery, phase int64) {
+	s := newSim(t, 300e3)
+	s.fbEvery = fbEvery
+	s.size = 500
+	s.layers = []float64{100e3, 600e3} // the upper does not fit
+	s.run(8000*ms + phase)
+	pre := s.est.Estimate()
+	if pre < 150e3 || pre > 450e3 {
+		t.Fatalf("estimate %.0f before the cluster", pre)
+	}
+	// A cluster at 2.2 Mbit/s for 15 ms, on top of the stream.
+	const id = 7
+	s.tag = id
+	for range 15 {
+		seq := s.hist.RecordProbe(275, id)
+		if at, ok := s.link.send(s.clock.now, 275); ok {
+			s.inflight = append(s.inflight, arrival{at, seq})
+		}
+		s.run(1 * ms)
+	}
+	s.tag = 0
+	low := s.est.Estimate()
+	for range 20 {
+		s.run(100 * ms)
+		low = min(low, s.est.Estimate())
+	}
+	st := s.est.Stats()
+	t.Logf("estimate %.0f before the cluster, lowest %.0f in the 2 s after; estimator %+v", pre, low, st)
+	if st.Overuses == 0 || st.Probes == 0 {
+		t.Fatalf("the cluster caused no over-use or was not measured: %+v", st)
+	}
+	if low < 0.8*300e3 {
+		t.Fatalf("the cluster's over-use cut the estimate from %.0f to %.0f, near the stream's 100 kbit/s", pre, low)
+	}
 }

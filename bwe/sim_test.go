@@ -62,6 +62,7 @@ type sim struct {
 	fb       []delivery
 	credit   float64
 	nextFB   int64
+	fbEvery  int64 // ns between two feedback packets
 	size     int
 
 	// layers, when set, are the media rates the sender chooses from
@@ -74,6 +75,19 @@ type sim struct {
 	clusterLeft int
 	nextProbe   int64
 	probeBytes  int
+	// tag is the probe cluster under way: media sent meanwhile is part
+	// of it, as a transport's writers record it.
+	tag uint16
+
+	// alloc, when set, chooses the layer of stream (its Rates the
+	// layers) every 250 ms, as a transport does, instead of layers.
+	alloc     *bwe.Allocator
+	stream    *bwe.Stream
+	nextAlloc int64
+	raises    uint64 // the estimator's ProbeRaises the allocator was told of
+	// minBudget is the lowest estimate an allocation shared since it was
+	// last reset.
+	minBudget float64
 
 	// per window
 	sentBits   float64
@@ -94,19 +108,48 @@ func newSim(t *testing.T, capacity float64) *sim {
 	// A queue of 250 ms at the capacity, at least 30 packets (a router's
 	// buffer; tc's default limit is larger).
 	s.link = link{capacity: capacity, prop: 20 * ms, queueBytes: max(int(capacity/8*0.25), 30*1200)}
-	s.nextFB = s.clock.now + 100*ms
+	s.fbEvery = 100 * ms
+	s.nextFB = s.clock.now + s.fbEvery
 	return s
+}
+
+// probedConfig makes the estimator the one of a transport that probes
+// (transport/webrtc): while the path is heard from, its estimate grows
+// by itself only to 1.5 times the acknowledged rate plus 10 kbit/s,
+// beyond only on a probe.
+func (s *sim) probedConfig() {
+	est, err := bwe.New(bwe.Config{ProbedHeadroom: 10e3}, s.hist)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.est = est
 }
 
 // run advances d ns in 1 ms steps.
 func (s *sim) run(d int64) {
 	for end := s.clock.now + d; s.clock.now < end; s.clock.now += ms {
 		now := s.clock.now
+		if s.alloc != nil && now >= s.nextAlloc {
+			s.nextAlloc = now + 250*ms
+			s.minBudget = min(s.minBudget, s.est.Estimate())
+			if n := s.est.ProbeRaises(); n != s.raises {
+				s.raises = n
+				s.alloc.Probed()
+			}
+			s.alloc.Allocate(s.est.Estimate(), now, []*bwe.Stream{s.stream})
+		}
 		s.credit += s.mediaRate() / 1000
 		s.probe(now)
-		for s.credit >= float64(s.size*8) {
+		if s.prober != nil {
+			s.tag = 0
+			if s.clusterLeft > 0 {
+				s.tag = s.cluster.ID
+			}
+		}
+		// In alloc mode media leaves as frames: 30 a second, each a burst.
+		for s.credit >= float64(s.size*8) && (s.alloc == nil || now%(33*ms) == 0 || s.credit >= s.mediaRate()/30) {
 			s.credit -= float64(s.size * 8)
-			seq := s.hist.Record(s.size)
+			seq := s.hist.RecordProbe(s.size, s.tag)
 			s.sent++
 			s.sentBits += float64(s.size * 8)
 			if at, ok := s.link.send(now, s.size); ok {
@@ -126,7 +169,7 @@ func (s *sim) run(d int64) {
 		}
 		s.inflight = s.inflight[:n]
 		if now >= s.nextFB {
-			s.nextFB += 100 * ms
+			s.nextFB += s.fbEvery
 			if pkts := s.rec.BuildFeedbackPacket(); len(pkts) > 0 {
 				b, err := rtcp.Marshal(pkts)
 				if err != nil {
@@ -152,6 +195,14 @@ func (s *sim) run(d int64) {
 
 // mediaRate is the rate the sender sends media at.
 func (s *sim) mediaRate() float64 {
+	if s.alloc != nil {
+		if s.stream.Layer < 0 {
+			return 0
+		}
+		// An encoder's rate wanders around what the allocation
+		// measured: here 5 % under it.
+		return 0.95 * s.stream.Rates[s.stream.Layer]
+	}
 	if s.layers == nil {
 		return s.est.Estimate()
 	}
@@ -166,6 +217,9 @@ func (s *sim) mediaRate() float64 {
 
 // target is the rate the next layer up needs, 0 at the top.
 func (s *sim) target() float64 {
+	if s.alloc != nil {
+		return s.alloc.UpTarget(s.est.Estimate(), []*bwe.Stream{s.stream})
+	}
 	cur := s.mediaRate()
 	for _, l := range s.layers {
 		if l > cur {
@@ -183,7 +237,7 @@ func (s *sim) probe(now int64) {
 	}
 	target := s.target()
 	if s.clusterLeft == 0 {
-		c, ok := s.prober.Plan(target, now)
+		c, ok := s.prober.Plan(target, s.mediaRate(), now)
 		if !ok {
 			return
 		}

@@ -187,6 +187,11 @@ func TestNACKFloodRetransmitsBounded(t *testing.T) {
 	if st.NACKs != st.Retransmits+st.RetransmitsRefused+st.NACKTooOld+st.CacheMiss {
 		t.Fatalf("NACKs not accounted for: %+v", st)
 	}
+	// Each retransmission counts its packet's bytes, header included
+	// (what a transport's allocation takes off its budget).
+	if st.RetransmitBytes < 13*st.Retransmits || st.RetransmitBytes > 1500*st.Retransmits {
+		t.Fatalf("%d retransmissions counted as %d bytes", st.Retransmits, st.RetransmitBytes)
+	}
 }
 
 func TestBudgetConfigValidate(t *testing.T) {

@@ -157,6 +157,7 @@ func (s *Subscriber) nack(t *Track, seq uint16) {
 		return
 	}
 	s.cnt.retransmits.Add(1)
+	s.cnt.retransmitBytes.Add(uint64(sl.n))
 }
 
 var _ transport.RTCPHandler = (*Subscriber)(nil)

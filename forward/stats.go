@@ -81,6 +81,7 @@ type SubscriberStats struct {
 	Replayed         uint64 // cached packets sent at a start, from the last key frame
 	NACKs            uint64 // sequence numbers NACKed
 	Retransmits      uint64 // of those, sent again from the cache
+	RetransmitBytes  uint64 // their bytes, as cached (RTP header and payload)
 	NACKTooOld       uint64 // NACKed before the key frame it started on, or unknown
 	CacheMiss        uint64 // NACKed but not in the cache (lost upstream or too old)
 	NACKOverflow     uint64 // NACK entries beyond what one RTCP packet may carry here
@@ -102,7 +103,7 @@ type subCounters struct {
 	nackTooOld, cacheMiss, nackOverflow         atomic.Uint64
 	keyFrameRequests, badRTCP                   atomic.Uint64
 	keyFrameRequestsDropped, nacksDropped       atomic.Uint64
-	retransmitsRefused                          atomic.Uint64
+	retransmitsRefused, retransmitBytes         atomic.Uint64
 	padding, paddingBytes, paddingRefused       atomic.Uint64
 }
 
@@ -117,7 +118,7 @@ func (s *Subscriber) Stats() SubscriberStats {
 		NACKTooOld: c.nackTooOld.Load(), CacheMiss: c.cacheMiss.Load(), NACKOverflow: c.nackOverflow.Load(),
 		KeyFrameRequests: c.keyFrameRequests.Load(), BadRTCP: c.badRTCP.Load(),
 		KeyFrameRequestsDropped: c.keyFrameRequestsDropped.Load(), NACKsDropped: c.nacksDropped.Load(),
-		RetransmitsRefused: c.retransmitsRefused.Load(),
-		Padding:            c.padding.Load(), PaddingBytes: c.paddingBytes.Load(), PaddingRefused: c.paddingRefused.Load(),
+		RetransmitsRefused: c.retransmitsRefused.Load(), RetransmitBytes: c.retransmitBytes.Load(),
+		Padding: c.padding.Load(), PaddingBytes: c.paddingBytes.Load(), PaddingRefused: c.paddingRefused.Load(),
 	}
 }

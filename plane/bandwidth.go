@@ -1,6 +1,11 @@
 package plane
 
-import "github.com/callcore/callcore/forward"
+import (
+	"slices"
+
+	"github.com/callcore/callcore/channel"
+	"github.com/callcore/callcore/forward"
+)
 
 // LimitBandwidth is LayerChange.LimitedBy when the estimate of the
 // user's downlink keeps it below the layer it wants (or pauses the
@@ -21,9 +26,54 @@ type BandwidthLimited interface {
 }
 
 // Prioritized is an optional Reception ability: the transport shares its
-// user's downlink among the receptions by priority, higher first.
+// user's downlink among the receptions by priority, higher first. The
+// plane gives each video reception its priority when it is made and
+// whenever it changes (a receive preference set, the speakers changed):
+// a reception with an explicit receive preference first (the taller
+// picture first), then screen shares, then the current speakers' tracks
+// (the dominant first), then the rest. SetPriority is called with the
+// plane's lock held, like SetOpen, so that priorities follow the order of
+// the changes: it must not call back into the plane.
 type Prioritized interface {
 	SetPriority(int)
+}
+
+// The priority bands, highest first: each band's priorities are above
+// every priority of the bands below.
+const (
+	prioPreference = 3 << 21 // plus preferencePriority, at most 1<<20
+	prioScreen     = 2 << 21
+	prioSpeaker    = 1 << 21 // plus how many speakers follow it
+)
+
+// priority returns the priority of reception s of track k. p.mu is held.
+func (r *room) priority(k key, s *reception) int {
+	switch {
+	case s.explicit:
+		return prioPreference + preferencePriority(s.pref)
+	case k.name == ScreenTrack:
+		return prioScreen
+	}
+	if i := slices.Index(r.speakers, k.user); i >= 0 {
+		return prioSpeaker + len(r.speakers) - i
+	}
+	return 0
+}
+
+// prioritize gives reception s of track k its priority when it changed.
+// p.mu is held.
+func (r *room) prioritize(k key, s *reception) {
+	pr, ok := s.rc.(Prioritized)
+	if !ok {
+		return
+	}
+	if t := r.tracks[k]; t != nil && t.info.Kind != channel.Video {
+		return // audio comes first whatever its priority
+	}
+	if v := r.priority(k, s); v != s.prio {
+		s.prio = v
+		pr.SetPriority(v)
+	}
 }
 
 // watchBandwidth has a layered reception of user id tell its bandwidth

@@ -144,10 +144,16 @@ func TestBandwidthLimitIsTold(t *testing.T) {
 	if c := told(); c.Layer != forward.LayerQ || c.LimitedBy != plane.LimitPreference {
 		t.Fatalf("preference under the limit: told %+v", c)
 	}
-	viewer.rec.mu.Lock()
-	pref := viewer.rec.pref
-	viewer.rec.mu.Unlock()
-	if pref != 90 {
-		t.Fatalf("priority %d after a preference of 90 pixels", pref)
+	prio := func() int {
+		viewer.rec.mu.Lock()
+		defer viewer.rec.mu.Unlock()
+		return viewer.rec.pref
+	}
+	p90 := prio()
+	if err := pl.SetPreference("c", "viewer", "pub", "cam", plane.Preference{MaxHeight: 180}); err != nil {
+		t.Fatal(err)
+	}
+	if p180 := prio(); p90 <= 0 || p180 <= p90 {
+		t.Fatalf("priority %d after a preference of 90 pixels, %d of 180", p90, p180)
 	}
 }

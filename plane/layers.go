@@ -138,16 +138,14 @@ func (p *Plane) SetPreference(ch, id, from, name string, pref Preference) error 
 		u.paused = map[key]bool{}
 	}
 	u.paused[k] = pref.Paused
-	s.pref = pref
+	s.pref, s.explicit = pref, true
 	if w := r.wants(u, r.allowed(id), k); w != s.open {
 		s.open = w
 		s.rc.SetOpen(w)
 	}
+	r.prioritize(k, s)
 	rc := s.rc
 	p.mu.Unlock()
-	if pr, ok := rc.(Prioritized); ok {
-		pr.SetPriority(preferencePriority(pref))
-	}
 	lr, ok := rc.(LayerReception)
 	if t.lay == nil || !ok {
 		return nil

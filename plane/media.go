@@ -112,8 +112,10 @@ func (p *Plane) keep(r *room, k key, t *pub, id string, u *user, rc Reception) b
 		return false
 	}
 	open := r.wants(u, r.allowed(id), k)
-	u.subs[k] = &reception{rc: rc, open: open}
+	s := &reception{rc: rc, open: open, prio: -1}
+	u.subs[k] = s
 	rc.SetOpen(open)
+	r.prioritize(k, s)
 	return true
 }
 

@@ -138,6 +138,8 @@ type room struct {
 	// recent is every user with a published track, the most recent
 	// speakers first, then the others in the order they published.
 	recent []string
+	// speakers are the current speakers, the dominant first.
+	speakers []string
 }
 
 type key struct{ user, name string }
@@ -152,10 +154,12 @@ type user struct {
 
 // reception is one subscription with the gate state last given to it.
 type reception struct {
-	rc   Reception
-	open bool
-	pref Preference   // its receive preference (SetPreference)
-	told *LayerChange // the layer last told to OnLayer; nil before any
+	rc       Reception
+	open     bool
+	pref     Preference   // its receive preference (SetPreference)
+	explicit bool         // the preference was set (SetPreference)
+	prio     int          // the priority last given (Prioritized); -1 before any
+	told     *LayerChange // the layer last told to OnLayer; nil before any
 }
 
 // pub is one published track.

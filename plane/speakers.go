@@ -97,7 +97,16 @@ func (p *Plane) speakersChanged(ch string, r *room, list []speaker.Speaker) {
 		}
 	}
 	r.recent = front
+	r.speakers = r.speakers[:0]
+	for _, s := range out {
+		r.speakers = append(r.speakers, s.User)
+	}
 	p.refresh(r)
+	for _, u := range r.users {
+		for k, s := range u.subs {
+			r.prioritize(k, s)
+		}
+	}
 	p.mu.Unlock()
 	if p.cfg.OnSpeakers != nil {
 		_ = p.cfg.OnSpeakers.SetSpeakers(ch, out) // a channel deleted meanwhile is not an error here

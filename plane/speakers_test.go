@@ -42,11 +42,15 @@ func (m *mic) send(t *testing.T, tr *forward.Track, level uint8) {
 // packets' pacing are exact.
 type speakerCall struct {
 	t      *testing.T
+	pl     *plane.Plane
 	call   *channel.Channel
 	eps    map[string]*endpoint
 	mics   map[string]*mic
 	cams   map[string]*camera
 	viewer *channel.Subscription
+	// prio is the viewer's endpoint: it records the priority the plane
+	// gives each of its receptions.
+	prio   *prioEndpoint
 	start  time.Time
 	events []speakersAt
 }
@@ -74,7 +78,7 @@ func newSpeakerCall(t *testing.T, lastN int) *speakerCall {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &speakerCall{t: t, call: call, viewer: viewer, eps: map[string]*endpoint{}, mics: map[string]*mic{}, cams: map[string]*camera{}, start: time.Now()}
+	c := &speakerCall{t: t, pl: pl, call: call, viewer: viewer, eps: map[string]*endpoint{}, mics: map[string]*mic{}, cams: map[string]*camera{}, start: time.Now()}
 	for i, id := range []string{"viewer", "ann", "ben", "cat"} {
 		if id != "viewer" {
 			if _, err := call.Join(context.Background(), id, []channel.TrackInfo{{Name: "mic", Kind: channel.Audio}, {Name: "cam", Kind: channel.Video}}); err != nil {
@@ -84,7 +88,12 @@ func newSpeakerCall(t *testing.T, lastN int) *speakerCall {
 		}
 		c.eps[id] = newEndpoint(uint32(i * 100))
 		c.eps[id].levels = true
-		if err := pl.Attach("room", id, c.eps[id]); err != nil {
+		var ep plane.Endpoint = c.eps[id]
+		if id == "viewer" {
+			c.prio = &prioEndpoint{endpoint: c.eps[id], prio: map[string]int{}}
+			ep = c.prio
+		}
+		if err := pl.Attach("room", id, ep); err != nil {
 			t.Fatal(err)
 		}
 		if id != "viewer" {

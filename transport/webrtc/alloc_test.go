@@ -92,7 +92,7 @@ func BenchmarkWriter(b *testing.B) {
 func BenchmarkDirectWriterTWCC(b *testing.B) {
 	out, bc, done := newDirectOut(b)
 	defer done()
-	down, err := newDownlink(time.Now())
+	down, err := newDownlink(time.Now(), true)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,7 +8,8 @@ import (
 )
 
 // Allocation of a peer's downlink (bwe.Allocator): once the peer has sent
-// feedback, its estimate is shared among its subscriptions, audio first,
+// feedback, its estimate, less the rate of the retransmissions the peer
+// is sent (bwe.Budget), is shared among its subscriptions, audio first,
 // then video by priority, each video at the highest layer that fits,
 // paused when even the lowest does not. It runs when feedback arrives, at
 // most every allocEvery: nothing ticks for a peer. The layer rates are
@@ -25,8 +26,10 @@ const allocEvery = 250e6 // ns
 type allocator struct {
 	mu      sync.Mutex
 	a       *bwe.Allocator
-	last    int64   // ns: the last allocation
-	budget  float64 // the estimate it shared
+	last    int64           // ns: the last allocation
+	budget  float64         // the estimate it shared
+	raises  uint64          // the estimator's ProbeRaises the allocator was told of
+	rtx     bwe.CounterRate // the subscriptions' retransmitted bytes
 	streams map[*Subscription]*allocStream
 	meters  map[*forward.Track]*rateMeter
 	list    []*bwe.Stream
@@ -90,7 +93,11 @@ func (p *Peer) allocate(now int64) {
 	}
 	p.mu.Unlock()
 	al.list = al.list[:0]
+	var rtxBytes uint64
 	for _, s := range al.subs {
+		if fs := s.sub.Load(); fs != nil {
+			rtxBytes += fs.Stats().RetransmitBytes
+		}
 		st := al.streams[s]
 		if st == nil {
 			st = &allocStream{}
@@ -110,8 +117,20 @@ func (p *Peer) allocate(now int64) {
 			delete(al.meters, t)
 		}
 	}
-	al.a.Allocate(budget, now, al.list)
-	target := al.a.UpTarget(budget, al.list)
+	if n := est.ProbeRaises(); n != al.raises {
+		al.raises = n
+		al.a.Probed() // the room a probe showed: up without the hold
+	}
+	// Retransmissions go on the downlink whatever the allocation: their
+	// rate comes off what it shares, and the probing target is the media
+	// it wants plus them.
+	rtx := budget - bwe.Budget(budget, al.rtx.Update(rtxBytes, now))
+	al.a.Allocate(budget-rtx, now, al.list)
+	target := al.a.UpTarget(budget-rtx, al.list)
+	if target > 0 {
+		target += rtx
+	}
+	media := bwe.Sending(al.list) + rtx
 	var changed []*Subscription
 	for _, s := range al.subs {
 		if s.setBandwidth(&al.streams[s].Stream) {
@@ -119,8 +138,8 @@ func (p *Peer) allocate(now int64) {
 		}
 	}
 	al.mu.Unlock()
-	if p.cfg.Engine.cfg.Probing {
-		p.probe(target, now) // probe.go
+	if !p.cfg.Engine.cfg.NoProbing {
+		p.probe(target, media, now) // probe.go
 	}
 	for _, s := range changed {
 		if f := s.onLimit.Load(); f != nil {

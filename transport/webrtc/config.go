@@ -30,12 +30,11 @@ type Config struct {
 	// both); any other socket gets pion's send path. When New fails, the
 	// socket is left open.
 	PacketConn net.PacketConn
-	// Probing, when set, probes a subscriber peer's downlink with padding
-	// before a limited stream moves up (probe.go). Off by default: on the
-	// shaped-link test it moves up from q to f in about 4 s instead of
-	// 13 s, but it also made that test's 300 kbit/s phase miss its
-	// convergence and loss bounds in some runs.
-	Probing bool
+	// NoProbing, when set, does not probe a subscriber peer's downlink:
+	// a limited stream then moves up only as fast as the estimate grows
+	// by itself. By default the downlink is probed with padding before
+	// a limited stream moves up (probe.go).
+	NoProbing bool
 	// NoCongestionControl turns the downlink's congestion control off:
 	// subscriptions write no transport-wide sequence numbers, clients'
 	// feedback is not estimated, and every subscriber is sent everything

@@ -3,7 +3,6 @@ package webrtc
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -26,7 +25,7 @@ import (
 // framesDecoded never stands still 1.5 s; unshaped, Chromium is back on
 // the top layer (its frame width) within 25 s. The table of the phases
 // (the layer Chromium decodes, from the frame width) is logged.
-// CALLCORE_PROBING=1 runs it with Config.Probing.
+// CALLCORE_PROBING=0 runs it without probing (shapedConfig).
 func TestConstrainedLinkChromium(t *testing.T) {
 	if !enterNetns(t) {
 		return
@@ -42,7 +41,7 @@ func TestConstrainedLinkChromium(t *testing.T) {
 	tab := b.NewUser(t, "sub")
 	tab.Navigate(t, srv.URL+"/blank.html")
 
-	engine := newTestEngine(t, Config{Probing: os.Getenv("CALLCORE_PROBING") == "1"})
+	engine := newTestEngine(t, shapedConfig())
 	defer engine.Close()
 	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) { p.Fill = [3]int{60, 230, 480} })
 	defer server.Close()

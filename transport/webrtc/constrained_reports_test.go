@@ -2,7 +2,6 @@ package webrtc
 
 import (
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -25,7 +24,7 @@ func TestConstrainedLinkReportsOnly(t *testing.T) {
 		return
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := newTestEngine(t, Config{Probing: os.Getenv("CALLCORE_PROBING") == "1"})
+	engine := newTestEngine(t, shapedConfig())
 	defer engine.Close()
 	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) { p.Fill = [3]int{60, 230, 480} })
 	defer server.Close()

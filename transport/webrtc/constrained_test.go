@@ -3,7 +3,6 @@ package webrtc
 import (
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,8 +26,8 @@ import (
 // with the loss at the bottleneck under 1 % (the layer is logged: the
 // only one that fits at 300 kbit/s is q). At 1 Mbit/s, where f fits,
 // the table gives when the subscriber first moved up and when it
-// reached f, and the probe bytes of each phase. CALLCORE_PROBING=1 runs
-// it with Config.Probing.
+// reached f, and the probe bytes of each phase. CALLCORE_PROBING=0 runs
+// it with Config.NoProbing.
 // Unshaped: back on the top layer within 25 s (the table gives when it
 // was first seen). The test re-runs its binary under unshare -n
 // (root). The table of the phases is logged.
@@ -37,7 +36,7 @@ func TestConstrainedLink(t *testing.T) {
 		return
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	engine := newTestEngine(t, Config{Probing: os.Getenv("CALLCORE_PROBING") == "1"})
+	engine := newTestEngine(t, shapedConfig())
 	defer engine.Close()
 	layers, p, server := publishLayers(t, engine, func(p *layerPublisher) {
 		p.Fill = [3]int{60, 230, 480}

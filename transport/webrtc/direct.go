@@ -214,7 +214,7 @@ func (s *Subscription) goDirect() {
 // or, from the RTCP loop, into the writer's scratch buffer and out at once.
 func (w *rtpOut) writeDirect(f *fastOut, to netip.AddrPort, header, payload []byte) error {
 	var seq uint16
-	orig := header
+	padOnly := paddingOnly(header, payload)
 	if w.twccID != 0 {
 		if len(header)+twccExtra > batchSlot {
 			return errTooLarge
@@ -250,7 +250,7 @@ func (w *rtpOut) writeDirect(f *fastOut, to netip.AddrPort, header, payload []by
 		at = w.sock.clock.now()
 	}
 	if w.twccID != 0 {
-		w.down.put(seq, len(header)+len(payload), orig, payload)
+		w.down.put(seq, len(header)+len(payload), padOnly)
 	}
 	w.count(at, len(header)+len(payload)-w.hdr.MarshalSize())
 	return nil

@@ -170,7 +170,7 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 		status:  StatusConnecting,
 	}
 	p.buffers.limit, p.buffers.onAbuse = p.streamLimit, p.end
-	down, err := newDownlink(cfg.Engine.clock.epoch)
+	down, err := newDownlink(cfg.Engine.clock.epoch, !cfg.Engine.cfg.NoProbing)
 	if err != nil {
 		return nil, err
 	}

@@ -55,8 +55,9 @@ func newProber(est *bwe.Estimator) (*prober, error) {
 // ProbeStats returns the counters of the peer's downlink probing.
 func (p *Peer) ProbeStats() bwe.ProbeStats { return p.down.probe.p.Stats() }
 
-// probe starts a cluster towards target (bit/s) at now when one is due.
-func (p *Peer) probe(target float64, now int64) {
+// probe starts a cluster towards target (bit/s) at now when one is due,
+// the peer sending media at media bit/s.
+func (p *Peer) probe(target, media float64, now int64) {
 	pr := p.down.probe
 	if target <= 0 {
 		return
@@ -66,12 +67,13 @@ func (p *Peer) probe(target float64, now int64) {
 	if pr.running || pr.stopped {
 		return
 	}
-	c, ok := pr.p.Plan(target, now)
+	c, ok := pr.p.Plan(target, media, now)
 	if !ok {
 		return
 	}
 	pr.running, pr.c, pr.target, pr.left, pr.next = true, c, target, c.Packets, now
 	p.down.probeID.Store(uint32(c.ID))
+	p.down.padID.Store(uint32(c.ID))
 	if pr.timer == nil {
 		pr.timer = time.AfterFunc(0, p.probeStep)
 	} else {
@@ -96,7 +98,7 @@ func (p *Peer) probeStep() {
 	}
 	if n > 0 {
 		if !pr.p.Continue(pr.c, pr.target) || !p.pad(pr, n, pr.c.Size-probeOverhead) {
-			pr.running = false // the estimate answered, or nothing to pad on
+			p.endCluster() // the estimate answered, or nothing to pad on
 			return
 		}
 		for range n {
@@ -105,16 +107,25 @@ func (p *Peer) probeStep() {
 		pr.left -= n
 	}
 	if pr.left == 0 {
-		pr.running = false
+		p.endCluster()
 		return
 	}
 	pr.timer.Reset(time.Duration(max(pr.next-now, probeStep)))
+}
+
+// endCluster ends the cluster under way: the media the writers send next
+// is no longer part of it (padding a busy track's section writes later
+// still is: padID). pr.mu is held.
+func (p *Peer) endCluster() {
+	p.down.probe.running = false
+	p.down.probeID.Store(0)
 }
 
 // stopProbe stops probing for good (the peer closes).
 func (d *downlink) stopProbe() {
 	pr := d.probe
 	pr.mu.Lock()
+	d.probeID.Store(0)
 	pr.stopped, pr.running = true, false
 	if pr.timer != nil {
 		pr.timer.Stop()

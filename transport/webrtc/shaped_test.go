@@ -158,3 +158,9 @@ func (s *shaper) stats(t testing.TB) shapeStats {
 	st.dropped, _ = strconv.ParseUint(m[3], 10, 64)
 	return st
 }
+
+// shapedConfig is the engine of the constrained-link tests: probing as by
+// default, or off with CALLCORE_PROBING=0, to compare.
+func shapedConfig() Config {
+	return Config{NoProbing: os.Getenv("CALLCORE_PROBING") == "0"}
+}

@@ -291,11 +291,7 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		return err
 	}
 	if w.twccID != 0 {
-		var id uint16
-		if padOnly {
-			id = uint16(w.down.probeID.Load())
-		}
-		w.down.hist.PutProbe(seq, w.hdr.MarshalSize()+octets, w.down.clock.Nanotime(), id)
+		w.down.put(seq, w.hdr.MarshalSize()+octets, padOnly)
 	}
 	w.count(w.clock.now(), octets)
 	return nil

@@ -29,25 +29,40 @@ type downlink struct {
 	hist  *bwe.History
 	est   *bwe.Estimator
 	probe *prober // probe.go
-	// probeID is the probe cluster being sent: the writers record
-	// padding-only packets with it (probe.go).
-	probeID atomic.Uint32
+	// probeID is the probe cluster being sent, 0 when none: the writers
+	// record the media sent meanwhile with it, so the cluster measures
+	// what the path carried (probe.go). padID is the last cluster
+	// started: padding-only packets are recorded with it, whenever the
+	// track's section writes them.
+	probeID, padID atomic.Uint32
 }
 
-// put records a packet the writer sent: a padding-only one as part of
-// the probe cluster under way.
-func (d *downlink) put(seq uint16, size int, header, payload []byte) {
-	var id uint16
-	if paddingOnly(header, payload) {
-		id = uint16(d.probeID.Load())
+// put records a packet the writer sent: padding as part of the last
+// probe cluster, media as part of the cluster under way if any.
+func (d *downlink) put(seq uint16, size int, padOnly bool) {
+	id := &d.probeID
+	if padOnly {
+		id = &d.padID
 	}
-	d.hist.PutProbe(seq, size, d.clock.Nanotime(), id)
+	d.hist.PutProbe(seq, size, d.clock.Nanotime(), uint16(id.Load()))
 }
 
-func newDownlink(epoch time.Time) (*downlink, error) {
+// probedHeadroom is the estimator's ProbedHeadroom when the downlink is
+// probed: the estimate grows by itself to no more than 1.5 times the
+// acknowledged rate plus this, and beyond on what a probe showed (or,
+// when nothing was heard from the path for a while, as unprobed).
+// Unprobed, the default AckedHeadroom (300 kbit/s) lets it grow without
+// a probe.
+const probedHeadroom = 10e3
+
+func newDownlink(epoch time.Time, probing bool) (*downlink, error) {
 	d := &downlink{clock: monoClock{epoch: epoch}}
 	d.hist = bwe.NewHistory(d.clock)
-	est, err := bwe.New(bwe.Config{}, d.hist)
+	var cfg bwe.Config
+	if probing {
+		cfg.ProbedHeadroom = probedHeadroom
+	}
+	est, err := bwe.New(cfg, d.hist)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 // recording the send allocates nothing, on pion's path and on the direct
 // path (batched and at once).
 func TestTWCCWriterAllocs(t *testing.T) {
-	down, err := newDownlink(time.Now())
+	down, err := newDownlink(time.Now(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
