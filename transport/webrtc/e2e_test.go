@@ -25,7 +25,8 @@ import (
 type pubClient struct {
 	*client
 	video, audio *pion.TrackLocalStaticRTP
-	stop         chan struct{}
+	stop         chan struct{} // closed by halt
+	halt         func()        // stops send; also at the test's end, so a failed test does not wait for it
 	keyPaused    atomic.Bool
 	wantKey      atomic.Bool
 	plis         atomic.Int64
@@ -38,6 +39,8 @@ type pubClient struct {
 func newPubClient(t *testing.T, api *pion.API) *pubClient {
 	t.Helper()
 	p := &pubClient{client: newClient(t, api), stop: make(chan struct{}), sent: map[string]bool{}}
+	p.halt = sync.OnceFunc(func() { close(p.stop) })
+	t.Cleanup(p.halt) // before the client's cleanup, which waits for send
 	var err error
 	p.video, err = pion.NewTrackLocalStaticRTP(pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000}, "cam", "alice")
 	if err != nil {
@@ -82,7 +85,7 @@ func newPubClient(t *testing.T, api *pion.API) *pubClient {
 func (p *pubClient) send() {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for i := 0; ; i++ {
+	for i := range 12000 { // at most 60 s
 		select {
 		case <-p.stop:
 			return
@@ -516,7 +519,7 @@ func (c *call) checkSelfMute(t *testing.T) {
 }
 
 func (c *call) close(t *testing.T) {
-	close(c.pub.stop)
+	c.pub.halt()
 	for i, p := range c.peers {
 		if err := p.Close(); err != nil {
 			t.Error(err)

@@ -329,7 +329,7 @@ func testUDPMux(t *testing.T, engine *Engine, port int) {
 		t.Fatal("nothing published through the mux")
 	}
 	waitFor(t, "packets through the mux", func() bool { return tr.Stats().PacketsIn >= 10 })
-	close(pub.stop)
+	pub.halt()
 	if err := server.Close(); err != nil {
 		t.Error(err)
 	}
