@@ -65,17 +65,17 @@ func TestReceiverReportLoss(t *testing.T) {
 }
 
 // TestReceiverReportLossCutsFromSent: given what was sent over the
-// report's interval, a cut starts from it, not from the estimate nothing
-// tried, and stays above half of what was delivered of it.
+// report's interval, a cut starts from what got through of it, not from
+// the estimate nothing tried, and stays above half of that.
 func TestReceiverReportLossCutsFromSent(t *testing.T) {
 	const s = int64(1e9)
 	e, err := bwe.New(bwe.Config{}, bwe.NewHistory(&manualClock{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.HandleReport(100, 50, 0, 700e3, s) // half of 700 kbit/s lost
-	if est := e.Estimate(); est != 700e3*0.75 {
-		t.Fatalf("after 50 %% loss of 700 kbit/s sent: estimate %.0f, want %.0f", est, 700e3*0.75)
+	e.HandleReport(100, 50, 0, 700e3, s) // half of 700 kbit/s lost: 350 got through
+	if est := e.Estimate(); est != 350e3*0.75 {
+		t.Fatalf("after 50 %% loss of 700 kbit/s sent: estimate %.0f, want %.0f (cut from what got through)", est, 350e3*0.75)
 	}
 	// Low loss compares the bound with the estimate, not with what was
 	// sent: the bound stays a bound, rising slowly.
