@@ -28,7 +28,8 @@ type downlink struct {
 	clock monoClock
 	hist  *bwe.History
 	est   *bwe.Estimator
-	probe *prober // probe.go
+	probe *prober  // probe.go
+	pace  peerPace // pace.go
 	// probeID is the probe cluster being sent: the writers record
 	// padding-only packets with it (probe.go).
 	probeID atomic.Uint32
@@ -117,6 +118,7 @@ func putTWCC(dst, header []byte, id uint8, seq uint16) int {
 func (p *Peer) readFeedback(pkt []byte) {
 	now := p.down.clock.Nanotime()
 	if p.down.est.HandleRTCP(pkt, now) == nil {
+		p.setPaceRate() // pace.go
 		p.allocate(now)
 	}
 }
