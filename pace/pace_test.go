@@ -3,6 +3,7 @@ package pace
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -120,7 +121,8 @@ func TestConfigValidate(t *testing.T) {
 func TestSchedulerSendsABurstAtTheBucketRate(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	synctest.Test(t, func(t *testing.T) {
-		s, err := New(Config{})
+		var rounds atomic.Int32
+		s, err := New(Config{OnRound: func() { rounds.Add(1) }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +149,9 @@ func TestSchedulerSendsABurstAtTheBucketRate(t *testing.T) {
 			if d := rec.at[i] - want; d < -int64(time.Millisecond) || d > int64(time.Millisecond) {
 				t.Fatalf("packet %d sent %v from its due time", i, time.Duration(d))
 			}
+		}
+		if rounds.Load() != 20 { // one round for each packet: they are 10 ms apart
+			t.Fatalf("%d rounds for 20 packets 10 ms apart", rounds.Load())
 		}
 		st := s.Stats()
 		if st.Armed || st.Queues != 0 || q.Busy() || !st.Running {

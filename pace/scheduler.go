@@ -19,6 +19,10 @@ type Config struct {
 	// Slots is the number of wheel slots; a packet due further ahead waits
 	// in the last one and is put back when that comes. Default 128.
 	Slots int
+	// OnRound, when set, is called on the scheduler's goroutine after each
+	// round of sends (the packets of the slots that came due): a Sender
+	// that batches its sends flushes them here.
+	OnRound func()
 }
 
 func (c *Config) setDefaults() {
@@ -48,8 +52,9 @@ func (c Config) Validate() error {
 // queues swapped out whole by the goroutine); the goroutine keeps them in
 // a timer wheel it alone touches.
 type Scheduler struct {
-	slot  int64 // ns
-	epoch time.Time
+	slot    int64 // ns
+	epoch   time.Time
+	onRound func()
 
 	inbox   atomic.Pointer[Queue] // queues registered since the goroutine last looked
 	waiting atomic.Bool           // the goroutine is about to wait, or waits
@@ -80,7 +85,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	cfg.setDefaults()
 	return &Scheduler{
-		slot: int64(cfg.Slot), epoch: time.Now(),
+		slot: int64(cfg.Slot), epoch: time.Now(), onRound: cfg.OnRound,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		wheel: make([]*Queue, cfg.Slots),
 	}, nil
@@ -227,6 +232,7 @@ func (s *Scheduler) insert(q *Queue, due int64) {
 // leaves the wheel when it is empty.
 func (s *Scheduler) advance(now int64) {
 	target := now / s.slot
+	sent := s.sent.Load()
 	for s.cur < target && s.count > 0 {
 		s.cur++
 		i := int(s.cur % int64(len(s.wheel)))
@@ -246,6 +252,9 @@ func (s *Scheduler) advance(now int64) {
 	}
 	if s.count == 0 {
 		s.cur = target
+	}
+	if s.onRound != nil && s.sent.Load() != sent {
+		s.onRound()
 	}
 }
 

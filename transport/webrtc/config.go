@@ -260,7 +260,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.se, e.me, e.ir = se, me, ir
 	if !cfg.NoPacing {
-		if e.pacer, err = pace.New(pace.Config{}); err != nil {
+		if e.sock != nil {
+			e.paceScratch.batch = newTrackBatch(e.sock, false)
+		}
+		if e.pacer, err = pace.New(pace.Config{OnRound: e.paceScratch.flush}); err != nil {
 			return nil, err
 		}
 	}

@@ -82,9 +82,17 @@ func (p *Peer) setPaceRate() {
 
 // paceScratch is the scheduler goroutine's: one for the engine.
 type paceScratch struct {
-	hdr rtp.Header
-	tw  [2]byte
-	buf []byte
+	hdr   rtp.Header
+	tw    [2]byte
+	buf   []byte
+	batch *trackBatch // the direct path's datagrams of a round; nil without the engine's socket
+}
+
+// flush sends the round's datagrams (pace.Config.OnRound).
+func (sc *paceScratch) flush() {
+	if sc.batch != nil {
+		_ = sc.batch.Flush()
+	}
 }
 
 // paceOut is a video writer's pacing state, set at subscribe, nil for
@@ -295,8 +303,9 @@ func (w *rtpOut) Send(buf []byte, meta uint64, queued, now int64) {
 	}
 }
 
-// sendDirect numbers, encrypts in place and sends a queued RTP packet on
-// the engine's socket, and records it.
+// sendDirect numbers a queued RTP packet and encrypts it into the
+// scheduler's batch, sent on the engine's socket with one sendmmsg at the
+// end of the scheduler's round (or when full); it records the packet.
 func (w *rtpOut) sendDirect(sc *paceScratch, buf []byte, at int, pad bool) error {
 	f := w.fast.Load()
 	to := *f.to.Load()
@@ -309,11 +318,7 @@ func (w *rtpOut) sendDirect(sc *paceScratch, buf []byte, at int, pad bool) error
 		binary.BigEndian.PutUint16(buf[at:], seq)
 	}
 	n := len(buf)
-	out, err := f.ctx.EncryptRTP(buf[:cap(buf)], buf, &sc.hdr)
-	if err != nil {
-		return err
-	}
-	if _, err := w.sock.conn.WriteToUDPAddrPort(out, to); err != nil {
+	if _, err := sc.batch.write(f.ctx, &sc.hdr, buf, nil, to); err != nil {
 		return err
 	}
 	if at != 0 {

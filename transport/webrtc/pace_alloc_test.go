@@ -16,15 +16,16 @@ import (
 // sent by the scheduler's goroutine (whose allocations AllocsPerRun
 // counts too). Nothing is dropped and every packet is sent.
 func TestPacedWriterAllocs(t *testing.T) {
-	sched, err := pace.New(pace.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sched.Close()
 	payload := make([]byte, 1000)
 	pout, cw := newOut()
 	dout, _, done := newDirectOut(t)
 	defer done()
+	sc := &paceScratch{batch: newTrackBatch(dout.sock, false)}
+	sched, err := pace.New(pace.Config{OnRound: sc.flush})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sched.Close()
 	for name, out := range map[string]*rtpOut{"pion's path": pout, "direct path": dout} {
 		down, err := newDownlink(time.Now())
 		if err != nil {
@@ -33,7 +34,7 @@ func TestPacedWriterAllocs(t *testing.T) {
 		out.twccID, out.down = 3, down
 		out.ssrc.Store(3)
 		out.po = &paceOut{sched: sched, q: sched.NewQueue(paceSlots, batchSlot, out), pp: &down.pace,
-			sc: &paceScratch{}, keyStart: forward.KeyFrameStart("video/VP8"), askKey: func() {}}
+			sc: sc, keyStart: forward.KeyFrameStart("video/VP8"), askKey: func() {}}
 		_ = out.WriteRTP(testHeader, payload) // the writer's scratch, once
 		if n := testing.AllocsPerRun(500, func() {
 			if err := out.WriteRTP(testHeader, payload); err != nil {
