@@ -22,6 +22,7 @@ func TestPacketPathAllocatesNothing(t *testing.T) {
 		q.Push(len(append(slot, 1, 2, 3, 4)), due, now, 0)
 		s.inbox.Store(nil)
 		q.sendDue(due, now)
+		q.release()
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per packet", allocs)

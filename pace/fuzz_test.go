@@ -110,11 +110,15 @@ func FuzzQueue(f *testing.F) {
 			} else if registered { // the scheduler sends what is due by limit
 				limit := int64(model[0]) + int64(op>>1)%4 - 1
 				rec.seqs = rec.seqs[:0]
-				left, due := q.sendDue(limit, 0)
+				q.sendDue(limit, 0)
+				if q.Len() != len(model) {
+					t.Fatalf("sent packets released before the round's end: len %d, model %d", q.Len(), len(model))
+				}
 				var want []uint32
 				for len(model) > 0 && int64(model[0]) <= limit {
 					want, model = append(want, model[0]), model[1:]
 				}
+				due, left := q.release()
 				if len(rec.seqs) != len(want) {
 					t.Fatalf("sent %v, model %v", rec.seqs, want)
 				}

@@ -42,7 +42,8 @@ type Queue struct {
 
 	// The scheduler's.
 	head  uint32
-	wnext *Queue // the next queue in the same wheel slot
+	sent  int32  // sent in this round, not yet released
+	wnext *Queue // the next queue in the same wheel slot, or in the round's list
 
 	inext *Queue // the next queue in the scheduler's inbox (set before the push)
 }
@@ -94,23 +95,36 @@ func (q *Queue) Push(n int, due, queued int64, meta uint64) {
 	}
 }
 
-// sendDue sends the queue's packets due by now, on the scheduler's
-// goroutine, and reports whether some are left; it stops at the first
-// packet due after limit and returns its due time.
-func (q *Queue) sendDue(limit, now int64) (left bool, next int64) {
-	for {
+// sendDue sends the queue's packets due by limit, on the scheduler's
+// goroutine, up to the first due later (it returns that one's time and
+// true) or the last pushed so far. The packets sent are counted in sent
+// and released by release, after the round's OnRound: until then their
+// slots stay taken and the queue counts as busy, so a producer finding it
+// empty knows they have left (a Sender that batches has flushed them).
+func (q *Queue) sendDue(limit, now int64) (int64, bool) {
+	for q.sent < q.pending.Load() {
 		i := int(q.head) % len(q.slots)
 		e := q.ents[i]
 		if e.due > limit {
-			return true, e.due
+			return e.due, true
 		}
 		q.sender.Send(q.slots[i][:e.n], e.meta, e.queued, now)
 		q.head++
-		q.sched.sent.Add(1)
-		if q.pending.Add(-1) == 0 {
-			return false, 0 // the producer may register it again from here on
-		}
+		q.sent++
 	}
+	return 0, false
+}
+
+// release counts the round's sent packets out and reports whether the
+// queue still has packets, with the first one's due time. When it has
+// none, the producer may register it again from here on.
+func (q *Queue) release() (int64, bool) {
+	n := q.sent
+	q.sent = 0
+	if q.pending.Add(-n) == 0 {
+		return 0, false
+	}
+	return q.ents[int(q.head)%len(q.slots)].due, true
 }
 
 // cap returns the number of slots.

@@ -228,10 +228,12 @@ func (s *Scheduler) insert(q *Queue, due int64) {
 
 // advance processes the slots up to now's: each queue there sends what
 // is due (up to half a slot ahead, so a packet does not wait a whole slot
-// for a fraction of one) and goes back in at its next packet's time, or
-// leaves the wheel when it is empty.
+// for a fraction of one). After the round's OnRound, each queue releases
+// what it sent and goes back in at its next packet's time, or leaves the
+// wheel when it is empty.
 func (s *Scheduler) advance(now int64) {
 	target := now / s.slot
+	var round *Queue
 	sent := s.sent.Load()
 	for s.cur < target && s.count > 0 {
 		s.cur++
@@ -240,21 +242,29 @@ func (s *Scheduler) advance(now int64) {
 		s.wheel[i] = nil
 		for q != nil {
 			next := q.wnext
-			q.wnext = nil
 			s.count--
-			if left, due := q.sendDue(now+s.slot/2, now); left {
-				s.insert(q, due)
-			} else {
-				s.queues.Add(-1)
-			}
+			before := q.sent
+			q.sendDue(now+s.slot/2, now)
+			s.sent.Add(uint64(q.sent - before))
+			q.wnext, round = round, q
 			q = next
 		}
 	}
-	if s.count == 0 {
-		s.cur = target
-	}
 	if s.onRound != nil && s.sent.Load() != sent {
 		s.onRound()
+	}
+	for q := round; q != nil; {
+		next := q.wnext
+		q.wnext = nil
+		if due, left := q.release(); left {
+			s.insert(q, due)
+		} else {
+			s.queues.Add(-1)
+		}
+		q = next
+	}
+	if s.count == 0 {
+		s.cur = target
 	}
 }
 
