@@ -14,8 +14,9 @@
 //     with one producer and the scheduler as consumer. While it holds
 //     packets, the producer's later packets queue behind them, so nothing
 //     overtakes: a producer that finds it empty knows every packet queued
-//     before has been sent, because the scheduler counts a packet out only
-//     after its [Sender] returned.
+//     before has been sent, because the scheduler counts a round's packets
+//     out only after its [Sender] sent them and [Config.OnRound] (where a
+//     batching Sender flushes) returned.
 //   - [Scheduler]: one goroutine and a timer wheel of [Config.Slot] slots
 //     holding only the queues that have packets. A queue registers itself
 //     when its first packet goes in and leaves when its last is sent. The

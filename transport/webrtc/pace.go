@@ -49,6 +49,7 @@ const (
 // feedback, never back to 0 after) and counters.
 type peerPace struct {
 	bucket   pace.Bucket
+	keyWant  atomic.Bool // a writer dropped to the next key frame: the RTCP loop asks for it
 	queued   atomic.Uint64
 	dropped  atomic.Uint64
 	maxDelay atomic.Int64 // ns
@@ -104,11 +105,12 @@ type paceOut struct {
 	pp       *peerPace
 	sc       *paceScratch
 	keyStart func([]byte) bool // nil: the format has no key frames the core finds
-	askKey   func()
-	dropping bool   // dropping to the next key frame
-	inKey    bool   // sending the key frame that ended a drop: never dropped
-	lastDue  int64  // the last queued packet's time
-	kbuf     []byte // a key frame's first bytes, joined
+	askKey   func()            // asks the publisher for a key frame; not on the packet path
+	keyWant  atomic.Bool       // the writer wants a key frame (asked by the peer's RTCP loop)
+	dropping bool              // dropping to the next key frame
+	inKey    bool              // sending the key frame that ended a drop: never dropped
+	lastDue  int64             // the last queued packet's time
+	kbuf     []byte            // a key frame's first bytes, joined
 }
 
 // charge counts an audio packet in the peer's bucket: it leaves at once.
@@ -175,7 +177,24 @@ func (w *rtpOut) drop() {
 		return // no key frames to wait for: only this packet goes
 	}
 	po.dropping, po.inKey = true, false
-	po.askKey()
+	// Asked by the peer's next RTCP read (askKeys), outside the track's
+	// section: from here, a layered source's other layers would run their
+	// queued work inside this writer's call.
+	po.keyWant.Store(true)
+	po.pp.keyWant.Store(true)
+}
+
+// askKeys asks for the key frames the peer's writers dropped to. Called
+// by the RTCP loops; one atomic load when none is wanted.
+func (p *Peer) askKeys() {
+	if !p.down.pace.keyWant.Swap(false) {
+		return
+	}
+	for _, s := range p.Subscriptions() {
+		if po := s.out.po; po != nil && po.keyWant.Swap(false) {
+			po.askKey()
+		}
+	}
 }
 
 // startsKey reports whether the packet begins a key frame; its payload's

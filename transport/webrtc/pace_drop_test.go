@@ -40,11 +40,13 @@ func (w *seqWriter) written() []uint16 {
 // pacedOut is a writer on pion's path (a seqWriter) with pacing, on
 // sched and the downlink down; video gets a ring. asked counts its
 // key-frame requests.
-func pacedOut(t *testing.T, sched *pace.Scheduler, down *downlink, video bool, asked *atomic.Int32) (*rtpOut, *seqWriter) {
+func pacedOut(t *testing.T, sched *pace.Scheduler, down *downlink, video bool, asked *atomic.Int32) (*rtpOut, *seqWriter, *Subscription) {
 	t.Helper()
 	sw := &seqWriter{}
 	var ws pion.TrackLocalWriter = sw
-	out := &rtpOut{batch: noFlush{}, down: down}
+	s := &Subscription{}
+	out := &s.out
+	out.batch, out.down = noFlush{}, down
 	out.ws.Store(&ws)
 	out.ssrc.Store(3)
 	out.po = &paceOut{sched: sched, pp: &down.pace, sc: &paceScratch{},
@@ -52,7 +54,17 @@ func pacedOut(t *testing.T, sched *pace.Scheduler, down *downlink, video bool, a
 	if video {
 		out.po.q = sched.NewQueue(paceSlots, batchSlot, out)
 	}
-	return out, sw
+	return out, sw, s
+}
+
+// peerOf is a peer holding only subs (made by pacedOut), for its
+// askKeys.
+func peerOf(down *downlink, subs ...*Subscription) *Peer {
+	p := &Peer{down: down, subs: map[*Subscription]struct{}{}}
+	for _, s := range subs {
+		p.subs[s] = struct{}{}
+	}
+	return p
 }
 
 // vp8Packet returns an RTP packet (SSRC 3) with a VP8 payload of 1000
@@ -87,7 +99,7 @@ func TestPacingDropsToTheNextKeyFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	var asked atomic.Int32
-	out, sw := pacedOut(t, sched, down, true, &asked)
+	out, sw, sub := pacedOut(t, sched, down, true, &asked)
 	down.pace.bucket.SetRate(125_000, 0) // 1,052 bytes a packet: 8.4 ms each
 	seq := uint16(100)
 	for range 30 {
@@ -99,8 +111,14 @@ func TestPacingDropsToTheNextKeyFrame(t *testing.T) {
 	}
 	passed := int(down.pace.queued.Load()) + len(sw.written())
 	dropped := down.pace.dropped.Load()
-	if passed+int(dropped) != 30 || passed < 11 || passed > 14 || asked.Load() != 1 {
-		t.Fatalf("burst of 30 at 100 ms: %d passed, %d dropped, %d key-frame requests", passed, dropped, asked.Load())
+	if passed+int(dropped) != 30 || passed < 11 || passed > 14 || asked.Load() != 0 {
+		t.Fatalf("burst of 30 at 100 ms: %d passed, %d dropped, %d key-frame requests on the packet path", passed, dropped, asked.Load())
+	}
+	peer := peerOf(down, sub)
+	peer.askKeys() // the peer's next RTCP read
+	peer.askKeys()
+	if asked.Load() != 1 {
+		t.Fatalf("%d key-frame requests, want 1", asked.Load())
 	}
 	// The key frame: 5 packets, the last with the marker; then an inter
 	// frame's packet, past the bound again.
@@ -118,6 +136,7 @@ func TestPacingDropsToTheNextKeyFrame(t *testing.T) {
 	if got := int(down.pace.queued.Load()) + len(sw.written()); got != passed+5 {
 		t.Fatalf("after the key frame: %d passed, want %d", got, passed+5)
 	}
+	peer.askKeys()
 	if d := down.pace.dropped.Load(); d != dropped+1 || asked.Load() != 2 {
 		t.Fatalf("the inter frame after it: %d dropped, %d requests", d-dropped, asked.Load())
 	}
@@ -151,8 +170,8 @@ func TestPacingNeverQueuesAudio(t *testing.T) {
 		t.Fatal(err)
 	}
 	var asked atomic.Int32
-	audio, aw := pacedOut(t, sched, down, false, &asked)
-	video, vw := pacedOut(t, sched, down, true, &asked)
+	audio, aw, _ := pacedOut(t, sched, down, false, &asked)
+	video, vw, _ := pacedOut(t, sched, down, true, &asked)
 	down.pace.bucket.SetRate(12_500, 0) // 100 kbit/s
 	for i := range 50 {
 		h := []byte{0x80, 111, 0, byte(i), 0, 0, 0, 9, 0, 0, 0, 3}

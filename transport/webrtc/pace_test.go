@@ -160,6 +160,9 @@ func runBursts(t *testing.T, noPacing bool) burstResult {
 		defer mu.Unlock()
 		return len(got) > 0 && got[len(got)-1].frame == last && got[len(got)-1].idx == burstPackets-1
 	})
+	if p := engine.pacer; p != nil {
+		waitFor(t, "the scheduler idle", func() bool { st := p.Stats(); return !st.Armed && st.Queues == 0 })
+	}
 	res := burstResult{stats: server.PaceStats()}
 	slices.Sort(rates)
 	res.rate = rates[len(rates)/2]

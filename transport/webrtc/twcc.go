@@ -117,6 +117,7 @@ func putTWCC(dst, header []byte, id uint8, seq uint16) int {
 // (allocate.go).
 func (p *Peer) readFeedback(pkt []byte) {
 	now := p.down.clock.Nanotime()
+	p.askKeys() // pace.go
 	if p.down.est.HandleRTCP(pkt, now) == nil {
 		p.setPaceRate() // pace.go
 		p.allocate(now)
