@@ -34,17 +34,25 @@ const (
 
 // runBursts sends a pion subscriber (default interceptors: transport-wide
 // feedback) a VP8 stream of 10-packet frames every 100 ms, each frame's
-// packets handed to the core back to back, on the direct path; the
-// subscriber sends a REMB of 1.2 Mbit/s. It returns the frames' arrival
-// spans once the peer has its estimate, and the loss and order seen.
-func runBursts(t *testing.T, noPacing bool) burstResult {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
+// packets handed to the core back to back, on the direct path (an engine
+// on one UDP socket) or pion's (direct false: each peer its own ports);
+// the subscriber sends a REMB of 1.2 Mbit/s. It returns the frames'
+// arrival spans once the peer has its estimate, and the loss and order
+// seen.
+func runBursts(t *testing.T, noPacing, direct bool) burstResult {
+	cfg := Config{LoopbackOnly: true, NoPacing: noPacing}
+	if direct {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.PacketConn = conn
 	}
-	engine, err := New(Config{PacketConn: conn, LoopbackOnly: true, NoPacing: noPacing})
+	engine, err := New(cfg)
 	if err != nil {
-		conn.Close()
+		if cfg.PacketConn != nil {
+			cfg.PacketConn.Close()
+		}
 		t.Fatal(err)
 	}
 	defer engine.Close()
@@ -96,7 +104,10 @@ func runBursts(t *testing.T, noPacing bool) burstResult {
 		t.Fatal(err)
 	}
 	negotiate(t, server, c)
-	waitFor(t, "the direct path", func() bool { return sub.out.fast.Load() != nil && sub.Subscriber() != nil })
+	waitFor(t, "the subscriber bound", func() bool { return sub.Subscriber() != nil && (!direct || sub.out.fast.Load() != nil) })
+	if !direct {
+		waitFor(t, "DTLS up", func() bool { return server.Status() == StatusConnected })
+	}
 
 	buf := make([]byte, 12+burstSize)
 	seq := 0
@@ -163,6 +174,9 @@ func runBursts(t *testing.T, noPacing bool) burstResult {
 	if p := engine.pacer; p != nil {
 		waitFor(t, "the scheduler idle", func() bool { st := p.Stats(); return !st.Armed && st.Queues == 0 })
 	}
+	if !direct && sub.out.fast.Load() != nil {
+		t.Fatal("the subscription went on the direct path")
+	}
 	res := burstResult{stats: server.PaceStats()}
 	slices.Sort(rates)
 	res.rate = rates[len(rates)/2]
@@ -191,11 +205,17 @@ func runBursts(t *testing.T, noPacing bool) burstResult {
 // sends back to back. Paced, each frame arrives spread over about the
 // time its bytes take at 2.5 times the estimate (3 Mbit/s: some 20 ms
 // beyond the bucket's 5 ms depth); unpaced, it arrives at once. Either
-// way nothing is lost or reordered, and nothing is dropped.
+// way nothing is lost or reordered, and nothing is dropped. On the direct
+// path, and paced on pion's.
 func TestPacingSmoothsAFramesBurst(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	paced := runBursts(t, false)
-	unpaced := runBursts(t, true)
+	t.Run("direct", func(t *testing.T) { testPacingSmooths(t, true) })
+	t.Run("pion", func(t *testing.T) { testPacingSmooths(t, false) })
+}
+
+func testPacingSmooths(t *testing.T, direct bool) {
+	paced := runBursts(t, false, direct)
+	unpaced := runBursts(t, true, direct)
 	med := func(d []time.Duration) time.Duration {
 		d = slices.Clone(d)
 		slices.Sort(d)
@@ -204,8 +224,8 @@ func TestPacingSmoothsAFramesBurst(t *testing.T) {
 	pm, um := med(paced.spans), med(unpaced.spans)
 	frameBits := float64(burstPackets*(12+burstSize+paceOverhead)) * 8
 	want := time.Duration((frameBits/paced.rate - float64(paceDepth)/1e9) * 1e9) // the last packet's wait
-	t.Logf("paced at %.2f Mbit/s: frame span median %v (the bucket gives %v), max delay %v, %d queued, %d dropped; unpaced: median %v",
-		paced.rate/1e6, pm, want.Round(time.Millisecond), paced.stats.MaxDelay, paced.stats.Queued, paced.stats.Dropped, um)
+	t.Logf("direct %v: paced at %.2f Mbit/s: frame span median %v (the bucket gives %v), max delay %v, %d queued, %d dropped; unpaced: median %v",
+		direct, paced.rate/1e6, pm, want.Round(time.Millisecond), paced.stats.MaxDelay, paced.stats.Queued, paced.stats.Dropped, um)
 	for name, r := range map[string]burstResult{"paced": paced, "unpaced": unpaced} {
 		if r.lost != 0 || r.reordered != 0 || len(r.spans) < burstFrames*9/10 {
 			t.Errorf("%s: %d lost, %d reordered, %d of %d frames measured", name, r.lost, r.reordered, len(r.spans), burstFrames)
