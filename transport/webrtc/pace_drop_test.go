@@ -38,19 +38,25 @@ func (w *seqWriter) written() []uint16 {
 }
 
 // pacedOut is a writer on pion's path (a seqWriter) with pacing, on
-// sched and the downlink down; video gets a ring. asked counts its
-// key-frame requests.
+// sched and the downlink down, of a subscription of a core track of its
+// own; video gets a ring. asked counts its key-frame requests, which go
+// to the track.
 func pacedOut(t *testing.T, sched *pace.Scheduler, down *downlink, video bool, asked *atomic.Int32) (*rtpOut, *seqWriter, *Subscription) {
 	t.Helper()
 	sw := &seqWriter{}
 	var ws pion.TrackLocalWriter = sw
-	s := &Subscription{}
+	track, err := forward.NewTrack(forward.TrackConfig{Kind: forward.Video, MimeType: "video/VP8", ClockRate: 90000, PayloadType: 96, SSRC: 0x77})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = track.Close() })
+	s := &Subscription{track: track}
 	out := &s.out
 	out.batch, out.down = noFlush{}, down
 	out.ws.Store(&ws)
 	out.ssrc.Store(3)
 	out.po = &paceOut{sched: sched, pp: &down.pace, sc: &paceScratch{},
-		keyStart: forward.KeyFrameStart("video/VP8"), askKey: func() { asked.Add(1) }}
+		keyStart: forward.KeyFrameStart("video/VP8"), askKey: func() { asked.Add(1); s.requestKeyFrame() }}
 	if video {
 		out.po.q = sched.NewQueue(paceSlots, batchSlot, out)
 	}
@@ -119,6 +125,9 @@ func TestPacingDropsToTheNextKeyFrame(t *testing.T) {
 	peer.askKeys()
 	if asked.Load() != 1 {
 		t.Fatalf("%d key-frame requests, want 1", asked.Load())
+	}
+	if n := sub.track.Stats().KeyFrameRequestsOut; n != 1 {
+		t.Fatalf("the track sent %d key-frame requests upstream, want 1", n)
 	}
 	// The key frame: 5 packets, the last with the marker; then an inter
 	// frame's packet, past the bound again.
