@@ -108,7 +108,8 @@ type paceOut struct {
 	askKey   func()            // asks the publisher for a key frame; not on the packet path
 	keyWant  atomic.Bool       // the writer wants a key frame (asked by the peer's RTCP loop)
 	dropping bool              // dropping to the next key frame
-	inKey    bool              // sending the key frame that ended a drop: never dropped
+	inKey    bool              // sending a key frame: never dropped
+	midFrame bool              // the last packet of the main SSRC had no marker
 	lastDue  int64             // the last queued packet's time
 	kbuf     []byte            // a key frame's first bytes, joined
 }
@@ -140,20 +141,22 @@ func (w *rtpOut) pace(header, payload []byte) (bool, error) {
 		}
 		due = po.lastDue
 	} else {
-		main := len(header) >= 12 && binary.BigEndian.Uint32(header[8:]) == w.ssrc.Load()
-		if po.dropping {
-			if !main || !w.startsKey(header, payload) {
-				po.pp.dropped.Add(1)
-				return true, nil
+		if len(header) >= 12 && binary.BigEndian.Uint32(header[8:]) == w.ssrc.Load() {
+			if !po.midFrame && po.keyStart != nil { // a frame's first packet
+				po.inKey = w.startsKey(header, payload)
+				if po.inKey {
+					po.dropping = false
+				}
 			}
-			po.dropping, po.inKey = false, true
+			po.midFrame = header[1]&0x80 == 0 // the marker ends the frame
+		}
+		if po.dropping {
+			po.pp.dropped.Add(1)
+			return true, nil
 		}
 		bound := int64(paceMaxDelay)
-		if po.inKey {
+		if po.inKey { // a key frame goes whole: dropping it would only ask for another
 			bound = math.MaxInt64 / 4
-			if main && header[1]&0x80 != 0 { // the key frame's last packet
-				po.inKey = false
-			}
 		}
 		d, ok := po.pp.bucket.Reserve(now, len(header)+len(payload)+paceOverhead, bound)
 		if !ok {
@@ -176,7 +179,7 @@ func (w *rtpOut) drop() {
 	if po.keyStart == nil {
 		return // no key frames to wait for: only this packet goes
 	}
-	po.dropping, po.inKey = true, false
+	po.dropping = true
 	// Asked by the peer's next RTCP read (askKeys), outside the track's
 	// section: from here, a layered source's other layers would run their
 	// queued work inside this writer's call.

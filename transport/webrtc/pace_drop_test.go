@@ -89,10 +89,10 @@ func vp8Packet(seq uint16, key, marker bool) ([]byte, []byte) {
 	return h, p
 }
 
-// TestPacingDropsToTheNextKeyFrame: at 1 Mbit/s, a 30-packet burst fills
-// the 100 ms the pacer may hold; the packets past it are dropped (and a
-// key frame asked for) until the next key frame, which is sent whole
-// though it goes past the bound; what was queued leaves in order.
+// TestPacingDropsToTheNextKeyFrame: at 1 Mbit/s, a 30-packet inter frame
+// fills the 100 ms the pacer may hold; the packets past it are dropped
+// (and a key frame asked for) until the next key frame, which is sent
+// whole though it goes past the bound; what was queued leaves in order.
 func TestPacingDropsToTheNextKeyFrame(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	sched, err := pace.New(pace.Config{})
@@ -108,8 +108,8 @@ func TestPacingDropsToTheNextKeyFrame(t *testing.T) {
 	out, sw, sub := pacedOut(t, sched, down, true, &asked)
 	down.pace.bucket.SetRate(125_000, 0) // 1,052 bytes a packet: 8.4 ms each
 	seq := uint16(100)
-	for range 30 {
-		h, p := vp8Packet(seq, false, false)
+	for i := range 30 {
+		h, p := vp8Packet(seq, false, i == 29) // the frame's last packet has the marker
 		if err := out.WriteRTP(h, p); err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,8 @@ func TestPacingDropsToTheNextKeyFrame(t *testing.T) {
 
 // TestPacingNeverQueuesAudio: an audio writer's packets leave at once
 // however far the bucket is behind, and are counted in it: the video
-// written after them waits for them.
+// written after them waits for them (an inter frame past the 100 ms
+// bound is dropped; a key frame is queued whatever its wait).
 func TestPacingNeverQueuesAudio(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	sched, err := pace.New(pace.Config{})
@@ -194,12 +195,20 @@ func TestPacingNeverQueuesAudio(t *testing.T) {
 	if d := down.pace.bucket.Delay(sched.Now()); d < int64(300*time.Millisecond) {
 		t.Fatalf("50 audio packets of 152 bytes at 100 kbit/s left the bucket %v behind, want about 600 ms", time.Duration(d))
 	}
-	h, p := vp8Packet(1, true, true)
+	h, p := vp8Packet(1, false, true)
 	if err := video.WriteRTP(h, p); err != nil {
 		t.Fatal(err)
 	}
 	if len(vw.written()) != 0 || down.pace.queued.Load() != 0 || down.pace.dropped.Load() != 1 {
-		t.Fatalf("video behind 600 ms of audio: %d sent, %d queued, %d dropped; want dropped",
+		t.Fatalf("an inter frame behind 600 ms of audio: %d sent, %d queued, %d dropped; want dropped",
+			len(vw.written()), down.pace.queued.Load(), down.pace.dropped.Load())
+	}
+	h, p = vp8Packet(2, true, true)
+	if err := video.WriteRTP(h, p); err != nil {
+		t.Fatal(err)
+	}
+	if len(vw.written()) != 0 || down.pace.queued.Load() != 1 || down.pace.dropped.Load() != 1 {
+		t.Fatalf("a key frame behind 600 ms of audio: %d sent, %d queued, %d dropped; want queued",
 			len(vw.written()), down.pace.queued.Load(), down.pace.dropped.Load())
 	}
 }
