@@ -115,3 +115,15 @@ func h264Key(p []byte) bool {
 	}
 	return false
 }
+
+// KeyFrameStart returns a function that reports whether an RTP payload of
+// the format mime begins a key frame (the packet a decoder can start on),
+// nil for formats the core finds no key frames in (audio). The function
+// allocates nothing.
+func KeyFrameStart(mime string) func(payload []byte) bool {
+	c := codecOf(mime)
+	if c == codecOther {
+		return nil
+	}
+	return func(p []byte) bool { return startsKeyFrame(c, p) }
+}

@@ -13,6 +13,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/callcore/callcore/internal/pionloop"
+	"github.com/callcore/callcore/pace"
 )
 
 // Config is the server side of every peer: ICE and the media engine. Zero
@@ -42,6 +43,12 @@ type Config struct {
 	// congestion control costs, and for a deployment that must not adapt.
 	// Publishers still get transport-wide feedback from the server.
 	NoCongestionControl bool
+	// NoPacing turns pacing off: a subscriber peer's video is then sent
+	// as fast as the core forwards it. With pacing (pace.go), once a peer
+	// has sent feedback its video leaves no faster than 2.5 times its
+	// estimate, frame bursts smoothed by the engine's one scheduler; audio
+	// never waits.
+	NoPacing bool
 	// ListenIP is the address the UDP mux (and the ICE-TCP port) listens
 	// on. Default: all addresses, or 127.0.0.1 with LoopbackOnly.
 	ListenIP string
@@ -158,6 +165,10 @@ type Engine struct {
 	// path).
 	sock  *sendSock
 	clock sendClock // for sender reports
+	// pacer sends the peers' paced packets (pace.go), nil with NoPacing;
+	// paceScratch is its goroutine's.
+	pacer       *pace.Scheduler
+	paceScratch paceScratch
 }
 
 // New validates cfg and builds an Engine. Close it after its peers.
@@ -254,6 +265,14 @@ func New(cfg Config) (*Engine, error) {
 		se.SetICEUDPMux(e.mux)
 	}
 	e.se, e.me, e.ir = se, me, ir
+	if !cfg.NoPacing {
+		if e.sock != nil {
+			e.paceScratch.batch = newTrackBatch(e.sock, false)
+		}
+		if e.pacer, err = pace.New(pace.Config{OnRound: e.paceScratch.flush}); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -282,6 +301,9 @@ const tcpReadBuffer = 64
 // Close releases the UDP mux and the ICE-TCP listener. Close the engine's
 // peers first.
 func (e *Engine) Close() error {
+	if e.pacer != nil {
+		e.pacer.Close()
+	}
 	var err error
 	if e.tcp != nil {
 		err = e.tcp.Close()

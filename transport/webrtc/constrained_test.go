@@ -186,6 +186,7 @@ func TestConstrainedLink(t *testing.T) {
 		subPeer.alloc.mu.Unlock()
 		t.Logf("cap %.0f kbit/s: layer %d, converged after %v, loss %.2f%% (after convergence %.2f%%), estimate %.0f, acked %.0f; estimator %+v; prober %+v",
 			ph.cap/1000, r.layer, conv.Round(10*time.Millisecond), 100*r.loss, 100*r.lossConv, est.Estimate, est.Acked, est, subPeer.ProbeStats())
+		t.Logf("cap %.0f kbit/s: pacing %+v (counted since the start)", ph.cap/1000, subPeer.PaceStats())
 		if ph.cap > 0 && (conv < 0 || conv > 3*time.Second) {
 			t.Errorf("cap %.0f: the rate sent was not below it within 3 s (%v)", ph.cap, conv)
 		}

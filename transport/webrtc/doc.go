@@ -14,6 +14,11 @@
 // The package knows nothing of call channels: plane/webrtcplane attaches a
 // Peer to a channel's media plane.
 //
+// Each subscriber peer's downlink has an estimate from its feedback
+// ([Peer.Estimator]), shared out among its subscriptions, and its video
+// is paced at 2.5 times that estimate ([Config.NoPacing], [Peer.PaceStats];
+// package pace): docs/architecture.md, "Congestion control".
+//
 // See docs/webrtc.md for a packet's path, the threading and the pion
 // interceptors that remain on the path.
 package webrtc

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 )
 
 // reportInterval is how often a peer sends its subscriptions' RTCP sender
@@ -32,14 +33,17 @@ const clockUnit = float64(1<<14) / 1e9
 // count records a packet the writer sent, sent at clock time at; hdr is
 // the parsed header of the packet, octets its payload size. Only the
 // subscription's main SSRC counts (not RTX). One goroutine at a time.
-func (w *rtpOut) count(at uint32, octets int) {
-	if w.hdr.SSRC != w.ssrc.Load() {
+func (w *rtpOut) count(at uint32, octets int) { w.countHdr(&w.hdr, at, octets) }
+
+// countHdr is count for the packet whose header hdr holds.
+func (w *rtpOut) countHdr(hdr *rtp.Header, at uint32, octets int) {
+	if hdr.SSRC != w.ssrc.Load() {
 		return
 	}
 	w.packets.Store(w.packets.Load() + 1)
 	w.octets.Store(w.octets.Load() + uint32(octets))
-	if last := w.last.Load(); uint32(last>>32) != w.hdr.Timestamp || w.packets.Load() == 1 {
-		w.last.Store(uint64(w.hdr.Timestamp)<<32 | uint64(at))
+	if last := w.last.Load(); uint32(last>>32) != hdr.Timestamp || w.packets.Load() == 1 {
+		w.last.Store(uint64(hdr.Timestamp)<<32 | uint64(at))
 	}
 }
 

@@ -74,6 +74,7 @@ func (p *Peer) subscribe(track *forward.Track, info PublishInfo, layers *layered
 		s.out.tb = sock.acquire(track)
 		s.out.batch = s.out.tb
 	}
+	s.out.po = newPaceOut(p, &s.out, tc.Kind == forward.Video, forward.KeyFrameStart(tc.MimeType), s.requestKeyFrame)
 	s.local = &localTrack{
 		s: s, id: info.TrackID, streamID: info.StreamID, kind: tc.Kind,
 		mime: tc.MimeType, clock: tc.ClockRate, fmtp: info.SDPFmtpLine,
@@ -92,6 +93,20 @@ func (p *Peer) subscribe(track *forward.Track, info PublishInfo, layers *layered
 	p.mu.Unlock()
 	p.kick()
 	return s, nil
+}
+
+// requestKeyFrame asks the publisher of what the subscription sends for
+// a key frame (every layer of a layered source). It never waits.
+func (s *Subscription) requestKeyFrame() {
+	if s.layers == nil {
+		s.track.RequestKeyFrame()
+		return
+	}
+	for _, t := range s.layers.l.Tracks() {
+		if t != nil {
+			t.RequestKeyFrame()
+		}
+	}
 }
 
 // Subscriber returns the core's subscriber (for its gate and stats), nil
@@ -231,6 +246,9 @@ type rtpOut struct {
 	tw     [2]byte // pion's path: the extension's value
 	extHdr []byte  // the direct path: the header with the extension added
 
+	// Pacing (pace.go), nil when off. Set at subscribe, never changed.
+	po *paceOut
+
 	// Reused: the core calls from one goroutine at a time.
 	hdr rtp.Header
 	buf []byte // a payload whose first bytes came in header
@@ -245,55 +263,69 @@ func (w *rtpOut) WriteRTP(header, payload []byte) error {
 		return transport.ErrClosed
 	}
 	w.gaps.note(header, w.ssrc.Load())
+	if po := w.po; po != nil {
+		if po.q == nil {
+			w.charge(header, payload)
+		} else if done, err := w.pace(header, payload); done {
+			return err
+		}
+	}
 	if f := w.fast.Load(); f != nil {
 		// An invalid address: the peer's pair moved to ICE-TCP, pion's path.
 		if to := *f.to.Load(); to.IsValid() {
 			return w.writeDirect(f, to, header, payload)
 		}
 	}
-	n, err := w.hdr.Unmarshal(header)
+	return w.writePion(*ws, &w.hdr, &w.tw, &w.buf, header, payload)
+}
+
+// writePion writes the packet to pion's write stream ws, with the
+// transport-wide number taken now, using the scratch hdr, tw and buf
+// (the writer's, or the pacing scheduler's for a queued packet).
+func (w *rtpOut) writePion(ws pion.TrackLocalWriter, hdr *rtp.Header, tw *[2]byte, buf *[]byte, header, payload []byte) error {
+	n, err := hdr.Unmarshal(header)
 	if err != nil {
 		return err
 	}
 	octets := len(header) - n + len(payload)
 	padOnly := paddingOnly(header, payload)
-	w.hdr.PaddingSize = 0
-	if w.hdr.Padding {
+	hdr.PaddingSize = 0
+	if hdr.Padding {
 		// pion writes the padding from PaddingSize, which Header.Unmarshal
 		// leaves at 0: take it off the payload.
 		if len(payload) == 0 || int(payload[len(payload)-1]) > len(payload) || payload[len(payload)-1] == 0 {
 			return fmt.Errorf("%w: padding longer than the payload", forward.ErrMalformed)
 		}
-		w.hdr.PaddingSize = payload[len(payload)-1]
-		payload = payload[:len(payload)-int(w.hdr.PaddingSize)]
+		hdr.PaddingSize = payload[len(payload)-1]
+		payload = payload[:len(payload)-int(hdr.PaddingSize)]
 	}
 	var seq uint16
 	if w.twccID != 0 {
 		seq = w.down.hist.Next()
-		binary.BigEndian.PutUint16(w.tw[:], seq)
-		if err := w.hdr.SetExtension(w.twccID, w.tw[:]); err != nil {
+		binary.BigEndian.PutUint16(tw[:], seq)
+		if err := hdr.SetExtension(w.twccID, tw[:]); err != nil {
 			return err
 		}
 	}
 	if n < len(header) {
 		// The core rewrote the payload's first bytes (a VP8 descriptor's
 		// picture ID) and passed them at the end of header: join them.
-		if w.buf == nil {
-			w.buf = make([]byte, 0, readBufSize)
+		if *buf == nil {
+			*buf = make([]byte, 0, readBufSize)
 		}
-		w.buf = append(append(w.buf[:0], header[n:]...), payload...)
-		payload = w.buf
+		*buf = append(append((*buf)[:0], header[n:]...), payload...)
+		payload = *buf
 	}
-	if _, err = (*ws).WriteRTP(&w.hdr, payload); err != nil {
+	if _, err = ws.WriteRTP(hdr, payload); err != nil {
 		if w.closed.Load() { // closed while this write was under way: pion's error is its own
 			return fmt.Errorf("%w: %w", transport.ErrClosed, err)
 		}
 		return err
 	}
 	if w.twccID != 0 {
-		w.down.put(seq, w.hdr.MarshalSize()+octets, padOnly)
+		w.down.put(seq, hdr.MarshalSize()+octets, padOnly)
 	}
-	w.count(w.clock.now(), octets)
+	w.countHdr(hdr, w.clock.now(), octets)
 	return nil
 }
 

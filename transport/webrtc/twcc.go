@@ -28,7 +28,8 @@ type downlink struct {
 	clock monoClock
 	hist  *bwe.History
 	est   *bwe.Estimator
-	probe *prober // probe.go
+	probe *prober  // probe.go
+	pace  peerPace // pace.go
 	// probeID is the probe cluster being sent, 0 when none: the writers
 	// record the media sent meanwhile with it, so the cluster measures
 	// what the path carried (probe.go). padID is the last cluster
@@ -134,7 +135,9 @@ func (p *Peer) readFeedback(pkt []byte) {
 		return
 	}
 	now := p.down.clock.Nanotime()
+	p.askKeys() // pace.go
 	if p.down.est.HandleRTCP(pkt, now) == nil {
+		p.setPaceRate() // pace.go
 		p.allocate(now)
 	}
 }
