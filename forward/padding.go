@@ -38,11 +38,17 @@ func (s *Subscriber) Pad(n, size int) error {
 	return nil
 }
 
-// pad writes the padding asked for, in t's exclusive section.
+// pad writes the padding asked for, in t's exclusive section. While a
+// handoff is set, the track that fed the subscriber before t may still be
+// in its writer, as deliver knows: the padding is dropped then.
 func (s *Subscriber) pad(t *Track) {
 	n, size := int(s.padN.Swap(0)), int(s.padSize.Load())
 	if n == 0 || s.src.Load() != t || !s.m.started || !s.open.Load() {
 		return // nothing sent yet, or no longer: the timestamp would be a guess
+	}
+	if s.handoff.Load() != nil {
+		s.cnt.paddingRefused.Add(uint64(n))
+		return
 	}
 	fc := t.main
 	hdr, body := fc.rtxHdr[:12], fc.rtxBody[:size]

@@ -3,7 +3,9 @@ package forward_test
 import (
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/callcore/callcore/forward"
 	"github.com/callcore/callcore/transport"
@@ -87,5 +89,91 @@ func TestPadSendsPaddingOnlyRTXAndRefusesBadRequests(t *testing.T) {
 	}
 	if st := noRTX.Stats(); st.PaddingRefused != 1 {
 		t.Fatalf("no RTX: stats %+v", st)
+	}
+}
+
+// guardWriter records whether two goroutines were ever in WriteRTP at
+// once; its first call with hold set waits there until released.
+type guardWriter struct {
+	in, held atomic.Int32
+	overlap  atomic.Bool
+	hold     atomic.Bool
+	entered  chan struct{}
+	release  chan struct{}
+	paddings atomic.Int32
+	rtxSSRC  uint32
+}
+
+func (g *guardWriter) WriteRTP(header, payload []byte) error {
+	if g.in.Add(1) > 1 {
+		g.overlap.Store(true)
+	}
+	defer g.in.Add(-1)
+	if binary.BigEndian.Uint32(header[8:]) == g.rtxSSRC {
+		g.paddings.Add(1)
+	}
+	if g.hold.CompareAndSwap(true, false) {
+		g.entered <- struct{}{}
+		<-g.release
+	}
+	return nil
+}
+
+// Padding waits out a layer switch's handoff as media does: while the old
+// layer's fan-out is still in the subscriber's writer (held there), the
+// new layer has taken the subscriber over on its key frame, and Pad,
+// run at once in the new layer's free section, writes nothing then: the
+// writer is never entered by two goroutines.
+func TestPadWaitsOutALayerSwitchsHandoff(t *testing.T) {
+	c := newLayered(t, 1000)
+	g := &guardWriter{entered: make(chan struct{}), release: make(chan struct{}), rtxSSRC: 0x7777}
+	s, err := c.l.Subscribe(forward.SubscriberConfig{Writer: g, SSRC: 0x5151, PayloadType: 100, FirstSeq: 65530,
+		Extensions: []forward.Extension{tagExt}, RTX: &forward.RTX{SSRC: 0x7777, PayloadType: 97}}, forward.LayerF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c.tick(t)
+	}
+	if cur, _, _, _ := c.l.Layer(s); cur != forward.LayerF {
+		t.Fatalf("on layer %d, want f", cur)
+	}
+	if err := c.l.SetMax(s, forward.LayerH); err != nil { // asks h for a key frame
+		t.Fatal(err)
+	}
+	c.clk.Advance(33 * time.Millisecond)
+	fPkts, _ := c.streams[2].Frame()
+	hPkts, _ := c.streams[1].Frame()
+	g.hold.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- c.tracks[2].HandleRTP(fPkts[0]) }() // held in the writer, in f's section
+	<-g.entered
+	for _, p := range hPkts { // h's key frame: the switch, the subscriber left alone while f's section lasts
+		if err := c.tracks[1].HandleRTP(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cur, _, _, _ := c.l.Layer(s); cur != forward.LayerH {
+		t.Fatalf("on layer %d after h's key frame, want h", cur)
+	}
+	before := g.paddings.Load()
+	_ = s.Pad(3, 100) // h's section is free: run now, by this goroutine
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if g.overlap.Load() {
+		t.Fatal("padding was written while f's fan-out was in the writer")
+	}
+	if n := g.paddings.Load() - before; n != 0 {
+		t.Fatalf("%d padding packets written during the handoff", n)
+	}
+	// Once f's section is left, padding is written again.
+	c.tick(t)
+	if err := s.Pad(2, 100); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.paddings.Load() - before; n != 2 {
+		t.Fatalf("%d padding packets after the handoff, want 2", n)
 	}
 }
