@@ -57,8 +57,8 @@ func reportsOnlyClientAPI(t testing.TB, ip net.IP, interval time.Duration) (*pio
 // receiver reports (no transport-wide feedback) of a track whose publisher
 // lost every fifth packet: the core forwards the gaps, the client reports
 // them lost, and the peer's estimator is given the reports' loss with the
-// gaps taken out: it has feedback, counts what the link lost (nothing,
-// on loopback) and keeps its estimate.
+// gaps taken out: it has feedback, counts what the link lost (little, on
+// loopback) and keeps its estimate.
 func TestReportLossInheritedLeavesEstimate(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	engine := newTestEngine(t, Config{})
@@ -127,11 +127,14 @@ func TestReportLossInheritedLeavesEstimate(t *testing.T) {
 	waitFor(t, "receiver reports of the packets sent", func() bool { return est.Stats().ReportExpected-base >= n*4/5 })
 	st := est.Stats()
 	skipped := sub.out.gaps.skipped.Load()
-	t.Logf("%d packets, %d lost upstream (%d gaps forwarded); estimator %+v", n, n/5, skipped, st)
+	t.Logf("%d packets, %d lost upstream (%d gaps forwarded); estimator %+v; pacing %+v", n, n/5, skipped, st, server.PaceStats())
 	if skipped != n/5 {
 		t.Fatalf("%d gaps forwarded, want %d", skipped, n/5)
 	}
-	if !est.HasFeedback() || st.ReportLost != 0 || st.LossCuts != 0 || st.Estimate != 5e6 || st.Feedback != 0 {
+	// The link itself may lose a few packets (a loaded machine's loopback
+	// has: up to 25 of 450), but not the fifth that upstream lost, which
+	// would be over the threshold that cuts.
+	if !est.HasFeedback() || st.ReportLost*10 >= st.ReportExpected-base || st.LossCuts != 0 || st.Estimate != 5e6 || st.Feedback != 0 {
 		t.Fatalf("estimator after inherited loss: %+v", st)
 	}
 	if err := server.Close(); err != nil {
