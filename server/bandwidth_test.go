@@ -85,6 +85,13 @@ func TestBandwidthLimitThroughServer(t *testing.T) {
 		{10e3, nil, "bandwidth", 0, 1, 12.5e3},
 		{50e6, []string{"f"}, "null", 0, 0, 0},
 	} {
+		for drained := false; !drained; { // what the last step pushed
+			select {
+			case <-bob.pushes:
+			default:
+				drained = true
+			}
+		}
 		start := time.Now()
 		capped.Store(step.bps)
 		var d layerPush
@@ -121,13 +128,14 @@ func TestBandwidthLimitThroughServer(t *testing.T) {
 				t.Errorf("cap %d bit/s: bob's getStats downlink %v", step.bps, st.Downlink)
 			}
 		}
-		sc := scrapeOf(t, ts.Server)
-		lowered := sc.value("callcore_bandwidth_limited_subscriptions", "state", "lowered")
-		paused := sc.value("callcore_bandwidth_limited_subscriptions", "state", "paused")
-		if lowered != step.lowered || paused != step.paused {
-			t.Errorf("cap %d bit/s: %v lowered and %v paused subscriptions in the metrics, want %v and %v",
-				step.bps, lowered, paused, step.lowered, step.paused)
-		}
+		var sc scrape
+		var lowered, paused float64
+		waitFor(t, "the metrics to count the limit", func() bool {
+			sc = scrapeOf(t, ts.Server)
+			lowered = sc.value("callcore_bandwidth_limited_subscriptions", "state", "lowered")
+			paused = sc.value("callcore_bandwidth_limited_subscriptions", "state", "paused")
+			return lowered == step.lowered && paused == step.paused
+		})
 		h := sc["callcore_downlink_estimate_bytes_per_second"].GetMetric()[0].GetHistogram()
 		if h.GetSampleCount() != 1 {
 			t.Errorf("cap %d bit/s: %d estimates in the histogram, want bob's", step.bps, h.GetSampleCount())
