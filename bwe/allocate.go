@@ -43,6 +43,7 @@ type Stream struct {
 	upAt      int64 // ns: the last move up after a cut, 0 once judged
 	upBackoff int64 // ns
 	started   bool
+	startAt   int64 // ns: the first allocation
 }
 
 // AllocConfig tunes an Allocator; zero values are documented defaults.
@@ -59,11 +60,24 @@ type AllocConfig struct {
 	TrialAfter, TrialMax int64
 	// TrialFor is how long (ns) a trial lasts. Default 2 s.
 	TrialFor int64
+	// KeepLowest is the margin by which a stream's lowest layer may
+	// exceed what is left for it and still be kept rather than paused:
+	// a pause costs the subscriber the whole picture for seconds, so it
+	// takes a budget clearly short of the lowest layer, not one over-use
+	// cut (15 % under the rate sent) of a stream that has one layer.
+	// Default 0.25.
+	KeepLowest float64
+	// StartGrace is how long (ns) a new stream is sent what it wants
+	// whatever the budget: the estimate a transport starts from is a
+	// guess until its feedback has measured what the path delivers.
+	// Default 0: none.
+	StartGrace int64
 }
 
 // Allocator shares a transport's estimate among its streams: audio first,
 // then video streams by priority, each at the highest layer that fits in
-// what is left, paused when even its lowest does not. A stream moves
+// what is left, paused when even its lowest does not (by more than
+// KeepLowest, for a stream sending now). A stream moves
 // down at once; after such a cut it moves up only when the higher layer
 // has fitted with headroom for the hold time, so it does not oscillate;
 // a move up that is cut again within the hold time doubles the next
@@ -105,6 +119,9 @@ func NewAllocator(cfg AllocConfig) *Allocator {
 	if cfg.TrialFor <= 0 {
 		cfg.TrialFor = 2e9
 	}
+	if cfg.KeepLowest <= 0 {
+		cfg.KeepLowest = 0.25
+	}
 	return &Allocator{cfg: cfg}
 }
 
@@ -129,7 +146,12 @@ func (a *Allocator) Allocate(budget float64, now int64, streams []*Stream) {
 			continue
 		}
 		if !s.started { // starts unconstrained; the estimate corrects it
-			s.Layer, s.started = want, true
+			s.Layer, s.started, s.startAt = want, true, now
+		}
+		if now-s.startAt < a.cfg.StartGrace {
+			s.Layer, s.Limited = want, false
+			left -= s.Rates[want]
+			continue
 		}
 		fit := -1 // the highest layer up to want that fits now
 		for l := want; l >= 0; l-- {
@@ -137,6 +159,10 @@ func (a *Allocator) Allocate(budget float64, now int64, streams []*Stream) {
 				fit = l
 				break
 			}
+		}
+		if lowest := bottom(s, want); fit < 0 && lowest >= 0 && s.Layer >= 0 &&
+			s.Rates[lowest] <= left*(1+a.cfg.KeepLowest) {
+			fit = lowest // short of it by less than the margin: kept, not paused
 		}
 		next := fit
 		if fit > s.Layer { // up: only with headroom, held after a cut
@@ -196,16 +222,20 @@ func top(s *Stream, max int) int {
 	return -1
 }
 
+// bottom returns the lowest layer up to max that is sent, -1 for none.
+func bottom(s *Stream, max int) int {
+	for l := 0; l <= min(max, MaxLayers-1); l++ {
+		if s.Rates[l] > 0 {
+			return l
+		}
+	}
+	return -1
+}
+
 // trial returns the layer of a stream paused for bandwidth, or under
 // trial, given next, the layer the budget gives it.
 func (a *Allocator) trial(s *Stream, next, want int, budget float64, now int64) int {
-	lowest := -1
-	for l := 0; l <= want; l++ {
-		if s.Rates[l] > 0 {
-			lowest = l
-			break
-		}
-	}
+	lowest := bottom(s, want)
 	if s.trialUntil != 0 {
 		switch {
 		case now < s.trialUntil && budget >= 0.95*s.trialBudget:

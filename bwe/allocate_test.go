@@ -155,3 +155,35 @@ func TestAllocateFailedMoveUpWaitsLongerNextTime(t *testing.T) {
 		}
 	}
 }
+
+// A stream with one layer is kept through a budget short of its rate by
+// less than KeepLowest (an over-use cut to 85 % of the rate sent), and
+// paused when the budget is clearly short; once paused it is not resumed
+// by the margin, only by a budget it fits in (or a trial).
+func TestAllocateKeepsTheLowestLayerThroughAShallowCut(t *testing.T) {
+	a := bwe.NewAllocator(bwe.AllocConfig{})
+	one := &bwe.Stream{Rates: [3]float64{1500e3}, Max: 2}
+	streams := []*bwe.Stream{one}
+	a.Allocate(5e6, 0, streams)
+	if one.Layer != 0 {
+		t.Fatalf("5 Mbit/s: layer %d", one.Layer)
+	}
+	a.Allocate(0.85*1500e3, 1e8, streams)
+	if one.Layer != 0 || one.Limited {
+		t.Fatalf("a cut to 85 %%: layer %d limited %v, want kept", one.Layer, one.Limited)
+	}
+	a.Allocate(1000e3, 2e8, streams)
+	if one.Layer != -1 || !one.Limited {
+		t.Fatalf("1 Mbit/s for 1.5: layer %d, want paused", one.Layer)
+	}
+	a.Allocate(0.85*1500e3, 3e8, streams)
+	if one.Layer != -1 {
+		t.Fatalf("paused, then 85 %%: layer %d, want still paused", one.Layer)
+	}
+	// A layered stream whose budget falls just short of q keeps q.
+	s := layered(0)
+	a.Allocate(130e3, 4e8, []*bwe.Stream{s})
+	if s.Layer != 0 || !s.Limited {
+		t.Fatalf("130 kbit/s for q at 150: layer %d limited %v", s.Layer, s.Limited)
+	}
+}

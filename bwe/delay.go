@@ -239,6 +239,13 @@ func (c *aimd) update(sig signal, acked, headroom float64, now int64, cfg *Confi
 		c.increasing = false
 		return c.rate
 	}
+	// Before any over-use, what the path delivered it carries: a start
+	// estimate under a stream already flowing is raised to it at once.
+	// (After one, the acknowledged rate of a draining queue may exceed
+	// the path's.)
+	if c.lastDecrease == 0 {
+		c.rate = max(c.rate, acked)
+	}
 	if !c.increasing {
 		c.increasing = true
 		return c.rate

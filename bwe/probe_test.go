@@ -342,3 +342,26 @@ func blame(t *testing.T, fbEvery, phase int64) {
 		t.Fatalf("the cluster's over-use cut the estimate from %.0f to %.0f, near the stream's 100 kbit/s", pre, low)
 	}
 }
+
+// TestOneLayerAboveTheFirstEstimateIsNeverPaused: a stream with one layer
+// of 7.2 Mbit/s, above the 5 Mbit/s the estimate starts from, on a path
+// that carries it with room: what the path delivers without over-use is
+// what it carries, so the estimate rises to it at once and the stream is
+// never paused (it was, then tried again for 2 s every 5 to 40 s).
+func TestOneLayerAboveTheFirstEstimateIsNeverPaused(t *testing.T) {
+	s := newSim(t, 50e6)
+	s.probedConfig()
+	s.alloc = bwe.NewAllocator(bwe.AllocConfig{StartGrace: 1e9}) // as transport/webrtc's
+	s.stream = &bwe.Stream{Rates: [bwe.MaxLayers]float64{7.2e6}, Max: 2}
+	paused := 0
+	for range 100 {
+		s.run(100 * ms)
+		if s.stream.Layer < 0 {
+			paused++
+		}
+	}
+	if paused > 0 {
+		t.Fatalf("paused in %d of 100 windows of 100 ms; estimate %.0f, stats %+v", paused, s.est.Estimate(), s.est.Stats())
+	}
+	t.Logf("estimate %.0f after 10 s of 7.2 Mbit/s", s.est.Estimate())
+}

@@ -95,7 +95,7 @@ func TestPadSendsPaddingOnlyRTXAndRefusesBadRequests(t *testing.T) {
 // guardWriter records whether two goroutines were ever in WriteRTP at
 // once; its first call with hold set waits there until released.
 type guardWriter struct {
-	in, held atomic.Int32
+	in       atomic.Int32
 	overlap  atomic.Bool
 	hold     atomic.Bool
 	entered  chan struct{}

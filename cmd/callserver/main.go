@@ -65,7 +65,8 @@ type options struct {
 	turn                          turnOptions
 	publicIP, listenIP, iceServer string
 	loopback                      bool
-	noCongestion                  bool
+	noCongestion, noPacing        bool
+	noProbing                     bool
 	origins, logLevel             string
 	drainTimeout                  time.Duration
 	adminAddr, logFormat          string
@@ -116,6 +117,8 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.IntVar(&o.tcpPort, "ice-tcp-port", 0, "also offer ICE over TCP on this one TCP port, for clients whose network blocks UDP (0: off)")
 	fs.StringVar(&o.iceServer, "ice-servers", "", "STUN/TURN URLs for clients, comma-separated; user:pass@ before a TURN host sets credentials")
 	fs.BoolVar(&o.loopback, "ice-loopback", false, "ICE on 127.0.0.1 only (tests and single-machine demos)")
+	fs.BoolVar(&o.noPacing, "no-pacing", false, "send subscribers' video as fast as it is forwarded, without pacing it to their estimates")
+	fs.BoolVar(&o.noProbing, "no-probing", false, "never probe a subscriber's downlink with padding: a limited stream moves up only as its estimate grows by itself")
 	fs.BoolVar(&o.noCongestion, "no-congestion-control", false, "send every subscriber everything it subscribed to, without estimating its downlink (to measure what congestion control costs)")
 	fs.StringVar(&o.origins, "origins", "", "extra allowed page origins (host patterns), comma-separated")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -198,6 +201,8 @@ func (o options) config(log *slog.Logger) (cfg server.Config, demo bool, err err
 			LoopbackOnly: o.loopback,
 
 			NoCongestionControl: o.noCongestion,
+			NoPacing:            o.noPacing,
+			NoProbing:           o.noProbing,
 		},
 	}
 	l := o.limits

@@ -153,9 +153,9 @@ func TestConfig(t *testing.T) {
 		t.Errorf("config: demo %v %+v", demo, cfg.WebRTC)
 	}
 	// Congestion control is on unless turned off.
-	o, _ = parse([]string{"-no-congestion-control"}, noEnv)
-	if cfg, _, err := o.config(nil); err != nil || !cfg.WebRTC.NoCongestionControl {
-		t.Errorf("-no-congestion-control: %v, %v", cfg.WebRTC.NoCongestionControl, err)
+	o, _ = parse([]string{"-no-congestion-control", "-no-pacing", "-no-probing"}, noEnv)
+	if cfg, _, err := o.config(nil); err != nil || !cfg.WebRTC.NoCongestionControl || !cfg.WebRTC.NoPacing || !cfg.WebRTC.NoProbing {
+		t.Errorf("-no-congestion-control -no-pacing -no-probing: %+v, %v", cfg.WebRTC, err)
 	}
 	// No secret away from loopback is refused; with -dev it is demo mode.
 	o, _ = parse([]string{"-addr", ":8080"}, noEnv)

@@ -82,7 +82,9 @@ func (p *Peer) allocate(now int64) {
 	}
 	al.last, al.budget = now, budget
 	if al.a == nil {
-		al.a = bwe.NewAllocator(bwe.AllocConfig{})
+		// A new stream is sent what it wants for its first second: the
+		// estimate starts as a guess until feedback measured the path.
+		al.a = bwe.NewAllocator(bwe.AllocConfig{StartGrace: 1e9})
 		al.streams = map[*Subscription]*allocStream{}
 		al.meters = map[*forward.Track]*rateMeter{}
 	}

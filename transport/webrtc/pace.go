@@ -31,7 +31,7 @@ import (
 
 const (
 	paceFactor   = 2.5   // the pacing rate, in times the estimate
-	paceDepth    = 5e6   // ns of the pacing rate a burst may take at once
+	paceDepth    = 15e6  // ns of the pacing rate a burst may take at once: a camera's delta frame, not a key frame
 	paceMaxDelay = 100e6 // ns: a video packet that would wait longer starts a drop to the next key frame
 	paceSlots    = 64    // a video subscription's ring
 	paceOverhead = 40    // bytes counted per packet beyond the RTP packet: SRTP, UDP, IP

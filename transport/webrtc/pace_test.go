@@ -204,7 +204,7 @@ func runBursts(t *testing.T, noPacing, direct bool) burstResult {
 // 1.2 Mbit/s receives a stream of 10 KB frames whose packets the core
 // sends back to back. Paced, each frame arrives spread over about the
 // time its bytes take at 2.5 times the estimate (3 Mbit/s: some 20 ms
-// beyond the bucket's 5 ms depth); unpaced, it arrives at once. Either
+// beyond the bucket's 15 ms depth); unpaced, it arrives at once. Either
 // way nothing is lost or reordered, and nothing is dropped. On the direct
 // path, and paced on pion's.
 func TestPacingSmoothsAFramesBurst(t *testing.T) {
