@@ -33,7 +33,7 @@ const (
 	paceFactor   = 2.5   // the pacing rate, in times the estimate
 	paceDepth    = 15e6  // ns of the pacing rate a burst may take at once: a camera's delta frame, not a key frame
 	paceMaxDelay = 100e6 // ns: a video packet that would wait longer starts a drop to the next key frame
-	paceSlots    = 64    // a video subscription's ring
+	paceSlots    = 128   // a video subscription's ring (256 KiB once used): a key frame of 150 KB
 	paceOverhead = 40    // bytes counted per packet beyond the RTP packet: SRTP, UDP, IP
 )
 
