@@ -124,7 +124,9 @@ func TestReportLossInheritedLeavesEstimate(t *testing.T) {
 			waitFor(t, "the packets sent so far", func() bool { return received.Load() >= int64(sent) })
 		}
 	}
-	waitFor(t, "receiver reports of the packets sent", func() bool { return est.Stats().ReportExpected-base >= n*4/5 })
+	// Most of the 400 sent: the last few may be lost on a loaded loopback,
+	// and a report covers only up to the highest number received.
+	waitFor(t, "receiver reports of the packets sent", func() bool { return est.Stats().ReportExpected-base >= n*3/4 })
 	st := est.Stats()
 	skipped := sub.out.gaps.skipped.Load()
 	t.Logf("%d packets, %d lost upstream (%d gaps forwarded); estimator %+v; pacing %+v", n, n/5, skipped, st, server.PaceStats())
