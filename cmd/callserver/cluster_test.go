@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callcore/callcore/cluster"
+	"github.com/callcore/callcore/internal/poll"
 	"github.com/callcore/callcore/internal/testcert"
 	"github.com/callcore/callcore/transport/link"
 	"github.com/coder/websocket"
@@ -209,11 +210,5 @@ func TestClusterLinkTLSFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !(cli.Connected() && srv.Connected()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no session over the flags' TLS: dialer %+v, listener %+v", cli.Stats(), srv.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "a session over the flags' TLS", func() bool { return cli.Connected() && srv.Connected() })
 }
